@@ -1,0 +1,41 @@
+"""Shared test fixtures: the real sample data in ../shared/fixtures (skipped when absent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+
+
+def _fixture_dir(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.is_dir():
+        pytest.skip(f"real-data fixtures not available: {path} is absent (they live in ../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lp300w_fixture_dir() -> Path:
+    """One real 300W-LP sample (IBUG_image_008_1_0.jpg + .mat)."""
+    return _fixture_dir("300w_lp")
+
+
+@pytest.fixture(scope="session")
+def aflw_fixture_dir() -> Path:
+    """16 real AFLW2000-3D samples (imageNNNNN.jpg + .mat)."""
+    return _fixture_dir("aflw2000_3d")
+
+
+@pytest.fixture(scope="session")
+def bfm_topology_dir() -> Path:
+    """The trimmed BFM's real topology: u_shp.npy, u_exp.npy, tri.mat, BFM_UV.mat, BFM_info.mat."""
+    return _fixture_dir("bfm_topology")
+
+
+@pytest.fixture(scope="session")
+def prnet_uv_dir() -> Path:
+    """PRNet's UV data: uv_kpt_ind.txt, face_ind.txt, uv_face_mask.png, uv_weight_mask.png."""
+    return _fixture_dir("prnet_uv")

@@ -1,0 +1,1 @@
+"""UV position-map ground truth: data formats, geometry, rasterisation, synthetic data."""

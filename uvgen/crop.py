@@ -1,0 +1,50 @@
+"""Bilinear warp of an image into a crop (conventions section 4).
+
+The crop is ``skimage.transform.warp(image / 255, T.inverse, output_shape=(S, S))`` with order 1
+and constant 0 outside, as PRNet's generator computes it: crop pixel (x, y) samples the image at
+``T^-1 @ [x, y, 1]`` with bilinear weights, and a neighbour outside the image counts as 0.
+Pixel centres are at integer coordinates (x right, y down). The result is rounded to uint8.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def crop_sample_points(transform: np.ndarray, out_size: int) -> np.ndarray:
+    """(out, out, 2) original-image (x, y) that each crop pixel samples, for ``T`` image -> crop."""
+    inv = np.linalg.inv(np.asarray(transform, dtype=np.float64))
+    ys, xs = np.mgrid[0:out_size, 0:out_size].astype(np.float64)
+    sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+    sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+    return np.stack([sx, sy], axis=-1)
+
+
+def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) -> np.ndarray:
+    """(out, out, C) uint8 crop of the (h, w, C) uint8 ``image`` under ``transform`` (3, 3).
+
+    Bilinear with zero outside the image; values are interpolated in float32 on the 0..255 scale
+    and rounded to the nearest integer (skimage's ``img_as_ubyte`` of the [0, 1] result).
+    """
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[..., None]
+    h, w, c = img.shape
+    pts = crop_sample_points(transform, out_size)
+    x, y = pts[..., 0], pts[..., 1]
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    fx = (x - x0).astype(np.float32)[..., None]
+    fy = (y - y0).astype(np.float32)[..., None]
+    # Zero border of one pixel; indices beyond it clamp onto it, so outside neighbours read 0.
+    padded = np.zeros((h + 2, w + 2, c), dtype=np.float32)
+    padded[1:-1, 1:-1] = img
+    xi0 = np.clip(x0 + 1, 0, w + 1).astype(np.intp)
+    yi0 = np.clip(y0 + 1, 0, h + 1).astype(np.intp)
+    xi1 = np.clip(x0 + 2, 0, w + 1).astype(np.intp)
+    yi1 = np.clip(y0 + 2, 0, h + 1).astype(np.intp)
+    flat = padded.reshape(-1, c)
+    stride = w + 2
+    top = flat[yi0 * stride + xi0] * (1 - fx) + flat[yi0 * stride + xi1] * fx
+    bottom = flat[yi1 * stride + xi0] * (1 - fx) + flat[yi1 * stride + xi1] * fx
+    out = top * (1 - fy) + bottom * fy
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,161 @@
+"""Pose, projection and crop geometry of a 300W-LP fit (conventions section 4).
+
+Coordinate frames:
+- model space: BFM units, x to image right in a frontal view, y up, z towards the viewer;
+- image space: pixels of the original image, x right, y down (``y_img = h - y - 1``), z kept
+  (larger z = closer to the viewer), orthographic;
+- crop space: pixels of the 256x256 crop, x right, y down, z scaled like x and shifted so min z = 0.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+NO_JITTER = (0.5, 0.5, 0.5)
+
+
+def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
+    """(3, 3) ``R = Rx(pitch) @ Ry(yaw) @ Rz(roll)``, angles in radians, each the transpose of the
+    textbook rotation (3DDFA's convention)."""
+    cx, sx = np.cos(pitch), np.sin(pitch)
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    cz, sz = np.cos(roll), np.sin(roll)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cx, sx], [0.0, -sx, cx]])
+    ry = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    rz = np.array([[cz, sz, 0.0], [-sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    return rx @ ry @ rz
+
+
+def transform_vertices(vertices: np.ndarray, pose_para: np.ndarray) -> np.ndarray:
+    """Model-space (n, 3) vertices to camera space: ``s * V @ R.T + [tx, ty, tz]``.
+
+    ``pose_para`` = [pitch, yaw, roll (radians), tx, ty, tz, s] as stored in 300W-LP's ``Pose_Para``.
+    """
+    p = np.asarray(pose_para, dtype=np.float64).ravel()
+    rot = rotation_matrix(p[0], p[1], p[2])
+    return p[6] * (np.asarray(vertices, dtype=np.float64) @ rot.T) + p[3:6]
+
+
+def to_image(camera_vertices: np.ndarray, image_height: int) -> np.ndarray:
+    """Orthographic projection to image pixels: ``y_img = h - y - 1``; x and z unchanged."""
+    out = np.array(camera_vertices, dtype=np.float64, copy=True)
+    out[:, 1] = image_height - out[:, 1] - 1
+    return out
+
+
+def image_vertices(vertices: np.ndarray, pose_para: np.ndarray, image_height: int) -> np.ndarray:
+    """(n, 3) image-space vertices of a fit: pose, orthographic projection, image y axis."""
+    return to_image(transform_vertices(vertices, pose_para), image_height)
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square crop in original-image pixels: ``center`` (x, y), side ``size`` and the box's
+    unjittered ``old_size`` (mean of the key points' box width and height)."""
+
+    center: tuple[float, float]
+    size: float
+    old_size: float
+
+
+def keypoint_box(keypoints_xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (2,) and ``old_size`` of the box of the key points (section 4).
+
+    The key points are truncated to integers first, as PRNet's generator does.
+    """
+    kpt = np.asarray(keypoints_xy, dtype=np.float64)[:, :2].astype(np.int32)
+    left, top = kpt.min(axis=0)
+    right, bottom = kpt.max(axis=0)
+    center = np.array([right - (right - left) / 2.0, bottom - (bottom - top) / 2.0])
+    old_size = ((right - left) + (bottom - top)) / 2
+    return center, float(old_size)
+
+
+def training_crop_box(keypoints_xy: np.ndarray, draws: tuple[float, float, float] = NO_JITTER) -> CropBox:
+    """The training crop: key-point box, ``size = int(1.5 * old_size)``, then the jitter.
+
+    ``draws`` = (r1, r2, r3) in [0, 1): centre shift ``r*2m - m`` with ``m = 0.1 * old_size``
+    and size factor ``0.9 + 0.2*r3``; (0.5, 0.5, 0.5) is no jitter.
+    """
+    center, old_size = keypoint_box(keypoints_xy)
+    size = float(int(old_size * 1.5))
+    marg = old_size * 0.1
+    r1, r2, r3 = draws
+    center = center + np.array([r1 * marg * 2 - marg, r2 * marg * 2 - marg])
+    size = size * (r3 * 0.2 + 0.9)
+    return CropBox((float(center[0]), float(center[1])), size, old_size)
+
+
+def evaluation_crop_box(keypoints_xy: np.ndarray, factor: float = 1.6) -> CropBox:
+    """PRNet's test crop (section 6): box of the ground-truth 68 points, ``int(1.6 * old_size)``.
+
+    Uses the untruncated point coordinates, as PRNet's inference code does.
+    """
+    kpt = np.asarray(keypoints_xy, dtype=np.float64)[:, :2]
+    left, top = kpt.min(axis=0)
+    right, bottom = kpt.max(axis=0)
+    center = np.array([right - (right - left) / 2.0, bottom - (bottom - top) / 2.0])
+    old_size = ((right - left) + (bottom - top)) / 2
+    return CropBox((float(center[0]), float(center[1])), float(int(old_size * factor)), float(old_size))
+
+
+def jitter_draws(seed: int, name: str) -> tuple[float, float, float]:
+    """Three reproducible uniform draws in [0, 1) for a sample, from the seed and the sample name."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    r = rng.random(3)
+    return float(r[0]), float(r[1]), float(r[2])
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(3, 3) least-squares similarity (Umeyama 1991) taking the (k, 2) points ``src`` to ``dst``."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        d[1] = -1.0
+    rot = u @ np.diag(d) @ vt
+    var_src = (src_c**2).sum() / len(src)
+    scale = (sig * d).sum() / var_src
+    out = np.eye(3)
+    out[:2, :2] = scale * rot
+    out[:2, 2] = dst_mean - scale * rot @ src_mean
+    return out
+
+
+def crop_transform(box: CropBox, out_size: int = 256) -> np.ndarray:
+    """(3, 3) similarity from original-image pixels to crop pixels for a square ``box``.
+
+    Takes the box corners (left, top), (left, bottom), (right, top) to (0, 0), (0, out-1), (out-1, 0).
+    """
+    cx, cy = box.center
+    half = box.size / 2
+    src = np.array([[cx - half, cy - half], [cx - half, cy + half], [cx + half, cy - half]])
+    last = out_size - 1
+    dst = np.array([[0.0, 0.0], [0.0, last], [last, 0.0]])
+    return similarity_transform(src, dst)
+
+
+def vertices_in_crop(image_verts: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """(n, 3) crop-space positions: ``[x, y] = T @ [x, y, 1]``, ``z * T[0,0]``, then min z = 0.
+
+    Works on a batch too: ``image_verts`` (..., n, 3) with ``transform`` (..., 3, 3).
+    """
+    v = np.asarray(image_verts, dtype=np.float64)
+    t = np.asarray(transform, dtype=np.float64)
+    xy = v[..., :2] @ np.swapaxes(t[..., :2, :2], -1, -2) + t[..., None, :2, 2]
+    z = v[..., 2:3] * t[..., None, 0:1, 0]
+    z = z - z.min(axis=-2, keepdims=True)
+    return np.concatenate([xy, z], axis=-1)
+
+
+def euler_degrees(pose_para: np.ndarray) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees from a ``Pose_Para`` vector."""
+    p = np.asarray(pose_para, dtype=np.float64).ravel()
+    return tuple(float(a) for a in np.degrees(p[:3]))  # type: ignore[return-value]

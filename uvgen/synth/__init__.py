@@ -1,0 +1,1 @@
+"""The embedded procedural face model, its renderer and the synthetic data-set writers."""

@@ -1,0 +1,270 @@
+"""300W-LP samples: ``FOLDER/NAME.jpg`` (450x450 RGB) beside ``FOLDER/NAME.mat`` (3DDFA fit).
+
+On disk (conventions section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para`` (199,1)
+float64, ``Exp_Para`` (29,1) float64, ``pt2d`` (2,68) float64, ``roi`` (1,4) int16, ``Tex_Para``
+(199,1) float64, ``Color_Para`` (1,7) float32, ``Illum_Para`` (1,10) float64. Readers check these
+shapes exactly and convert to float64 / int64 vectors; writers reproduce shapes and dtypes exactly.
+
+Scanning is split for speed: :func:`list_300wlp_samples` only lists file names (cheap for 122,450
+samples); :func:`read_all` parses them, stopping at the first bad one or collecting rejects.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from uvgen.formats.bfm import N_EXP, N_SHAPE
+from uvgen.formats.errors import DataError
+from uvgen.formats.matfile import (
+    FieldSpec,
+    atomic_save_jpeg,
+    atomic_savemat,
+    load_mat,
+    pack_fields,
+    read_fields,
+    read_jpeg,
+)
+from uvgen.formats.scan import Reject, list_files
+from uvgen.formats.scan import read_all as _read_all
+
+LP300W_FOLDERS = ("AFW", "HELEN", "IBUG", "LFPW", "AFW_Flip", "HELEN_Flip", "IBUG_Flip", "LFPW_Flip")
+N_LANDMARKS_68 = 68
+
+#: Fields every 3DDFA fit file has (300W-LP and AFLW2000-3D), at their exact stored layout.
+FIT_PARAM_SPECS: tuple[FieldSpec, ...] = (
+    FieldSpec("Pose_Para", "pose_para", (1, 7), np.dtype(np.float32), "f"),
+    FieldSpec("Shape_Para", "shape_para", (N_SHAPE, 1), np.dtype(np.float64), "f"),
+    FieldSpec("Exp_Para", "exp_para", (N_EXP, 1), np.dtype(np.float64), "f"),
+    FieldSpec("roi", "roi", (1, 4), np.dtype(np.int16), "iu"),
+    FieldSpec("Tex_Para", "tex_para", (N_SHAPE, 1), np.dtype(np.float64), "f"),
+    FieldSpec("Color_Para", "color_para", (1, 7), np.dtype(np.float32), "f"),
+    FieldSpec("Illum_Para", "illum_para", (1, 10), np.dtype(np.float64), "f"),
+)
+LP300W_SPECS: tuple[FieldSpec, ...] = FIT_PARAM_SPECS + (
+    FieldSpec("pt2d", "pt2d", (2, N_LANDMARKS_68), np.dtype(np.float64), "f", vector=False),
+)
+
+#: Writer defaults for the appearance fields (3DDFA's layouts): no texture offset; colour
+#: [gain r,g,b, offset r,g,b, contrast] = identity; illumination [ambient r,g,b, directional r,g,b,
+#: light angles (2), specular ks, shininess v] = white ambient light only.
+DEFAULT_TEX_PARA = np.zeros(N_SHAPE)
+DEFAULT_COLOR_PARA = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+DEFAULT_ILLUM_PARA = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 20.0])
+
+
+class PoseMixin:
+    """Pose accessors for a sample with ``pose_para`` = [pitch, yaw, roll, tx, ty, tz, s].
+
+    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``, conventions
+    section 4); ``t`` is in image pixels of the y-up projection frame (image row = h - y - 1);
+    ``s`` scales model units to pixels.
+    """
+
+    pose_para: np.ndarray
+
+    @property
+    def pitch(self) -> float:
+        return float(self.pose_para[0])
+
+    @property
+    def yaw(self) -> float:
+        return float(self.pose_para[1])
+
+    @property
+    def roll(self) -> float:
+        return float(self.pose_para[2])
+
+    @property
+    def translation(self) -> np.ndarray:
+        """(3,) float64 [tx, ty, tz]."""
+        return np.array(self.pose_para[3:6], dtype=np.float64)
+
+    @property
+    def scale(self) -> float:
+        return float(self.pose_para[6])
+
+    @property
+    def pose_degrees(self) -> np.ndarray:
+        """(3,) float64 [pitch, yaw, roll] in degrees."""
+        return np.degrees(np.asarray(self.pose_para[:3], dtype=np.float64))
+
+    @property
+    def pitch_deg(self) -> float:
+        return float(np.degrees(self.pitch))
+
+    @property
+    def yaw_deg(self) -> float:
+        """Yaw in degrees (what the evaluation bins by; |yaw| can exceed 90)."""
+        return float(np.degrees(self.yaw))
+
+    @property
+    def roll_deg(self) -> float:
+        return float(np.degrees(self.roll))
+
+
+@dataclass(frozen=True, eq=False)
+class Fit300WLP(PoseMixin):
+    """One 300W-LP sample (arrays read-only, float64 unless noted).
+
+    Attributes:
+        name: file stem, e.g. ``'IBUG_image_008_1_0'``.
+        mat_path, image_path: ``NAME.mat`` and the ``NAME.jpg`` beside it.
+        pose_para: (7,) [pitch, yaw, roll (radians), tx, ty, tz, s] (see :class:`PoseMixin`).
+        shape_para: (199,) shape coefficients, used as stored (no eigenvalue scaling).
+        exp_para: (29,) expression coefficients, used as stored.
+        pt2d: (2, 68) the 68 landmarks in image pixels as stored, row 0 = x (right), row 1 = y (down).
+        roi: (4,) int64 face box in pixels as stored (may extend outside the image).
+        tex_para: (199,) texture coefficients; color_para: (7,); illum_para: (10,).
+    """
+
+    name: str
+    mat_path: Path
+    image_path: Path
+    pose_para: np.ndarray
+    shape_para: np.ndarray
+    exp_para: np.ndarray
+    pt2d: np.ndarray
+    roi: np.ndarray
+    tex_para: np.ndarray
+    color_para: np.ndarray
+    illum_para: np.ndarray
+
+    @property
+    def folder(self) -> str:
+        """The folder the sample is in, e.g. ``'IBUG_Flip'``."""
+        return self.mat_path.parent.name
+
+    @property
+    def sample_id(self) -> str:
+        """``'FOLDER/NAME'``: unique over 300W-LP (a ``_Flip`` sample has its original's name)."""
+        return f"{self.folder}/{self.name}"
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The stored fields as keyword arguments for :func:`write_300wlp_mat` / ``_sample``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NON_PARAM}
+
+    def load_image(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB image (450x450 in 300W-LP)."""
+        return read_jpeg(self.image_path)
+
+
+_NON_PARAM = frozenset({"name", "mat_path", "image_path"})
+
+
+def image_path_for(mat_path: str | Path) -> Path:
+    """The image that belongs to a ``.mat`` file: same directory and stem, suffix ``.jpg``."""
+    return Path(mat_path).with_suffix(".jpg")
+
+
+def check_image_beside(mat_path: Path, check_image: bool) -> Path:
+    """The ``.jpg`` beside ``mat_path``; DataError(jpg, None, 'missing image') when absent.
+
+    With ``check_image`` the image is also decoded (slow) so corrupt files are found.
+    """
+    image_path = image_path_for(mat_path)
+    if not image_path.is_file():
+        raise DataError(image_path, None, "missing image")
+    if check_image:
+        read_jpeg(image_path)
+    return image_path
+
+
+def read_300wlp_mat(mat_path: str | Path, check_image: bool = False) -> Fit300WLP:
+    """Parse ``NAME.mat`` and check that ``NAME.jpg`` exists beside it.
+
+    Every field is checked for its exact stored shape, numeric kind and finite values.
+    ``check_image=True`` also decodes the jpg. Raises DataError naming file and field.
+    """
+    mat_path = Path(mat_path)
+    values = read_fields(load_mat(mat_path), mat_path, LP300W_SPECS)
+    image_path = check_image_beside(mat_path, check_image)
+    return Fit300WLP(name=mat_path.stem, mat_path=mat_path, image_path=image_path, **values)
+
+
+def with_default_appearance(values: dict) -> dict:
+    """``values`` with ``tex_para``, ``color_para``, ``illum_para`` that are None set to the defaults."""
+    values = dict(values)
+    for attr, default in (("tex_para", DEFAULT_TEX_PARA), ("color_para", DEFAULT_COLOR_PARA),
+                          ("illum_para", DEFAULT_ILLUM_PARA)):
+        if values.get(attr) is None:
+            values[attr] = default
+    return values
+
+
+def write_300wlp_mat(
+    mat_path: str | Path,
+    *,
+    pose_para: np.ndarray,
+    shape_para: np.ndarray,
+    exp_para: np.ndarray,
+    pt2d: np.ndarray,
+    roi: np.ndarray,
+    tex_para: np.ndarray | None = None,
+    color_para: np.ndarray | None = None,
+    illum_para: np.ndarray | None = None,
+) -> Path:
+    """Write a 300W-LP ``.mat`` atomically with the exact real shapes and dtypes (module docstring).
+
+    Vectors may be passed in any shape with the right size; ``pt2d`` must be (2, 68) pixels.
+    Float32 fields (Pose_Para, Color_Para) are rounded to float32. Missing appearance fields get
+    the ``DEFAULT_*`` values. Raises ValueError for wrong sizes or non-finite values.
+    """
+    values = with_default_appearance(dict(pose_para=pose_para, shape_para=shape_para, exp_para=exp_para,
+                                 pt2d=pt2d, roi=roi, tex_para=tex_para, color_para=color_para,
+                                 illum_para=illum_para))
+    mat_path = Path(mat_path)
+    atomic_savemat(mat_path, pack_fields(values, LP300W_SPECS))
+    return mat_path
+
+
+def check_sample_name(name: str) -> None:
+    """A sample name must be a plain, visible file stem."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name != name.strip():
+        raise ValueError(f"invalid sample name {name!r}")
+
+
+def write_300wlp_sample(directory: str | Path, name: str, image: np.ndarray, **params) -> Fit300WLP:
+    """Write ``directory/NAME.jpg`` (Pillow, quality 95) then ``directory/NAME.mat``; return the
+    sample as read back (so float32 fields carry exactly the stored values).
+
+    ``image`` is (H, W, 3) uint8 RGB (450x450 in 300W-LP); ``params`` are the keyword arguments of
+    :func:`write_300wlp_mat` (e.g. ``**fit.params()``). Both files are written atomically and the
+    ``.mat`` last, so an interrupted writer leaves at most an orphan ``.jpg``, never a listed
+    sample without its image.
+    """
+    check_sample_name(name)
+    directory = Path(directory)
+    atomic_save_jpeg(directory / f"{name}.jpg", image, quality=95)
+    mat_path = write_300wlp_mat(directory / f"{name}.mat", **params)
+    return read_300wlp_mat(mat_path)
+
+
+def list_300wlp_samples(root: str | Path) -> list[Path]:
+    """Sorted ``.mat`` paths in the eight 300W-LP folders under ``root`` (``landmarks/`` ignored).
+
+    Missing folders are skipped; DataError(root, None, ...) when none of the eight exists.
+    Only names are listed (no file is opened).
+    """
+    root = Path(root)
+    present = [root / folder for folder in LP300W_FOLDERS if (root / folder).is_dir()]
+    if not present:
+        expected = ", ".join(LP300W_FOLDERS)
+        raise DataError(root, None, f"no 300W-LP folder found (expected some of {expected})")
+    return sorted(path for folder in present for path in list_files(folder, ".mat"))
+
+
+def read_all(
+    paths: Iterable[str | Path], collect_rejects: bool = False, check_image: bool = False
+) -> tuple[list[Fit300WLP], list[Reject]]:
+    """:func:`read_300wlp_mat` for every path: (fits, rejects), as :func:`uvgen.formats.scan.read_all`."""
+    return _read_all(paths, lambda p: read_300wlp_mat(p, check_image=check_image), collect_rejects)
+
+
+def scan_300wlp(
+    root: str | Path, collect_rejects: bool = False, check_image: bool = False
+) -> tuple[list[Fit300WLP], list[Reject]]:
+    """List and read every sample under ``root``: (fits, rejects)."""
+    return read_all(list_300wlp_samples(root), collect_rejects, check_image)

@@ -22,16 +22,10 @@ from uvgen.geometry import (
     training_crop_box,
     vertices_in_crop,
 )
-from uvgen.raster import FACE3D_BORDER, Rasterization, rasterize
+from uvgen.masks import UV_SIZE, uv_rasterization
+from uvgen.raster import Rasterization
 
-UV_SIZE = 256
 CROP_SIZE = 256
-
-
-def uv_pixel_coords(uv: np.ndarray, size: int = UV_SIZE) -> np.ndarray:
-    """(n, 2) UV pixel coordinates: ``u * (W-1)`` right, ``(H-1) - v * (H-1)`` down."""
-    uv = np.asarray(uv, dtype=np.float64)
-    return np.stack([uv[:, 0] * (size - 1), (size - 1) - uv[:, 1] * (size - 1)], axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,8 +43,7 @@ class UVLayout:
 def build_uv_layout(model: MorphableModel, size: int = UV_SIZE) -> UVLayout:
     """Rasterise the model's full triangle list in UV space (earliest triangle wins; face3d's
     2-pixel image border counts as covered, so the real layout covers all pixels)."""
-    raster = rasterize(uv_pixel_coords(model.uv, size), model.full_triangles, size, size, border=FACE3D_BORDER)
-    return UVLayout(size=size, raster=raster)
+    return UVLayout(size=size, raster=uv_rasterization(model, size))
 
 
 def fit_vertices(model: MorphableModel, shape_params: np.ndarray, exp_params: np.ndarray) -> np.ndarray:

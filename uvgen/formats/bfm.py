@@ -83,8 +83,8 @@ class MorphableModel:
 
     def colors(self, tex_para: np.ndarray) -> np.ndarray:
         """(n, 3) float64 per-vertex albedo in [0, 1]: ``(texMU + texPC @ t) / 255`` clipped."""
-        tex_para = np.asarray(tex_para, dtype=np.float64).reshape(-1, 1)
-        c = (self.tex_mu.astype(np.float64) + self.tex_pc @ tex_para).reshape(-1, 3) / 255.0
+        tex_para = np.asarray(tex_para).reshape(-1, 1).astype(self.tex_pc.dtype)
+        c = (self.tex_mu + self.tex_pc @ tex_para).reshape(-1, 3).astype(np.float64) / 255.0
         return np.clip(c, 0.0, 1.0)
 
 
@@ -260,6 +260,7 @@ def save_bfm(model: MorphableModel, directory: str | Path) -> None:
     """
     _check_model(model)
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     n = model.n_vertices
     idx = _index_dtype(n)
 

@@ -21,6 +21,7 @@ from uvgen.formats.aflw import write_aflw_sample
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.lp300w import LP300W_FOLDERS, write_300wlp_sample
 from uvgen.geometry import image_vertices
+from uvgen.groundtruth import fit_vertices
 from uvgen.synth.facemodel import sample_parameters
 from uvgen.synth.poses import PoseRanges, sample_pose
 from uvgen.synth.render import cluttered_background, random_light, render
@@ -55,18 +56,16 @@ def draw_sample(
 ) -> SyntheticSample:
     """Draw and render one sample of ``model``."""
     shape_para, exp_para, tex_para = sample_parameters(model, rng)
-    vertices = model.vertices(shape_para, exp_para)
+    vertices = fit_vertices(model, shape_para, exp_para)[0]
     pose = sample_pose(vertices, image_size, rng, ranges)
     verts_img = image_vertices(vertices, pose.astype(np.float64), image_size)
-    light = random_light(rng)
+    light_dir, ambient = random_light(rng)
     background = cluttered_background(image_size, image_size, rng)
-    image, _ = render(
-        verts_img, model.full_triangles, model.colors(tex_para), light.direction, light.ambient, background
-    )
+    image, _ = render(verts_img, model.full_triangles, model.colors(tex_para), light_dir, ambient, background)
     image_u8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    theta = np.arccos(np.clip(light.direction[2], -1.0, 1.0))
-    phi = np.arctan2(light.direction[1], light.direction[0])
-    illum = np.r_[[light.ambient] * 3, [light.diffuse] * 3, theta, phi, 0.0, 20.0]
+    theta = np.arccos(np.clip(light_dir[2], -1.0, 1.0))
+    phi = np.arctan2(light_dir[1], light_dir[0])
+    illum = np.r_[[ambient] * 3, [1.0 - ambient] * 3, theta, phi, 0.0, 20.0]
     color = np.array([1, 1, 1, 0, 0, 0, 1], dtype=np.float32)
     return SyntheticSample(
         image=image_u8,

@@ -1,0 +1,45 @@
+"""Stages `uvgen_train` and `uvgen_test`: fits + images -> one HDF5 file of crops and UV maps."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from pipeline.config import DEFAULT_PARAMS, load_params
+from uvgen.h5store import StorageOptions
+from uvgen.uvbuild import BadSamplesError, BuildSettings, build_split
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("split", choices=["train", "test"])
+    parser.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml to read")
+    args = parser.parse_args(argv)
+    p = load_params(args.params).uvgen
+    out = p.train_out if args.split == "train" else p.test_out
+    settings = BuildSettings(
+        split=args.split,
+        model_dir=p.model_dir,
+        source_root=p.train_root if args.split == "train" else p.test_root,
+        out_path=out,
+        rejects_path=out.with_name(out.stem + "_rejects.csv"),
+        seed=p.seed,
+        jitter=p.jitter,
+        task_size=p.task_size,
+        storage=StorageOptions(posmap_dtype=p.posmap_dtype, compression=p.compression),
+        mask_source=p.mask_source,
+        prnet_dir=p.prnet_dir,
+        on_bad_sample=p.on_bad_sample,
+        workers=p.workers,
+        scheduler_address=p.scheduler_address,
+    )
+    params = {k: str(v) for k, v in dataclasses.asdict(p).items()}
+    try:
+        written, rejects = build_split(settings, params_for_attrs=params)
+    except BadSamplesError as err:
+        sys.exit(f"uvgen {args.split}: {err}")
+    print(f"uvgen {args.split}: {written} samples -> {out}; {len(rejects)} rejected")
+
+
+if __name__ == "__main__":
+    main()

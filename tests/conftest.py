@@ -39,3 +39,19 @@ def bfm_topology_dir() -> Path:
 def prnet_uv_dir() -> Path:
     """PRNet's UV data: uv_kpt_ind.txt, face_ind.txt, uv_face_mask.png, uv_weight_mask.png."""
     return _fixture_dir("prnet_uv")
+
+
+@pytest.fixture(scope="session")
+def real_topology_model(bfm_topology_dir):
+    """A 53,215-vertex test model: the real BFM topology + generated components (built once)."""
+    from uvgen.synth.facemodel import make_real_topology_model
+
+    return make_real_topology_model(bfm_topology_dir, seed=0)
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The embedded procedural model at its default size."""
+    from uvgen.synth.facemodel import make_face_model
+
+    return make_face_model(n_vertices=5000, seed=0)

@@ -1,0 +1,122 @@
+"""The fast UV ground truth held to a plain, obviously correct implementation (float64, a loop
+over triangles) written here from the conventions, at the real 53,215-vertex scale and on the
+embedded model."""
+import math
+
+import numpy as np
+import pytest
+
+from uvgen.geometry import jitter_draws
+from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
+from uvgen.synth.facemodel import sample_parameters
+from uvgen.synth.poses import sample_pose
+
+
+def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=256):
+    """Conventions sections 3-5 literally: float64 throughout, triangles drawn one by one."""
+    v = (model.shape_mu.astype(np.float64) + model.exp_mu.astype(np.float64)
+         + model.shape_pc.astype(np.float64) @ shape_para.reshape(-1, 1)
+         + model.exp_pc.astype(np.float64) @ exp_para.reshape(-1, 1)).reshape(-1, 3)
+    pitch, yaw, roll, tx, ty, tz, s = (float(x) for x in pose_para)
+    cx, sx, cy, sy, cz, sz = math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw), math.cos(roll), math.sin(roll)
+    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
+    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
+    cam = s * v @ (rx @ ry @ rz).T + np.array([tx, ty, tz])
+    img = cam.copy()
+    img[:, 1] = image_h - cam[:, 1] - 1
+    kpt = img[model.kpt_ind, :2].astype(np.int32)
+    left, right = kpt[:, 0].min(), kpt[:, 0].max()
+    top, bottom = kpt[:, 1].min(), kpt[:, 1].max()
+    center = np.array([right - (right - left) / 2.0, bottom - (bottom - top) / 2.0])
+    old_size = (right - left + bottom - top) / 2
+    crop = int(old_size * 1.5)
+    marg = old_size * 0.1
+    center = center + [draws[0] * marg * 2 - marg, draws[1] * marg * 2 - marg]
+    crop = crop * (draws[2] * 0.2 + 0.9)
+    # The similarity of an axis-aligned square onto [0, size-1]^2 is a scale and a shift.
+    k = (size - 1) / crop
+    pos = np.empty_like(img)
+    pos[:, 0] = (img[:, 0] - (center[0] - crop / 2)) * k
+    pos[:, 1] = (img[:, 1] - (center[1] - crop / 2)) * k
+    pos[:, 2] = img[:, 2] * k
+    pos[:, 2] -= pos[:, 2].min()
+
+    uv = np.stack([model.uv[:, 0] * (size - 1), (size - 1) - model.uv[:, 1] * (size - 1)], axis=1)
+    out = np.zeros((size, size, 3))
+    done = np.zeros((size, size), bool)
+    for a, b, c in model.full_triangles.tolist():
+        (x0, y0), (x1, y1), (x2, y2) = uv[a], uv[b], uv[c]
+        for y in range(max(math.ceil(min(y0, y1, y2)), 0), min(math.floor(max(y0, y1, y2)), size - 1) + 1):
+            for x in range(max(math.ceil(min(x0, x1, x2)), 0), min(math.floor(max(x0, x1, x2)), size - 1) + 1):
+                if done[y, x]:
+                    continue
+                v0x, v0y, v1x, v1y, v2x, v2y = x2 - x0, y2 - y0, x1 - x0, y1 - y0, x - x0, y - y0
+                d00, d01, d02 = v0x * v0x + v0y * v0y, v0x * v1x + v0y * v1y, v0x * v2x + v0y * v2y
+                d11, d12 = v1x * v1x + v1y * v1y, v1x * v2x + v1y * v2y
+                den = d00 * d11 - d01 * d01
+                inv = 0.0 if den == 0 else 1.0 / den
+                u = (d11 * d02 - d01 * d12) * inv
+                w = (d00 * d12 - d01 * d02) * inv
+                edge = x < 2 or x > size - 3 or y < 2 or y > size - 3  # face3d's covered border band
+                if edge or (u >= 0 and w >= 0 and u + w < 1):
+                    out[y, x] = (1 - u - w) * pos[a] + w * pos[b] + u * pos[c]
+                    done[y, x] = True
+    return out, done
+
+
+def _compare(model, shape, exp, pose, draws):
+    layout = build_uv_layout(model)
+    vertices = fit_vertices(model, shape, exp)[0]
+    image = np.zeros((450, 450, 3), np.uint8)
+    fast = training_pair(model, layout, image, vertices, pose.astype(np.float64), draws).posmap
+    ref, covered = reference_map(model, shape, exp, pose.astype(np.float64), 450, draws)
+    np.testing.assert_array_equal(layout.raster.mask, covered)
+    diff = np.abs(fast.astype(np.float64) - ref)[covered].max()
+    assert diff <= 1e-3, f"fast map differs from the reference by {diff} px"
+    return covered
+
+
+def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fixture_dir):
+    from uvgen.formats.lp300w import read_300wlp_mat
+
+    fit = read_300wlp_mat(lp300w_fixture_dir / "IBUG_image_008_1_0.mat")
+    model = real_topology_model
+    assert model.n_vertices == 53215
+    rng = np.random.default_rng(0)
+    shape, exp, _ = sample_parameters(model, rng)
+    covered = _compare(model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x"))
+    assert covered.all()  # the real UV layout covers every pixel
+
+
+def test_fast_map_equals_reference_on_embedded_model(embedded_model):
+    rng = np.random.default_rng(1)
+    shape, exp, _ = sample_parameters(embedded_model, rng)
+    pose = sample_pose(embedded_model.vertices(shape, exp), 450, rng)
+    _compare(embedded_model, shape, exp, pose, (0.5, 0.5, 0.5))
+    _compare(embedded_model, shape, exp, pose, jitter_draws(0, "AFW/AFW_synth_000001_0"))
+
+
+def test_batched_vertices_match_float64(embedded_model):
+    rng = np.random.default_rng(2)
+    params = [sample_parameters(embedded_model, rng)[:2] for _ in range(4)]
+    batch = fit_vertices(embedded_model, np.stack([p[0] for p in params]), np.stack([p[1] for p in params]))
+    for (shape, exp), got in zip(params, batch):
+        np.testing.assert_allclose(got, embedded_model.vertices(shape, exp), atol=0.5)  # BFM units (~1e-5 px)
+
+
+def test_landmarks_decoded_from_map_match_projected_key_vertices(embedded_model):
+    """The map at the key vertices' UV pixels holds the key vertices' crop positions (PRNet's decode)."""
+    from uvgen.masks import keypoint_uv_pixels
+
+    rng = np.random.default_rng(3)
+    shape, exp, _ = sample_parameters(embedded_model, rng)
+    pose = sample_pose(embedded_model.vertices(shape, exp), 450, rng)
+    layout = build_uv_layout(embedded_model)
+    pair = training_pair(embedded_model, layout, np.zeros((450, 450, 3), np.uint8),
+                         fit_vertices(embedded_model, shape, exp)[0], pose.astype(np.float64))
+    kpt_uv = keypoint_uv_pixels(embedded_model)
+    decoded = pair.posmap[kpt_uv[1], kpt_uv[0]]
+    truth = pair.crop_vertices[embedded_model.kpt_ind]
+    # Rounding the key vertex's UV to a pixel centre moves the sample by < 1 UV px.
+    assert np.median(np.linalg.norm(decoded[:, :2] - truth[:, :2], axis=1)) < 2.0

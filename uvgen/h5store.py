@@ -300,17 +300,17 @@ def _create_sample_datasets(
     h, w = image_hw
     chunk = (1, h, w, 3)
     maxshape = (None, h, w, 3)  # lets an empty shard hold a (1,H,W,3) chunk layout
-    f.create_dataset("images", shape=(n, h, w, 3), dtype=np.uint8, chunks=chunk, maxshape=maxshape,
+    f.create_dataset("images", track_times=False, shape=(n, h, w, 3), dtype=np.uint8, chunks=chunk, maxshape=maxshape,
                      **_compression_kwargs(storage.compression))
-    f.create_dataset("posmaps", shape=(n, h, w, 3), dtype=storage.posmap_dtype, chunks=chunk, maxshape=maxshape,
+    f.create_dataset("posmaps", track_times=False, shape=(n, h, w, 3), dtype=storage.posmap_dtype, chunks=chunk, maxshape=maxshape,
                      **_compression_kwargs(storage.posmap_codec))
     for dname in _STRING_FIELDS.values():
-        f.create_dataset(dname, shape=(n,), dtype=h5py.string_dtype())
+        f.create_dataset(dname, track_times=False, shape=(n,), dtype=h5py.string_dtype())
     for key, shape in _ARRAY_FIELDS.items():
-        f.create_dataset(key, shape=(n, *shape), dtype=np.float64)
+        f.create_dataset(key, track_times=False, shape=(n, *shape), dtype=np.float64)
     grp = f.create_group(_EXTRAS)
     for key, (shape, dtype) in extras_spec.items():
-        grp.create_dataset(key, shape=(n, *shape), dtype=dtype)
+        grp.create_dataset(key, track_times=False, shape=(n, *shape), dtype=dtype)
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["posmap_offset"] = storage.posmap_offset
     f.attrs["posmap_dtype"] = storage.posmap_dtype
@@ -595,10 +595,10 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
                     out[_EXTRAS][key][start : start + n] = f[_EXTRAS][key][...]
             start += n
         grp = out.create_group(_UV)
-        grp.create_dataset("weight_mask", data=np.asarray(uv.weight_mask, dtype=np.float32))
-        grp.create_dataset("face_mask", data=np.asarray(uv.face_mask).astype(np.uint8))
-        grp.create_dataset("kpt_uv", data=np.asarray(uv.kpt_uv, dtype=np.int32))
-        grp.create_dataset("face_ind", data=np.asarray(uv.face_ind, dtype=np.int64))
+        grp.create_dataset("weight_mask", track_times=False, data=np.asarray(uv.weight_mask, dtype=np.float32))
+        grp.create_dataset("face_mask", track_times=False, data=np.asarray(uv.face_mask).astype(np.uint8))
+        grp.create_dataset("kpt_uv", track_times=False, data=np.asarray(uv.kpt_uv, dtype=np.int32))
+        grp.create_dataset("face_ind", track_times=False, data=np.asarray(uv.face_ind, dtype=np.int64))
         for key, value in attrs.items():
             if key == "params" and not isinstance(value, str):
                 value = json.dumps(value, sort_keys=True)

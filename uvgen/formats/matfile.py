@@ -9,6 +9,8 @@ under the final name. Every reading problem raises :class:`DataError` naming fil
 """
 from __future__ import annotations
 
+import io
+
 import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
@@ -162,13 +164,23 @@ def atomic_output(path: str | Path) -> Iterator[IO[bytes]]:
         raise
 
 
+MAT_HEADER_BYTES = 116
+MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by uvgen"
+
+
 def atomic_savemat(path: str | Path, variables: Mapping[str, object]) -> None:
     """Write a MATLAB v5 file (uncompressed) atomically; dicts become MATLAB structs.
 
     Arrays are written at the shape they have (pass 2-D arrays to control MATLAB's shape).
     """
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, dict(variables), do_compression=False, oned_as="column")
+    data = bytearray(buffer.getvalue())
+    # scipy stamps the creation time into the 116-byte text header; a fixed header makes the
+    # bytes a function of the content alone (reruns must not change DVC's hashes).
+    data[:MAT_HEADER_BYTES] = MAT_HEADER.ljust(MAT_HEADER_BYTES, b" ")
     with atomic_output(path) as handle:
-        scipy.io.savemat(handle, dict(variables), do_compression=False, oned_as="column")
+        handle.write(bytes(data))
 
 
 def atomic_save_jpeg(path: str | Path, image: np.ndarray, quality: int = 95) -> None:

@@ -99,12 +99,15 @@ def tex_ev_profile(count: int = 199) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def cosine_fields(vertices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+def cosine_fields(vertices: np.ndarray, count: int, rng: np.random.Generator,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """(n, 3, count) smooth random displacement fields: the patterns of
     :func:`~uvgen.synth.face_regions.cosine_patterns` (one per three fields), each along x, y and
-    z, mixed in blocks of 12 by random rotations from ``rng``."""
+    z, mixed in blocks of 12 by random rotations from ``rng``. Written into ``out`` if given."""
     patterns = cosine_patterns(vertices, -(-count // 3), rng)
-    out = np.zeros((len(vertices), 3, count))
+    if out is None:
+        out = np.empty((len(vertices), 3, count))
+    out[...] = 0.0
     for k in range(count):
         out[:, k % 3, k] = patterns[:, k // 3]
     for start in range(0, count, 12):
@@ -114,12 +117,13 @@ def cosine_fields(vertices: np.ndarray, count: int, rng: np.random.Generator) ->
     return out
 
 
-def orthonormal_columns(fields: np.ndarray, n_vertices: int) -> np.ndarray:
+def orthonormal_columns(fields: np.ndarray, n_vertices: int, chunk: int = 1 << 15) -> np.ndarray:
     """(3n, k) float32: the fields (n, 3, k) flattened and orthogonalised in order (Gram-Schmidt:
     column j is field j minus its part along fields 0..j-1), each of norm sqrt(n / 53215).
 
-    Computed as a Cholesky QR (k x k Gram matrix, triangular inverse, one product): exact to
-    about cond^2 * 1e-16, ample for the well-conditioned fields here (cond < 1e3).
+    Computed as a Cholesky QR (k x k Gram matrix, triangular inverse, one product, done in row
+    chunks straight into float32): exact to about cond^2 * 1e-16, ample for the
+    well-conditioned fields here (cond < 1e3).
     """
     k = fields.shape[2]
     mat = fields.reshape(3 * n_vertices, k)
@@ -127,8 +131,11 @@ def orthonormal_columns(fields: np.ndarray, n_vertices: int) -> np.ndarray:
     gram = (mat.T @ mat) * np.outer(scale, scale)
     upper = np.linalg.cholesky(gram).T
     inv = solve_triangular(upper, np.eye(k), lower=False) * scale[:, None]
-    q = mat @ (inv * np.sqrt(n_vertices / REFERENCE_N))
-    return q.astype(np.float32)
+    inv *= np.sqrt(n_vertices / REFERENCE_N)
+    out = np.empty(mat.shape, dtype=np.float32)
+    for start in range(0, len(mat), chunk):
+        out[start:start + chunk] = mat[start:start + chunk] @ inv
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +320,8 @@ def expression_random_fields(v: np.ndarray, f: FaceFrame, count: int,
         centre = anchors[rng.integers(len(anchors))]
         window = gaussian(v, centre, 0.3 * iod, 0.25 * iod) * f.front(v, 1.0)
         direction = rng.standard_normal(3)
-        d = waves[:, :, 3 * k] * window[:, None] + 0.5 * np.outer(window, direction / np.linalg.norm(direction))
+        direction /= np.linalg.norm(direction)
+        d = waves[:, :, 3 * k] * window[:, None] + 0.5 * np.outer(window, direction)
         out[:, :, k] = d * (1500.0 / max(np.abs(d).max(), 1e-12))
     return out
 
@@ -327,12 +335,13 @@ def make_components(mean_vertices: np.ndarray, kpt_ind: np.ndarray, segbin: np.n
                     n_shape: int = 199, n_exp: int = 29, tri: np.ndarray | None = None) -> Components:
     """Shape, expression and texture components for the mean face ``mean_vertices`` (n, 3).
 
-    ``kpt_ind`` (68,) 0-based iBUG-68 key vertices and ``segbin`` (4, n) (nose, eyes, mouth, rest)
-    anchor the fields; the mesh must be in BFM orientation and scale (x to the subject's left,
-    y up, z towards the viewer). The face triangles ``tri`` (m, 3) 0-based, without the mouth
-    triangles, are optional: with them the jaw moves exactly the vertices on the lower side of
-    the mouth hole (needed for meshes like the real BFM, whose lip edges interleave in height).
-    See the module docstring for the scales and the order.
+    ``kpt_ind`` (68,) 0-based iBUG-68 key vertices anchor the fields and ``segbin`` (4, n) (nose,
+    eyes, mouth, rest) confines the painted features of the mean texture; the mesh must be in BFM
+    orientation and scale (x to the subject's left, y up, z towards the viewer). The face
+    triangles ``tri`` (m, 3) 0-based, without the mouth triangles, are optional: with them the
+    jaw moves exactly the vertices on the lower side of the mouth hole (needed for meshes like
+    the real BFM, whose lip edges interleave in height). See the module docstring for the scales
+    and the order. Returns :class:`Components` (unpacks as the 7-tuple of its fields).
     """
     v = np.asarray(mean_vertices, dtype=np.float64)
     n = len(v)
@@ -348,7 +357,9 @@ def make_components(mean_vertices: np.ndarray, kpt_ind: np.ndarray, segbin: np.n
     f = FaceFrame.from_mesh(v, kpt_ind)
 
     semantic = shape_semantic_fields(v, f)[:, :, :n_shape]
-    shape = np.concatenate([semantic, cosine_fields(v, n_shape - semantic.shape[2], rng)], axis=2)
+    shape = np.empty((n, 3, n_shape))
+    shape[:, :, :semantic.shape[2]] = semantic
+    cosine_fields(v, n_shape - semantic.shape[2], rng, out=shape[:, :, semantic.shape[2]:])
     shape_pc = orthonormal_columns(shape, n)
     del shape, semantic
 
@@ -361,7 +372,7 @@ def make_components(mean_vertices: np.ndarray, kpt_ind: np.ndarray, segbin: np.n
     exp_pc = exp.reshape(3 * n, n_exp).astype(np.float32)
 
     tex_mu = texture_mean(v, f, segbin).reshape(3 * n, 1)
-    tex = texture_fields(v, f, segbin)[:, :, :n_shape]
+    tex = texture_fields(v, f)[:, :, :n_shape]
     tex = np.concatenate([tex, colour_fields(v, n_shape - tex.shape[2], rng)], axis=2)
     tex_pc = orthonormal_columns(tex, n)
     del tex

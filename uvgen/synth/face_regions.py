@@ -5,6 +5,9 @@ vertices of a mean shape, so the same region definitions, component fields and t
 the embedded mesh and on the real BFM topology alike. Lengths scale with the interocular
 distance ``iod`` (about 63,000 units on the BFM mean face). Axes: x to the subject's left, y up,
 z towards the viewer.
+
+Also here: the segbin regions, smooth random scalar patterns over a mesh, and the mesh-aware
+pieces the jaw needs (the mouth hole's two lip edges, harmonic interpolation over the mesh).
 """
 from __future__ import annotations
 
@@ -14,8 +17,6 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from scipy.sparse.linalg import spsolve
-
-SEGMENT_ORDER = ("nose", "eyes", "mouth", "rest")  # rows of segbin (= uvgen.formats.bfm.SEGMENT_NAMES)
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,16 @@ def _neck(v: np.ndarray, f: FaceFrame) -> np.ndarray:
 
 
 def texture_mean(v: np.ndarray, f: FaceFrame, segbin: np.ndarray | None = None) -> np.ndarray:
-    """(n, 3) float64 mean albedo in [0, 255] (``segbin`` is accepted for symmetry; unused)."""
+    """(n, 3) float64 mean albedo in [0, 255]. With ``segbin`` (4, n: nose, eyes, mouth, rest)
+    the lips are painted only in the mouth region, eyes and brows only in the eye region and the
+    nostrils only in the nose region."""
     m = feature_masks(v, f)
+    if segbin is not None:
+        nose, eyes, mouth = (np.asarray(segbin[i]) > 0 for i in range(3))
+        m["lips"] = m["lips"] * mouth
+        for name in ("brows", "sclera", "iris", "pupil", "lashes"):
+            m[name] = m[name] * eyes
+        m["nostrils"] = m["nostrils"] * nose
     col = np.tile(SKIN, (len(v), 1))
     col += np.outer(_cheeks(v, f), [14.0, -6.0, -4.0])
     col *= (1.0 - 0.12 * m["sockets"])[:, None]
@@ -127,7 +135,7 @@ def texture_mean(v: np.ndarray, f: FaceFrame, segbin: np.ndarray | None = None) 
     return np.clip(col, 0.0, 255.0)
 
 
-def texture_fields(v: np.ndarray, f: FaceFrame, segbin: np.ndarray | None = None) -> np.ndarray:
+def texture_fields(v: np.ndarray, f: FaceFrame) -> np.ndarray:
     """(n, 3, 10) colour variations (unnormalised), most variable first: brightness, top-to-bottom
     gradient, redness, beard shade, eye shadow, left-to-right gradient, olive tone, lip colour,
     brow darkness, cheek flush."""
@@ -154,7 +162,7 @@ def texture_fields(v: np.ndarray, f: FaceFrame, segbin: np.ndarray | None = None
     return np.stack(fields, axis=2)
 
 
-def colour_fields(v: np.ndarray, count: int, rng: np.random.Generator, chroma: float = 0.3) -> np.ndarray:
+def colour_fields(v: np.ndarray, count: int, rng: np.random.Generator, chroma: float = 0.2) -> np.ndarray:
     """(n, 3, count) smooth random albedo patterns: one spatial pattern each (low-frequency
     cosines of x and y, mixed in blocks by ``rng``) times a near-grey colour (grey plus a random
     tint of relative size ``chroma``)."""

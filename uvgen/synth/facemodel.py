@@ -4,8 +4,9 @@
 and 29 expression components, texture, UV, triangles, mouth triangles, 68 key vertices, segbin)
 without the licensed Basel Face Model, deterministically from a seed, at the real model's scale
 and orientation (x to the subject's left, y up, z towards the viewer; units about 1e5 per head
-width). :func:`make_real_topology_model` puts the same generated components on the real BFM
-topology. :func:`sample_parameters` draws plausible parameters for either.
+width). :func:`make_components` (from :mod:`uvgen.synth.components`) generates components for
+any mean face mesh; :func:`make_real_topology_model` puts them on the real BFM topology.
+:func:`sample_parameters` draws plausible parameters for either.
 
 Embedded mesh (see :mod:`uvgen.synth.face_grid` and :mod:`uvgen.synth.face_shape`):
 

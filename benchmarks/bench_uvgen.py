@@ -22,9 +22,9 @@ import numpy as np
 from uvgen.formats.bfm import save_bfm
 from uvgen.formats.lp300w import list_300wlp_samples, read_300wlp_mat
 from uvgen.formats.matfile import read_jpeg
-from uvgen.geometry import crop_transform, image_vertices, jitter_draws, training_crop_box, vertices_in_crop
+from uvgen.geometry import crop_transform, image_vertices, jitter_draws, training_crop_box
 from uvgen.crop import warp_to_crop
-from uvgen.groundtruth import build_uv_layout, fit_vertices
+from uvgen.groundtruth import build_uv_layout, crop_positions, fit_vertices
 from uvgen.h5store import SampleRecord, StorageOptions, write_shard
 from uvgen.synth.dataset import write_synthetic_set
 from uvgen.uvbuild import BuildSettings, build_split
@@ -57,11 +57,10 @@ def stage_breakdown(model, layout, mats: list[Path], shard_dir: Path) -> dict[st
     crops, maps, records = [], [], []
     for fit, image, v in zip(fits, images, verts):
         tic = time.perf_counter()
-        vi = image_vertices(v, fit.pose_para, image.shape[0])
         draws = jitter_draws(0, fit.name)
-        box = training_crop_box(vi[model.kpt_ind], draws)
+        box = training_crop_box(image_vertices(v[model.kpt_ind], fit.pose_para, image.shape[0]), draws)
         tr = crop_transform(box)
-        pos = vertices_in_crop(vi, tr)
+        pos = crop_positions(v, fit.pose_para, image.shape[0], tr)
         t["pose + crop box"] += time.perf_counter() - tic
         tic = time.perf_counter()
         crops.append(warp_to_crop(image, tr))
@@ -82,29 +81,43 @@ def stage_breakdown(model, layout, mats: list[Path], shard_dir: Path) -> dict[st
     return {k: v / len(mats) for k, v in t.items()}
 
 
+def replicate(source: Path, target: Path, count: int) -> None:
+    """A 300W-LP tree of ``count`` samples made of links to the unique samples in ``source``."""
+    unique = list_300wlp_samples(source)
+    for i in range(count):
+        mat = unique[i % len(unique)]
+        folder = target / mat.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{mat.stem}_r{i // len(unique)}"
+        for suffix in (".mat", ".jpg"):
+            link = folder / (name + suffix)
+            if not link.exists():
+                link.symlink_to(mat.with_suffix(suffix))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=400, help="synthetic samples to process")
+    parser.add_argument("--unique", type=int, default=200, help="distinct synthetic samples to render")
+    parser.add_argument("--count", type=int, default=2000, help="samples per end-to-end run (links to the unique ones)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep inputs here (default: a temp dir)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_uvgen_"))
     work.mkdir(parents=True, exist_ok=True)
-    model_dir, source = work / "model", work / "300W_LP"
+    model_dir, unique_dir, source = work / "model", work / "unique", work / "300W_LP"
     tic = time.perf_counter()
     model, kind = real_scale_model()
     if not (model_dir / "BFM.mat").exists():
         save_bfm(model, model_dir)
     print(f"model: {kind}, {model.n_vertices} vertices, {len(model.full_triangles)} triangles "
           f"({time.perf_counter() - tic:.1f} s to make)")
-    tic = time.perf_counter()
-    write_synthetic_set("300wlp", model_dir, source, args.count, 450, seed=5, workers=2)
-    print(f"inputs: {args.count} synthetic 450x450 samples in {source} ({time.perf_counter() - tic:.1f} s)")
+    write_synthetic_set("300wlp", model_dir, unique_dir, args.unique, 450, seed=5, workers=2)
+    replicate(unique_dir, source, args.count)
+    print(f"inputs: {args.count} samples (links to {args.unique} synthetic 450x450 JPEG + .mat)")
 
     tic = time.perf_counter()
     layout = build_uv_layout(model)
     print(f"UV layout (once per model): {time.perf_counter() - tic:.2f} s")
-    mats = list_300wlp_samples(source)[: min(args.count, 200)]
-    per = stage_breakdown(model, layout, mats, work)
+    per = stage_breakdown(model, layout, list_300wlp_samples(unique_dir), work)
     print("\nper-stage, one core, ms per sample:")
     for k, v in per.items():
         print(f"  {k:<20s} {1000 * v:7.2f}")
@@ -118,11 +131,14 @@ def main() -> None:
             storage=StorageOptions(), workers=workers,
         )
         tic = time.perf_counter()
-        build_split(settings)
+        report = build_split(settings)
         dt = time.perf_counter() - tic
         n = args.count
-        print(f"\nend to end, {label}: {n / dt:.1f} samples/s, {1000 * dt / n:.2f} ms/sample "
-              f"(wall, incl. start-up and merge); 122,450 samples -> {122450 * dt / n / 60:.1f} min")
+        per_core = 1000 * report.task_seconds / report.task_samples
+        print(f"\n{label}: {n / dt:.1f} samples/s end to end ({1000 * dt / n:.2f} ms/sample wall, "
+              f"start-up and merge included); in the tasks {per_core:.2f} ms/sample per core; "
+              f"122,450 samples -> {122450 * dt / n / 60:.1f} min at this wall rate")
+        out.unlink()
     if args.workdir is None:
         shutil.rmtree(work)
 

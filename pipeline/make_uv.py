@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     params = {k: str(v) for k, v in dataclasses.asdict(p).items()}
     try:
-        written, rejects = build_split(settings, params_for_attrs=params)
+        report = build_split(settings, params_for_attrs=params)
     except BadSamplesError as err:
         sys.exit(f"uvgen {args.split}: {err}")
-    print(f"uvgen {args.split}: {written} samples -> {out}; {len(rejects)} rejected")
+    print(f"uvgen {args.split}: {report.written} samples -> {out}; {len(report.rejects)} rejected")
 
 
 if __name__ == "__main__":

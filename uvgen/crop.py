@@ -19,6 +19,30 @@ def crop_sample_points(transform: np.ndarray, out_size: int) -> np.ndarray:
     return np.stack([sx, sy], axis=-1)
 
 
+def _axis_weights(start: float, step: float, count: int, length: int) -> tuple[np.ndarray, ...]:
+    """Indices and bilinear weights along one axis for samples ``start + step * k``, k < count.
+
+    Neighbours outside [0, length) get weight 0 (the constant-0 border)."""
+    pos = start + step * np.arange(count, dtype=np.float64)
+    lo = np.floor(pos)
+    w_hi = (pos - lo).astype(np.float32)
+    w_lo = 1.0 - w_hi
+    lo = lo.astype(np.intp)
+    hi = lo + 1
+    w_lo *= (lo >= 0) & (lo < length)
+    w_hi *= (hi >= 0) & (hi < length)
+    return np.clip(lo, 0, length - 1), np.clip(hi, 0, length - 1), w_lo, w_hi
+
+
+def _warp_axis_aligned(img: np.ndarray, inv: np.ndarray, out_size: int) -> np.ndarray:
+    """Separable bilinear warp for a scale-and-shift transform (the crop of section 4)."""
+    h, w, _ = img.shape
+    y_lo, y_hi, wy_lo, wy_hi = _axis_weights(inv[1, 2], inv[1, 1], out_size, h)
+    x_lo, x_hi, wx_lo, wx_hi = _axis_weights(inv[0, 2], inv[0, 0], out_size, w)
+    rows = img[y_lo].astype(np.float32) * wy_lo[:, None, None] + img[y_hi].astype(np.float32) * wy_hi[:, None, None]
+    return rows[:, x_lo] * wx_lo[None, :, None] + rows[:, x_hi] * wx_hi[None, :, None]
+
+
 def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) -> np.ndarray:
     """(out, out, C) uint8 crop of the (h, w, C) uint8 ``image`` under ``transform`` (3, 3).
 
@@ -28,6 +52,10 @@ def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) 
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[..., None]
+    inv = np.linalg.inv(np.asarray(transform, dtype=np.float64))
+    if abs(inv[0, 1]) < 1e-12 * abs(inv[0, 0]) and abs(inv[1, 0]) < 1e-12 * abs(inv[1, 1]):
+        # No rotation (the crop box is axis-aligned; Umeyama leaves ~1e-16 off the diagonal).
+        return np.clip(np.rint(_warp_axis_aligned(img, inv, out_size)), 0, 255).astype(np.uint8)
     h, w, c = img.shape
     pts = crop_sample_points(transform, out_size)
     x, y = pts[..., 0], pts[..., 1]

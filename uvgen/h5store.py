@@ -247,9 +247,13 @@ def _fsync(path: Path) -> None:
 
 
 @contextmanager
-def _atomic_h5(path: Path) -> Iterator[h5py.File]:
+def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
     """Yield an HDF5 file open for writing at ``<path>.tmp``; rename it to ``path`` only when the
-    block completes (the temporary file is removed on error)."""
+    block completes (the temporary file is removed on error).
+
+    The rename alone protects against a killed process; ``durable`` also fsyncs the data before
+    the rename (against a machine crash), which costs a full write-back: used for final files,
+    not for shards."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     f = h5py.File(tmp, "w")  # truncates a stale temporary left by a killed task
@@ -257,7 +261,8 @@ def _atomic_h5(path: Path) -> Iterator[h5py.File]:
         with f:
             yield f
             f.flush()
-        _fsync(tmp)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -580,7 +585,7 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
     h, w = layout["image_hw"]
     _check_uv_arrays(out_path, uv, (h, w))
 
-    with _atomic_h5(out_path) as out:
+    with _atomic_h5(out_path, durable=True) as out:
         _create_sample_datasets(out, sum(counts), (h, w), storage, extras_spec or {})
         start = 0
         for p, n in zip(shard_paths, counts):

@@ -7,6 +7,7 @@ over. The final file and the rejects report appear under their names only when c
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from uvgen.formats.lp300w import list_300wlp_samples
 from uvgen.formats.scan import Reject
 from uvgen.h5store import StorageOptions, UVData, merge_shards
 from uvgen.masks import build_uv_masks
-from uvgen.uvtasks import TaskResult, TaskSpec, model_and_layout, run_task
+from uvgen.uvtasks import TaskResult, TaskSpec, load_rejects, model_and_layout, run_task
 from pipeline.stage_io import file_digest, prepare_resumable_dir
 
 FORMAT_VERSION = 1
@@ -82,44 +83,18 @@ def _content_settings(s: BuildSettings, keys: list[str], checksum: str) -> dict:
 
 
 def file_digest_of_text(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _rejects_sidecar(shard: Path) -> Path:
-    return shard.with_suffix(".rejects.json")
-
-
-def _run_and_record(spec: TaskSpec) -> TaskResult:
-    """Run a task; its rejects are saved beside the shard before the shard itself appears."""
-    result = run_task_rejects_first(spec)
-    return result
-
-
-def run_task_rejects_first(spec: TaskSpec) -> TaskResult:
-    result = run_task(spec)
-    sidecar = _rejects_sidecar(spec.shard_path)
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(json.dumps([[str(r.path), r.field, r.reason] for r in result.rejects]))
-    os.replace(tmp, sidecar)
-    return result
-
-
-def _load_rejects(shard: Path) -> list[Reject]:
-    sidecar = _rejects_sidecar(shard)
-    if not sidecar.exists():
-        return []
-    return [Reject(Path(p), f, r) for p, f, r in json.loads(sidecar.read_text())]
-
-
-def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> None:
+def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
+    """Run the tasks in this process (workers 0) or on dask; results in completion order."""
+    results: list[TaskResult] = []
     if not specs:
-        return
+        return results
     progress = tqdm(total=sum(len(x.sample_keys) for x in specs), desc=f"uvgen {s.split}", unit="sample")
     if s.workers <= 0 and not s.scheduler_address:
         for spec in specs:
-            _run_and_record(spec)
+            results.append(run_task(spec))
             progress.update(len(spec.sample_keys))
     else:
         from distributed import as_completed
@@ -127,11 +102,26 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> None:
         from uvgen.cluster import dask_client
 
         with dask_client(s.workers, s.scheduler_address) as client:
-            futures = [client.submit(_run_and_record, spec, key=f"uvgen-{spec.shard_path.stem}-{s.split}", pure=False) for spec in specs]
+            futures = [
+                client.submit(run_task, spec, key=f"uvgen-{s.split}-{spec.shard_path.stem}", pure=False)
+                for spec in specs
+            ]
             for future in as_completed(futures):
-                result = future.result()
-                progress.update(result.n_written + len(result.rejects))
+                results.append(future.result())
+                progress.update(len(results[-1].rejects) + results[-1].n_written)
     progress.close()
+    return results
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did: samples in the file, the rejects, and the time its tasks took (on
+    their cores; tasks of an earlier interrupted run excluded)."""
+
+    written: int
+    rejects: list[Reject]
+    task_seconds: float
+    task_samples: int
 
 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> None:
@@ -146,8 +136,8 @@ def write_rejects_report(path: Path, rejects: list[Reject]) -> None:
     os.replace(tmp, path)
 
 
-def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> tuple[int, list[Reject]]:
-    """Make ``s.out_path``; returns (samples written, rejects)."""
+def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> BuildReport:
+    """Make ``s.out_path`` (and the rejects report)."""
     if s.split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {s.split!r}")
     keys = list_sample_keys(s.split, s.source_root)
@@ -171,8 +161,8 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> tuple
         for i in range(0, len(keys), s.task_size)
     ]
     pending = [spec for spec in specs if not spec.shard_path.exists()]
-    _run_tasks(pending, s)
-    rejects = [r for spec in specs for r in _load_rejects(spec.shard_path)]
+    results = _run_tasks(pending, s)
+    rejects = [r for spec in specs for r in load_rejects(spec.shard_path)]
     write_rejects_report(s.rejects_path, rejects)
     if rejects and s.on_bad_sample == "fail":
         raise BadSamplesError(
@@ -191,4 +181,9 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> tuple
     s.out_path.parent.mkdir(parents=True, exist_ok=True)
     merge_shards([spec.shard_path for spec in specs], s.out_path, uv, attrs)
     shutil.rmtree(s.work_dir)
-    return len(keys) - len(rejects), rejects
+    return BuildReport(
+        written=len(keys) - len(rejects),
+        rejects=rejects,
+        task_seconds=sum(r.seconds for r in results),
+        task_samples=sum(r.n_written + len(r.rejects) for r in results),
+    )

@@ -7,6 +7,9 @@ spec; the model and its UV layout are loaded once per worker process and cached.
 """
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from uvgen.formats.errors import DataError
 from uvgen.formats.lp300w import read_300wlp_mat
 from uvgen.formats.matfile import read_jpeg
 from uvgen.formats.scan import Reject
-from uvgen.geometry import NO_JITTER, euler_degrees, image_vertices, jitter_draws
+from uvgen.geometry import NO_JITTER, euler_degrees, jitter_draws
 from uvgen.groundtruth import UVLayout, build_uv_layout, evaluation_pair, fit_vertices, training_pair
 from uvgen.h5store import SampleRecord, StorageOptions, write_shard
 
@@ -46,9 +49,31 @@ class TaskResult:
     shard_path: Path
     n_written: int
     rejects: list[Reject] = field(default_factory=list)
+    seconds: float = 0.0  # time spent in the task (one core), model loading excluded
 
 
 _CACHE: dict[Path, tuple[MorphableModel, UVLayout]] = {}
+
+
+def rejects_path_for(shard_path: Path) -> Path:
+    """Where a shard's rejects are kept: ``shard_NNNNNN.rejects.json`` beside it."""
+    return shard_path.with_suffix(".rejects.json")
+
+
+def save_rejects(shard_path: Path, rejects: list[Reject]) -> None:
+    """Write a task's rejects beside its shard (atomically)."""
+    path = rejects_path_for(shard_path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps([[str(r.path), r.field, r.reason] for r in rejects]))
+    os.replace(tmp, path)
+
+
+def load_rejects(shard_path: Path) -> list[Reject]:
+    """The rejects saved for a finished shard (none when there is no record)."""
+    path = rejects_path_for(shard_path)
+    if not path.exists():
+        return []
+    return [Reject(Path(p), f, r) for p, f, r in json.loads(path.read_text())]
 
 
 def model_and_layout(model_dir: Path) -> tuple[MorphableModel, UVLayout]:
@@ -85,6 +110,7 @@ def _read_samples(spec: TaskSpec, rejects: list[Reject]) -> list[tuple[str, obje
 def run_task(spec: TaskSpec) -> TaskResult:
     """Make every pair of the task and write its shard (atomically). Returns what was written."""
     model, layout = model_and_layout(spec.model_dir)
+    started = time.perf_counter()
     rejects: list[Reject] = []
     samples = _read_samples(spec, rejects)
     images, posmaps, records = [], [], []
@@ -101,8 +127,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         else:
             draws = NO_JITTER
             landmarks = np.asarray(fit.pt3d_68, dtype=np.float64).T  # (68, 3) image pixels
-            verts_img = image_vertices(vertices, pose, image.shape[0])
-            pair = evaluation_pair(layout, image, landmarks, verts_img)
+            pair = evaluation_pair(layout, image, landmarks, vertices, pose)
             extras["landmarks_gt"] = landmarks.astype(np.float32)
         if not np.all(np.isfinite(pair.posmap)):
             rejects.append(Reject(fit.mat_path, "posmap", "non-finite position map"))
@@ -125,6 +150,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 extras=extras,
             )
         )
+    save_rejects(spec.shard_path, rejects)  # before the shard appears: a finished shard has its rejects
     size = layout.size
     write_shard(
         spec.shard_path,
@@ -133,4 +159,4 @@ def run_task(spec: TaskSpec) -> TaskResult:
         records,
         spec.storage,
     )
-    return TaskResult(spec.shard_path, len(records), rejects)
+    return TaskResult(spec.shard_path, len(records), rejects, time.perf_counter() - started)

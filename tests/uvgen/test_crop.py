@@ -44,3 +44,14 @@ def test_identity_transform_returns_image():
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
     np.testing.assert_array_equal(warp_to_crop(image, np.eye(3), 16), image)
+
+
+def test_rotated_transform_uses_the_general_path_and_matches_reference():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, size=(30, 30, 3), dtype=np.uint8)
+    a, s = 0.3, 0.8
+    t = np.array([[s * np.cos(a), -s * np.sin(a), 4.0], [s * np.sin(a), s * np.cos(a), -2.0], [0, 0, 1]])
+    ours = warp_to_crop(image, t, 20)
+    ref = reference_warp(image, t, 20)
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+    assert (ours == ref).mean() > 0.99

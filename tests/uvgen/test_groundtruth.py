@@ -103,6 +103,7 @@ def test_batched_vertices_match_float64(embedded_model):
     batch = fit_vertices(embedded_model, np.stack([p[0] for p in params]), np.stack([p[1] for p in params]))
     for (shape, exp), got in zip(params, batch):
         np.testing.assert_allclose(got, embedded_model.vertices(shape, exp), atol=0.5)  # BFM units (~1e-5 px)
+        assert got.dtype == np.float32
 
 
 def test_landmarks_decoded_from_map_match_projected_key_vertices(embedded_model):

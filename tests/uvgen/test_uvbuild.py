@@ -67,9 +67,9 @@ def assert_same_contents(a, b, ignore_attrs=()):
 
 
 def test_same_parameters_give_identical_files(synth_data, tmp_path):
-    n1, rej = build_split(settings(synth_data, tmp_path / "a.h5"))
-    n2, _ = build_split(settings(synth_data, tmp_path / "b.h5", task_size=7))
-    assert n1 == n2 == N_TRAIN and rej == []
+    r1 = build_split(settings(synth_data, tmp_path / "a.h5"))
+    r2 = build_split(settings(synth_data, tmp_path / "b.h5", task_size=7))
+    assert r1.written == r2.written == N_TRAIN and r1.rejects == []
     # Shard boundaries differ; the data do not (the recorded parameters name the task size).
     assert_same_contents(tmp_path / "a.h5", tmp_path / "b.h5", ignore_attrs=("params",))
     with PositionMapFile(tmp_path / "a.h5") as f:
@@ -96,7 +96,7 @@ def test_jitter_switch_and_seed_change_the_crops(synth_data, tmp_path):
 
 def test_killed_run_resumes_from_finished_shards(synth_data, tmp_path, monkeypatch):
     out = tmp_path / "train.h5"
-    real_run = uvbuild.run_task
+    real_run = uvbuild.run_task  # run in-process (workers 0), so the patch applies
     calls = []
 
     def dying_run(spec):
@@ -140,8 +140,8 @@ def test_bad_samples_are_reported_and_can_fail_the_stage(synth_data, tmp_path):
     bad_mat = root / "300W_LP" / "HELEN" / "HELEN_synth_000001_0.mat"
     bad_mat.write_bytes(b"not a mat file")
     (root / "300W_LP" / "LFPW" / "LFPW_synth_000003_0.jpg").unlink()
-    n, rejects = build_split(settings(root, tmp_path / "train.h5"))
-    assert n == N_TRAIN - 2
+    report = build_split(settings(root, tmp_path / "train.h5"))
+    assert report.written == N_TRAIN - 2 and len(report.rejects) == 2
     with open(tmp_path / "train_rejects.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {os.path.basename(r["file"]) for r in rows} == {"HELEN_synth_000001_0.mat", "LFPW_synth_000003_0.jpg"}
@@ -202,8 +202,8 @@ def test_real_300wlp_sample_through_real_topology_model(real_topology_model, lp3
         (root / f"IBUG_image_008_1_0{suffix}").symlink_to(lp300w_fixture_dir / f"IBUG_image_008_1_0{suffix}")
     save_bfm(real_topology_model, tmp_path / "model")
     s = settings(tmp_path, tmp_path / "real.h5", task_size=50)
-    n, rejects = build_split(s)
-    assert n == 1 and rejects == []
+    report = build_split(s)
+    assert report.written == 1 and report.rejects == []
     fit = read_300wlp_mat(root / "IBUG_image_008_1_0.mat")
     with PositionMapFile(tmp_path / "real.h5") as f:
         rec = f.record(0)

@@ -1,0 +1,182 @@
+"""PRNet speed: training images/s end to end and inference latency / throughput, CPU and CUDA.
+
+Training: batches read from a UV HDF5 file by a DataLoader, moved to the device, augmented there
+(model.augment: rotation, scale, shift, colour, occlusion), forward + weighted loss + backward +
+Adam step (model.train.train_step); images/s over the timed steps after a warm-up.
+Inference (batch norms folded, channels-last; bf16 autocast on CUDA): latency of one 256x256 crop
+(network, uint8 crop in -> map in crop pixels out) and of one whole face (crop warp of a 450x450
+image + network + decoding of 68 landmarks and the dense vertices), and batched throughput
+(network only, crops and maps on the device).
+
+    python benchmarks/bench_prnet.py                      # CPU (2 threads), plus CUDA when present
+    python benchmarks/bench_prnet.py --device cuda --compile --train-batch 256
+
+Data: --h5 (default data/uv/train.h5 when it exists, else a generated 256x256 toy file).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.augment import AugmentConfig
+from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device, write_toy_file
+from model.inference import Predictor
+from model.prnet import PRNet, count_parameters
+from model.train import set_bn_momentum, train_step
+from uvgen.h5store import PositionMapDataset, PositionMapFile
+
+DEFAULT_H5 = Path(__file__).resolve().parents[1] / "data" / "uv" / "train.h5"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: int, warmup: int,
+                num_workers: int, compile_net: bool) -> float:
+    """Training images per second, end to end (HDF5 -> augmented batch on device -> step)."""
+    on_cuda = device.type == "cuda"
+    with PositionMapFile(h5) as f:
+        uv, size = f.uv, f.image(0).shape[0]
+    dataset = PositionMapDataset(h5)
+    torch.manual_seed(0)
+    model = PRNet(width=width, in_size=size)
+    set_bn_momentum(model, 0.1)
+    model.to(device)
+    if on_cuda:
+        model.to(memory_format=torch.channels_last)
+    net = torch.compile(model) if compile_net else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    weight_mask = torch.from_numpy(uv.weight_mask).to(device)
+    sampler = EpochBatchSampler(len(dataset), batch, seed=0)
+    if sampler.steps_per_epoch == 0:
+        raise SystemExit(f"{h5}: {len(dataset)} samples are fewer than one batch of {batch}")
+    loader = make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=on_cuda)
+    gen = torch.Generator(device=device).manual_seed(0)
+    aug = AugmentConfig()
+
+    def batches():
+        epoch = 0
+        while True:
+            sampler.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    it = batches()
+    t0 = None
+    for k in range(warmup + steps):
+        if k == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        images, maps = to_device(*next(it), device)
+        x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=on_cuda)
+        train_step(net, optimizer, x, y, weight_mask, use_amp=on_cuda)
+    _sync(device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def _median_ms(fn, runs: int, device: torch.device) -> float:
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def bench_inference(h5: Path, width: int, device: torch.device, batch: int, runs: int,
+                    compile_net: bool) -> dict[str, float]:
+    """Latency (ms, median) of one crop and of one whole face; batched throughput (images/s)."""
+    with PositionMapFile(h5) as f:
+        uv, crop = f.uv, f.image(0)
+    size = crop.shape[0]
+    torch.manual_seed(0)
+    pred = Predictor(PRNet(width=width, in_size=size).eval(), uv.kpt_uv, uv.face_ind, device=str(device),
+                     batch_size=batch)
+    if compile_net:
+        pred.net = torch.compile(pred.net)
+    one = crop[None]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(450, 450, 3), dtype=np.uint8)
+    bbox = (120.0, 330.0, 110.0, 340.0)
+    for _ in range(3):
+        pred.predict_maps(one)
+        pred.predict_one(image, bbox=bbox)
+    out = {
+        "latency_crop_ms": _median_ms(lambda: pred.predict_maps(one), runs, device),
+        "latency_face_ms": _median_ms(lambda: pred.predict_one(image, bbox=bbox), runs, device),
+    }
+    crops = torch.from_numpy(np.repeat(crop[None], batch, 0)).to(device)
+    for _ in range(2):
+        pred.predict_maps_tensor(crops)
+    iters = max(3, runs // 2)
+    ms = _median_ms(lambda: pred.predict_maps_tensor(crops), iters, device)
+    out["throughput_img_s"] = batch * 1000 / ms
+    out["batch"] = batch
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--h5", type=Path, default=None, help="UV HDF5 file (default: data/uv/train.h5 or a toy file)")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "all"], default="all")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--train-batch", type=int, default=None, help="default: 16 (CPU), 256 (CUDA)")
+    parser.add_argument("--train-steps", type=int, default=None, help="default: 3 (CPU), 50 (CUDA)")
+    parser.add_argument("--infer-batch", type=int, default=None, help="default: 8 (CPU), 512 (CUDA)")
+    parser.add_argument("--runs", type=int, default=None, help="latency repetitions (default 10 CPU, 50 CUDA)")
+    parser.add_argument("--num-workers", type=int, default=None, help="loader processes (default 1 CPU, 8 CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA runs)")
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    devices = []
+    if args.device in ("cpu", "all") or (args.device == "auto" and not torch.cuda.is_available()):
+        devices.append(torch.device("cpu"))
+    if args.device in ("cuda", "auto", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("CUDA is not available")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        h5 = args.h5 or (DEFAULT_H5 if DEFAULT_H5.is_file() else None)
+        if h5 is None:
+            h5 = write_toy_file(Path(tmp) / "toy.h5", n=1024 if torch.cuda.is_available() else 64, size=256)
+        with PositionMapFile(h5) as f:
+            n, size = len(f), f.image(0).shape[0]
+        params = count_parameters(PRNet(width=args.width, in_size=size))
+        print(f"PRNet width {args.width}, {size}x{size}, {params:,} parameters; data {h5} ({n} samples); "
+              f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
+        for device in devices:
+            cuda = device.type == "cuda"
+            name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+            mode = "bf16 autocast, channels-last" if cuda else "float32"
+            print(f"\n== {name}: {mode}{', torch.compile' if args.compile else ''}")
+            if not args.skip_train:
+                batch = args.train_batch or (256 if cuda else 16)
+                steps = args.train_steps or (50 if cuda else 3)
+                workers = args.num_workers if args.num_workers is not None else (8 if cuda else 1)
+                ips = bench_train(h5, args.width, device, batch, steps, warmup=5 if cuda else 1,
+                                  num_workers=workers, compile_net=args.compile)
+                print(f"training (HDF5 + augmentation + fwd/bwd/Adam), batch {batch}, {workers} loader "
+                      f"workers: {ips:,.1f} images/s")
+            inf = bench_inference(h5, args.width, device, args.infer_batch or (512 if cuda else 8),
+                                  args.runs or (50 if cuda else 10), args.compile)
+            print(f"inference latency, batch 1: network {inf['latency_crop_ms']:.1f} ms; whole face "
+                  f"(crop + network + decode) {inf['latency_face_ms']:.1f} ms")
+            print(f"inference throughput, batch {inf['batch']}: {inf['throughput_img_s']:,.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

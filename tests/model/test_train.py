@@ -1,0 +1,232 @@
+"""Training loop: sample order, reproducibility, kill-and-resume, metrics files, DDP on CPU (gloo)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
+from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
+from model.train import TrainConfig, run_fingerprint, state_digest, train
+from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TrainParams, load_params
+
+TINY = dict(epochs=2, batch_size=4, width=4, bn_momentum=0.1, lr=1e-3, lr_step_epochs=1,
+            checkpoint_every=4, num_workers=0, progress=False, val_fraction=0.1, seed=3, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest and immune to a busy machine (subprocesses: OMP_NUM_THREADS)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy_file(tmp_path_factory) -> Path:
+    """40 samples of 64x64: 36 train (9 steps of 4 per epoch) + 4 validation."""
+    return write_toy_file(tmp_path_factory.mktemp("toy") / "train.h5", n=40, size=64, seed=1)
+
+
+def _config(toy_file: Path, out_dir: Path, **over) -> TrainConfig:
+    return TrainConfig(train_file=toy_file, out_dir=out_dir, **{**TINY, **over})
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch() -> None:
+    a = EpochBatchSampler(50, 4, seed=7)
+    assert a.steps_per_epoch == 12
+    a.set_epoch(3)
+    full = list(a)
+    assert len(full) == 12 and all(len(b) == 4 for b in full)
+    assert len({i for b in full for i in b}) == 48  # no repeats, last partial batch dropped
+    a.set_epoch(3, start_step=5)
+    assert list(a) == full[5:] and len(a) == 7
+    b = EpochBatchSampler(50, 4, seed=7)
+    b.set_epoch(3)
+    assert list(b) == full
+    b.set_epoch(4)
+    assert list(b) != full
+    assert not torch.equal(epoch_permutation(50, 8, 3), epoch_permutation(50, 7, 3))
+    # two ranks split the one-process batches between them, without overlap
+    r0, r1 = EpochBatchSampler(50, 2, 7, 0, 2), EpochBatchSampler(50, 2, 7, 1, 2)
+    single = EpochBatchSampler(50, 2, 7).epoch_batches(3)
+    assert r0.epoch_batches(3) == single[0::2][:12] and r1.epoch_batches(3) == single[1::2][:12]
+
+
+def test_split_indices_disjoint_and_seeded() -> None:
+    tr, va = split_indices(40, 0.1, seed=3)
+    assert len(va) == 4 and len(tr) == 36 and not set(tr) & set(va)
+    assert set(tr) | set(va) == set(range(40))
+    tr2, va2 = split_indices(40, 0.1, seed=3)
+    assert (va == va2).all() and (tr == tr2).all()
+    assert len(split_indices(40, 0.0, 0)[1]) == 0
+
+
+def test_rng_state_round_trip() -> None:
+    import random
+
+    import numpy as np
+
+    state = rng_state()
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(state)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_same_seed_same_weights_and_metrics_files(toy_file: Path, tmp_path: Path) -> None:
+    r1 = train(_config(toy_file, tmp_path / "a", resume=False))
+    r2 = train(_config(toy_file, tmp_path / "b", resume=False, num_workers=2))  # workers change nothing
+    r3 = train(_config(toy_file, tmp_path / "c", resume=False, seed=4))
+    assert state_digest(r1.model) == state_digest(r2.model)
+    assert state_digest(r1.model) != state_digest(r3.model)
+    assert [h["train_loss"] for h in r1.history] == [h["train_loss"] for h in r2.history]
+    out = tmp_path / "a"
+    assert state_digest(load_weights(out / "model.pt")) == state_digest(r1.model)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epoch"] == 2 and metrics["step"] == 18
+    assert {"train_loss", "val_loss", "val_nme_pct"} <= set(metrics)
+    with open(out / "loss.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [float(r["lr"]) for r in rows] == [1e-3, 5e-4]  # halved after every epoch (step 1 here)
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["step_in_epoch"] == 0
+    assert ckpt["fingerprint"] == run_fingerprint(_config(toy_file, out))
+    # a finished run started again does no more steps and leaves the weights as they are
+    again = train(_config(toy_file, out))
+    assert state_digest(again.model) == state_digest(r1.model) and again.resumed_from.epoch == 2
+    # changed settings: the old checkpoint is not resumed from
+    other = train(_config(toy_file, out, lr=2e-3, epochs=1))
+    assert other.resumed_from is None and len(other.history) == 1
+
+
+_CHILD = r"""
+import sys, time
+from pathlib import Path
+import torch
+import model.train as T
+from pipeline.train import main
+
+marker, stop_at = Path(sys.argv[1]), int(sys.argv[2])
+calls = [0]
+original = T.weighted_map_loss
+
+def hooked(*args, **kwargs):
+    if torch.is_grad_enabled():  # a training step (validation runs without grad)
+        calls[0] += 1
+        if calls[0] == stop_at:  # steps 1 .. stop_at-1 are done: tell the parent, wait for the kill
+            marker.write_text("ready")
+            time.sleep(600)
+    return original(*args, **kwargs)
+
+T.weighted_map_loss = hooked
+main(["--params", sys.argv[3]])
+"""
+
+
+def _params_file(path: Path, cfg: TrainConfig) -> Path:
+    raw = yaml.safe_load(Path(DEFAULT_PARAMS).read_text())
+    raw["train"] = cfg.to_json()
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _run_stage(params: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pipeline.train", "--params", str(params)], cwd=PROJECT_ROOT,
+                   check=True, capture_output=True, timeout=120, env=ENV)
+
+
+def test_killed_mid_epoch_resumes_to_identical_weights(toy_file: Path, tmp_path: Path) -> None:
+    # uninterrupted: 2 epochs x 9 steps; checkpoints at global steps 4, 8, 9 (epoch end), 12, 16, 18
+    straight = _config(toy_file, tmp_path / "straight")
+    _run_stage(_params_file(tmp_path / "straight.yaml", straight))
+
+    cfg = _config(toy_file, tmp_path / "killed")
+    params = _params_file(tmp_path / "killed.yaml", cfg)
+    marker = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(marker), "14", str(params)], cwd=PROJECT_ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the training child never reached step 14"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)  # 13 steps done, the last checkpoint is from step 12
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    ckpt = load_checkpoint(cfg.out_dir / "checkpoints" / "last.pt")
+    assert (ckpt["progress"]["epoch"], ckpt["progress"]["step_in_epoch"]) == (1, 3)  # mid-epoch 2
+    assert ckpt["progress"]["global_step"] == 12
+    assert not (cfg.out_dir / "model.pt").exists()
+
+    _run_stage(params)  # the same command again: resumes from step 12
+    a = load_weights(straight.out_dir / "model.pt")
+    b = load_weights(cfg.out_dir / "model.pt")
+    assert state_digest(a) == state_digest(b)
+    ha = json.loads((straight.out_dir / "metrics.json").read_text())
+    hb = json.loads((cfg.out_dir / "metrics.json").read_text())
+    for key in ("train_loss", "first_train_loss", "val_loss", "val_nme_pct", "step"):
+        assert ha[key] == hb[key], key
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, results: Path) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    result = train(cfg)
+    (results / f"rank{rank}.txt").write_text(state_digest(result.model))
+
+
+def test_ddp_two_ranks_on_cpu_gloo(toy_file: Path, tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _config(toy_file, tmp_path / "ddp", epochs=1, checkpoint_every=2)
+    mp.start_processes(_ddp_worker, args=(2, port, cfg, tmp_path), nprocs=2, join=True, start_method="fork")
+    d0, d1 = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
+    assert d0 == d1  # DDP keeps the replicas identical
+    assert state_digest(load_weights(cfg.out_dir / "model.pt")) == d0  # written by rank 0
+    ckpt = load_checkpoint(cfg.out_dir / "checkpoints" / "last.pt")
+    # 36 samples / global batch 4 = 9 global steps, each rank taking 2 samples per step
+    assert ckpt["progress"]["global_step"] == 9
+    assert json.loads((cfg.out_dir / "metrics.json").read_text())["step"] == 9
+
+
+def test_params_section_matches_config_fields() -> None:
+    assert [f.name for f in fields(TrainParams)] == [f.name for f in fields(TrainConfig)]
+    cfg = TrainConfig(**{f.name: getattr(load_params().train, f.name) for f in fields(TrainParams)})
+    assert cfg.batch_size == 16 and cfg.lr == pytest.approx(1e-4)
+    assert cfg.lr_step_epochs == 5 and cfg.lr_gamma == pytest.approx(0.5)
+
+
+def test_config_validation(toy_file: Path) -> None:
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=toy_file, amp="fp16")
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=toy_file, scale_range=(1.2, 0.9))
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=toy_file, epochs=0)

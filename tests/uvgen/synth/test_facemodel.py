@@ -11,7 +11,7 @@ from uvgen.formats.bfm import MorphableModel, load_topology
 from uvgen.synth.components import MOUTH_OPEN, REFERENCE_N, make_components
 from uvgen.synth.face_regions import FaceFrame, mesh_edges
 from uvgen.synth.face_shape import face_grid, landmark_targets
-from uvgen.synth.facemodel import make_face_model, make_real_topology_model, sample_parameters
+from uvgen.synth.facemodel import make_face_model, sample_parameters
 
 N = 5000
 REAL_SPAN = np.array([180_069.0, 210_725.0, 148_018.0])  # bounding box of the real BFM mean shape
@@ -25,8 +25,9 @@ def model() -> MorphableModel:
 
 
 @pytest.fixture(scope="module")
-def real_model(bfm_topology_dir: Path) -> MorphableModel:
-    return make_real_topology_model(bfm_topology_dir, seed=0)
+def real_model(real_topology_model: MorphableModel) -> MorphableModel:
+    """The session-wide real-topology model (tests/conftest.py), built once for all tests."""
+    return real_topology_model
 
 
 def _mean(m: MorphableModel) -> np.ndarray:

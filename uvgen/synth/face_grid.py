@@ -106,6 +106,10 @@ def _zipper(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Amplitude of the monotone, endpoint-fixing warp of the UV grid: 0.37 of a 256-pixel UV pixel.
+UV_WOBBLE = 0.37 / 255
+
+
 def build_grid(n_vertices: int, v_lip: float, mouth_half_width_u: float) -> FaceGrid:
     """The grid for ``n_vertices`` with the lip line near ``v = v_lip``.
 
@@ -118,6 +122,9 @@ def build_grid(n_vertices: int, v_lip: float, mouth_half_width_u: float) -> Face
     row = np.repeat(np.arange(nv), counts)
     col = np.arange(n_vertices) - starts[row]
     uv = np.column_stack([col / (counts[row] - 1), row / (nv - 1)]).astype(np.float64)
+    # Keep grid lines off UV pixel centres: a regular grid puts whole rows of centres exactly on
+    # shared edges, which face3d's half-open coverage rule (u + v < 1) can leave uncovered.
+    uv += UV_WOBBLE * np.sin(np.pi * uv)
 
     m = int(counts[lip_row])
     half = max(int(round(mouth_half_width_u * (m - 1))), (MIN_MOUTH_CELLS + 1) // 2)

@@ -333,3 +333,13 @@ def test_make_components_without_triangles_on_real_topology(bfm_topology_dir: Pa
     move = exp_pc[:, MOUTH_OPEN].reshape(-1, 3)
     k = topo.kpt_ind
     assert move[k[66], 1] < -3000 and abs(move[k[62], 1]) < 1000
+
+
+@pytest.mark.parametrize("n_vertices", [900, 5000, 53215])
+def test_uv_layout_covers_every_pixel_under_face3ds_rule(n_vertices: int) -> None:
+    """With the project's rasteriser (face3d's half-open rule) no UV pixel is left empty: a regular
+    grid with lines through pixel centres would leave whole rows uncovered."""
+    from uvgen.groundtruth import build_uv_layout
+
+    layout = build_uv_layout(make_face_model(n_vertices=n_vertices, seed=0))
+    assert layout.raster.mask.all()

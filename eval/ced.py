@@ -101,5 +101,5 @@ def plot_ced(
     ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png")
     return path

@@ -1,0 +1,373 @@
+"""Report files of an evaluation: tables, DVC metrics, CED data and figures, offline plot template.
+
+From the :class:`eval.evaluate.MethodResult` of each method, :func:`write_report` writes into one
+folder (NME values in %, fractions of images in [0, 1]):
+
+* ``nme_table.md``: one Markdown table per metric (68-point 2D NME first, the paper's table): the
+  measured methods, then the published numbers of conventions section 7, marked ``published``;
+* ``nme_table.csv``: the same rows as one long table (columns :data:`TABLE_COLUMNS`);
+* ``metrics.json``: flat keys ``<method>/<metric>/<stat>`` (stat: 0-30, 30-60, 60-90, mean =
+  balanced mean of the bin means, std, all = mean over all images, auc = CED area to
+  ``max_error``) and ``<method>/n_images``, ``n_missing``, ``n_extra``, ``ms_per_image``: what
+  ``dvc metrics show`` lists; undefined values are null;
+* ``per_image.csv``: name, yaw, then ``<method>/<metric>`` per image (fractions, not %);
+* ``unmatched.csv``: method, name, status ('missing': a test image without a prediction,
+  'extra': a prediction for an image not in the test set);
+* ``ced_<metric>.csv``: WIDE CED data: column ``nme`` (threshold, %) and one column per method
+  (fraction of images with NME <= nme); DVC draws one line per column when the plot names the
+  columns as y (dvc.yaml top-level ``plots``, ``template: simple``);
+* ``figures/ced_<metric>.png`` (:func:`eval.ced.plot_ced`) and ``.pdf`` (the same figure).
+
+``dvc plots show`` renders offline with the page template :func:`write_offline_template` makes
+(vega, vega-lite and vega-embed inlined; DVC's default page loads them from a CDN):
+``python -m eval.report template --vega vega.min.js --vega-lite vega-lite.min.js
+--vega-embed vega-embed.min.js --out .dvc/plots/offline.html``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eval.ced import ced_auc, ced_curve, plot_ced
+from eval.evaluate import MethodResult, combined_per_image
+from eval.metrics import YAW_BIN_LABELS
+from eval.tables import (
+    METRICS,
+    PUBLISHED_NME_68,
+    PUBLISHED_PRN_MS_PER_IMAGE_GTX1080,
+    PUBLISHED_RECON_NME,
+    summarise,
+    write_per_image,
+)
+
+MEASURED, PUBLISHED = "measured", "published"
+STATS = (*YAW_BIN_LABELS, "mean", "std", "all")
+TABLE_COLUMNS = ("metric", "method", "source", *STATS, "auc", "n_images", "n_missing", "n_extra", "ms_per_image", "note")
+CED_METRICS = ("nme_2d_68", "nme_3d_68", "recon_3d_dense")
+METRIC_TITLES = {
+    "nme_2d_68": "68 landmarks, 2D NME (%)",
+    "nme_3d_68": "68 landmarks, 3D NME (%)",
+    "nme_2d_dense": "Dense face vertices, 2D NME (%)",
+    "nme_3d_dense": "Dense face vertices, 3D NME (%)",
+    "recon_3d_dense": "3D face reconstruction, NME after rigid alignment (%)",
+}
+_PRN_PUBLISHED = "PRN (ECCV 2018)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+
+
+def summary_table(results: Sequence[MethodResult], max_error: float = 0.10) -> pd.DataFrame:
+    """Long table, one row per (metric, method): measured rows, then the published ones.
+
+    Columns :data:`TABLE_COLUMNS`; NMEs in %, ``auc`` the CED area on [0, max_error] (failed or
+    missing images count as misses), ``ms_per_image`` the mean prediction time per image.
+    """
+    rows = []
+    for metric in METRICS:
+        for r in results:
+            if metric not in r.metrics:
+                continue
+            with warnings.catch_warnings():  # missing images: reported in n_missing and unmatched.csv
+                warnings.simplefilter("ignore")
+                s = summarise(r.per_image, [metric], percent=True).loc[metric]
+            vals = r.per_image[metric].to_numpy(dtype=np.float64)
+            rows.append({
+                "metric": metric, "method": r.method, "source": MEASURED,
+                **{k: float(s[k]) for k in STATS},
+                "auc": ced_auc(vals, max_error),
+                "n_images": int(np.isfinite(vals).sum()),
+                "n_missing": len(r.matching.missing), "n_extra": len(r.matching.extra),
+                "ms_per_image": 1000.0 * r.runtime_s, "note": _measured_note(r),
+            })
+        rows += _published_rows(metric)
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def _measured_note(r: MethodResult) -> str:
+    """Where the time was measured: 'device cpu', 'external file(s)'..."""
+    if "device" in r.meta:
+        return f"device {r.meta['device']}"
+    return r.meta.get("source", "")
+
+
+def _published_rows(metric: str) -> list[dict]:
+    empty = {"auc": math.nan, "n_images": math.nan, "n_missing": math.nan, "n_extra": math.nan}
+    out = []
+    if metric == "nme_2d_68":
+        for name, vals in PUBLISHED_NME_68.items():
+            ms = PUBLISHED_PRN_MS_PER_IMAGE_GTX1080 if name == _PRN_PUBLISHED else math.nan
+            out.append({"metric": metric, "method": name, "source": PUBLISHED,
+                        **{k: vals.get(k, math.nan) for k in STATS}, **empty, "ms_per_image": ms,
+                        "note": "AFLW2000-3D, paper" + (", GTX 1080" if name == _PRN_PUBLISHED else "")})
+    elif metric == "recon_3d_dense":
+        for name, mean in PUBLISHED_RECON_NME.items():
+            out.append({"metric": metric, "method": name, "source": PUBLISHED,
+                        **{k: math.nan for k in STATS}, "mean": mean, **empty, "ms_per_image": math.nan,
+                        "note": "AFLW2000-3D, as reported in the PRN paper"})
+    return out
+
+
+def _fmt(v: object, digits: int = 2) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "-" if not np.isfinite(v) else f"{v:.{digits}f}"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return str(v)
+
+
+def markdown_report(summary: pd.DataFrame, results: Sequence[MethodResult], test_file: str = "",
+                    max_error: float = 0.10, notes: Sequence[str] = ()) -> str:
+    """Markdown: one table per metric (measured rows, then published rows marked as such),
+    then the images without predictions and the extra ones, then ``notes`` (one bullet each)."""
+    lines = ["# Evaluation on the test set" + (f" (`{test_file}`)" if test_file else ""), ""]
+    lines += [
+        "NME = mean point error / sqrt(w*h) of the ground-truth 68 points' (x, y) box, in %, for every "
+        "metric (3D: each point set shifted to min z = 0; reconstruction: after rigid alignment). "
+        "Bins on |yaw| in degrees: [0,30], (30,60], (60,inf); *mean* = mean of the three bin means "
+        "(the paper's Mean), *std* = their std, *all* = mean over all images; "
+        f"*AUC* = area under the CED up to {100 * max_error:g}% (normalised to 1). "
+        "Rows marked **published** are the numbers reported on the real AFLW2000-3D (conventions 7), "
+        "not measured here.", "",
+    ]
+    head = ["method", "source", *STATS, "AUC", "images", "missing", "ms/image"]
+    for metric in METRICS:
+        part = summary[summary["metric"] == metric]
+        if part.empty:
+            continue
+        lines += [f"## {METRIC_TITLES[metric]}", "", "| " + " | ".join(head) + " |",
+                  "|" + "|".join(["---"] + ["---:" if h not in ("source",) else "---" for h in head[1:]]) + "|"]
+        for _, row in part.iterrows():
+            pub = row["source"] == PUBLISHED
+            name = f"*{row['method']}*" if pub else f"**{row['method']}**"
+            cells = [name, "published" if pub else "measured", *[_fmt(row[k]) for k in STATS],
+                     _fmt(row["auc"], 3), _fmt(row["n_images"] if not pub else math.nan, 0),
+                     _fmt(row["n_missing"] if not pub else math.nan, 0), _fmt(row["ms_per_image"], 1)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if (summary["source"] == PUBLISHED).any():
+        lines += ["Published rows: the papers' numbers on the real AFLW2000-3D (conventions 7); the 3D "
+                  "reconstruction numbers as reported in the PRN paper; PRN's 9.8 ms per image on a GTX 1080.", ""]
+    lines += ["## Coverage and timing", "",
+              "| method | predictions | images | missing | extra | ms/image | timed on |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.method} | `{r.source}` | {r.matching.n_matched} | {len(r.matching.missing)} | "
+                     f"{len(r.matching.extra)} | {_fmt(1000.0 * r.runtime_s, 1)} | {_measured_note(r) or '-'} |")
+    lines.append("")
+    for r in results:
+        for label, names in (("missing (no prediction)", r.matching.missing), ("extra (not in the test set)", r.matching.extra)):
+            if names:
+                shown = ", ".join(f"`{n}`" for n in names[:20]) + (", ..." if len(names) > 20 else "")
+                lines += [f"- {r.method}: {len(names)} {label}: {shown} (all in unmatched.csv)"]
+    if notes:
+        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def metrics_json(summary: pd.DataFrame) -> dict[str, float | int | None]:
+    """Flat ``<method>/<metric>/<stat>`` keys of the measured rows (+ per-method counts, time)."""
+    out: dict[str, float | int | None] = {}
+    measured = summary[summary["source"] == MEASURED]
+    for _, row in measured.iterrows():
+        for stat in (*STATS, "auc"):
+            out[f"{row['method']}/{row['metric']}/{stat}"] = _json_num(row[stat])
+    for method, part in measured.groupby("method", sort=False):
+        first = part.iloc[0]
+        out[f"{method}/n_images"] = int(part["n_images"].max())
+        out[f"{method}/n_missing"] = int(first["n_missing"])
+        out[f"{method}/n_extra"] = int(first["n_extra"])
+        out[f"{method}/ms_per_image"] = _json_num(first["ms_per_image"])
+    return out
+
+
+def _json_num(v: object) -> float | None:
+    f = float(v)  # type: ignore[arg-type]
+    return round(f, 6) if math.isfinite(f) else None
+
+
+def unmatched_table(results: Sequence[MethodResult]) -> pd.DataFrame:
+    """method, name, status ('missing' | 'extra') for every unmatched image of every method."""
+    rows = [(r.method, n, "missing") for r in results for n in r.matching.missing]
+    rows += [(r.method, n, "extra") for r in results for n in r.matching.extra]
+    return pd.DataFrame(rows, columns=["method", "name", "status"])
+
+
+# ----------------------------------------------------------------------------------------------
+# CED
+
+
+def ced_table(results: Sequence[MethodResult], metric: str = "nme_2d_68", max_error: float = 0.10,
+              n_points: int = 101, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """WIDE CED data: ``nme`` (threshold in %, 0 .. 100*max_error) and one column per method
+    that has ``metric`` (fraction of test images with NME <= threshold; missing = miss).
+
+    ``columns``: method columns that must exist (in this order, first) even without results,
+    left empty (NaN), so that a plot naming them still renders when a method was left out."""
+    x = np.linspace(0.0, max_error, n_points)
+    data = {"nme": np.round(100.0 * x, 6)}
+    for name in columns:
+        data[name] = np.full(n_points, np.nan)
+    for r in results:
+        if metric in r.metrics:
+            _, y = ced_curve(r.per_image[metric].to_numpy(dtype=np.float64), max_error, n_points)
+            data[r.method] = np.round(y, 6)
+    return pd.DataFrame(data)
+
+
+def write_ced_figures(results: Sequence[MethodResult], metric: str, png: Path, pdf: Path | None = None,
+                      max_error: float = 0.10) -> list[Path]:
+    """PNG (eval.ced.plot_ced) and, if ``pdf``, the same figure as a one-page PDF."""
+    curves = {r.method: r.per_image[metric].to_numpy(dtype=np.float64) for r in results if metric in r.metrics}
+    if not curves:
+        return []
+    title = f"CED: {METRIC_TITLES[metric].replace(' (%)', '')}"
+    out = [plot_ced(curves, png, title=title, max_error=max_error)]
+    if pdf is not None:
+        out.append(plot_ced(curves, pdf, title=title, max_error=max_error))  # vector PDF
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Everything
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    table_csv: Path
+    metrics_json: Path
+    per_image_csv: Path
+    unmatched_csv: Path
+    ced_csv: dict[str, Path]
+    figures: list[Path]
+
+
+def write_report(results: Sequence[MethodResult], out_dir: str | Path, test_file: str = "",
+                 max_error: float = 0.10, ced_metrics: Sequence[str] = CED_METRICS,
+                 n_points: int = 101, figures: bool = True, notes: Sequence[str] = (),
+                 ced_columns: Sequence[str] = ()) -> ReportFiles:
+    """Write every report file of the module docstring into ``out_dir``; returns their paths.
+    ``notes``: extra lines for the Markdown report (e.g. methods left out); ``ced_columns``: method
+    columns every CED CSV has even when empty (see :func:`ced_table`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summary_table(results, max_error)
+    md = out / "nme_table.md"
+    md.write_text(markdown_report(summary, results, test_file, max_error, notes), encoding="utf-8")
+    csv = out / "nme_table.csv"
+    summary.to_csv(csv, index=False, float_format="%.6g")
+    js = out / "metrics.json"
+    js.write_text(json.dumps(metrics_json(summary), indent=2) + "\n", encoding="utf-8")
+    per_image = write_per_image(combined_per_image(results), out / "per_image.csv")
+    unmatched = out / "unmatched.csv"
+    unmatched_table(results).to_csv(unmatched, index=False)
+    ced_files, figs = {}, []
+    for metric in ced_metrics:
+        path = out / f"ced_{metric}.csv"
+        ced_table(results, metric, max_error, n_points, ced_columns).to_csv(path, index=False, float_format="%.6g")
+        ced_files[metric] = path
+        if figures:
+            figs += write_ced_figures(results, metric, out / "figures" / f"ced_{metric}.png",
+                                      out / "figures" / f"ced_{metric}.pdf", max_error)
+    return ReportFiles(md, csv, js, per_image, unmatched, ced_files, figs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Offline page template for `dvc plots show`
+
+_NOTICE = """\
+This page template inlines three JavaScript libraries so that `dvc plots show` renders without
+network access. Each is distributed under the BSD 3-Clause licence:
+
+  vega {vega}, vega-lite {vega_lite}, vega-embed {vega_embed}
+  Copyright (c) 2015, University of Washington Interactive Data Lab. All rights reserved.
+
+Redistribution and use in source and binary forms, with or without modification, are permitted
+provided that the following conditions are met:
+1. Redistributions of source code must retain the above copyright notice, this list of conditions
+   and the following disclaimer.
+2. Redistributions in binary form must reproduce the above copyright notice, this list of
+   conditions and the following disclaimer in the documentation and/or other materials provided
+   with the distribution.
+3. Neither the name of the copyright holder nor the names of its contributors may be used to
+   endorse or promote products derived from this software without specific prior written
+   permission.
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS OR
+IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND
+FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR
+CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER
+IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF
+THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+
+The minified builds bundle further open-source modules under permissive licences that allow
+redistribution with their notices: the d3 modules (ISC, Copyright Mike Bostock), topojson-client
+(ISC, Copyright Mike Bostock), fast-json-patch (MIT, Copyright (c) 2017-2021 Joachim Wester),
+json-stringify-pretty-compact (MIT, Copyright (c) Simon Lydell), semver (ISC, Copyright (c) Isaac
+Z. Schlueter and Contributors), tslib (0BSD, Copyright (c) Microsoft Corporation) and the vega-*
+modules (BSD-3-Clause, as above). ISC/MIT: permission to use, copy, modify and distribute this
+software for any purpose with or without fee is granted, provided that the copyright notice and
+this permission notice appear in all copies; the software is provided "as is", without warranty
+of any kind.
+Sources: https://github.com/vega/vega, https://github.com/vega/vega-lite,
+https://github.com/vega/vega-embed (npm packages vega, vega-lite, vega-embed).
+"""
+
+_PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
+
+
+def write_offline_template(out: str | Path, vega_js: str | Path, vega_lite_js: str | Path,
+                           vega_embed_js: str | Path, versions: dict[str, str] | None = None) -> Path:
+    """An HTML page template for ``dvc plots show --html-template`` with the three libraries
+    inlined (no ``{scripts}`` placeholder, so DVC adds no CDN links); ``{plot_divs}`` and
+    ``{refresh_tag}`` are DVC's placeholders. Licence notices are kept in the page header."""
+    v = {"vega": "?", "vega_lite": "?", "vega_embed": "?", **(versions or {})}
+    scripts = []
+    for label, path in (("vega", vega_js), ("vega-lite", vega_lite_js), ("vega-embed", vega_embed_js)):
+        js = Path(path).read_text(encoding="utf-8")
+        bad = [p for p in (*_PLACEHOLDERS, "</script") if p in js]
+        if bad:
+            raise ValueError(f"{path}: contains {bad}, which would break the page template")
+        scripts.append(f"<script>/* {label} (BSD-3-Clause, notice above) */\n{js}\n</script>")
+    page = (
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n{refresh_tag}\n"
+        "<title>DVC Plot (offline)</title>\n"
+        f"<!--\n{_NOTICE.format(**v)}-->\n"
+        + "\n".join(scripts)
+        + "\n<style>\n  table { border-spacing: 15px; }\n</style>\n</head>\n<body>\n{plot_divs}\n</body>\n</html>\n"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="eval.report tools")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("template", help="write the offline `dvc plots show` page template")
+    t.add_argument("--vega", required=True, help="vega build/vega.min.js (npm package vega@5)")
+    t.add_argument("--vega-lite", required=True, help="vega-lite build/vega-lite.min.js (vega-lite@5)")
+    t.add_argument("--vega-embed", required=True, help="vega-embed build/vega-embed.min.js (vega-embed@6)")
+    t.add_argument("--versions", nargs=3, metavar=("VEGA", "VEGA_LITE", "VEGA_EMBED"), default=None)
+    t.add_argument("--out", default=".dvc/plots/offline.html")
+    args = parser.parse_args(argv)
+    versions = None
+    if args.versions:
+        versions = dict(zip(("vega", "vega_lite", "vega_embed"), args.versions))
+    print(write_offline_template(args.out, args.vega, args.vega_lite, args.vega_embed, versions))
+
+
+if __name__ == "__main__":
+    main()

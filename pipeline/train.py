@@ -2,22 +2,25 @@
 
 Reads the ``train`` section of params.yaml (fields documented in model.train.TrainConfig) and
 writes to ``train.out_dir``: ``checkpoints/last.pt``, ``model.pt``, ``metrics.json``, ``loss.csv``.
-A run killed mid-epoch resumes from its last checkpoint when started again with the same settings.
+A run killed mid-epoch resumes from its last checkpoint when started again (``dvc repro`` or this
+command) with the same settings, data and code; raising ``train.epochs`` continues a finished run.
 
-The default is a short CPU run (width 8) that shows a falling loss within minutes. The paper's
-configuration on a GPU (full width 16, TensorFlow's batch-norm momentum, bf16, 40 epochs: the
-learning rate is below 4e-7 by then):
+The default is a short CPU run (width 6, 3 epochs of the ~540 synthetic training crops, about 3
+minutes on 2 cores) that shows a falling loss. The paper's configuration on a GPU (full width 16,
+TensorFlow's batch-norm momentum, bf16, 40 epochs: the learning rate is below 4e-7 by then):
 
-    dvc exp run -S train.width=16 -S train.epochs=40 -S train.bn_momentum=0.001 \\
+    dvc exp run -S train.width=16 -S train.epochs=40 -S train.bn_momentum=0.001 \
         -S train.device=cuda -S train.num_workers=8 -S train.checkpoint_every=1000
 
-Several GPUs: ``torchrun --standalone --nproc_per_node=G -m pipeline.train`` (``batch_size`` is the
-global batch, divided over the GPUs).
+(with the real 300W-LP behind ``uvgen.train_root`` for the paper's data). Several GPUs:
+``torchrun --standalone --nproc_per_node=G -m pipeline.train`` (``train.batch_size`` is the global
+batch, divided over the GPUs).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from model.train import TrainConfig, train
 from pipeline.config import DEFAULT_PARAMS, load_params
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = config_from_params(args.params)
     result = train(cfg)
-    if result.history:
+    if result.history and os.environ.get("RANK", "0") == "0":
         last = result.history[-1]
         print(f"train: {len(result.history)} epochs, train loss {result.history[0]['train_loss']:.4f} -> "
               f"{last['train_loss']:.4f}; weights -> {cfg.out_dir / 'model.pt'}")

@@ -107,9 +107,14 @@ def test_same_seed_same_weights_and_metrics_files(toy_file: Path, tmp_path: Path
     # a finished run started again does no more steps and leaves the weights as they are
     again = train(_config(toy_file, out))
     assert state_digest(again.model) == state_digest(r1.model) and again.resumed_from.epoch == 2
-    # changed settings: the old checkpoint is not resumed from
+    # fewer epochs than the checkpoint has done, changed settings, a damaged file: start afresh
+    shorter = train(_config(toy_file, out, epochs=1))
+    assert shorter.resumed_from is None and len(shorter.history) == 1
     other = train(_config(toy_file, out, lr=2e-3, epochs=1))
     assert other.resumed_from is None and len(other.history) == 1
+    (out / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    damaged = train(_config(toy_file, out, epochs=1))
+    assert damaged.resumed_from is None and len(damaged.history) == 1
 
 
 _CHILD = r"""

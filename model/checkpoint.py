@@ -1,0 +1,156 @@
+"""Training checkpoints and final weights: atomic writes, random states, progress counters.
+
+A checkpoint (``torch.save`` dict, loadable with ``weights_only=True``) holds:
+
+* ``model``, ``optimizer``, ``scheduler``: state dicts (the bare PRNet's, never a DDP/compiled
+  wrapper's, so any run can load any checkpoint);
+* ``progress``: :class:`Progress` as a dict (epoch, step in epoch, global step, the epoch's running
+  loss sum and the per-epoch history rows written so far);
+* ``rng``: the python, numpy, torch-CPU and (if any) CUDA random states (:func:`rng_state`);
+* ``fingerprint``: the hash of everything that changes the numbers (config + input data); a
+  checkpoint with another fingerprint is never resumed from;
+* ``meta``: PRNet ``width`` / ``in_size`` and the config, for humans and for loading.
+
+The training sample order and the augmentation draws are functions of (seed, epoch, step) (see
+model.data and model.train), so they need no saved state. Writes go to ``<name>.tmp`` in the same
+directory, are fsynced and renamed with ``os.replace``: a kill leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.prnet import PRNet
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Progress:
+    """Where a run stands. ``step_in_epoch`` = batches already trained in ``epoch`` (0-based epoch).
+
+    ``loss_sum``: sum of this rank's per-step training losses so far in ``epoch`` (float64).
+    ``history``: one dict per finished epoch (the rows of the metrics table).
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    loss_sum: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def rng_state() -> dict[str, Any]:
+    """The global random states (python, numpy, torch CPU, every CUDA device), torch-serialisable."""
+    np_state = np.random.get_state(legacy=False)
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np.asarray(np_state["state"]["key"]).astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (CUDA states only where CUDA is in use)."""
+    random.setstate(_as_tuple(state["python"]))
+    ns = state["numpy"]
+    np.random.set_state({
+        "bit_generator": ns["bit_generator"],
+        "state": {"key": ns["key"].numpy().astype(np.uint32), "pos": ns["pos"]},
+        "has_gauss": ns["has_gauss"],
+        "gauss": ns["gauss"],
+    })
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(states)
+
+
+def _as_tuple(value: Any) -> Any:
+    """Lists back to tuples, recursively (random.setstate wants tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``<path>.tmp``, fsync, then ``os.replace`` onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, *, model: PRNet, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, progress: Progress,
+                    fingerprint: str, meta: dict[str, Any]) -> None:
+    """Write a full training checkpoint atomically (see module docstring)."""
+    atomic_torch_save({
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "progress": asdict(progress),
+        "rng": rng_state(),
+        "meta": meta,
+    }, path)
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors on ``map_location``)."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported checkpoint format {ckpt.get('format_version')!r}")
+    return ckpt
+
+
+def restore_checkpoint(ckpt: dict[str, Any], *, model: PRNet, optimizer: torch.optim.Optimizer,
+                       scheduler: torch.optim.lr_scheduler.LRScheduler) -> Progress:
+    """Load states into model/optimizer/scheduler, restore the random states; return the progress."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return Progress(**ckpt["progress"])
+
+
+def save_weights(path: Path, model: PRNet, meta: dict[str, Any] | None = None) -> None:
+    """Final weights for inference: ``{"model": state_dict, "width", "in_size", "meta"}``, atomic."""
+    atomic_torch_save({"model": model.state_dict(), "width": model.width, "in_size": model.in_size,
+                       "meta": meta or {}}, path)
+
+
+def load_weights(path: Path, map_location: torch.device | str = "cpu") -> PRNet:
+    """A PRNet (eval mode) from :func:`save_weights` output or a training checkpoint."""
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    if "width" in blob:
+        width, in_size = blob["width"], blob["in_size"]
+    else:
+        width, in_size = blob["meta"]["width"], blob["meta"]["in_size"]
+    model = PRNet(width=int(width), in_size=int(in_size))
+    model.load_state_dict(blob["model"])
+    return model.to(map_location).eval()

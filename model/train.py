@@ -1,0 +1,458 @@
+"""PRNet training loop (conventions section 8): Adam, step decay, on-device augmentation, resumable.
+
+Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (StepLR step ``lr_step_epochs``, gamma
+``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the weight mask stored in
+the training file (``uv/weight_mask``), augmentation as in model.augment.
+
+Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the network and batches
+are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is computed
+in float32); ``compile=True`` adds ``torch.compile``. On the CPU everything is float32, so a run is
+reproducible: the same config and seed give bit-identical weights (with ``num_workers`` any value).
+Multi-GPU: launch with ``torchrun --nproc_per_node=G -m pipeline.train``; WORLD_SIZE > 1 wraps the
+network in DistributedDataParallel, ``batch_size`` is the global batch (each rank takes
+``batch_size / G``) and rank 0 alone writes files (model.distributed).
+
+Outputs in ``out_dir``: ``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at each epoch
+end, atomic), ``model.pt`` (final weights, model.checkpoint.save_weights), ``metrics.json`` (the last
+epoch's numbers, for ``dvc metrics``) and ``loss.csv`` (one row per epoch, for ``dvc plots``).
+
+Resuming: with ``resume=True`` a run starts from ``checkpoints/last.pt`` when that checkpoint's
+fingerprint (every setting that changes the numbers, the identity of the input files and the source
+of the training modules) matches, else from scratch. The sample order of an epoch is a function of
+(seed, epoch) and the augmentation draws of a step a function of (seed, global step, rank), so a
+run killed mid-epoch and resumed ends with the same weights as one never interrupted (on the CPU;
+CUDA kernels are not bit-reproducible). ``epochs`` may be raised to continue a finished run.
+
+params.yaml's default is a short CPU run (width 6, 3 epochs, batch-norm momentum 0.1). The paper's
+configuration on a GPU, as a DVC experiment:
+``dvc exp run -S train.width=16 -S train.epochs=40 -S train.bn_momentum=0.001 -S train.device=cuda
+-S train.num_workers=8 -S train.checkpoint_every=1000``.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.augment import AugmentConfig
+from model.checkpoint import Progress, load_checkpoint, restore_checkpoint, save_checkpoint, save_weights
+from model.data import (
+    DataSplit,
+    EpochBatchSampler,
+    ShardSampler,
+    derived_seed,
+    load_split,
+    make_loader,
+    prepare_batch,
+    to_device,
+)
+from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, init_distributed, shutdown
+from model.loss import weighted_map_loss
+from model.prnet import MAP_SCALE, PRNet
+from uvgen.h5store import PositionMapDataset, PositionMapFile
+
+CHECKPOINT_NAME = "checkpoints/last.pt"
+WEIGHTS_NAME = "model.pt"
+METRICS_NAME = "metrics.json"
+TABLE_NAME = "loss.csv"
+TABLE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct", "images_per_s",
+                 "epoch_time_s")
+AMP_MODES = ("bf16", "none")
+# Settings that do not change the numbers: a checkpoint written under other values is resumed.
+_NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "epochs", "num_workers", "checkpoint_every",
+                      "resume", "progress", "device", "compile")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; the defaults are the paper's recipe at full width.
+
+    Paths: ``train_file`` (UV HDF5 file, model.data), ``val_file`` (None: hold out ``val_fraction``
+    of the training file), ``out_dir``. Optimisation: ``epochs``, ``batch_size`` (global), ``lr``,
+    ``lr_step_epochs``, ``lr_gamma``. Network: ``width`` (16 = paper), ``bn_momentum`` (PyTorch
+    convention; 0.001 = TensorFlow's decay 0.999). Augmentation (model.augment.AugmentConfig):
+    ``augment`` on/off, ``rotation_deg``, ``scale_range``, ``shift_frac``, ``color_range``,
+    ``occlusion_prob``. Runtime: ``seed``, ``device`` ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp``
+    ('bf16' | 'none', CUDA only), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only
+    at epoch ends), ``resume``, ``progress`` (tqdm bar).
+    """
+
+    train_file: Path
+    val_file: Path | None = None
+    out_dir: Path = Path("data/train")
+    val_fraction: float = 0.1
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-4
+    lr_step_epochs: int = 5
+    lr_gamma: float = 0.5
+    width: int = 16
+    bn_momentum: float = 0.001
+    augment: bool = True
+    rotation_deg: float = 45.0
+    scale_range: tuple[float, float] = (0.9, 1.2)
+    shift_frac: float = 0.1
+    color_range: tuple[float, float] = (0.6, 1.4)
+    occlusion_prob: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "bf16"
+    compile: bool = False
+    num_workers: int = 2
+    checkpoint_every: int = 500
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("train_file", Path(self.train_file))
+        set_("out_dir", Path(self.out_dir))
+        if self.val_file is not None:
+            set_("val_file", Path(self.val_file))
+        for name in ("scale_range", "color_range"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or value[0] > value[1]:
+                raise ValueError(f"train.{name} must be [low, high], got {getattr(self, name)!r}")
+            set_(name, value)
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        for name in ("epochs", "batch_size", "width", "lr_step_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.num_workers < 0 or self.checkpoint_every < 0:
+            raise ValueError("train.num_workers and train.checkpoint_every must be >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def augment_config(self) -> AugmentConfig | None:
+        if not self.augment:
+            return None
+        return AugmentConfig(rotation_deg=self.rotation_deg, scale_range=self.scale_range,
+                             shift_frac=self.shift_frac, color_range=self.color_range,
+                             occlusion_prob=self.occlusion_prob)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (paths as strings, tuples as lists)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else (
+                list(value) if isinstance(value, tuple) else value)
+        return out
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank): the bare network and the per-epoch rows."""
+
+    model: PRNet
+    history: list[dict[str, Any]]
+    out_dir: Path
+    resumed_from: Progress | None
+
+
+def resolve_device(spec: str, info: DistInfo = DistInfo()) -> torch.device:
+    """'auto' -> CUDA (this rank's GPU) when available, else CPU; 'cuda' -> cuda:LOCAL_RANK."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda":
+        spec = f"cuda:{info.local_rank}"
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device {spec!r} asked for, but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) from one integer."""
+    random.seed(seed)
+    np.random.seed(derived_seed("numpy", seed) % (2**32))
+    torch.manual_seed(seed)
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    """Set every batch norm's running-average momentum (PyTorch convention: new-value weight)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """What identifies a UV file's content cheaply: sample count, size, names hash, attributes."""
+    with PositionMapFile(path) as f:
+        attrs = f.attrs
+        names = hashlib.sha256("\n".join(f.names).encode()).hexdigest()
+        n = len(f)
+    keep = ("model_checksum", "params", "split", "posmap_dtype", "posmap_offset")
+    return {"n": n, "bytes": Path(path).stat().st_size, "names": names,
+            **{k: str(attrs.get(k)) for k in keep}}
+
+
+# The modules whose source decides the numbers of a run (the train stage's code deps in dvc.yaml).
+TRAINING_SOURCES = ("prnet.py", "loss.py", "augment.py", "data.py", "train.py", "checkpoint.py",
+                    "distributed.py")
+
+
+def code_digest() -> str:
+    """SHA-256 of the training code's sources: a checkpoint of other code is not resumed from."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in TRAINING_SOURCES:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def run_fingerprint(cfg: TrainConfig) -> str:
+    """Hash of the settings that change the numbers, the input files' identity and the code."""
+    settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
+    settings["code"] = code_digest()
+    settings["train_data"] = file_identity(cfg.train_file)
+    if cfg.val_file is not None:
+        settings["val_data"] = file_identity(cfg.val_file)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def landmark_nme(pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.Tensor) -> torch.Tensor:
+    """Per-image 2D landmark NME (B,), as a fraction (conventions section 6), in crop pixels.
+
+    pred_px, target_px: (B, 3, H, W) maps in crop pixels; kpt_uv (2, 68) long, row 0 = column, row
+    1 = row. Error = mean point distance in (x, y) / sqrt(w * h) of the target points' box.
+    """
+    ku, kv = kpt_uv[0], kpt_uv[1]
+    pred = pred_px[:, :2, kv, ku].float()  # (B, 2, 68)
+    gt = target_px[:, :2, kv, ku].float()
+    err = (pred - gt).norm(dim=1).mean(dim=1)
+    size = gt.amax(dim=2) - gt.amin(dim=2)  # (B, 2) = (w, h)
+    return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
+
+
+def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               weight_mask: torch.Tensor, use_amp: bool = False) -> torch.Tensor:
+    """One optimisation step on a prepared batch; returns the (detached) loss.
+
+    x: (B, 3, H, W) images in [0, 1]; y: (B, 3, H, W) maps in crop pixels. The forward pass runs
+    under bf16 autocast when ``use_amp``; the loss is computed in float32.
+    """
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        pred = net(x)
+    loss = weighted_map_loss(pred.float(), y, weight_mask)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def evaluate(model: PRNet, dataset: PositionMapDataset, weight_mask: torch.Tensor, kpt_uv: torch.Tensor,
+             *, device: torch.device, batch_size: int, info: DistInfo = DistInfo(),
+             use_amp: bool = False, channels_last: bool = False, num_workers: int = 0) -> dict[str, float]:
+    """Mean loss (per sample) and landmark NME (%) over ``dataset``, split over the ranks."""
+    was_training = model.training
+    model.eval()
+    loader = make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), info.rank,
+                         info.world_size), num_workers=min(num_workers, 2),
+                         pin_memory=device.type == "cuda")
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * B, nme, count
+    for images, maps in loader:
+        images, maps = to_device(images, maps, device)
+        x, y = prepare_batch(images, maps, channels_last=channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = model(x)
+        pred = pred.float()
+        sums[0] += weighted_map_loss(pred, y, weight_mask).double() * len(x)
+        sums[1] += landmark_nme(pred * MAP_SCALE, y, kpt_uv).double().sum()
+        sums[2] += len(x)
+    all_reduce_sum(sums, info)
+    model.train(was_training)
+    count = max(float(sums[2]), 1.0)
+    return {"val_loss": float(sums[0]) / count, "val_nme_pct": 100.0 * float(sums[1]) / count}
+
+
+def _write_metrics(out_dir: Path, history: list[dict[str, Any]], cfg: TrainConfig) -> None:
+    """loss.csv (all epochs) and metrics.json (the last epoch), each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (TABLE_NAME + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TABLE_COLUMNS})
+    tmp.replace(out_dir / TABLE_NAME)
+    last = history[-1] if history else {}
+    metrics = {k: last[k] for k in ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
+               if last.get(k) is not None}
+    if history:
+        metrics["first_train_loss"] = history[0]["train_loss"]
+    metrics["width"] = cfg.width
+    tmp = out_dir / (METRICS_NAME + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp.replace(out_dir / METRICS_NAME)
+
+
+def _image_size(path: Path) -> int:
+    with PositionMapFile(path) as f:
+        h, w = f.image(0).shape[:2] if len(f) else (256, 256)
+    if h != w:
+        raise ValueError(f"{path}: crops must be square, got {h}x{w}")
+    return int(h)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) training as configured; see the module docstring. Returns on every rank."""
+    info = init_distributed()
+    try:
+        return _train(cfg, info)
+    finally:
+        shutdown(info)
+
+
+def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+    device = resolve_device(cfg.device, info)
+    on_cuda = device.type == "cuda"
+    use_amp = on_cuda and cfg.amp == "bf16"
+    if cfg.batch_size % info.world_size:
+        raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by {info.world_size} ranks")
+    per_rank_batch = cfg.batch_size // info.world_size
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    data: DataSplit = load_split(cfg.train_file, cfg.val_file, cfg.val_fraction, cfg.seed)
+    in_size = _image_size(cfg.train_file)
+    seed_everything(cfg.seed)
+    model = PRNet(width=cfg.width, in_size=in_size)
+    set_bn_momentum(model, cfg.bn_momentum)
+    model.to(device)
+    if on_cuda:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+
+    fingerprint = run_fingerprint(cfg)
+    meta = {"width": cfg.width, "in_size": in_size, "config": cfg.to_json()}
+    ckpt_path = cfg.out_dir / CHECKPOINT_NAME
+    progress, resumed = Progress(), None
+    if cfg.resume and ckpt_path.is_file():
+        try:
+            ckpt = load_checkpoint(ckpt_path, map_location=device)
+        except Exception as exc:  # unreadable (other torch version, damaged disk): not resumable
+            ckpt, why = None, f"cannot be read ({exc})"
+        else:
+            why = "was written with other settings, data or code"
+            if ckpt["fingerprint"] == fingerprint and ckpt["progress"]["epoch"] > cfg.epochs:
+                why = f"is past epoch {cfg.epochs} (epoch {ckpt['progress']['epoch']})"
+        if ckpt is not None and ckpt["fingerprint"] == fingerprint and ckpt["progress"]["epoch"] <= cfg.epochs:
+            progress = restore_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
+            resumed = dataclasses.replace(progress, history=list(progress.history))
+            if info.is_main:
+                tqdm.write(f"train: resuming from {ckpt_path} at epoch {progress.epoch + 1}, "
+                           f"step {progress.step_in_epoch} (global step {progress.global_step})")
+        elif info.is_main:
+            tqdm.write(f"train: {ckpt_path} {why}; starting afresh")
+        del ckpt
+
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
+    if cfg.compile:
+        net = torch.compile(net)
+
+    sampler = EpochBatchSampler(len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size)
+    steps = sampler.steps_per_epoch
+    if steps == 0:
+        raise ValueError(f"{cfg.train_file}: {len(data.train)} training samples make no batch of "
+                         f"{per_rank_batch} per rank")
+    loader = make_loader(data.train, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda)
+    weight_mask = torch.from_numpy(np.asarray(data.uv.weight_mask, np.float32)).to(device)
+    kpt_uv = torch.from_numpy(np.asarray(data.uv.kpt_uv, np.int64)).to(device)
+    augment = cfg.augment_config()
+    generator = torch.Generator(device=device)
+
+    def checkpoint(loss_sum: float) -> None:
+        progress.loss_sum = loss_sum
+        if info.is_main:
+            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                            progress=progress, fingerprint=fingerprint, meta=meta)
+
+    for epoch in range(progress.epoch, cfg.epochs):
+        sampler.set_epoch(epoch, progress.step_in_epoch)
+        model.train()
+        lr = optimizer.param_groups[0]["lr"]
+        # rank 0 carries the (all-rank) loss sum saved mid-epoch; the others start from 0
+        loss_acc = torch.tensor(progress.loss_sum if info.is_main else 0.0, dtype=torch.float64, device=device)
+        done_before, t0 = progress.step_in_epoch, time.perf_counter()
+        bar = tqdm(total=steps, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not (cfg.progress and info.is_main), dynamic_ncols=True, mininterval=1.0)
+        for images, maps in loader:
+            generator.manual_seed(derived_seed("augment", cfg.seed, progress.global_step, info.rank))
+            images, maps = to_device(images, maps, device)
+            x, y = prepare_batch(images, maps, augment=augment, generator=generator, channels_last=on_cuda)
+            loss = train_step(net, optimizer, x, y, weight_mask, use_amp)
+            loss_acc += loss.double()
+            progress.step_in_epoch += 1
+            progress.global_step += 1
+            bar.update(1)
+            if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
+                bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}", refresh=False)
+            if (cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0
+                    and progress.step_in_epoch < steps):
+                checkpoint(float(all_reduce_sum(loss_acc.clone(), info)))
+        bar.close()
+        total = float(all_reduce_sum(loss_acc.clone(), info))  # also waits for the device
+        elapsed = time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "epoch": epoch + 1, "step": progress.global_step, "lr": lr,
+            "train_loss": total / (steps * info.world_size),
+            "val_loss": None, "val_nme_pct": None,
+            "images_per_s": (progress.step_in_epoch - done_before) * cfg.batch_size / max(elapsed, 1e-9),
+            "epoch_time_s": elapsed,
+        }
+        scheduler.step()
+        broadcast_buffers(model, info)  # each rank updated its BN statistics on its own batches
+        if data.val is not None and len(data.val):
+            row.update(evaluate(model, data.val, weight_mask, kpt_uv, device=device, batch_size=per_rank_batch,
+                                info=info, use_amp=use_amp, channels_last=on_cuda, num_workers=cfg.num_workers))
+        progress.history.append(row)
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        checkpoint(0.0)
+        if info.is_main:
+            _write_metrics(cfg.out_dir, progress.history, cfg)
+            val = (f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
+                   if row["val_loss"] is not None else "")
+            tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}{val}, "
+                       f"{row['images_per_s']:.1f} img/s")
+        barrier(info)
+
+    if info.is_main:
+        _write_metrics(cfg.out_dir, progress.history, cfg)
+        save_weights(cfg.out_dir / WEIGHTS_NAME, model, meta)
+    barrier(info)
+    return TrainResult(model=model, history=progress.history, out_dir=cfg.out_dir, resumed_from=resumed)
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 over every parameter and buffer (name, dtype, bytes): equal digests = equal weights."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+__all__ = ["TrainConfig", "TrainResult", "train", "train_step", "evaluate", "landmark_nme", "resolve_device",
+           "run_fingerprint", "set_bn_momentum", "state_digest"]

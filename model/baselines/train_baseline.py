@@ -1,0 +1,589 @@
+"""Training of the 3DDFA- and DeFA-style baselines on the PRN training file, resumable.
+
+Shares PRN's machinery (model.train, model.data, model.checkpoint, model.augment): the same
+train/validation holdout (``split_indices`` with the same seed and fraction), the same epoch order
+(``EpochBatchSampler``: a function of (seed, epoch)), the same augmentation draws per step (a
+generator seeded with (seed, global step)), atomic checkpoints with the random states, the
+fingerprint rule for resuming, device selection, tqdm and the metrics files.
+
+Targets: every sample's exact crop-space fit (params3dmm.read_crop_fits) is computed once at the
+start; the whitening statistics (params3dmm.Whitening) once per run, over 4 seeded random
+augmentations of each training target (3DDFA computes them over its augmented training set), and
+are stored in the checkpoint and in ``model.pt``.
+
+Per step: the uint8 256x256 crops are augmented on the device with PRN's augmentation (rotation,
+scale, shift, colour scale, occlusion; model.augment's draws in its order), the target cameras go
+through the same 2x3 affine (params3dmm.augment_camera), so targets stay exact, and the image,
+resized to ``input_size`` first for speed (bilinear, antialiased), is warped by the conjugated
+affine and normalised to [-1, 1]. Parameters stay in 256-crop pixels whatever the input size.
+
+Losses (model.baselines.losses):
+
+* ``3ddfa``: WPDC for the first ``round(wpdc_fraction * epochs)`` epochs (at least 1 when the
+  fraction is > 0), then VDC to the end (3DDFA's order: VDC fine-tunes a WPDC-trained network).
+  Default fraction 0.34: 1 + 2 epochs in the 3-epoch CPU run, 14 + 26 in a 40-epoch run. Both on
+  ``loss_vertices`` vertices drawn once (seeded) from the model.
+* ``defa``: parameter loss + ``landmark_weight`` x landmark loss (px^2) every epoch.
+
+Outputs in ``out_dir``: ``checkpoints/last.pt``, ``model.pt`` (weights + everything decoding needs:
+kind, parameter layout, whitening statistics, input size, model_dir and its checksum),
+``metrics.json`` and ``loss.csv`` (one row per epoch: loss kind -- the scale changes from WPDC to
+VDC --, train and validation loss, validation landmark NME in % from the decoded 68 points exactly
+as PRN's maps are decoded, throughput).
+
+Single process (no DDP: these networks are small); channels-last; bf16 autocast on CUDA
+(``amp``). CPU runs are reproducible bit for bit, like PRN's.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from model.augment import AugmentConfig, color_scale, occlude, random_affine, random_color_factors, warp_images
+from model.baselines.defa_net import DeFANet
+from model.baselines.losses import landmark_loss, landmark_nme, parameter_loss, vdc_loss, wpdc_loss
+from model.baselines.mobilenet import MobileNetV1, count_parameters
+from model.baselines.params3dmm import (
+    SPECS,
+    CropFits,
+    LandmarkDecoder,
+    ParamSpec,
+    VertexBasis,
+    Whitening,
+    augment_camera,
+    augment_points,
+    encode,
+    encode_fits,
+    model_dir_of,
+    read_crop_fits,
+)
+from model.checkpoint import Progress, atomic_torch_save, load_checkpoint, restore_checkpoint, save_checkpoint
+from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
+from model.train import file_identity, resolve_device, seed_everything, set_bn_momentum
+from uvgen.formats.bfm import MorphableModel, load_bfm
+from uvgen.formats.errors import DataError
+from uvgen.groundtruth import build_uv_layout
+from uvgen.h5store import PositionMapFile
+
+KINDS = ("3ddfa", "defa")
+DEFAULT_INPUT = {"3ddfa": 120, "defa": 128}
+PAPER_WIDTH = {"3ddfa": 1.0, "defa": 32}
+CHECKPOINT_NAME = "checkpoints/last.pt"
+WEIGHTS_NAME = "model.pt"
+METRICS_NAME = "metrics.json"
+TABLE_NAME = "loss.csv"
+TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct", "images_per_s",
+                 "epoch_time_s")
+_NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "model_dir", "epochs", "num_workers",
+                      "checkpoint_every", "resume", "progress", "device")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """A baseline training run; defaults = the paper configuration of ``kind`` where it gives one.
+
+    kind: '3ddfa' | 'defa'. Paths: ``train_file`` (UV HDF5), ``val_file`` (None: hold out
+    ``val_fraction`` of the training file, the same samples as PRN's holdout for the same seed),
+    ``out_dir``, ``model_dir`` (the morphable model; None: the ``model_dir`` recorded in the
+    training file's params, relative to the working directory). Optimisation: Adam at ``lr``,
+    halved (``lr_gamma``) every ``lr_step_epochs``, ``epochs``, ``batch_size``. Network:
+    ``width`` (MobileNet-V1 width multiplier for 3ddfa, paper 1.0; DeFANet base channels for defa,
+    32), ``input_size`` (None: 120 for 3ddfa, 128 for defa), ``bn_momentum`` (PyTorch convention).
+    Losses: ``wpdc_fraction`` (3ddfa: share of the epochs trained with WPDC before VDC),
+    ``landmark_weight`` (defa: weight of the px^2 landmark loss), ``loss_vertices`` (vertex
+    subsample of WPDC/VDC). Augmentation and runtime fields as model.train.TrainConfig.
+    """
+
+    kind: str
+    train_file: Path
+    val_file: Path | None = None
+    out_dir: Path = Path("data/baselines/3ddfa")
+    model_dir: Path | None = None
+    val_fraction: float = 0.1
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_step_epochs: int = 5
+    lr_gamma: float = 0.5
+    width: float | None = None
+    input_size: int | None = None
+    bn_momentum: float = 0.1
+    wpdc_fraction: float = 0.34
+    landmark_weight: float = 0.01
+    loss_vertices: int = 1024
+    augment: bool = True
+    rotation_deg: float = 45.0
+    scale_range: tuple[float, float] = (0.9, 1.2)
+    shift_frac: float = 0.1
+    color_range: tuple[float, float] = (0.6, 1.4)
+    occlusion_prob: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "bf16"
+    num_workers: int = 1
+    checkpoint_every: int = 500
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        if self.kind not in KINDS:
+            raise ValueError(f"baseline kind must be one of {KINDS}, got {self.kind!r}")
+        set_("train_file", Path(self.train_file))
+        set_("out_dir", Path(self.out_dir))
+        for name in ("val_file", "model_dir"):
+            if getattr(self, name) is not None:
+                set_(name, Path(getattr(self, name)))
+        if self.width is None:
+            set_("width", PAPER_WIDTH[self.kind])
+        if self.input_size is None:
+            set_("input_size", DEFAULT_INPUT[self.kind])
+        set_("width", float(self.width))
+        for name in ("scale_range", "color_range"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or value[0] > value[1]:
+                raise ValueError(f"{name} must be [low, high], got {getattr(self, name)!r}")
+            set_(name, value)
+        for name in ("epochs", "batch_size", "lr_step_epochs", "input_size", "loss_vertices"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.width <= 0 or (self.kind == "defa" and self.width != int(self.width)):
+            raise ValueError(f"width must be positive (an integer for defa), got {self.width}")
+        if self.kind == "defa" and self.input_size % 32:
+            raise ValueError(f"defa input_size must be a multiple of 32, got {self.input_size}")
+        if not 0.0 <= self.wpdc_fraction <= 1.0:
+            raise ValueError(f"wpdc_fraction must be in [0, 1], got {self.wpdc_fraction}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.amp not in ("bf16", "none"):
+            raise ValueError(f"amp must be 'bf16' or 'none', got {self.amp!r}")
+        if self.num_workers < 0 or self.checkpoint_every < 0:
+            raise ValueError("num_workers and checkpoint_every must be >= 0")
+
+    @property
+    def spec(self) -> ParamSpec:
+        return SPECS[self.kind]
+
+    @property
+    def wpdc_epochs(self) -> int:
+        """Epochs trained with WPDC (3ddfa); VDC afterwards."""
+        return max(1, int(round(self.wpdc_fraction * self.epochs))) if self.wpdc_fraction > 0 else 0
+
+    def loss_kind(self, epoch: int) -> str:
+        """'wpdc' | 'vdc' (3ddfa) or 'param+lmk' (defa) for the 0-based ``epoch``."""
+        if self.kind == "defa":
+            return "param+lmk"
+        return "wpdc" if epoch < self.wpdc_epochs else "vdc"
+
+    def augment_config(self) -> AugmentConfig | None:
+        if not self.augment:
+            return None
+        return AugmentConfig(rotation_deg=self.rotation_deg, scale_range=self.scale_range,
+                             shift_frac=self.shift_frac, color_range=self.color_range,
+                             occlusion_prob=self.occlusion_prob)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else (
+                list(value) if isinstance(value, tuple) else value)
+        return out
+
+
+@dataclass
+class BaselineResult:
+    model: nn.Module
+    history: list[dict[str, Any]]
+    out_dir: Path
+    resumed_from: Progress | None
+    whitening: Whitening
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces
+
+
+def build_network(kind: str, width: float, input_size: int, num_outputs: int | None = None) -> nn.Module:
+    """MobileNet-V1 (3ddfa, width multiplier) or DeFANet (defa, base channels)."""
+    n_out = SPECS[kind].dim if num_outputs is None else num_outputs
+    if kind == "3ddfa":
+        return MobileNetV1(n_out, alpha=float(width))
+    return DeFANet(n_out, width=int(width), in_size=int(input_size))
+
+
+def network_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B,3,H,W) images in [0,1] -> (B,3,size,size) in [-1,1] (bilinear, antialiased)."""
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return (x - 0.5) / 0.5
+
+
+def resize_affine(src: int, dst: int) -> torch.Tensor:
+    """(2,3) float64: pixel (x, y) of a ``src``-sided image -> the same point in its resize to ``dst``
+    (pixel centres at integers; ``F.interpolate(align_corners=False)``: x' = (x + 0.5) dst/src - 0.5)."""
+    r = dst / src
+    return torch.tensor([[r, 0.0, 0.5 * r - 0.5], [0.0, r, 0.5 * r - 0.5]], dtype=torch.float64)
+
+
+def augment_images(images_uint8: torch.Tensor, generator: torch.Generator | None,
+                   config: AugmentConfig | None, size: int | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,H,W,3) uint8 -> (network input (B,3,size,size) in [-1,1], (B,2,3) float64 affine A).
+
+    ``A`` maps H x W crop pixels to augmented crop pixels, drawn as model.augment draws it for PRN
+    (same generator calls, same order: affines, colour factors, occlusion), so it applies to the
+    targets unchanged; the identity without augmentation. For speed the crop is first resized to
+    ``size`` (bilinear, antialiased; default H) and warped there by A conjugated with the resize,
+    then colour-scaled and occluded at that size (the occlusion noise cells are 4 input pixels).
+    """
+    b, h, w, _ = images_uint8.shape
+    size = h if size is None else int(size)
+    x = images_uint8.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if config is None:
+        eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64, device=x.device)
+        return (x - 0.5) / 0.5, eye.expand(b, 2, 3).clone()
+    A = random_affine(b, generator, config, size=(h, w), device=x.device)
+    S = resize_affine(w, size).to(x.device)
+    S3 = torch.cat([S, S.new_tensor([[0.0, 0.0, 1.0]])])
+    A3 = torch.cat([A, A.new_tensor([0.0, 0.0, 1.0]).expand(b, 1, 3)], dim=1)
+    x = warp_images(x, (S3 @ A3 @ torch.linalg.inv(S3))[:, :2])
+    x = color_scale(x, random_color_factors(b, generator, config.color_range, x.device))
+    if config.occlusion_prob > 0:
+        x = occlude(x, generator, config.occlusion_prob, config.occlusion_size, config.noise_cell_px)
+    return (x - 0.5) / 0.5, A
+
+
+class ImageDataset(Dataset):
+    """Crops of a UV file with their position in ``indices``: items (uint8 (H,W,3), int64 k).
+
+    Reads only the ``images`` dataset (the targets are precomputed); opens the file lazily per
+    process, like uvgen.h5store.PositionMapDataset.
+    """
+
+    def __init__(self, path: Path, indices: Sequence[int] | np.ndarray):
+        self.path = Path(path)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self._f: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._f is None or self._pid != os.getpid():
+            self._f = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return torch.from_numpy(self._f["images"][int(self.indices[k])]), torch.tensor(k, dtype=torch.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "indices": self.indices, "_f": None, "_pid": None}
+
+
+class FitTable:
+    """The :class:`CropFits` of one split as tensors on the device, gathered per batch."""
+
+    def __init__(self, fits: CropFits, device: torch.device):
+        t = lambda a, dt=torch.float64: torch.as_tensor(np.asarray(a), dtype=dt, device=device)  # noqa: E731
+        self.M, self.o, self.shape, self.exp = t(fits.M), t(fits.o), t(fits.shape), t(fits.exp)
+        self.landmarks = t(fits.landmarks, torch.float32)
+
+    def targets(self, spec: ParamSpec, k: torch.Tensor, A: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw target vectors (B, dim) float64 and landmarks (B, 68, 3) of positions ``k``,
+        through the augmentation ``A`` if given."""
+        M, o, lmk = self.M[k], self.o[k], self.landmarks[k]
+        if A is not None:
+            M, o = augment_camera(M, o, A.to(M.device))
+            lmk = augment_points(lmk, A.to(M.device))
+        return encode(spec, M, o, self.shape[k], self.exp[k]), lmk
+
+
+def fit_whitening(spec: ParamSpec, fits: CropFits, augment: AugmentConfig | None, seed: int,
+                  draws: int = 4, size: int = 256) -> Whitening:
+    """Whitening statistics of the training targets as the network sees them: with augmentation,
+    over ``draws`` seeded random augmentations of every sample's camera (3DDFA computes its
+    statistics over its augmented training set), else over the targets themselves."""
+    if augment is None:
+        return Whitening.fit(encode_fits(spec, fits))
+    g = torch.Generator().manual_seed(derived_seed("whitening", seed))
+    n = len(fits)
+    M = torch.as_tensor(np.tile(fits.M, (draws, 1, 1)))
+    o = torch.as_tensor(np.tile(fits.o, (draws, 1)))
+    M, o = augment_camera(M, o, random_affine(n * draws, g, augment, size=(size, size)))
+    return Whitening.fit(encode(spec, M.numpy(), o.numpy(), np.tile(fits.shape, (draws, 1)),
+                                np.tile(fits.exp, (draws, 1))))
+
+
+def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
+    """The model directory to use, checked against the UV file's ``model_checksum``."""
+    from uvgen.uvbuild import model_checksum
+
+    model_dir = Path(cfg_model_dir) if cfg_model_dir is not None else model_dir_of(uv_file)
+    if not (model_dir / "BFM.mat").is_file():
+        raise DataError(model_dir, "BFM.mat", "no morphable model here (set model_dir)")
+    with PositionMapFile(uv_file) as f:
+        expected = str(f.attrs.get("model_checksum"))
+    actual = model_checksum(model_dir)
+    if actual != expected:
+        raise DataError(uv_file, "model_checksum", f"the file was made with another model than {model_dir} "
+                        f"({expected[:12]} != {actual[:12]})")
+    return model_dir
+
+
+def code_digest() -> str:
+    """SHA-256 of the model package's and this package's sources."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted([*here.parent.glob("*.py"), *here.glob("*.py")]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
+    """Hash of the settings that change the numbers, the input files, the model and the code."""
+    settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
+    settings.update(code=code_digest(), train_data=file_identity(cfg.train_file), model=checksum)
+    if cfg.val_file is not None:
+        settings["val_data"] = file_identity(cfg.val_file)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _write_metrics(out_dir: Path, history: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (TABLE_NAME + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TABLE_COLUMNS})
+    tmp.replace(out_dir / TABLE_NAME)
+    last = history[-1] if history else {}
+    metrics = {k: last[k] for k in ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
+               if last.get(k) is not None}
+    if history:
+        metrics["first_train_loss"] = history[0]["train_loss"]
+    metrics.update(extra)
+    tmp = out_dir / (METRICS_NAME + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp.replace(out_dir / METRICS_NAME)
+
+
+class LossFn:
+    """The loss of a kind and epoch on whitened predictions and raw targets (see the module doc)."""
+
+    def __init__(self, cfg: BaselineConfig, model: MorphableModel, whitening: Whitening,
+                 landmarks: LandmarkDecoder, device: torch.device):
+        self.cfg, self.spec, self.whitening, self.landmarks = cfg, cfg.spec, whitening, landmarks
+        rng = np.random.default_rng(derived_seed("loss_vertices", cfg.seed))
+        n = model.n_vertices
+        ids = np.sort(rng.choice(n, size=min(cfg.loss_vertices, n), replace=False))
+        self.basis = VertexBasis(model, self.spec.n_shape, self.spec.n_exp, ids, device=device)
+        self.gram = self.basis.gram()
+
+    def __call__(self, kind: str, pred_w: torch.Tensor, target_raw: torch.Tensor,
+                 gt_landmarks: torch.Tensor) -> torch.Tensor:
+        target_w = self.whitening.whiten(target_raw).to(torch.float32)
+        if kind == "wpdc":
+            return wpdc_loss(self.spec, pred_w, target_w, self.whitening, self.basis, self.gram)
+        if kind == "vdc":
+            return vdc_loss(self.spec, pred_w, target_w, self.whitening, self.basis)
+        lmk = self.landmarks(self.whitening.unwhiten(pred_w))
+        return parameter_loss(pred_w, target_w) + self.cfg.landmark_weight * landmark_loss(lmk, gt_landmarks)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, dataset: ImageDataset, table: FitTable, loss_fn: LossFn, kind: str, *,
+             device: torch.device, batch_size: int, input_size: int, use_amp: bool = False,
+             channels_last: bool = False) -> dict[str, float]:
+    """Mean loss (of ``kind``) and landmark NME (%) over ``dataset`` (no augmentation)."""
+    was_training = net.training
+    net.eval()
+    loader = make_loader(dataset, batch_size=batch_size, num_workers=0)
+    loss_sum, nme_sum, count = 0.0, 0.0, 0
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for images, k in loader:
+        images, k = images.to(device), k.to(device)
+        x = network_input(images.permute(0, 3, 1, 2).float() / 255.0, input_size).contiguous(memory_format=fmt)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred_w = net(x)
+        pred_w = pred_w.float()
+        target_raw, gt_lmk = table.targets(loss_fn.spec, k)
+        loss_sum += float(loss_fn(kind, pred_w, target_raw, gt_lmk)) * len(k)
+        nme_sum += float(landmark_nme(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum())
+        count += len(k)
+    net.train(was_training)
+    count = max(count, 1)
+    return {"val_loss": loss_sum / count, "val_nme_pct": 100.0 * nme_sum / count}
+
+
+def weights_meta(cfg: BaselineConfig, whitening: Whitening, model_dir: Path, checksum: str,
+                 n_params: int) -> dict[str, Any]:
+    """Everything decoding needs, stored in the checkpoint and in model.pt (torch weights_only-safe)."""
+    return {"kind": cfg.kind, "spec": cfg.spec.to_json(), "width": cfg.width, "input_size": cfg.input_size,
+            "whitening": whitening.to_state(), "model_dir": str(model_dir), "model_checksum": checksum,
+            "n_parameters": n_params, "config": cfg.to_json()}
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+def train_baseline(cfg: BaselineConfig) -> BaselineResult:
+    """Run (or resume) a baseline training as configured; see the module docstring."""
+    from uvgen.uvbuild import model_checksum
+
+    device = resolve_device(cfg.device)
+    on_cuda = device.type == "cuda"
+    use_amp = on_cuda and cfg.amp == "bf16"
+    channels_last = True  # faster for both networks on CPU and GPU (depthwise convs especially)
+    spec = cfg.spec
+    model_dir = resolve_model_dir(cfg.model_dir, cfg.train_file)
+    checksum = model_checksum(model_dir)
+    if cfg.val_file is not None:
+        resolve_model_dir(model_dir, cfg.val_file)
+    model = load_bfm(model_dir)
+    layout = build_uv_layout(model)
+
+    with PositionMapFile(cfg.train_file) as f:
+        n, uv = len(f), f.uv
+        crop_size = int(f.image(0).shape[0]) if n else 256
+    if cfg.val_file is None:
+        train_idx, val_idx = split_indices(n, cfg.val_fraction, cfg.seed)
+        val_path = cfg.train_file
+    else:
+        train_idx = np.arange(n, dtype=np.int64)
+        with PositionMapFile(cfg.val_file) as f:
+            val_idx = np.arange(len(f), dtype=np.int64)
+        val_path = cfg.val_file
+    fits = read_crop_fits(cfg.train_file, model, layout, train_idx)
+    val_fits = read_crop_fits(val_path, model, layout, val_idx) if len(val_idx) else None
+
+    fingerprint = run_fingerprint(cfg, checksum)
+    ckpt_path = cfg.out_dir / CHECKPOINT_NAME
+    ckpt = None
+    if cfg.resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        if ckpt["fingerprint"] != fingerprint:
+            tqdm.write(f"train_baseline: {ckpt_path} was written with other settings or data; starting afresh")
+            ckpt = None
+    # whitening statistics: computed once on the (unaugmented) training targets, kept with the run
+    whitening = (Whitening.from_state(ckpt["meta"]["whitening"]) if ckpt is not None
+                 else fit_whitening(spec, fits, cfg.augment_config(), cfg.seed, size=crop_size))
+
+    seed_everything(cfg.seed)
+    net = build_network(cfg.kind, cfg.width, cfg.input_size)
+    set_bn_momentum(net, cfg.bn_momentum)
+    net.to(device)
+    net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+    n_params = count_parameters(net)
+    meta = weights_meta(cfg, whitening, model_dir, checksum, n_params)
+
+    progress, resumed = Progress(), None
+    if ckpt is not None:
+        progress = restore_checkpoint(ckpt, model=net, optimizer=optimizer, scheduler=scheduler)
+        resumed = dataclasses.replace(progress, history=list(progress.history))
+        tqdm.write(f"train_baseline: resuming {cfg.kind} from {ckpt_path} at epoch {progress.epoch + 1}, "
+                   f"step {progress.step_in_epoch}")
+    del ckpt
+
+    table = FitTable(fits, device)
+    val_table = FitTable(val_fits, device) if val_fits is not None else None
+    lmk_decoder = LandmarkDecoder(spec, model, layout, uv.kpt_uv, device=device)
+    loss_fn = LossFn(cfg, model, whitening, lmk_decoder, device)
+    dataset = ImageDataset(cfg.train_file, train_idx)
+    val_dataset = ImageDataset(val_path, val_idx) if val_fits is not None else None
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed)
+    steps = sampler.steps_per_epoch
+    if steps == 0:
+        raise ValueError(f"{cfg.train_file}: {len(dataset)} training samples make no batch of {cfg.batch_size}")
+    loader = make_loader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda)
+    augment = cfg.augment_config()
+    generator = torch.Generator(device=device)
+    extra = {"kind": cfg.kind, "width": cfg.width, "input_size": cfg.input_size, "n_parameters": n_params}
+
+    def checkpoint(loss_sum: float) -> None:
+        progress.loss_sum = loss_sum
+        save_checkpoint(ckpt_path, model=net, optimizer=optimizer, scheduler=scheduler, progress=progress,
+                        fingerprint=fingerprint, meta=meta)
+
+    for epoch in range(progress.epoch, cfg.epochs):
+        sampler.set_epoch(epoch, progress.step_in_epoch)
+        kind = cfg.loss_kind(epoch)
+        net.train()
+        lr = optimizer.param_groups[0]["lr"]
+        loss_acc = torch.tensor(progress.loss_sum, dtype=torch.float64, device=device)
+        done_before, t0 = progress.step_in_epoch, time.perf_counter()
+        bar = tqdm(total=steps, initial=progress.step_in_epoch, desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.progress, dynamic_ncols=True, mininterval=1.0)
+        for images, k in loader:
+            generator.manual_seed(derived_seed("augment", cfg.seed, progress.global_step, 0))
+            images, k = images.to(device, non_blocking=on_cuda), k.to(device)
+            x, A = augment_images(images, generator, augment, cfg.input_size)
+            target_raw, gt_lmk = table.targets(spec, k, A if augment is not None else None)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                pred_w = net(x)
+            loss = loss_fn(kind, pred_w.float(), target_raw, gt_lmk)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_acc += loss.detach().double()
+            progress.step_in_epoch += 1
+            progress.global_step += 1
+            bar.update(1)
+            if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.2e}", refresh=False)
+            if (cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0
+                    and progress.step_in_epoch < steps):
+                checkpoint(float(loss_acc))
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "epoch": epoch + 1, "step": progress.global_step, "lr": lr, "loss_kind": kind,
+            "train_loss": float(loss_acc) / steps, "val_loss": None, "val_nme_pct": None,
+            "images_per_s": (progress.step_in_epoch - done_before) * cfg.batch_size / max(elapsed, 1e-9),
+            "epoch_time_s": elapsed,
+        }
+        scheduler.step()
+        if val_dataset is not None and len(val_dataset):
+            row.update(evaluate(net, val_dataset, val_table, loss_fn, kind, device=device,
+                                batch_size=cfg.batch_size, input_size=cfg.input_size, use_amp=use_amp,
+                                channels_last=channels_last))
+        progress.history.append(row)
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        checkpoint(0.0)
+        _write_metrics(cfg.out_dir, progress.history, extra)
+        val = (f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
+               if row["val_loss"] is not None else "")
+        tqdm.write(f"{cfg.kind} epoch {epoch + 1} ({kind}): train loss {row['train_loss']:.4f}{val}, "
+                   f"{row['images_per_s']:.1f} img/s")
+
+    _write_metrics(cfg.out_dir, progress.history, extra)
+    atomic_torch_save({"model": net.state_dict(), "meta": meta}, cfg.out_dir / WEIGHTS_NAME)
+    return BaselineResult(net, progress.history, cfg.out_dir, resumed, whitening)
+
+
+__all__ = ["BaselineConfig", "BaselineResult", "train_baseline", "build_network", "network_input",
+           "augment_images", "resize_affine", "fit_whitening", "ImageDataset", "FitTable", "LossFn", "evaluate", "resolve_model_dir",
+           "run_fingerprint", "KINDS"]

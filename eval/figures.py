@@ -182,6 +182,7 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
     rgb = normalise_channels(pm, m)
     rgb[~m] = 1.0
 
+    from matplotlib import colormaps
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     fig = _figure(12.0, 8.0, dpi)
@@ -206,8 +207,7 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
     for c in range(3):
         ax, cax = panel(1, c)
         chan = np.where(m, pm[..., c], np.nan)
-        im = ax.imshow(chan, cmap="viridis", interpolation="nearest")
-        im.cmap.set_bad("white")
+        im = ax.imshow(chan, cmap=colormaps["viridis"].with_extremes(bad="white"), interpolation="nearest")
         ax.set_title(f"Channel {names[c]}", fontsize=12)
         _image_axes(ax)
         bar = fig.colorbar(im, cax=cax)
@@ -224,7 +224,7 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
 
 def weight_mask_figure(weight_mask: np.ndarray, face_mask: np.ndarray, path: str | Path,
                        kpt_uv: np.ndarray | None = None, pdf: bool = True, dpi: int = DPI) -> Path:
-    """The loss weights by region beside the face mask (paper Fig. 3): 10 x 5.6 in.
+    """The loss weights by region beside the face mask (paper Fig. 3): 10 x 5.4 in.
 
     ``weight_mask`` (S, S): 16 (68 key points), 4 (eyes, nose, mouth), 3 (rest of the face), 0
     (outside); blends snap to the nearest class (:func:`uvgen.masks.weight_classes`). The key
@@ -293,43 +293,84 @@ def per_image_methods(per_image: pd.DataFrame) -> list[str]:
     return out
 
 
-def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str] | None = None,
-               panels: Mapping[str, str] = CED_PANELS, max_error: float = 0.10, pdf: bool = True,
-               dpi: int = DPI) -> Path:
-    """CED curves, one panel per metric (default four: 68 points and dense vertices, 2D and 3D),
-    2 columns.
+def ced_axis_limit(per_image: pd.DataFrame, metrics: Sequence[str] = tuple(CED_PANELS), max_error: float = 0.10,
+                   coverage: float = 0.9, cap: float = 1.0) -> float:
+    """The right end (fraction) of the CED axis that shows the curves: ``max_error`` (the
+    protocol's range) when, in every panel, the most accurate method reaches ``coverage`` of the
+    images within it; else widened in steps of ``max_error / 2`` until it does (at most ``cap``).
+    Undertrained models (NMEs of 20 % and more) would otherwise leave the protocol's axis empty."""
+    step = max_error / 2
+    need = 0.0
+    for metric in metrics:
+        best = np.inf
+        for col in (c for c in per_image.columns if c.endswith(f"/{metric}")):
+            vals = per_image[col].to_numpy(dtype=np.float64)
+            if vals.size:
+                q = np.quantile(np.where(np.isfinite(vals), vals, np.inf), coverage, method="higher")
+                best = min(best, float(q))
+        if np.isfinite(best):
+            need = max(need, best)
+    if need <= max_error:
+        return max_error
+    return float(min(cap, np.ceil(need / step - 1e-9) * step))
 
-    Size: 5.4 in per column x (4.2 in per row + 0.6 in).
+
+_CED_COL_IN, _CED_TOP_IN, _CED_AXES_IN = 5.4, 0.6, 3.1
+_CED_ROW_IN = 0.35 + _CED_AXES_IN + 0.6 + 0.15  # title, axes, ticks and x label, gap
+_CED_LEGEND_LINE_IN = 0.2
+
+
+def ced_figure_size(n_panels: int, n_methods: int) -> tuple[float, float]:
+    """(width, height) in inches of a :func:`ced_figure`: 5.4 in per column (2 columns, 1 for a
+    single panel); per row of panels 4.2 in plus 0.2 in per method (the legend); 0.6 in on top."""
+    ncol = 2 if n_panels > 1 else 1
+    nrow = (n_panels + ncol - 1) // ncol
+    return _CED_COL_IN * ncol, _CED_TOP_IN + nrow * (_CED_ROW_IN + _CED_LEGEND_LINE_IN * n_methods)
+
+
+def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str] | None = None,
+               panels: Mapping[str, str] = CED_PANELS, max_error: float = 0.10, x_max: float | None = None,
+               pdf: bool = True, dpi: int = DPI) -> Path:
+    """CED curves, one panel per metric (default four: 68 points and dense vertices, 2D and 3D),
+    2 columns, each panel's legend below it. Size: :func:`ced_figure_size`.
     ``per_image``: the evaluate stage's wide table (``per_image.csv``: name, yaw, then
     ``<method>/<metric>`` fractions; NaN = no prediction, counted as a miss). Each curve is
     :func:`eval.ced.ced_curve` on [0, ``max_error``] (axis in %); the legend gives the AUC
-    (:func:`eval.ced.ced_auc`) and the mean NME over the images. A method without a metric is
-    left out of that panel.
+    (:func:`eval.ced.ced_auc`, always on [0, ``max_error``]) and the mean NME over the images. A
+    method without a metric is left out of that panel. ``x_max`` (fraction, default ``max_error``):
+    the axis' right end; when wider (e.g. :func:`ced_axis_limit`), a dashed line marks ``max_error``.
     """
     methods = per_image_methods(per_image) if methods is None else list(methods)
     colours = method_colors(methods)
+    x_max = max_error if x_max is None else float(x_max)
+    wide = x_max > max_error * (1 + 1e-9)
+    auc = f"AUC@{100 * max_error:g}%" if wide else "AUC"
     keys = list(panels)
     ncol = 2 if len(keys) > 1 else 1
-    nrow = (len(keys) + ncol - 1) // ncol
-    width, height = 5.4 * ncol, 4.2 * nrow + 0.6
+    width, height = ced_figure_size(len(keys), len(methods))
+    row_h = _CED_ROW_IN + _CED_LEGEND_LINE_IN * len(methods)
     fig = _figure(width, height, dpi)
-    grid = fig.add_gridspec(nrow, ncol, left=0.7 / width, right=1 - 0.2 / width, top=1 - 0.95 / height,
-                            bottom=0.6 / height, wspace=0.25, hspace=0.42)
     for i, metric in enumerate(keys):
-        ax = fig.add_subplot(grid[i // ncol, i % ncol])
+        left = (i % ncol) * _CED_COL_IN + 0.7
+        top = _CED_TOP_IN + (i // ncol) * row_h + 0.35  # below the panel title
+        ax = fig.add_axes((left / width, 1 - (top + _CED_AXES_IN) / height, 4.5 / width, _CED_AXES_IN / height))
         drawn = 0
         for m in methods:
             col = f"{m}/{metric}"
             if col not in per_image.columns:
                 continue
             vals = per_image[col].to_numpy(dtype=np.float64)
-            x, y = ced_curve(vals, max_error=max_error, n_points=1001)
+            x, y = ced_curve(vals, max_error=x_max, n_points=1001)
             finite = vals[np.isfinite(vals)]
             mean = f"{100 * finite.mean():.2f}%" if finite.size else "-"
             ax.step(100 * x, y, where="post", color=colours[m], linewidth=1.8,
-                    label=f"{m}: AUC {ced_auc(vals, max_error):.3f}, mean {mean}")
+                    label=f"{m}: {auc} {ced_auc(vals, max_error):.3f}, mean {mean}")
             drawn += 1
-        ax.set_xlim(0, 100 * max_error)
+        if wide:
+            ax.axvline(100 * max_error, color="#555555", linestyle="--", linewidth=1.0)
+            ax.text(100 * max_error, 0.97, f" {100 * max_error:g}% (protocol)", fontsize=8.5, color="#555555",
+                    ha="left", va="top")
+        ax.set_xlim(0, 100 * x_max)
         ax.set_ylim(0, 1.0)
         ax.set_xlabel("NME (%)", fontsize=10)
         ax.set_ylabel("Fraction of images", fontsize=10)
@@ -337,7 +378,8 @@ def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str]
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=9)
         if drawn:
-            ax.legend(loc="lower right", fontsize=9)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / _CED_AXES_IN), fontsize=9, frameon=False,
+                      borderaxespad=0.0, handlelength=1.6)
         else:
             ax.text(0.5, 0.5, "no method gives this metric", ha="center", va="center",
                     transform=ax.transAxes, fontsize=10, color="#777777")
@@ -457,11 +499,13 @@ TABLE_SECTIONS: dict[str, str] = dict(METRIC_TITLES)
 
 
 def nme_table_figure(summary: pd.DataFrame, path: str | Path, metrics: Sequence[str] | None = None,
-                     n_images: int | None = None, pdf: bool = False, dpi: int = DPI) -> Path:
+                     n_images: int | None = None, max_error: float = 0.10, pdf: bool = False,
+                     dpi: int = DPI) -> Path:
     """The evaluate stage's NME table (``nme_table.csv``: one row per metric and method, NMEs in %)
     as an image: per metric a heading, the measured methods, then the published numbers (italic,
     grey). Columns: method, the |yaw| bins 0-30 / 30-60 / 60-90, the balanced mean (the paper's
-    Mean), its std, the mean over all images, the CED AUC. Width 8.9 in; height :func:`table_size`."""
+    Mean), its std, the mean over all images, the CED AUC (up to ``max_error``, as the evaluate
+    stage computed it). Width 8.9 in; height :func:`table_size`."""
     need = {"metric", "method", "source", "0-30", "30-60", "60-90", "mean", "std", "all", "auc"}
     missing = need - set(summary.columns)
     if missing:
@@ -482,8 +526,9 @@ def nme_table_figure(summary: pd.DataFrame, path: str | Path, metrics: Sequence[
     widths = (2.9, 0.8, 0.8, 0.8, 0.8, 0.7, 0.8, 0.8)
     on = f" ({n_images} images)" if n_images else ""
     notes = ("NME: mean point error / sqrt(w·h) of the ground-truth 68-point (x, y) box, in %. Bins on "
-             "|yaw|; Mean: mean of the three bin means (the paper's Mean); Std: their standard deviation; "
-             "All: mean over all images; AUC: area under the CED up to 10 % NME.",
+             "|yaw| (60-90° holds |yaw| > 90° too); Mean: mean of the three bin means (the paper's Mean); "
+             f"Std: their standard deviation; All: mean over all images; AUC: area under the CED up to "
+             f"{100 * max_error:g} % NME.",
              f"{PUBLISHED_MARK} Published on the real AFLW2000-3D (italic, grey), not measured here.")
     return table_figure(header, rows, path, widths, f"NME by yaw range on the test set{on}", notes, pdf=pdf, dpi=dpi)
 

@@ -295,10 +295,15 @@ class FiguresParams:
     qualitative_rows: int
     qualitative_max_yaw: float
     max_error: float
+    ced_axis_max: str | float
     dpi: int
     pdf: bool
 
     def __post_init__(self) -> None:
+        if self.ced_axis_max != "auto" and not (isinstance(self.ced_axis_max, (int, float))
+                                                and self.max_error <= self.ced_axis_max <= 1):
+            raise ValueError(f"params.yaml: figures.ced_axis_max must be 'auto' or a number in "
+                             f"[max_error, 1], got {self.ced_axis_max!r}")
         if not 1 <= self.qualitative_rows <= 20:
             raise ValueError(f"params.yaml: figures.qualitative_rows must be in [1, 20], got {self.qualitative_rows}")
         if not 0 < self.max_error <= 1:

@@ -66,8 +66,11 @@ CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
 METRICS_NAME = "metrics.json"
 TABLE_NAME = "loss.csv"
-TABLE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct", "images_per_s",
-                 "epoch_time_s")
+TABLE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
+# Measured speed goes to its own file, outside DVC's outputs: timings differ from run to run, and
+# the tracked outputs must depend on the parameters alone (a rerun must not change dvc.lock).
+TIMING_NAME = "timing.csv"
+TIMING_COLUMNS = ("epoch", "images_per_s", "epoch_time_s")
 AMP_MODES = ("bf16", "none")
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
 _NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "epochs", "num_workers", "checkpoint_every",
@@ -280,6 +283,17 @@ def evaluate(model: PRNet, dataset: PositionMapDataset, weight_mask: torch.Tenso
     return {"val_loss": float(sums[0]) / count, "val_nme_pct": 100.0 * float(sums[1]) / count}
 
 
+def write_timing(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    """timing.csv: images per second and seconds of each epoch (not a DVC output; see TIMING_NAME)."""
+    tmp = out_dir / (TIMING_NAME + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TIMING_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TIMING_COLUMNS})
+    tmp.replace(out_dir / TIMING_NAME)
+
+
 def _write_metrics(out_dir: Path, history: list[dict[str, Any]], cfg: TrainConfig) -> None:
     """loss.csv (all epochs) and metrics.json (the last epoch), each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -290,6 +304,7 @@ def _write_metrics(out_dir: Path, history: list[dict[str, Any]], cfg: TrainConfi
         for row in history:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TABLE_COLUMNS})
     tmp.replace(out_dir / TABLE_NAME)
+    write_timing(out_dir, history)
     last = history[-1] if history else {}
     metrics = {k: last[k] for k in ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
                if last.get(k) is not None}

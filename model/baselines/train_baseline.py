@@ -74,7 +74,7 @@ from model.baselines.params3dmm import (
 )
 from model.checkpoint import Progress, atomic_torch_save, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
-from model.train import file_identity, resolve_device, seed_everything, set_bn_momentum
+from model.train import file_identity, resolve_device, seed_everything, set_bn_momentum, write_timing
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -87,8 +87,7 @@ CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
 METRICS_NAME = "metrics.json"
 TABLE_NAME = "loss.csv"
-TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct", "images_per_s",
-                 "epoch_time_s")
+TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
 _NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "model_dir", "epochs", "num_workers",
                       "checkpoint_every", "resume", "progress", "device")
 
@@ -376,6 +375,7 @@ def _write_metrics(out_dir: Path, history: list[dict[str, Any]], extra: dict[str
         for row in history:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TABLE_COLUMNS})
     tmp.replace(out_dir / TABLE_NAME)
+    write_timing(out_dir, history)
     last = history[-1] if history else {}
     metrics = {k: last[k] for k in ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
                if last.get(k) is not None}

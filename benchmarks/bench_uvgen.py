@@ -135,9 +135,16 @@ def main() -> None:
         dt = time.perf_counter() - tic
         n = args.count
         per_core = 1000 * report.task_seconds / report.task_samples
+        # Fixed cost (cluster start-up, model loading per worker) vs cost per sample (tasks, merge):
+        # the task phase's wall time minus the tasks' own time on the busiest core is the start-up.
+        busy = report.task_seconds / max(workers, 1)
+        startup = max(report.tasks_wall_seconds - busy, 0.0)
+        per_sample = (busy + report.merge_seconds) / n
+        full = startup + 122450 * per_sample + (dt - report.tasks_wall_seconds - report.merge_seconds)
         print(f"\n{label}: {n / dt:.1f} samples/s end to end ({1000 * dt / n:.2f} ms/sample wall, "
               f"start-up and merge included); in the tasks {per_core:.2f} ms/sample per core; "
-              f"122,450 samples -> {122450 * dt / n / 60:.1f} min at this wall rate")
+              f"start-up {startup:.1f} s, merge {1000 * report.merge_seconds / n:.2f} ms/sample; "
+              f"122,450 samples -> {full / 60:.1f} min (start-up once + {1000 * per_sample:.2f} ms/sample)")
         out.unlink()
     if args.workdir is None:
         shutil.rmtree(work)

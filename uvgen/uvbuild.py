@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,8 @@ class BuildReport:
     rejects: list[Reject]
     task_seconds: float
     task_samples: int
+    tasks_wall_seconds: float = 0.0  # wall time of the task phase (cluster start-up included)
+    merge_seconds: float = 0.0  # wall time of the merge into the final file
 
 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> None:
@@ -161,7 +164,9 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
         for i in range(0, len(keys), s.task_size)
     ]
     pending = [spec for spec in specs if not spec.shard_path.exists()]
+    started = time.perf_counter()
     results = _run_tasks(pending, s)
+    tasks_wall = time.perf_counter() - started
     rejects = [r for spec in specs for r in load_rejects(spec.shard_path)]
     write_rejects_report(s.rejects_path, rejects)
     if rejects and s.on_bad_sample == "fail":
@@ -179,11 +184,15 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
         "params": json.dumps(params_for_attrs or settings, sort_keys=True, default=str),
     }
     s.out_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     merge_shards([spec.shard_path for spec in specs], s.out_path, uv, attrs)
+    merge_seconds = time.perf_counter() - started
     shutil.rmtree(s.work_dir)
     return BuildReport(
         written=len(keys) - len(rejects),
         rejects=rejects,
         task_seconds=sum(r.seconds for r in results),
         task_samples=sum(r.n_written + len(r.rejects) for r in results),
+        tasks_wall_seconds=tasks_wall,
+        merge_seconds=merge_seconds,
     )

@@ -38,6 +38,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -139,20 +140,30 @@ class TrainConfig:
             raise ValueError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def augment_config(self) -> AugmentConfig | None:
-        if not self.augment:
-            return None
-        return AugmentConfig(rotation_deg=self.rotation_deg, scale_range=self.scale_range,
-                             shift_frac=self.shift_frac, color_range=self.color_range,
-                             occlusion_prob=self.occlusion_prob)
+        return augment_config_of(self)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings, tuples as lists)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = str(value) if isinstance(value, Path) else (
-                list(value) if isinstance(value, tuple) else value)
-        return out
+        return config_json(self)
+
+
+def augment_config_of(cfg: Any) -> AugmentConfig | None:
+    """The augmentation of a training configuration (its ``augment`` and range fields); None = off."""
+    if not cfg.augment:
+        return None
+    return AugmentConfig(rotation_deg=cfg.rotation_deg, scale_range=cfg.scale_range,
+                         shift_frac=cfg.shift_frac, color_range=cfg.color_range,
+                         occlusion_prob=cfg.occlusion_prob)
+
+
+def config_json(cfg: Any) -> dict[str, Any]:
+    """A configuration dataclass as a JSON-ready dict (paths as strings, tuples as lists)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        out[f.name] = str(value) if isinstance(value, Path) else (
+            list(value) if isinstance(value, tuple) else value)
+    return out
 
 
 @dataclass
@@ -283,34 +294,29 @@ def evaluate(model: PRNet, dataset: PositionMapDataset, weight_mask: torch.Tenso
     return {"val_loss": float(sums[0]) / count, "val_nme_pct": 100.0 * float(sums[1]) / count}
 
 
-def write_timing(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    """timing.csv: images per second and seconds of each epoch (not a DVC output; see TIMING_NAME)."""
-    tmp = out_dir / (TIMING_NAME + ".tmp")
+def _write_rows(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """A CSV of the given columns (None as empty), written atomically."""
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=TIMING_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        for row in history:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TIMING_COLUMNS})
-    tmp.replace(out_dir / TIMING_NAME)
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    tmp.replace(path)
 
 
-def _write_metrics(out_dir: Path, history: list[dict[str, Any]], cfg: TrainConfig) -> None:
-    """loss.csv (all epochs) and metrics.json (the last epoch), each written atomically."""
+def write_history(out_dir: Path, history: list[dict[str, Any]], columns: Sequence[str] = TABLE_COLUMNS,
+                  extra: dict[str, Any] | None = None) -> None:
+    """loss.csv (``columns`` of every epoch), timing.csv (not a DVC output; see TIMING_NAME) and
+    metrics.json (the last epoch's ``columns``, the first train loss and ``extra``), each atomic."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / (TABLE_NAME + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TABLE_COLUMNS})
-    tmp.replace(out_dir / TABLE_NAME)
-    write_timing(out_dir, history)
+    _write_rows(out_dir / TABLE_NAME, history, columns)
+    _write_rows(out_dir / TIMING_NAME, history, TIMING_COLUMNS)
     last = history[-1] if history else {}
-    metrics = {k: last[k] for k in ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
-               if last.get(k) is not None}
+    metrics = {k: last[k] for k in columns if last.get(k) is not None}
     if history:
         metrics["first_train_loss"] = history[0]["train_loss"]
-    metrics["width"] = cfg.width
+    metrics.update(extra or {})
     tmp = out_dir / (METRICS_NAME + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     tmp.replace(out_dir / METRICS_NAME)
@@ -444,7 +450,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         checkpoint(0.0)
         if info.is_main:
-            _write_metrics(cfg.out_dir, progress.history, cfg)
+            write_history(cfg.out_dir, progress.history, extra={"width": cfg.width})
             val = (f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
                    if row["val_loss"] is not None else "")
             tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}{val}, "
@@ -452,7 +458,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         barrier(info)
 
     if info.is_main:
-        _write_metrics(cfg.out_dir, progress.history, cfg)
+        write_history(cfg.out_dir, progress.history, extra={"width": cfg.width})
         save_weights(cfg.out_dir / WEIGHTS_NAME, model, meta)
     barrier(info)
     return TrainResult(model=model, history=progress.history, out_dir=cfg.out_dir, resumed_from=resumed)

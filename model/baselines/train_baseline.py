@@ -36,7 +36,6 @@ Single process (no DDP: these networks are small); channels-last; bf16 autocast 
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -74,7 +73,8 @@ from model.baselines.params3dmm import (
 )
 from model.checkpoint import Progress, atomic_torch_save, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
-from model.train import file_identity, resolve_device, seed_everything, set_bn_momentum, write_timing
+from model.train import (augment_config_of, config_json, file_identity, resolve_device, seed_everything,
+                         set_bn_momentum, write_history)
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -85,8 +85,6 @@ DEFAULT_INPUT = {"3ddfa": 120, "defa": 128}
 PAPER_WIDTH = {"3ddfa": 1.0, "defa": 32}
 CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
-METRICS_NAME = "metrics.json"
-TABLE_NAME = "loss.csv"
 TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
 _NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "model_dir", "epochs", "num_workers",
                       "checkpoint_every", "resume", "progress", "device")
@@ -190,19 +188,10 @@ class BaselineConfig:
         return "wpdc" if epoch < self.wpdc_epochs else "vdc"
 
     def augment_config(self) -> AugmentConfig | None:
-        if not self.augment:
-            return None
-        return AugmentConfig(rotation_deg=self.rotation_deg, scale_range=self.scale_range,
-                             shift_frac=self.shift_frac, color_range=self.color_range,
-                             occlusion_prob=self.occlusion_prob)
+        return augment_config_of(self)
 
     def to_json(self) -> dict[str, Any]:
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = str(value) if isinstance(value, Path) else (
-                list(value) if isinstance(value, tuple) else value)
-        return out
+        return config_json(self)
 
 
 @dataclass
@@ -364,27 +353,6 @@ def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
     if cfg.val_file is not None:
         settings["val_data"] = file_identity(cfg.val_file)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
-
-def _write_metrics(out_dir: Path, history: list[dict[str, Any]], extra: dict[str, Any]) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / (TABLE_NAME + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in TABLE_COLUMNS})
-    tmp.replace(out_dir / TABLE_NAME)
-    write_timing(out_dir, history)
-    last = history[-1] if history else {}
-    metrics = {k: last[k] for k in ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
-               if last.get(k) is not None}
-    if history:
-        metrics["first_train_loss"] = history[0]["train_loss"]
-    metrics.update(extra)
-    tmp = out_dir / (METRICS_NAME + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(out_dir / METRICS_NAME)
 
 
 class LossFn:
@@ -573,13 +541,13 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
         progress.history.append(row)
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         checkpoint(0.0)
-        _write_metrics(cfg.out_dir, progress.history, extra)
+        write_history(cfg.out_dir, progress.history, TABLE_COLUMNS, extra)
         val = (f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
                if row["val_loss"] is not None else "")
         tqdm.write(f"{cfg.kind} epoch {epoch + 1} ({kind}): train loss {row['train_loss']:.4f}{val}, "
                    f"{row['images_per_s']:.1f} img/s")
 
-    _write_metrics(cfg.out_dir, progress.history, extra)
+    write_history(cfg.out_dir, progress.history, TABLE_COLUMNS, extra)
     atomic_torch_save({"model": net.state_dict(), "meta": meta}, cfg.out_dir / WEIGHTS_NAME)
     return BaselineResult(net, progress.history, cfg.out_dir, resumed, whitening)
 

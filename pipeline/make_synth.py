@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.config import DEFAULT_PARAMS, load_params
-from pipeline.stage_io import file_digest, prepare_resumable_dir
+from uvgen.resumable import file_digest, prepare_resumable_dir
 from uvgen.synth.dataset import write_synthetic_set
 
 

@@ -24,7 +24,7 @@ from uvgen.formats.scan import Reject
 from uvgen.h5store import StorageOptions, UVData, merge_shards
 from uvgen.masks import build_uv_masks
 from uvgen.uvtasks import TaskResult, TaskSpec, load_rejects, model_and_layout, run_task
-from pipeline.stage_io import file_digest, prepare_resumable_dir
+from uvgen.resumable import file_digest, prepare_resumable_dir
 
 FORMAT_VERSION = 1
 

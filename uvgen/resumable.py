@@ -1,4 +1,4 @@
-"""Helpers shared by the stage scripts: the run manifest that makes interrupted stages resumable."""
+"""Resumable work directories: a settings manifest decides whether finished work is reused, and file digests."""
 from __future__ import annotations
 
 import hashlib

@@ -310,4 +310,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.stage import run
+
+    run(main, with_parent=False)  # one-line errors, --debug for the traceback

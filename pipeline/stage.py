@@ -1,0 +1,190 @@
+"""How every stage script and the ``prnet`` command start and fail: :func:`run`.
+
+A stage's ``if __name__ == "__main__":`` line is ``run(main)``. Then
+
+* an error is **one line** on stderr naming what to fix, and the exit status is non-zero::
+
+      error: data/synth/x.mat: Pose_Para: wrong shape (1, 6), expected (1, 7)
+      error: params.yaml: train.epochs: expected an integer, got 2.7
+      error: No space left on device: data/uv/.train.h5.tmp
+      error: data/uv/train.h5: not a readable HDF5 file (file signature not found)
+
+  (bad input data: :class:`~uvgen.formats.errors.DataError`; configuration:
+  :class:`~pipeline.config.ConfigError`; missing files, permissions, a full disk, a corrupt HDF5
+  file; Ctrl-C prints ``interrupted`` and exits 130). Anything else is a bug: still one line, with
+  the exception's type, and a hint to rerun with ``--debug``;
+* ``--debug`` (anywhere on the command line; removed before ``main`` sees it) or the environment
+  variable ``PRNET_DEBUG=1`` lets the exception through with its full traceback;
+* a :class:`~uvgen.formats.errors.DataWarning` (an unusual variant of a field the pipeline does not
+  use) is one ``warning:`` line;
+* the process dies with its parent (``uvgen.lifetime.die_with_parent``, when that module is
+  present), so ``kill -9`` of ``dvc`` does not leave a stage writing.
+
+Exit statuses: 0 success, 1 error, 2 usage (argparse), 130 interrupted.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "PRNET_DEBUG"
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+# Local variable names that hold the file an OSError was about, in the frames it passed through
+# (innermost first), for errors that carry no file name (a write on a full disk, h5py's errors).
+_PATH_LOCALS = ("name", "path", "out_path", "tmp", "tmp_path", "filename", "file", "target", "dst")
+
+
+def debug_requested(argv: Sequence[str] | None = None) -> bool:
+    """Whether ``--debug`` is among ``argv`` or ``PRNET_DEBUG`` is set to a true value."""
+    flag = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return flag or (argv is not None and DEBUG_FLAG in argv)
+
+
+def _display(path: Any) -> str:
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _path_in_traceback(exc: BaseException) -> str | None:
+    """The file an error without a file name was about, from the frames it passed through."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):  # innermost first
+        is_h5py = "h5py" in frame.f_code.co_filename
+        for key in _PATH_LOCALS:
+            if key == "name" and not is_h5py:
+                continue  # 'name' is a file name only in h5py's File
+            value = frame.f_locals.get(key)
+            if isinstance(value, (str, bytes, os.PathLike)) and str(value).strip():
+                return _display(value)
+    return None
+
+
+def _is_hdf5_error(exc: OSError) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if "h5py" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return type(exc).__module__.startswith("h5py")
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong and where (no ``error:`` prefix)."""
+    from pipeline.config import ConfigError
+    from uvgen.formats.errors import DataError
+
+    if isinstance(exc, DataError):
+        where = _display(exc.path) if exc.field is None else f"{_display(exc.path)}: {exc.field}"
+        return _one_line(f"{where}: {exc.reason}")
+    if isinstance(exc, ConfigError):
+        return _one_line(str(exc))
+    if isinstance(exc, OSError):
+        name = exc.filename if exc.filename is not None else _path_in_traceback(exc)
+        where = _display(name) if name is not None else None
+        if exc.errno == errno.ENOSPC:
+            return f"No space left on device: {where or '(path unknown; rerun with --debug)'}"
+        if exc.errno == errno.EDQUOT:
+            return f"Disk quota exceeded: {where or '(path unknown; rerun with --debug)'}"
+        if _is_hdf5_error(exc):
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, FileNotFoundError):
+                return f"{where}: no such file" if where else _one_line(reason)
+            detail = reason[reason.find("(") + 1:reason.rfind(")")] if "(" in reason else reason
+            return _one_line(f"{where or 'HDF5 file'}: not a readable HDF5 file ({detail})")
+        if isinstance(exc, FileNotFoundError):
+            return f"{where}: no such file or directory" if where else _one_line(str(exc))
+        if isinstance(exc, PermissionError):
+            return f"{where}: permission denied" if where else _one_line(str(exc))
+        if isinstance(exc, IsADirectoryError):
+            return f"{where}: is a directory, expected a file" if where else _one_line(str(exc))
+        if isinstance(exc, NotADirectoryError):
+            return f"{where}: not a directory" if where else _one_line(str(exc))
+        reason = exc.strerror or str(exc)
+        return _one_line(f"{where}: {reason}" if where else reason)
+    if isinstance(exc, MemoryError):
+        return "out of memory (try fewer workers or a smaller batch; --debug shows where)"
+    text = _one_line(str(exc))
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__) + \
+        f" (unexpected; rerun with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)"
+
+
+def _format_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    from uvgen.formats.errors import DataWarning
+
+    stream = file if file is not None else sys.stderr
+    if isinstance(message, DataWarning):
+        where = _display(message.path) if message.field is None else f"{_display(message.path)}: {message.field}"
+        text = f"warning: {where}: {message.reason}"
+    else:
+        text = f"warning: {category.__name__}: {message}"
+    try:
+        stream.write(_one_line(text) + "\n")
+    except OSError:
+        pass
+
+
+def die_with_parent_hook() -> None:
+    """Make the process die with its parent when ``uvgen.lifetime.die_with_parent`` exists."""
+    try:
+        from uvgen.lifetime import die_with_parent  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    die_with_parent()
+
+
+def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
+        with_parent: bool = True, stderr: TextIO | None = None) -> NoReturn:
+    """Call ``main(argv)`` (default ``sys.argv[1:]``, ``--debug`` removed) and exit: its return
+    value as the status (None = 0), or one ``error:`` line and a non-zero status (module docstring).
+    ``with_parent``: die with the parent process (stages; not needed for an interactive command)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(args)
+    args = [a for a in args if a != DEBUG_FLAG]
+    stream = stderr if stderr is not None else sys.stderr
+    if with_parent:
+        die_with_parent_hook()
+    if not debug:
+        warnings.showwarning = _format_warning
+    try:
+        status = main(args)
+    except SystemExit:
+        raise  # argparse usage errors (2) and explicit exits keep their message and status
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("error: interrupted", file=stream)
+        sys.exit(EXIT_INTERRUPTED)
+    except BaseException as exc:  # noqa: BLE001 - every error ends as one line
+        if debug:
+            raise
+        print(f"error: {describe(exc)}", file=stream)
+        sys.exit(EXIT_ERROR)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def prnet_command() -> NoReturn:
+    """The ``prnet`` console script (pyproject.toml): ``pipeline.cli.main`` under :func:`run`."""
+    from pipeline.cli import main
+
+    run(main, with_parent=False)

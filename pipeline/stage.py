@@ -182,9 +182,3 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
         sys.exit(EXIT_ERROR)
     sys.exit(status if isinstance(status, int) else 0)
 
-
-def prnet_command() -> NoReturn:
-    """The ``prnet`` console script (pyproject.toml): ``pipeline.cli.main`` under :func:`run`."""
-    from pipeline.cli import main
-
-    run(main, with_parent=False)

@@ -1,6 +1,6 @@
 """AFLW2000-3D samples: ``imageNNNNN.jpg`` (450x450 RGB) beside ``imageNNNNN.mat``.
 
-On disk (conventions section 2): the 3DDFA fit fields of 300W-LP (:data:`FIT_PARAM_SPECS`, same
+On disk (docs/conventions.md section 2): the 3DDFA fit fields of 300W-LP (:data:`FIT_PARAM_SPECS`, same
 shapes and dtypes) plus ``pt2d`` (2,21) float64 (AFLW's 21 points; x = -1 marks an invisible one)
 and ``pt3d_68`` (3,68) float32 (the 68 landmarks in image pixels: x right, y down, z depth).
 

@@ -1,6 +1,6 @@
 """The Basel Face Model in face3d's layout: ``BFM.mat`` + ``BFM_UV.mat`` + ``BFM_info.mat``.
 
-On disk (conventions section 3) indices are 1-based and arrays are column-major MATLAB shapes.
+On disk (docs/conventions.md section 3) indices are 1-based and arrays are column-major MATLAB shapes.
 In memory (:class:`MorphableModel`) indices are 0-based and triangles are rows.
 :func:`load_bfm` / :func:`save_bfm` read and write the three files; :func:`load_topology` reads the
 real topology pieces (mean shape and expression, triangles, UV, segmentation; no components).
@@ -182,7 +182,7 @@ def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | Non
 def load_bfm(directory: str | Path) -> MorphableModel:
     """Read face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` from ``directory``.
 
-    Shapes are checked exactly (conventions section 3), values finite, 1-based indices in range,
+    Shapes are checked exactly (docs/conventions.md section 3), values finite, 1-based indices in range,
     for every field the UV build uses; the :data:`OPTIONAL_MODEL_FIELDS` (texture, standard
     deviations) are None with a DataWarning when missing or malformed, and ``model_info.uv_coords``
     differing from ``BFM_UV.mat`` is a DataWarning (``UV`` is used). Otherwise
@@ -269,7 +269,7 @@ def _check_model(model: MorphableModel) -> None:
 def save_bfm(model: MorphableModel, directory: str | Path) -> None:
     """Write ``model`` as face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` in ``directory``.
 
-    MATLAB shapes and field names as face3d's (conventions section 3), 1-based indices stored as
+    MATLAB shapes and field names as face3d's (docs/conventions.md section 3), 1-based indices stored as
     uint16 (as the real files) or int32 when n > 65535; floats keep their in-memory dtype (float32
     for PCs and means as face3d's, float64 stays float64, so :func:`load_bfm` round-trips exactly).
     ``BFM_info.mat`` holds ``kpt_ind``, ``trimIndex`` (1..n: the model is already trimmed),
@@ -360,7 +360,7 @@ def load_topology(directory: str | Path, append_inner_mouth: bool = True) -> Top
 
     n comes from ``u_shp.npy`` (3n, 1); every other piece must agree with it. ``kpt_ind`` and
     ``tri_mouth`` come from ``BFM_info.mat``; with ``append_inner_mouth`` (the project's convention,
-    conventions section 3) the 7 inner-mouth triangles are appended to info's ``tri_mouth``.
+    docs/conventions.md section 3) the 7 inner-mouth triangles are appended to info's ``tri_mouth``.
     Raises DataError naming file and field.
     """
     directory = Path(directory)

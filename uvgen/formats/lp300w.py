@@ -1,6 +1,6 @@
 """300W-LP samples: ``FOLDER/NAME.jpg`` (450x450 RGB) beside ``FOLDER/NAME.mat`` (3DDFA fit).
 
-On disk (conventions section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para`` (199,1)
+On disk (docs/conventions.md section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para`` (199,1)
 float64, ``Exp_Para`` (29,1) float64, ``pt2d`` (2,68) float64, ``roi`` (1,4) int16, ``Tex_Para``
 (199,1) float64, ``Color_Para`` (1,7) float32, ``Illum_Para`` (1,10) float64. Readers check these
 shapes exactly and convert to float64 / int64 vectors; writers reproduce shapes and dtypes exactly.
@@ -64,7 +64,7 @@ DEFAULT_ILLUM_PARA = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 20.0
 class PoseMixin:
     """Pose accessors for a sample with ``pose_para`` = [pitch, yaw, roll, tx, ty, tz, s].
 
-    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``, conventions
+    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``, docs/conventions.md
     section 4); ``t`` is in image pixels of the y-up projection frame (image row = h - y - 1);
     ``s`` scales model units to pixels.
     """

@@ -144,6 +144,18 @@ def _format_warning(message, category, filename, lineno, file=None, line=None) -
         pass
 
 
+def _close_progress_bars() -> None:
+    """End progress bars left open by the exception, so the error starts on a line of its own."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
 def die_with_parent_hook() -> None:
     """Make the process die with its parent when ``uvgen.lifetime.die_with_parent`` exists."""
     try:
@@ -168,16 +180,22 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
         warnings.showwarning = _format_warning
     try:
         status = main(args)
-    except SystemExit:
-        raise  # argparse usage errors (2) and explicit exits keep their message and status
+    except SystemExit as exc:
+        if isinstance(exc.code, str) and not debug:  # sys.exit("message"): the same one-line form
+            _close_progress_bars()
+            print(f"error: {_one_line(exc.code)}", file=stream)
+            sys.exit(EXIT_ERROR)
+        raise  # argparse usage errors (2) and numeric exits keep their status
     except KeyboardInterrupt:
         if debug:
             raise
+        _close_progress_bars()
         print("error: interrupted", file=stream)
         sys.exit(EXIT_INTERRUPTED)
     except BaseException as exc:  # noqa: BLE001 - every error ends as one line
         if debug:
             raise
+        _close_progress_bars()
         print(f"error: {describe(exc)}", file=stream)
         sys.exit(EXIT_ERROR)
     sys.exit(status if isinstance(status, int) else 0)

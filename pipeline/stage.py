@@ -70,9 +70,9 @@ def _path_in_traceback(exc: BaseException) -> str | None:
         frames.append(tb.tb_frame)
         tb = tb.tb_next
     for frame in reversed(frames):  # innermost first
-        is_h5py = "h5py" in frame.f_code.co_filename
+        in_h5py_files = frame.f_code.co_filename.replace("\\", "/").endswith("h5py/_hl/files.py")
         for key in _PATH_LOCALS:
-            if key == "name" and not is_h5py:
+            if key == "name" and not in_h5py_files:
                 continue  # 'name' is a file name only in h5py's File
             value = frame.f_locals.get(key)
             if isinstance(value, (str, bytes, os.PathLike)) and str(value).strip():
@@ -87,6 +87,24 @@ def _is_hdf5_error(exc: OSError) -> bool:
             return True
         tb = tb.tb_next
     return type(exc).__module__.startswith("h5py")
+
+
+def _hdf5_missing_object(exc: KeyError) -> str | None:
+    """'FILE: NAME: missing in the HDF5 file' for h5py's KeyError on a missing dataset or group."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if "h5py" in frame.f_code.co_filename and "name" in frame.f_locals and "self" in frame.f_locals:
+            try:
+                filename = frame.f_locals["self"].file.filename
+            except Exception:  # noqa: BLE001 - a closed file has no name to give: look in the callers
+                filename = _path_in_traceback(exc)
+            name = frame.f_locals["name"]
+            name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+            where = f"{_display(filename)}: " if filename else ""
+            return f"{where}{name}: missing in the HDF5 file"
+        tb = tb.tb_next
+    return None
 
 
 def describe(exc: BaseException) -> str:
@@ -122,6 +140,10 @@ def describe(exc: BaseException) -> str:
             return f"{where}: not a directory" if where else _one_line(str(exc))
         reason = exc.strerror or str(exc)
         return _one_line(f"{where}: {reason}" if where else reason)
+    if isinstance(exc, KeyError):
+        missing = _hdf5_missing_object(exc)
+        if missing is not None:
+            return missing
     if isinstance(exc, MemoryError):
         return "out of memory (try fewer workers or a smaller batch; --debug shows where)"
     text = _one_line(str(exc))

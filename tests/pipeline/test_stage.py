@@ -83,6 +83,18 @@ def test_corrupt_hdf5_names_the_file(capsys, tmp_path) -> None:
     assert lines == [f"error: {tmp_path / 'none.h5'}: no such file"]
 
 
+def test_missing_hdf5_dataset_names_file_and_dataset(capsys, tmp_path) -> None:
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f["a"] = [1, 2]
+
+    def main(argv):
+        with h5py.File(path, "r") as f:
+            return f["images"][0]
+
+    assert _run(capsys, main) == (1, [f"error: {path}: images: missing in the HDF5 file"])
+
+
 def test_keyboard_interrupt(capsys) -> None:
     assert _run(capsys, _raiser(KeyboardInterrupt())) == (EXIT_INTERRUPTED, ["error: interrupted"])
 

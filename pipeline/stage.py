@@ -160,8 +160,12 @@ def _format_warning(message, category, filename, lineno, file=None, line=None) -
         text = f"warning: {where}: {message.reason}"
     else:
         text = f"warning: {category.__name__}: {message}"
+    tqdm_module = sys.modules.get("tqdm")
     try:
-        stream.write(_one_line(text) + "\n")
+        if tqdm_module is not None and getattr(tqdm_module.tqdm, "_instances", None):
+            tqdm_module.tqdm.write(_one_line(text), file=stream)  # above the progress bar
+        else:
+            stream.write(_one_line(text) + "\n")
     except OSError:
         pass
 

@@ -327,3 +327,19 @@ def test_subprocess_entries(tmp_path, tiny) -> None:
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert console.returncode != 0 and len(console.stderr.strip().splitlines()) == 1
     assert "none.jpg" in console.stderr and "Traceback" not in console.stderr
+
+
+def test_real_aflw_variants_are_built_with_a_warning(capsys, tmp_path, tiny, aflw_fixture_dir) -> None:
+    """All 17 real AFLW2000-3D fixtures (read in place) reach the test file, with on_bad_sample:
+    fail; image01198's (2, 23) pt2d is one warning line, not a reject."""
+    from uvgen.h5store import PositionMapFile
+
+    out = tmp_path / "uv" / "test.h5"
+    params = write_params(tmp_path, tiny, uvgen={"test_root": str(aflw_fixture_dir), "test_out": str(out)})
+    code, lines = run_stage(capsys, "make_uv", "test", "--params", params)
+    assert code == 0, lines
+    warned = [line for line in lines if line.startswith("warning:")]
+    assert len(warned) == 1 and "image01198.mat: pt2d" in warned[0] and "(2, 23)" in warned[0]
+    with PositionMapFile(out) as f:
+        assert len(f) == 17 and "image01198.mat" in f.names
+    assert (tmp_path / "uv" / "test_rejects.csv").read_text().strip().count("\n") == 0

@@ -120,7 +120,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         name = exc.filename if exc.filename is not None else _path_in_traceback(exc)
         where = _display(name) if name is not None else None
-        if exc.errno == errno.ENOSPC:
+        text = str(exc)
+        if exc.errno == errno.ENOSPC or "No space left on device" in text or "errno = 28," in text:
+            # (h5py reports a full disk in its message: "... errno = 28, error message = 'No space ...'")
             return f"No space left on device: {where or '(path unknown; rerun with --debug)'}"
         if exc.errno == errno.EDQUOT:
             return f"Disk quota exceeded: {where or '(path unknown; rerun with --debug)'}"

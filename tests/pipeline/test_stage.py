@@ -48,6 +48,8 @@ def _raiser(exc: BaseException):
     (OSError(errno.ENOSPC, "No space left on device", "/data/uv/x.h5"),
      "error: No space left on device: /data/uv/x.h5"),
     (MemoryError(), "error: out of memory"),
+    (OSError("Can't write data (file write failed: time = x, filename = 'a.h5', errno = 28, error message = "
+             "'No space left on device')"), "error: No space left on device: "),
 ])
 def test_error_classes_are_one_line(capsys, exc, line) -> None:
     code, lines = _run(capsys, _raiser(exc))

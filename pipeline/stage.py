@@ -24,6 +24,7 @@ Exit statuses: 0 success, 1 error, 2 usage (argparse), 130 interrupted.
 """
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -184,6 +185,11 @@ def _close_progress_bars() -> None:
             pass
 
 
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """argparse's usage error as one line (status 2, as argparse's own)."""
+    parser.exit(2, f"error: {parser.prog}: {_one_line(message)} (see --help)\n")
+
+
 def die_with_parent_hook() -> None:
     """Make the process die with its parent when ``uvgen.lifetime.die_with_parent`` exists."""
     try:
@@ -206,6 +212,8 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
         die_with_parent_hook()
     if not debug:
         warnings.showwarning = _format_warning
+    usage_error = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _usage_error  # type: ignore[method-assign]
     try:
         status = main(args)
     except SystemExit as exc:
@@ -226,5 +234,7 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
         _close_progress_bars()
         print(f"error: {describe(exc)}", file=stream)
         sys.exit(EXIT_ERROR)
+    finally:
+        argparse.ArgumentParser.error = usage_error  # type: ignore[method-assign]
     sys.exit(status if isinstance(status, int) else 0)
 

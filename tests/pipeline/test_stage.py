@@ -131,3 +131,15 @@ def test_data_warning_is_one_line(capsys) -> None:
 def test_describe_relative_paths(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert describe(DataError(tmp_path / "a" / "b.mat", "x", "bad")) == f"{os.path.join('a', 'b.mat')}: x: bad"
+
+
+def test_usage_error_is_one_line(capsys) -> None:
+    import argparse
+
+    def main(argv):
+        parser = argparse.ArgumentParser(prog="make_uv")
+        parser.add_argument("split", choices=["train", "test"])
+        parser.parse_args(argv)
+
+    code, lines = _run(capsys, main, ["bogus"])
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: make_uv: argument split: invalid choice")

@@ -1,4 +1,4 @@
-"""Per-image error metrics of the AFLW2000-3D protocol (conventions section 6), pure numpy.
+"""Per-image error metrics of the AFLW2000-3D protocol (docs/conventions.md section 6), pure numpy.
 
 Points are rows: an image's point set is ``(K, D)`` with columns x, y[, z] in original-image
 pixels (x right, y down, z depth); a batch of images is ``(B, K, D)``. Prediction and ground truth

@@ -474,7 +474,7 @@ def decode_maps(maps: np.ndarray, transforms: np.ndarray, kpt_uv: np.ndarray,
 
     ``maps`` (B, S, S, 3) in crop pixels; ``transforms`` (B, 3, 3) original -> crop pixels (the
     test file's ``transform``); ``kpt_uv`` (2, 68) row 0 = column, row 1 = row; ``face_ind`` (K,)
-    flat row-major indices. PRNet's decoding (conventions 5: ``map[kv, ku]`` and
+    flat row-major indices. PRNet's decoding (docs/conventions.md section 5: ``map[kv, ku]`` and
     ``map.reshape(-1, 3)[face_ind]``), then :func:`to_image_batch` on the sampled points only.
     """
     maps = np.asarray(maps)

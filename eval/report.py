@@ -4,7 +4,7 @@ From the :class:`eval.evaluate.MethodResult` of each method, :func:`write_report
 folder (NME values in %, fractions of images in [0, 1]):
 
 * ``nme_table.md``: one Markdown table per metric (68-point 2D NME first, the paper's table): the
-  measured methods, then the published numbers of conventions section 7, marked ``published``;
+  measured methods, then the published numbers of docs/conventions.md section 7, marked ``published``;
 * ``nme_table.csv``: the same rows as one long table (columns :data:`TABLE_COLUMNS`);
 * ``metrics.json``: flat keys ``<method>/<metric>/<stat>`` (stat: 0-30, 30-60, 60-90, mean =
   balanced mean of the bin means, std, all = mean over all images, auc = CED area to
@@ -136,7 +136,7 @@ def markdown_report(summary: pd.DataFrame, results: Sequence[MethodResult], test
         "Bins on |yaw| in degrees: [0,30], (30,60], (60,inf); *mean* = mean of the three bin means "
         "(the paper's Mean), *std* = their std, *all* = mean over all images; "
         f"*AUC* = area under the CED up to {100 * max_error:g}% (normalised to 1). "
-        "Rows marked **published** are the numbers reported on the real AFLW2000-3D (conventions 7), "
+        "Rows marked **published** are the numbers reported on the real AFLW2000-3D (docs/conventions.md section 7), "
         "not measured here.", "",
     ]
     head = ["method", "source", *STATS, "AUC", "images", "missing", "ms/image"]
@@ -155,7 +155,7 @@ def markdown_report(summary: pd.DataFrame, results: Sequence[MethodResult], test
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if (summary["source"] == PUBLISHED).any():
-        lines += ["Published rows: the papers' numbers on the real AFLW2000-3D (conventions 7); the 3D "
+        lines += ["Published rows: the papers' numbers on the real AFLW2000-3D (docs/conventions.md section 7); the 3D "
                   "reconstruction numbers as reported in the PRN paper; PRN's 9.8 ms per image on a GTX 1080.", ""]
     lines += ["## Coverage and timing", "",
               "| method | predictions | images | missing | extra | ms/image | timed on |",

@@ -3,7 +3,7 @@
 Coordinates: original-image pixels (x right, y down, z depth in the same pixel units) and crop
 pixels of the S x S network input (S = 256). The crop is PRNet's:
 
-* from 68 points (conventions section 6): the points' box, ``center`` its middle,
+* from 68 points (docs/conventions.md section 6): the points' box, ``center`` its middle,
   ``size = int(1.6 * old_size)`` with ``old_size`` the mean of the box's width and height;
 * from a detector box (left, right, top, bottom), as PRNet's demo does it:
   ``center = (right - (right-left)/2, bottom - (bottom-top)/2 + 0.14 * old_size)``,
@@ -53,7 +53,7 @@ def box_from_bbox(left: float, right: float, top: float, bottom: float) -> CropB
 
 
 def box_from_points(points: np.ndarray) -> CropBox:
-    """PRNet's crop box for (68, 2+) points in original-image pixels (conventions section 6)."""
+    """PRNet's crop box for (68, 2+) points in original-image pixels (docs/conventions.md section 6)."""
     return evaluation_crop_box(np.asarray(points, dtype=np.float64)[:, :2], POINTS_SCALE)
 
 

@@ -1,4 +1,4 @@
-"""PRNet training loop (conventions section 8): Adam, step decay, on-device augmentation, resumable.
+"""PRNet training loop (docs/conventions.md section 8): Adam, step decay, on-device augmentation, resumable.
 
 Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (StepLR step ``lr_step_epochs``, gamma
 ``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the weight mask stored in
@@ -239,7 +239,7 @@ def run_fingerprint(cfg: TrainConfig) -> str:
 
 
 def landmark_nme(pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.Tensor) -> torch.Tensor:
-    """Per-image 2D landmark NME (B,), as a fraction (conventions section 6), in crop pixels.
+    """Per-image 2D landmark NME (B,), as a fraction (docs/conventions.md section 6), in crop pixels.
 
     pred_px, target_px: (B, 3, H, W) maps in crop pixels; kpt_uv (2, 68) long, row 0 = column, row
     1 = row. Error = mean point distance in (x, y) / sqrt(w * h) of the target points' box.

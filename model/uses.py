@@ -10,7 +10,7 @@ Frames:
 
 * image: original-image pixels, x right, y down, pixel centres at integers; z towards the viewer
   (larger = closer) in the same pixel units. Every map, vertex and landmark here is in this frame.
-* camera: ``(x, h - 1 - y, z)`` for an image of height h: right-handed, y up (conventions
+* camera: ``(x, h - 1 - y, z)`` for an image of height h: right-handed, y up (docs/conventions.md
   section 4: ``y_img = h - y - 1``). Mesh files are written in this frame (y up, viewer looking
   down -z, as standard viewers expect), and the head pose is fitted in it.
 * model: the morphable model's space (BFM units, x to the subject's left, y up, z to the viewer).
@@ -395,7 +395,7 @@ def uv_visibility(posmap: np.ndarray, uv: FaceUV, height: int, width: int,
 class HeadPose:
     """A face's pose: ``camera = scale * canonical @ rotation.T + translation`` (camera frame).
 
-    ``pitch``, ``yaw``, ``roll`` (radians) in the conventions' angles (section 4):
+    ``pitch``, ``yaw``, ``roll`` (radians) in the angles of docs/conventions.md section 4:
     ``rotation = Rx(pitch) @ Ry(yaw) @ Rz(roll)``, each factor the transpose of the textbook
     matrix, as in 300W-LP's ``Pose_Para``. ``scale`` converts model units to pixels.
     """

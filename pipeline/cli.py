@@ -11,7 +11,7 @@ or glob patterns. There is no face detector: each image's face is given either
   given) to ``[left, right, top, bottom]`` in pixels (PRNet's detector-box crop is used), or
 * by 68 landmarks in ``NAME.mat`` (300W-LP / AFLW2000-3D style: ``pt3d_68`` (3, 68) or ``pt2d``
   (2, 68), image pixels) in ``--landmarks-dir``, default the image's own folder (the evaluation
-  crop of conventions section 6 is used).
+  crop of docs/conventions.md section 6 is used).
 
 A box wins over landmarks. Per image ``NAME`` the output folder gets:
 
@@ -310,4 +310,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.stage import run
+
+    run(main, with_parent=False)  # one-line errors, --debug for the traceback

@@ -36,4 +36,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.stage import run
+
+    run(main)  # one-line errors, --debug for the traceback, dies with its parent

@@ -23,12 +23,16 @@ import dataclasses
 import os
 
 from model.train import TrainConfig, train
-from pipeline.config import DEFAULT_PARAMS, load_params
+from pipeline.config import DEFAULT_PARAMS, check_split, config_errors, display_path, load_params
 
 
 def config_from_params(path) -> TrainConfig:
-    """The ``train`` section of a params file as a validated TrainConfig."""
-    return TrainConfig(**dataclasses.asdict(load_params(path).train))
+    """The ``train`` section of a params file as a validated TrainConfig (ConfigError naming the
+    key; a test-split ``train_file`` is refused)."""
+    params = load_params(path).train
+    check_split(params.train_file, "train", "train.train_file", display_path(path))
+    with config_errors(display_path(path), "train"):
+        return TrainConfig(**dataclasses.asdict(params))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,4 +48,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.stage import run
+
+    run(main)  # one-line errors, --debug for the traceback, dies with its parent

@@ -22,12 +22,23 @@ import argparse
 import dataclasses
 
 from model.baselines.train_baseline import KINDS, BaselineConfig, train_baseline
-from pipeline.config import DEFAULT_PARAMS, load_baseline_params
+from pipeline.config import (
+    BASELINE_SECTIONS,
+    DEFAULT_PARAMS,
+    check_split,
+    config_errors,
+    display_path,
+    load_baseline_params,
+)
 
 
 def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
-    """The baseline section of a params file (completed from ``train``) as a validated BaselineConfig."""
-    return BaselineConfig(kind=kind, **dataclasses.asdict(load_baseline_params(kind, path)))
+    """The baseline section of a params file (completed from ``train``) as a validated BaselineConfig
+    (ConfigError naming the key; a test-split ``train_file`` is refused)."""
+    params = load_baseline_params(kind, path)
+    check_split(params.train_file, "train", f"{BASELINE_SECTIONS[kind]}.train_file", display_path(path))
+    with config_errors(display_path(path), BASELINE_SECTIONS[kind]):
+        return BaselineConfig(kind=kind, **dataclasses.asdict(params))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,4 +58,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.stage import run
+
+    run(main)  # one-line errors, --debug for the traceback, dies with its parent

@@ -25,7 +25,7 @@ def lp300w_fixture_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def aflw_fixture_dir() -> Path:
-    """16 real AFLW2000-3D samples (imageNNNNN.jpg + .mat)."""
+    """17 real AFLW2000-3D samples (imageNNNNN.jpg + .mat; image01198 has a (2, 23) pt2d)."""
     return _fixture_dir("aflw2000_3d")
 
 

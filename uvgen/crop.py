@@ -1,4 +1,4 @@
-"""Bilinear warp of an image into a crop (conventions section 4).
+"""Bilinear warp of an image into a crop (docs/conventions.md section 4).
 
 The crop is ``skimage.transform.warp(image / 255, T.inverse, output_shape=(S, S))`` with order 1
 and constant 0 outside, as PRNet's generator computes it: crop pixel (x, y) samples the image at

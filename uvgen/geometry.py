@@ -1,4 +1,4 @@
-"""Pose, projection and crop geometry of a 300W-LP fit (conventions section 4).
+"""Pose, projection and crop geometry of a 300W-LP fit (docs/conventions.md section 4).
 
 Coordinate frames:
 - model space: BFM units, x to image right in a frontal view, y up, z towards the viewer;

@@ -1,6 +1,6 @@
 """PRNet's UV masks (face region, loss weights, key-point pixels) derived from a morphable model.
 
-UV pixel coordinates (conventions section 5): ``x = u * (W-1)`` (column, right),
+UV pixel coordinates (docs/conventions.md section 5): ``x = u * (W-1)`` (column, right),
 ``y = (H-1) - v * (H-1)`` (row, down); pixel (x, y) has its centre at the integer point.
 
 How PRNet's own files were made, as measured against the real BFM topology
@@ -35,7 +35,7 @@ from uvgen.raster import FACE3D_BORDER, Rasterization, rasterize
 
 UV_SIZE = 256
 
-# Paper's loss weights (conventions section 5).
+# Paper's loss weights (docs/conventions.md section 5).
 KEYPOINT_WEIGHT = 16.0
 REGION_WEIGHT = 4.0  # eyes, nose, mouth
 FACE_WEIGHT = 3.0  # rest of the face

@@ -98,7 +98,7 @@ def test_model_vertices_are_drawn_into_the_uv_map_like_the_ground_truth():
     verts = np.column_stack([10 + 100 * uv[:, 0], 20 + 50 * uv[:, 1], 3 * uv[:, 0] - uv[:, 1]])
     out = m @ verts
     col, row = face_ind % 256, face_ind // 256
-    u, v = col / 255, 1 - row / 255  # conventions 5: u_px = u*(W-1), v_px = (H-1) - v*(H-1)
+    u, v = col / 255, 1 - row / 255  # docs/conventions.md section 5: u_px = u*(W-1), v_px = (H-1) - v*(H-1)
     assert np.allclose(out, np.column_stack([10 + 100 * u, 20 + 50 * v, 3 * u - v]), atol=1e-9)
 
 
@@ -276,7 +276,7 @@ def test_real_aflw_landmarks_as_text_files_score_zero(aflw_fixture_dir, tmp_path
     gt = GroundTruth(tuple(names), np.array(yaws), np.array(lms))
     pred = load_external(ExternalSpec("AFLW-gt", landmarks=folder), face_count=1)
     (res,) = evaluate(gt, [pred])
-    assert res.matching.n_matched == len(mats) == 16
+    assert res.matching.n_matched == len(mats) == 17  # image01198 (pt2d (2, 23)) included
     assert np.all(res.per_image[["nme_2d_68", "nme_3d_68"]].to_numpy() < 1e-6)
 
 

@@ -32,7 +32,7 @@ def _sample(model, seed: int):
 
 def _truth(model, layout, s):
     """(model-space vertices, ground-truth map in image pixels) of a sample, through the crop as
-    PRNet's test pairs are made (conventions section 6) and back with map_to_image."""
+    PRNet's test pairs are made (docs/conventions.md section 6) and back with map_to_image."""
     verts = fit_vertices(model, s.shape_para, s.exp_para)[0]
     pair = evaluation_pair(layout, s.image, s.landmarks, verts, s.pose_para)
     return verts, map_to_image(pair.posmap, pair.transform)

@@ -130,4 +130,4 @@ def test_faces_from_boxes_and_landmark_files(tmp_path, workspace) -> None:
 
 def test_console_script_is_declared() -> None:
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    assert 'prnet = "pipeline.cli:main"' in text
+    assert 'prnet = "pipeline.console:prnet"' in text  # pipeline.cli.main under pipeline.stage.run

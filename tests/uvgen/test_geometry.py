@@ -1,4 +1,4 @@
-"""Pose, projection and crop geometry against conventions section 4."""
+"""Pose, projection and crop geometry against docs/conventions.md section 4."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,5 @@
 """The fast UV ground truth held to a plain, obviously correct implementation (float64, a loop
-over triangles) written here from the conventions, at the real 53,215-vertex scale and on the
+over triangles) written here from docs/conventions.md, at the real 53,215-vertex scale and on the
 embedded model."""
 import math
 

@@ -210,7 +210,7 @@ def test_real_uv_layout_coverage(uv_layout):
     plain = rasterize(points, triangles, UV_SIZE, UV_SIZE)
     face3d = rasterize(points, triangles, UV_SIZE, UV_SIZE, border=FACE3D_BORDER)
     # The plain rule leaves 341 pixels empty, all within face3d's 2-pixel edge band; face3d's band
-    # rule fills them, so every one of the 65,536 pixels is covered (conventions section 5).
+    # rule fills them, so every one of the 65,536 pixels is covered (docs/conventions.md section 5).
     assert plain.mask.sum() == UV_SIZE * UV_SIZE - 341
     assert not (~plain.mask & ~band_mask(FACE3D_BORDER)).any()
     assert face3d.mask.all()

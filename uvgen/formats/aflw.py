@@ -1,8 +1,12 @@
 """AFLW2000-3D samples: ``imageNNNNN.jpg`` (450x450 RGB) beside ``imageNNNNN.mat``.
 
-On disk (conventions section 2): the 3DDFA fit fields of 300W-LP (:data:`FIT_PARAM_SPECS`, same
+On disk (docs/conventions.md section 2): the 3DDFA fit fields of 300W-LP (:data:`FIT_PARAM_SPECS`, same
 shapes and dtypes) plus ``pt2d`` (2,21) float64 (AFLW's 21 points; x = -1 marks an invisible one)
 and ``pt3d_68`` (3,68) float32 (the 68 landmarks in image pixels: x right, y down, z depth).
+
+The test split uses the fit (pose, shape, expression) and ``pt3d_68``; ``pt2d``, ``roi`` and the
+appearance fields are optional for the reader. Real files vary: ``image01198``, ``image02899`` and
+``image03189`` store ``pt2d`` as (2, 23); they are read with a DataWarning, never rejected.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ N_AFLW_POINTS = 21
 AFLW_NAME = re.compile(r"image\d{5}\.mat")
 
 AFLW_SPECS: tuple[FieldSpec, ...] = FIT_PARAM_SPECS + (
-    FieldSpec("pt2d", "pt2d", (2, N_AFLW_POINTS), np.dtype(np.float64), "f", vector=False),
+    FieldSpec("pt2d", "pt2d", (2, N_AFLW_POINTS), np.dtype(np.float64), "f", vector=False, required=False),
     FieldSpec("pt3d_68", "pt3d_68", (3, N_LANDMARKS_68), np.dtype(np.float32), "f", vector=False),
 )
 
@@ -54,6 +58,8 @@ class AFLWSample(PoseMixin):
         shape_para: (199,), exp_para: (29,) model coefficients, used as stored.
         pt2d: (2, 21) AFLW's 21 points in image pixels (x right, y down). An invisible point has
             x = -1 (its y is then not meaningful: 452 in the real files); see ``visible_2d``.
+            Not used by the pipeline: a few real files hold (2, 23), kept as stored; None when
+            the field is missing.
         pt3d_68: (3, 68) the 68 ground-truth landmarks in image pixels: x right, y down, z depth.
         roi: (4,) int64 face box as stored; tex_para (199,), color_para (7,), illum_para (10,).
     """
@@ -78,7 +84,7 @@ class AFLWSample(PoseMixin):
 
     @property
     def visible_2d(self) -> np.ndarray:
-        """(21,) bool: which of the 21 AFLW points are visible (x != -1)."""
+        """(21,) bool: which of the AFLW points are visible (x != -1); (n,) for a (2, n) variant."""
         return self.pt2d[0] != -1
 
     def load_image(self) -> np.ndarray:
@@ -87,8 +93,9 @@ class AFLWSample(PoseMixin):
 
 
 def read_aflw_mat(mat_path: str | Path, check_image: bool = False) -> AFLWSample:
-    """Parse ``imageNNNNN.mat`` (exact shapes, numeric kinds, finite values) and check that the jpg
-    beside it exists (``check_image=True`` also decodes it). Raises DataError naming file and field."""
+    """Parse ``imageNNNNN.mat`` and check that the jpg beside it exists (``check_image=True`` also
+    decodes it). Fields the pipeline uses are checked (exact shapes, numeric kinds, finite values;
+    DataError naming file and field); unusual variants of the others give a DataWarning."""
     mat_path = Path(mat_path)
     values = read_fields(load_mat(mat_path), mat_path, AFLW_SPECS)
     image_path = check_image_beside(mat_path, check_image)

@@ -1,6 +1,6 @@
 """The Basel Face Model in face3d's layout: ``BFM.mat`` + ``BFM_UV.mat`` + ``BFM_info.mat``.
 
-On disk (conventions section 3) indices are 1-based and arrays are column-major MATLAB shapes.
+On disk (docs/conventions.md section 3) indices are 1-based and arrays are column-major MATLAB shapes.
 In memory (:class:`MorphableModel`) indices are 0-based and triangles are rows.
 :func:`load_bfm` / :func:`save_bfm` read and write the three files; :func:`load_topology` reads the
 real topology pieces (mean shape and expression, triangles, UV, segmentation; no components).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, warn_data
 from uvgen.formats.matfile import atomic_savemat, load_mat, require_field, require_index, struct_fields
 
 N_SHAPE = 199
@@ -38,6 +38,8 @@ class MorphableModel:
         tex_mu: (3n, 1) mean albedo, r1, g1, b1, r2, ... in [0, 255].
         tex_pc: (3n, 199) texture components.
         tex_ev: (199, 1) texture standard deviations.
+            (The EVs and the texture are None when a loaded file lacked them: the UV build does
+            not need them; see :data:`OPTIONAL_MODEL_FIELDS`.)
         tri: (m, 3) int32, 0-based vertex indices of the face triangles.
         tri_mouth: (k, 3) int32, 0-based, the inner-mouth triangles (the 7 appended ones included).
         kpt_ind: (68,) int32, 0-based vertex index of each iBUG-68 landmark.
@@ -83,6 +85,8 @@ class MorphableModel:
 
     def colors(self, tex_para: np.ndarray) -> np.ndarray:
         """(n, 3) float64 per-vertex albedo in [0, 1]: ``(texMU + texPC @ t) / 255`` clipped."""
+        if self.tex_mu is None or self.tex_pc is None:
+            raise ValueError("this morphable model has no texture (texMU / texPC were left out)")
         tex_para = np.asarray(tex_para).reshape(-1, 1).astype(self.tex_pc.dtype)
         c = (self.tex_mu + self.tex_pc @ tex_para).reshape(-1, 3).astype(np.float64) / 255.0
         return np.clip(c, 0.0, 1.0)
@@ -110,6 +114,10 @@ INNER_MOUTH_TRIANGLES_1BASED = np.array(
     dtype=np.int32,
 )
 N_INNER_MOUTH = len(INNER_MOUTH_TRIANGLES_1BASED)
+
+#: Model fields the UV build does not use (texture, and the standard deviations, which only the
+#: synthetic-data sampler needs): :func:`load_bfm` leaves an unusual one out with a DataWarning.
+OPTIONAL_MODEL_FIELDS = frozenset({"shape_ev", "exp_ev", "tex_mu", "tex_pc", "tex_ev"})
 
 _MODEL_FLOATS = (  # (struct field, attribute, number of columns; None = the (3n, 1) means)
     ("shapeMU", "shape_mu", None),
@@ -151,7 +159,7 @@ def _read_uv(path: Path, n: int | None) -> np.ndarray:
 def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | None]:
     """segbin (4, n) uint8 one-hot (required); kpt_ind (68,), tri_mouth (k, 3) 0-based (or None).
 
-    ``model_info.uv_coords``, when present, must equal BFM_UV.mat's ``UV``.
+    ``model_info.uv_coords``, when present, should equal BFM_UV.mat's ``UV`` (DataWarning otherwise).
     """
     info = struct_fields(load_mat(path), path, "model_info")
     segbin = require_field(info, path, "model_info.segbin", (len(SEGMENT_NAMES), n), "biuf")
@@ -166,15 +174,18 @@ def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | Non
         out["tri_mouth"] = _triangles(info, path, "model_info.tri_mouth", n)
     if "model_info.uv_coords" in info:
         uv_coords = require_field(info, path, "model_info.uv_coords", (n, 2), "f")
-        if not np.array_equal(uv_coords, uv):
-            raise DataError(path, "model_info.uv_coords", f"differs from UV in {BFM_UV_FILE}")
+        if not np.array_equal(uv_coords, uv):  # the build uses BFM_UV.mat's UV
+            warn_data(path, "model_info.uv_coords", f"differs from UV in {BFM_UV_FILE}, which is used")
     return out
 
 
 def load_bfm(directory: str | Path) -> MorphableModel:
     """Read face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` from ``directory``.
 
-    Shapes are checked exactly (conventions section 3), values finite, 1-based indices in range,
+    Shapes are checked exactly (docs/conventions.md section 3), values finite, 1-based indices in range,
+    for every field the UV build uses; the :data:`OPTIONAL_MODEL_FIELDS` (texture, standard
+    deviations) are None with a DataWarning when missing or malformed, and ``model_info.uv_coords``
+    differing from ``BFM_UV.mat`` is a DataWarning (``UV`` is used). Otherwise
     and the files consistent with each other (n, ``kpt_ind``; info's ``tri_mouth`` equals the
     model's without its last 7 triangles, or all of it). Float arrays keep their stored float32 /
     float64 dtype; indices become 0-based int32. ``tri_mouth`` is the model's as stored.
@@ -190,7 +201,13 @@ def load_bfm(directory: str | Path) -> MorphableModel:
     arrays: dict[str, np.ndarray] = {}
     for field, attr, cols in _MODEL_FLOATS:
         shape = (3 * n, 1) if cols is None else ((cols, 1) if field.endswith("EV") else (3 * n, cols))
-        arrays[attr] = _float_array(require_field(model, path, f"model.{field}", shape, "f"))
+        try:
+            arrays[attr] = _float_array(require_field(model, path, f"model.{field}", shape, "f"))
+        except DataError as err:
+            if attr not in OPTIONAL_MODEL_FIELDS:
+                raise
+            warn_data(path, err.field, f"{err.reason}; left out (the UV build does not use it)")
+            arrays[attr] = None
     tri = _triangles(model, path, "model.tri", n)
     tri_mouth = _triangles(model, path, "model.tri_mouth", n)
     kpt_ind = require_index(model, path, "model.kpt_ind", (1, N_KEYPOINTS), n)[0].astype(np.int32)
@@ -223,6 +240,8 @@ def _check_model(model: MorphableModel) -> None:
         raise ValueError(f"shape_mu must be (3n, 1), got {model.shape_mu.shape}")
     for _, attr, cols in _MODEL_FLOATS:
         value = getattr(model, attr)
+        if value is None and attr in OPTIONAL_MODEL_FIELDS:
+            continue
         want = (3 * n, 1) if cols is None else ((cols, 1) if attr.endswith("_ev") else (3 * n, cols))
         if value.shape != want or value.dtype.kind != "f":
             raise ValueError(f"{attr} must be float {want}, got {value.dtype} {value.shape}")
@@ -250,7 +269,7 @@ def _check_model(model: MorphableModel) -> None:
 def save_bfm(model: MorphableModel, directory: str | Path) -> None:
     """Write ``model`` as face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` in ``directory``.
 
-    MATLAB shapes and field names as face3d's (conventions section 3), 1-based indices stored as
+    MATLAB shapes and field names as face3d's (docs/conventions.md section 3), 1-based indices stored as
     uint16 (as the real files) or int32 when n > 65535; floats keep their in-memory dtype (float32
     for PCs and means as face3d's, float64 stays float64, so :func:`load_bfm` round-trips exactly).
     ``BFM_info.mat`` holds ``kpt_ind``, ``trimIndex`` (1..n: the model is already trimmed),
@@ -268,7 +287,8 @@ def save_bfm(model: MorphableModel, directory: str | Path) -> None:
         return (np.asarray(tri, dtype=np.int64) + 1).T.astype(idx)
 
     kpt = (np.asarray(model.kpt_ind, dtype=np.int64) + 1).reshape(1, -1).astype(idx)
-    struct = {field: _float_array(getattr(model, attr)) for field, attr, _ in _MODEL_FLOATS}
+    struct = {field: _float_array(getattr(model, attr)) for field, attr, _ in _MODEL_FLOATS
+              if getattr(model, attr) is not None}
     struct.update(tri=one_based_t(model.tri), tri_mouth=one_based_t(model.tri_mouth), kpt_ind=kpt)
     atomic_savemat(directory / BFM_FILE, {"model": struct})
     uv = np.asarray(model.uv, dtype=np.float64)
@@ -340,7 +360,7 @@ def load_topology(directory: str | Path, append_inner_mouth: bool = True) -> Top
 
     n comes from ``u_shp.npy`` (3n, 1); every other piece must agree with it. ``kpt_ind`` and
     ``tri_mouth`` come from ``BFM_info.mat``; with ``append_inner_mouth`` (the project's convention,
-    conventions section 3) the 7 inner-mouth triangles are appended to info's ``tri_mouth``.
+    docs/conventions.md section 3) the 7 inner-mouth triangles are appended to info's ``tri_mouth``.
     Raises DataError naming file and field.
     """
     directory = Path(directory)

@@ -1,6 +1,9 @@
-"""The one error type for bad input data: it always names the file and the field."""
+"""Bad input data: :class:`DataError` (the sample cannot be used) and :class:`DataWarning` (an
+unusual variant of a field the pipeline does not use; the sample is kept). Both name the file and
+the field."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -16,3 +19,24 @@ class DataError(ValueError):
         self.reason = reason
         where = f"{self.path}" if field is None else f"{self.path} [field '{field}']"
         super().__init__(f"{where}: {reason}")
+
+
+class DataWarning(UserWarning):
+    """An unusual but harmless variant in an input file: a field the pipeline does not use is
+    missing, has an unexpected shape, or holds non-finite values. The sample is still used.
+
+    Real data has such files: three AFLW2000-3D files store ``pt2d`` as (2, 23) instead of (2, 21).
+    ``path``, ``field`` and ``reason`` as :class:`DataError`.
+    """
+
+    def __init__(self, path: str | Path, field: str | None, reason: str):
+        self.path = Path(path)
+        self.field = field
+        self.reason = reason
+        where = f"{self.path}" if field is None else f"{self.path} [field '{field}']"
+        super().__init__(f"{where}: {reason}")
+
+
+def warn_data(path: str | Path, field: str | None, reason: str) -> None:
+    """Emit a :class:`DataWarning` (Python's ``warnings``: shown once per distinct message)."""
+    warnings.warn(DataWarning(path, field, reason), stacklevel=3)

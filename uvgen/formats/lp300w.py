@@ -1,9 +1,11 @@
 """300W-LP samples: ``FOLDER/NAME.jpg`` (450x450 RGB) beside ``FOLDER/NAME.mat`` (3DDFA fit).
 
-On disk (conventions section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para`` (199,1)
+On disk (docs/conventions.md section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para`` (199,1)
 float64, ``Exp_Para`` (29,1) float64, ``pt2d`` (2,68) float64, ``roi`` (1,4) int16, ``Tex_Para``
 (199,1) float64, ``Color_Para`` (1,7) float32, ``Illum_Para`` (1,10) float64. Readers check these
 shapes exactly and convert to float64 / int64 vectors; writers reproduce shapes and dtypes exactly.
+Fields the pipeline does not use (``pt2d``, ``roi``, the appearance fields) are optional for readers:
+an unusual variant gives a :class:`~uvgen.formats.errors.DataWarning` and the sample is kept.
 
 Scanning is split for speed: :func:`list_300wlp_samples` only lists file names (cheap for 122,450
 samples); :func:`read_all` parses them, stopping at the first bad one or collecting rejects.
@@ -34,17 +36,21 @@ LP300W_FOLDERS = ("AFW", "HELEN", "IBUG", "LFPW", "AFW_Flip", "HELEN_Flip", "IBU
 N_LANDMARKS_68 = 68
 
 #: Fields every 3DDFA fit file has (300W-LP and AFLW2000-3D), at their exact stored layout.
+#: The UV build uses the pose, shape and expression only: the appearance fields and ``roi`` are
+#: optional for readers (an unusual variant is a DataWarning, never a reject).
 FIT_PARAM_SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("Pose_Para", "pose_para", (1, 7), np.dtype(np.float32), "f"),
     FieldSpec("Shape_Para", "shape_para", (N_SHAPE, 1), np.dtype(np.float64), "f"),
     FieldSpec("Exp_Para", "exp_para", (N_EXP, 1), np.dtype(np.float64), "f"),
-    FieldSpec("roi", "roi", (1, 4), np.dtype(np.int16), "iu"),
-    FieldSpec("Tex_Para", "tex_para", (N_SHAPE, 1), np.dtype(np.float64), "f"),
-    FieldSpec("Color_Para", "color_para", (1, 7), np.dtype(np.float32), "f"),
-    FieldSpec("Illum_Para", "illum_para", (1, 10), np.dtype(np.float64), "f"),
+    FieldSpec("roi", "roi", (1, 4), np.dtype(np.int16), "iu", required=False),
+    FieldSpec("Tex_Para", "tex_para", (N_SHAPE, 1), np.dtype(np.float64), "f", required=False),
+    FieldSpec("Color_Para", "color_para", (1, 7), np.dtype(np.float32), "f", required=False),
+    FieldSpec("Illum_Para", "illum_para", (1, 10), np.dtype(np.float64), "f", required=False),
 )
+#: 300W-LP's ``pt2d`` (the 68 landmarks) is not used by the build (the training crop comes from the
+#: fit's key vertices): optional.
 LP300W_SPECS: tuple[FieldSpec, ...] = FIT_PARAM_SPECS + (
-    FieldSpec("pt2d", "pt2d", (2, N_LANDMARKS_68), np.dtype(np.float64), "f", vector=False),
+    FieldSpec("pt2d", "pt2d", (2, N_LANDMARKS_68), np.dtype(np.float64), "f", vector=False, required=False),
 )
 
 #: Writer defaults for the appearance fields (3DDFA's layouts): no texture offset; colour
@@ -58,7 +64,7 @@ DEFAULT_ILLUM_PARA = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 20.0
 class PoseMixin:
     """Pose accessors for a sample with ``pose_para`` = [pitch, yaw, roll, tx, ty, tz, s].
 
-    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``, conventions
+    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``, docs/conventions.md
     section 4); ``t`` is in image pixels of the y-up projection frame (image row = h - y - 1);
     ``s`` scales model units to pixels.
     """
@@ -118,6 +124,8 @@ class Fit300WLP(PoseMixin):
         pt2d: (2, 68) the 68 landmarks in image pixels as stored, row 0 = x (right), row 1 = y (down).
         roi: (4,) int64 face box in pixels as stored (may extend outside the image).
         tex_para: (199,) texture coefficients; color_para: (7,); illum_para: (10,).
+        The last four are not used by the pipeline: an unusual variant is kept as stored, or is
+        None when missing (with a DataWarning).
     """
 
     name: str
@@ -175,8 +183,9 @@ def check_image_beside(mat_path: Path, check_image: bool) -> Path:
 def read_300wlp_mat(mat_path: str | Path, check_image: bool = False) -> Fit300WLP:
     """Parse ``NAME.mat`` and check that ``NAME.jpg`` exists beside it.
 
-    Every field is checked for its exact stored shape, numeric kind and finite values.
-    ``check_image=True`` also decodes the jpg. Raises DataError naming file and field.
+    Every field the pipeline uses is checked for its exact stored shape, numeric kind and finite
+    values (DataError naming file and field); the others warn (DataWarning) when unusual.
+    ``check_image=True`` also decodes the jpg.
     """
     mat_path = Path(mat_path)
     values = read_fields(load_mat(mat_path), mat_path, LP300W_SPECS)

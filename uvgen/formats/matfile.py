@@ -23,7 +23,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, warn_data
 
 TMP_SUFFIX = ".tmp"
 
@@ -200,6 +200,10 @@ class FieldSpec:
     exact stored shape and dtype (what writers produce), ``kind`` the dtype kinds readers accept.
     In memory, fields with ``vector=True`` are flattened to 1-D; others keep the stored shape.
     Floats are float64 in memory, integers int64.
+
+    ``required=False`` marks a field the pipeline does not use: readers accept an unusual variant
+    of it (missing, another shape, non-finite values) with a :class:`DataWarning` instead of
+    rejecting the sample (see :func:`read_fields`). Writers always write the exact layout.
     """
 
     disk: str
@@ -208,6 +212,7 @@ class FieldSpec:
     dtype: np.dtype
     kind: str
     vector: bool = True
+    required: bool = True
 
     @property
     def memory_shape(self) -> tuple[int, ...]:
@@ -219,16 +224,43 @@ class FieldSpec:
 
 def read_fields(
     mat: Mapping[str, object], path: str | Path, specs: Iterable[FieldSpec]
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | None]:
     """Every spec'd field of a loaded file, checked (exact shape, kind, finite) and converted to
-    its in-memory form, keyed by ``attr``. Arrays are returned read-only."""
-    out: dict[str, np.ndarray] = {}
+    its in-memory form, keyed by ``attr``. Arrays are returned read-only.
+
+    A required field that does not fit raises DataError (the sample cannot be used). An optional
+    one (``required=False``) that does not fit gives a :class:`DataWarning` naming file, field and
+    variant, and is kept as stored (numbers as float64 / int64, vectors flattened) or, when
+    missing or not numeric, ``None``.
+    """
+    out: dict[str, np.ndarray | None] = {}
     for spec in specs:
-        value = require_field(mat, path, spec.disk, spec.shape, spec.kind)
+        try:
+            value = require_field(mat, path, spec.disk, spec.shape, spec.kind)
+        except DataError as err:
+            if spec.required:
+                raise
+            out[spec.attr] = _optional_as_stored(mat, path, spec, err.reason)
+            continue
         array = np.array(value, dtype=spec.memory_dtype()).reshape(spec.memory_shape)
         array.setflags(write=False)
         out[spec.attr] = array
     return out
+
+
+def _optional_as_stored(mat: Mapping[str, object], path: str | Path, spec: FieldSpec,
+                        reason: str) -> np.ndarray | None:
+    """An optional field that failed its check: warn, then keep it as stored when it is numeric."""
+    value = mat.get(spec.disk)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        warn_data(path, spec.disk, f"{reason}; kept as stored (the pipeline does not use this field)")
+        dtype = np.float64 if value.dtype.kind == "f" else spec.memory_dtype()  # NaN stays NaN
+        array = np.array(value, dtype=dtype)
+        array = array.reshape(-1) if spec.vector else array
+        array.setflags(write=False)
+        return array
+    warn_data(path, spec.disk, f"{reason}; left out (the pipeline does not use this field)")
+    return None
 
 
 def pack_fields(values: Mapping[str, object], specs: Iterable[FieldSpec]) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 Each sample is drawn from the embedded face model with random identity, expression, texture, pose
 and light, rendered over a cluttered background into a square image, and written as
 ``NAME.jpg`` + ``NAME.mat`` whose fit (``Pose_Para``, ``Shape_Para``, ``Exp_Para``) reproduces the
-pixels through conventions section 4. Sample ``i`` depends only on (seed, i), so a set can be
+pixels through docs/conventions.md section 4. Sample ``i`` depends only on (seed, i), so a set can be
 written in any order, in parallel, and an interrupted run resumes by skipping finished samples
 (a sample is finished when its ``.mat`` exists: the ``.jpg`` is written first, both atomically).
 """

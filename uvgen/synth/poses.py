@@ -1,7 +1,7 @@
 """Random 300W-LP-like poses for synthetic samples.
 
 A pose is a ``Pose_Para`` vector [pitch, yaw, roll (radians), tx, ty, tz, s] in 300W-LP's convention
-(conventions section 4): ``V' = s * V @ R.T + t``, then ``y_img = h - y - 1``.
+(docs/conventions.md section 4): ``V' = s * V @ R.T + t``, then ``y_img = h - y - 1``.
 """
 from __future__ import annotations
 

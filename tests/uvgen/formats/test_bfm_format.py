@@ -21,7 +21,7 @@ from uvgen.formats.bfm import (
     load_topology,
     save_bfm,
 )
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, DataWarning
 
 N_REAL = 53215
 
@@ -161,7 +161,6 @@ def _rewrite(path: Path, struct: str, change) -> None:
         (BFM_FILE, "model", lambda f: f.__setitem__("expPC", f["expPC"][:, :28]), "model.expPC"),
         (BFM_FILE, "model", lambda f: f.__setitem__("kpt_ind", f["kpt_ind"] * 0 + 501), "model.kpt_ind"),
         (BFM_FILE, "model", lambda f: f.__setitem__("tri", f["tri"] * 0), "model.tri"),
-        (BFM_FILE, "model", lambda f: f.__setitem__("texMU", f["texMU"] * np.nan), "model.texMU"),
         (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("segbin", f["segbin"] * 0),
          "model_info.segbin"),
         (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("kpt_ind", f["kpt_ind"][:, ::-1]),
@@ -177,6 +176,30 @@ def test_load_bfm_bad_fields(tmp_path: Path, filename: str, struct: str, change,
         load_bfm(tmp_path)
     assert info.value.path == tmp_path / filename and info.value.field == field
     assert str(tmp_path / filename) in str(info.value) and field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "filename, struct, change, field",
+    [
+        (BFM_FILE, "model", lambda f: f.__setitem__("texMU", f["texMU"] * np.nan), "model.texMU"),
+        (BFM_FILE, "model", lambda f: f.pop("texPC"), "model.texPC"),
+        (BFM_FILE, "model", lambda f: f.__setitem__("shapeEV", f["shapeEV"][:100]), "model.shapeEV"),
+        (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("uv_coords", f["uv_coords"] * 0.5),
+         "model_info.uv_coords"),
+    ],
+)
+def test_load_bfm_unused_field_variants_warn(tmp_path: Path, filename: str, struct: str, change,
+                                             field: str) -> None:
+    """Fields the UV build does not use: a warning naming file and field; the model loads."""
+    model = small_model()
+    save_bfm(model, tmp_path)
+    _rewrite(tmp_path / filename, struct, change)
+    with pytest.warns(DataWarning) as record:
+        loaded = load_bfm(tmp_path)
+    (warning,) = [w.message for w in record if issubclass(w.category, DataWarning)]
+    assert warning.path == tmp_path / filename and warning.field == field
+    np.testing.assert_array_equal(loaded.shape_pc, model.shape_pc)
+    np.testing.assert_array_equal(loaded.uv, model.uv)
 
 
 def test_load_bfm_missing_files(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import scipy.io
 from PIL import Image
 
 from uvgen.formats import lp300w
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, DataWarning
 from uvgen.formats.lp300w import (
     Fit300WLP,
     list_300wlp_samples,
@@ -174,9 +174,30 @@ BAD_MATS = {
     "wrong_shape": (_set("Shape_Para", np.zeros((1, 199))), "Shape_Para", "wrong shape"),
     "wrong_pose_shape": (_set("Pose_Para", np.zeros((7, 1), np.float32)), "Pose_Para", "wrong shape"),
     "nan_shape": (_nan_shape, "Shape_Para", "non-finite"),
-    "inf_pt2d": (_set("pt2d", np.full((2, 68), np.inf)), "pt2d", "non-finite"),
-    "text_field": (_set("roi", "abcd"), "roi", None),
 }
+
+# Fields the build does not use (pt2d, roi, appearance): a warning naming file and field, sample kept.
+UNUSED_VARIANTS = {
+    "inf_pt2d": (_set("pt2d", np.full((2, 68), np.inf)), "pt2d", "non-finite", (2, 68)),
+    "short_pt2d": (_set("pt2d", np.zeros((2, 23))), "pt2d", "wrong shape", (2, 23)),
+    "no_pt2d": (lambda mat: mat.pop("pt2d"), "pt2d", "missing field", None),
+    "text_roi": (_set("roi", "abcd"), "roi", "", None),
+    "no_color": (lambda mat: mat.pop("Color_Para"), "Color_Para", "missing field", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNUSED_VARIANTS))
+def test_unused_field_variants_warn(case: str, tmp_path: Path, lp300w_fixture_dir: Path) -> None:
+    mutate, field, reason, shape = UNUSED_VARIANTS[case]
+    path = _bad_sample(tmp_path, case, lp300w_fixture_dir, mutate)
+    with pytest.warns(DataWarning) as record:
+        fit = read_300wlp_mat(path)
+    (warning,) = [w.message for w in record if issubclass(w.category, DataWarning)]
+    assert warning.path == path and warning.field == field and reason in warning.reason
+    assert str(path) in str(warning)
+    value = getattr(fit, {"Color_Para": "color_para"}.get(field, field))
+    assert (value is None) if shape is None else (value.shape == shape)
+    np.testing.assert_array_equal(fit.shape_para, _raw(lp300w_fixture_dir)["Shape_Para"].ravel())
 
 
 @pytest.mark.parametrize("case", sorted(BAD_MATS))

@@ -22,7 +22,7 @@ def model_dir(tmp_path_factory):
 
 
 def project_like_the_conventions(model, pose, h):
-    """Key vertices of a fit in image pixels, written out from conventions section 4."""
+    """Key vertices of a fit in image pixels, written out from docs/conventions.md section 4."""
     pitch, yaw, roll, tx, ty, tz, s = (float(x) for x in pose)
     rx = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]])
     ry = np.array([[np.cos(yaw), 0, -np.sin(yaw)], [0, 1, 0], [np.sin(yaw), 0, np.cos(yaw)]])

@@ -1,0 +1,157 @@
+"""The typed configuration reader: strict types, enumerations, the file and key named on one line."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import h5py
+import pytest
+
+from pipeline.config import (
+    DEFAULT_PARAMS,
+    ConfigError,
+    check_split,
+    load_baseline_params,
+    load_figures_params,
+    load_params,
+    read_section,
+)
+
+TEXT = DEFAULT_PARAMS.read_text()
+
+
+def _params_with(tmp_path: Path, old: str, new: str) -> Path:
+    assert old in TEXT, old
+    path = tmp_path / "params.yaml"
+    path.write_text(TEXT.replace(old, new, 1))
+    return path
+
+
+# (line in params.yaml, replacement, key named, words of the reason)
+BAD = [
+    ("  jitter: true", '  jitter: "false"', "uvgen.jitter", "expected true or false"),
+    ("  augment: true", '  augment: "no"', "train.augment", "expected true or false"),
+    ("  epochs: 3 ", "  epochs: 2.7 ", "train.epochs", "expected an integer, got 2.7"),
+    ("  epochs: 3 ", "  epochs: 3.0 ", "train.epochs", "expected an integer, got 3.0"),
+    ("  task_size: 100", '  task_size: "ten"', "uvgen.task_size", "expected an integer, got 'ten'"),
+    ("  task_size: 100", "  task_size: 0", "uvgen.task_size", "[1, 10000]"),
+    ("  compression: blosc-lz4", "  compression: lz5", "uvgen.compression", "one of 'none', 'blosc-lz4'"),
+    ("  on_bad_sample: skip", "  on_bad_sample: true", "uvgen.on_bad_sample", "one of 'skip', 'fail'"),
+    ("  lr: 1.0e-4", "  lr: true", "train.lr", "expected a number"),
+    ("  lr: 1.0e-4", "  lr: .nan", "train.lr", "finite"),
+    ("  seed: 0\n  out_dir: data/face_model", "  seed: '0'\n  out_dir: data/face_model", "face_model.seed",
+     "expected an integer"),
+    ("  model_dir: data/face_model        # a face3d", "  model_dir: 5        # a face3d", "uvgen.model_dir",
+     "expected a path"),
+    ("  count: 600", "  count: -5", "synth_300wlp.count", ">= 1"),
+    ("{name: PRN, kind: prn,", "{name: PRN, kind: tf,", "predict.methods[0].kind", "one of 'prn'"),
+    ("  recon_scale: false", "  recon_scale: 0", "evaluate.recon_scale", "expected true or false, got 0"),
+    ("  epochs: 3 ", "  epoch: 3 ", "train.epoch", "unknown key"),
+    ("  pdf: true", "  pdf: yes please", "figures.pdf", "expected true or false"),
+    ("  width: 0.5 ", "  width: half ", "train_3ddfa.width", "expected a number"),
+]
+
+
+@pytest.mark.parametrize("old, new, key, reason", BAD, ids=[b[2] + ":" + b[1].split(":")[-1].strip() for b in BAD])
+def test_bad_value_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, reason: str) -> None:
+    path = _params_with(tmp_path, old, new)
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+        load_baseline_params("3ddfa", path)
+        load_figures_params(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {key}") and reason in message, message
+
+
+def test_message_format_of_the_issue(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _params_with(tmp_path, "  epochs: 3 ", "  epochs: 2.7 ")
+    with pytest.raises(ConfigError) as info:
+        load_params("params.yaml")
+    assert str(info.value) == "params.yaml: train.epochs: expected an integer, got 2.7"
+
+
+def test_good_values_and_yaml12_floats(tmp_path: Path) -> None:
+    path = _params_with(tmp_path, "  lr: 1.0e-4", "  lr: 1e-4")
+    path.write_text(path.read_text().replace("  val_fraction: 0.1", "  val_fraction: 0", 1))
+    p = load_params(path)
+    assert p.train.lr == 1e-4 and isinstance(p.train.lr, float)
+    assert p.train.val_fraction == 0.0 and isinstance(p.train.val_fraction, float)  # ints are numbers
+    assert p.uvgen.jitter is True and p.uvgen.model_dir == Path("data/face_model")
+    assert p.uvgen.scheduler_address is None and p.predict.methods[0].checkpoint == Path("data/train/model.pt")
+    assert load_figures_params(path).ced_axis_max == "auto"
+
+
+def test_missing_file_section_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_params(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML at line \d"):
+        load_params(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_params(bad)
+    cut = tmp_path / "cut.yaml"
+    cut.write_text(TEXT.split("\nuvgen:")[0] + "\n")
+    with pytest.raises(ConfigError, match=r"cut.yaml: uvgen: expected a mapping \(a section\), got null"):
+        load_params(cut)
+
+
+@dataclass(frozen=True)
+class _Inner:
+    a: int
+    b: float = 0.5
+
+
+@dataclass(frozen=True)
+class _Section:
+    pair: tuple[float, float]
+    names: list[str]
+    mode: Literal["x", "y"] | None
+    inner: _Inner
+    items: tuple[_Inner, ...] = ()
+
+
+def test_generic_reader_on_any_dataclass() -> None:
+    s = read_section(_Section, {"pair": [1, 2.5], "names": ["p"], "mode": None, "inner": {"a": 3},
+                                "items": [{"a": 1, "b": 2}]}, "sec")
+    assert s.pair == (1.0, 2.5) and s.names == ["p"] and s.mode is None
+    assert s.inner == _Inner(3, 0.5) and s.items == (_Inner(1, 2.0),)
+    base = {"pair": [1, 2], "names": [], "mode": "x", "inner": {"a": 1}}
+    for change, key, reason in [({"pair": [1]}, "sec.pair", "2 values"),
+                                ({"names": ["a", 3]}, "sec.names[1]", "expected a string"),
+                                ({"mode": "z"}, "sec.mode", "one of 'x', 'y' or null"),
+                                ({"inner": {"a": 1.5}}, "sec.inner.a", "expected an integer"),
+                                ({"inner": {"b": 1.0}}, "sec.inner.a", "missing key"),
+                                ({"items": [{"a": True}]}, "sec.items[0].a", "expected an integer, got True")]:
+        with pytest.raises(ConfigError) as info:
+            read_section(_Section, {**base, **change}, "sec", "p.yaml")
+        assert str(info.value).startswith(f"p.yaml: {key}: ") and reason in str(info.value), str(info.value)
+
+
+def _h5(path: Path, split: str) -> Path:
+    with h5py.File(path, "w") as f:
+        f.attrs["split"] = split
+    return path
+
+
+def test_check_split(tmp_path: Path) -> None:
+    check_split(_h5(tmp_path / "train.h5", "train"), "train", "train.train_file")
+    check_split(tmp_path / "absent.h5", "train", "train.train_file")  # left to the reader
+    with pytest.raises(ConfigError) as info:
+        check_split(_h5(tmp_path / "test.h5", "test"), "train", "train.train_file")
+    assert "train.train_file" in str(info.value) and "'test' split" in str(info.value)
+
+
+def test_train_stage_refuses_a_test_split_file(tmp_path: Path) -> None:
+    from pipeline.train import config_from_params as train_config
+    from pipeline.train_baseline import config_from_params as baseline_config
+
+    test_file = _h5(tmp_path / "test.h5", "test")
+    path = _params_with(tmp_path, "  train_file: data/uv/train.h5", f"  train_file: {test_file}")
+    for load in (lambda: train_config(path), lambda: baseline_config("defa", path)):
+        with pytest.raises(ConfigError, match=r"train_file: .*test.h5 holds the 'test' split"):
+            load()

@@ -1,0 +1,182 @@
+"""dvc.yaml: every stage depends on the code it runs, and its data paths come from params.yaml.
+
+A stage's code is derived, not listed by hand: its ``cmd`` names ``python -m pipeline.X``; the
+project modules that module imports (``import`` / ``from ... import`` anywhere in a file, lazy ones
+included, and module names given as strings, as to ``importlib.import_module``) are followed
+transitively over the project's packages. Each such file must be under one of the stage's deps (the
+file itself or a directory above it); a package ``__init__.py`` that holds only a docstring is
+exempt. Conversely a code dep that contains none of those files is reported as unneeded (editing
+it would re-run the stage for nothing).
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "uvgen", "model", "eval")
+CMD_MODULE = re.compile(r"python\d*(?:\.\d+)?\s+-m\s+(pipeline(?:\.\w+)+)")
+INTERPOLATION = re.compile(r"\$\{\s*([\w.\[\]-]+)\s*\}")
+
+
+def module_file(name: str) -> Path | None:
+    """The file of project module ``name`` (a package's ``__init__.py``), or None."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def imported_names(path: Path) -> set[str]:
+    """Dotted names a file imports (and ``from m import x`` also as ``m.x``), plus string literals
+    that name a project module (dynamic imports)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.level:  # relative import: resolve against the file's package
+                package = path.relative_to(ROOT).parent.parts
+                base = ".".join(package[: len(package) - node.level + 1] + tuple(node.module.split(".")))
+            else:
+                base = node.module
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", node.value):
+            names.add(node.value)
+    return names
+
+
+def code_closure(module: str) -> set[Path]:
+    """Every project file ``module`` runs: itself, its parent packages, what they import, transitively."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        parts = todo.pop().split(".")
+        for i in range(1, len(parts) + 1):
+            path = module_file(".".join(parts[:i]))
+            if path is not None and path not in seen:
+                seen.add(path)
+                todo.extend(imported_names(path))
+    return seen
+
+
+def is_trivial(path: Path) -> bool:
+    """A package ``__init__.py`` holding nothing but a docstring."""
+    if path.name != "__init__.py":
+        return False
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
+def load_dvc() -> tuple[dict, dict]:
+    return (yaml.safe_load((ROOT / "dvc.yaml").read_text()), yaml.safe_load((ROOT / "params.yaml").read_text()))
+
+
+def interpolate(text: str, params: dict) -> str:
+    def value(match: re.Match) -> str:
+        node: object = params
+        for key in re.findall(r"[^.\[\]]+", match.group(1)):
+            node = node[int(key)] if isinstance(node, list) else node[key]  # type: ignore[index]
+        return str(node)
+
+    return INTERPOLATION.sub(value, text)
+
+
+def _entries(items: list) -> list[str]:
+    return [next(iter(item)) if isinstance(item, dict) else item for item in items or []]
+
+
+def stage_code(stage: dict, params: dict) -> tuple[str, set[Path]]:
+    match = CMD_MODULE.search(interpolate(stage["cmd"], params))
+    assert match, f"cmd does not run python -m pipeline.X: {stage['cmd']}"
+    return match.group(1), {p for p in code_closure(match.group(1)) if not is_trivial(p)}
+
+
+def _is_code_dep(dep: str) -> bool:
+    return dep.split("/")[0] in PACKAGES
+
+
+STAGES = load_dvc()[0]["stages"]
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_depends_on_all_the_code_it_runs(name: str) -> None:
+    dvc, params = load_dvc()
+    stage = dvc["stages"][name]
+    module, files = stage_code(stage, params)
+    deps = [ROOT / interpolate(d, params) for d in _entries(stage.get("deps"))]
+    missing = sorted(str(f.relative_to(ROOT)) for f in files
+                     if not any(f == d or d in f.parents for d in deps))
+    assert not missing, f"stage {name} ({module}) runs code it does not depend on: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_has_no_unneeded_code_deps(name: str) -> None:
+    dvc, params = load_dvc()
+    stage = dvc["stages"][name]
+    _, files = stage_code(stage, params)
+    unneeded = []
+    for dep in _entries(stage.get("deps")):
+        path = ROOT / interpolate(dep, params)
+        if not _is_code_dep(dep) or path.suffix not in ("", ".py"):
+            continue  # data, and non-Python files a stage reads (pipeline/dask.yaml)
+        if not any(f == path or path in f.parents for f in files):
+            unneeded.append(dep)
+    assert not unneeded, f"stage {name}: deps that hold none of its code: {unneeded}"
+
+
+def _path_params(params: dict) -> dict[str, str]:
+    """params.yaml keys whose values are paths (strings with a '/'), as ``section.key``."""
+    out = {}
+
+    def walk(prefix: str, node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(f"{prefix}[{i}]", value)
+        elif isinstance(node, str) and "/" in node:
+            out[prefix] = node.rstrip("/")
+    walk("", params)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_data_paths_come_from_params(name: str) -> None:
+    """A dep or output written literally where params.yaml holds its path (or a folder above it)
+    would not follow a change of that parameter: it must be a ``${...}``."""
+    dvc, params = load_dvc()
+    stage = dvc["stages"][name]
+    path_values = _path_params(params)
+    literal = []
+    for kind in ("deps", "outs", "metrics", "plots"):
+        for entry in _entries(stage.get(kind)):
+            if _is_code_dep(entry) or "${" in entry:
+                continue
+            for key, value in path_values.items():
+                if entry == value or entry.startswith(value + "/"):
+                    literal.append(f"{kind}: {entry} (params {key})")
+    assert not literal, f"stage {name}: write these as ${{...}}: {literal}"
+    for entry in [e for kind in ("deps", "outs", "metrics", "plots") for e in _entries(stage.get(kind))]:
+        interpolate(entry, params)  # every ${...} names an existing key
+
+
+def test_closure_follows_lazy_and_dynamic_imports(tmp_path: Path) -> None:
+    """The derivation itself: a lazy import inside a function and a module named in a string count."""
+    files = code_closure("pipeline.predict")
+    rel = {str(f.relative_to(ROOT)) for f in files}
+    assert "model/inference.py" in rel  # imported inside a function
+    assert "model/baselines/predict.py" in rel  # importlib.import_module("model.baselines.predict")
+    assert "pipeline/stage.py" in rel  # the __main__ block's run(main)
+    assert "eval/figures.py" not in rel

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.checkpoint import load_weights
+from model.detector import FaceRegionError, check_face_region
 from model.prnet import MAP_SCALE, Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, same_padding
 from uvgen.crop import warp_to_crop
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
@@ -65,6 +66,23 @@ def crop_box(bbox: Sequence[float] | None = None, points: np.ndarray | None = No
         left, right, top, bottom = (float(v) for v in bbox)
         return box_from_bbox(left, right, top, bottom)
     return box_from_points(points)
+
+
+def check_region(image_shape: Sequence[int], bbox: Sequence[float] | None = None,
+                 points: np.ndarray | None = None) -> None:
+    """Raise ``model.detector.FaceRegionError`` (one line) when the box (left, right, top, bottom)
+    or the 68 points' box lies entirely outside the image or is degenerate: such a region would
+    be cropped to a black or empty input."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if bbox is not None:
+        left, right, top, bottom = (float(v) for v in bbox)
+        check_face_region(left, right, top, bottom, w, h, "face box")
+    elif points is not None:
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] < 2 or not np.all(np.isfinite(pts[:, :2])):
+            raise FaceRegionError(f"landmarks must be finite (N, 2+) pixels, got shape {pts.shape}")
+        check_face_region(pts[:, 0].min(), pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max(), w, h,
+                          "landmarks' box")
 
 
 def map_to_image(map_crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -242,6 +260,7 @@ class Predictor:
             img = np.repeat(img[..., None], 3, axis=2)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+        check_region(img.shape, bbox, points)
         t = crop_transform(crop_box(bbox, points), self.in_size)
         return warp_to_crop(img, t, self.in_size), t
 

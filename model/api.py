@@ -133,7 +133,8 @@ class PRN:
                                                    "layout: pass its uv-data folder (uv_data= / --uv-data)")
             net = load_weights(Path(weights))
         self.uv = load_layout(uv_data, model_dir, uv_file)
-        self.predictor = Predictor(net, self.uv.kpt_uv, self.uv.face_ind, device=device, batch_size=batch_size)
+        self.predictor = Predictor(net, self.uv.kpt_uv, self.uv.face_ind, device=device, batch_size=batch_size,
+                                   exact_crop=True)
         self.detector_weights = detector_weights
         self.all_faces = all_faces
         self._detector: FaceDetector | None = None

@@ -33,7 +33,7 @@ from torch import nn
 from model.checkpoint import load_weights
 from model.detector import FaceRegionError, check_face_region
 from model.prnet import MAP_SCALE, Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, same_padding
-from uvgen.crop import warp_to_crop
+from uvgen.crop import crop_sample_points, warp_to_crop
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
 from uvgen.h5store import PositionMapFile, UVData
 
@@ -183,7 +183,8 @@ def fold_batchnorm(model: PRNet) -> PRNet:
 class Prediction:
     """One face: ``landmarks`` (68, 3) and ``vertices`` (K, 3) in original-image pixels,
     ``posmap`` (S, S, 3) the whole map in original-image pixels, ``transform`` (3, 3) original ->
-    crop pixels, ``crop`` (S, S, 3) uint8 the network input."""
+    crop pixels, ``crop`` (S, S, 3) the network input times 255 (uint8, or float32 with
+    ``Predictor(exact_crop=True)``)."""
 
     landmarks: np.ndarray
     vertices: np.ndarray
@@ -199,11 +200,11 @@ class Predictor:
     the UV layout (e.g. ``PositionMapFile(path).uv``). device: 'auto' | 'cpu' | 'cuda[:N]'.
     amp: 'bf16' (CUDA only) or 'none'. batch_size: crops per forward pass (default 1 on the CPU,
     where larger batches are no faster per image since the 256x256 activations leave the cache,
-    and 128 on CUDA).
+    and 128 on CUDA) exact_crop: float crops (see :meth:`crop`).
     """
 
     def __init__(self, model: PRNet, kpt_uv: np.ndarray, face_ind: np.ndarray, device: str = "auto",
-                 amp: str = "bf16", batch_size: int | None = None, fold: bool = True):
+                 amp: str = "bf16", batch_size: int | None = None, fold: bool = True, exact_crop: bool = False):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -219,6 +220,7 @@ class Predictor:
         self.kpt_uv = np.asarray(kpt_uv, dtype=np.int64)
         self.face_ind = np.asarray(face_ind, dtype=np.int64)
         self.batch_size = batch_size or (128 if self.device.type == "cuda" else 1)
+        self.exact_crop = exact_crop
 
     @classmethod
     def from_files(cls, weights: Path, uv_source: Path | UVData, **kwargs) -> Predictor:
@@ -254,7 +256,10 @@ class Predictor:
 
     def crop(self, image: np.ndarray, bbox: Sequence[float] | None = None,
              points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(crop (S, S, 3) uint8, transform (3, 3)) of one face; see the module docstring."""
+        """(crop (S, S, 3), transform (3, 3)) of one face; see the module docstring. The crop is
+        uint8 (rounded, like the training crops), or float32 on the 0..255 scale unrounded with
+        ``exact_crop`` (PRNet's demo warps the image / 255 as floats). Raises FaceRegionError for
+        a box or points entirely outside the image or degenerate."""
         img = np.asarray(image)
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
@@ -262,6 +267,11 @@ class Predictor:
             raise ValueError(f"image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
         check_region(img.shape, bbox, points)
         t = crop_transform(crop_box(bbox, points), self.in_size)
+        if self.exact_crop:  # PRNet's demo: the float image warped bilinearly, nothing rounded
+            from model.uses import sample_bilinear
+
+            pts = crop_sample_points(t, self.in_size)
+            return sample_bilinear(img, pts[..., 0], pts[..., 1]), t
         return warp_to_crop(img, t, self.in_size), t
 
     def decode(self, map_crop: np.ndarray, transform: np.ndarray, crop: np.ndarray) -> Prediction:

@@ -6,7 +6,7 @@ as ``weights``. Both run on the RGB uint8 image with one upsampling step, as PRN
 
 Boxes are :class:`FaceBox` in image pixels: ``left``/``top`` the first pixel inside, ``right``/
 ``bottom`` dlib's inclusive last pixel (PRNet uses these four numbers as they are).
-:func:`check_face_region` is the sanity check every face region (box or landmarks) passes
+:func:`check_face_region` (defined in :mod:`model.inference`) is the sanity check every face region (box or landmarks) passes
 before it is cropped: a region entirely outside the image or smaller than ``MIN_FACE_PX``
 would give a black or empty crop, so it is refused with a one-line :class:`FaceRegionError`.
 """
@@ -18,19 +18,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from model.inference import MIN_FACE_PX, FaceRegionError, check_face_region  # noqa: F401 (re-exported)
 from uvgen.formats.errors import DataError
 
-MIN_FACE_PX = 4.0
-"""Smallest face box side (pixels) accepted for cropping; below it the crop is meaningless."""
 UPSAMPLE = 1  # PRNet's demo: detector(image, 1)
 
 
 class DetectorUnavailable(RuntimeError):
     """dlib is not installed (the detector is then unavailable; boxes and landmarks still work)."""
-
-
-class FaceRegionError(ValueError):
-    """A face box or landmark set that cannot give a crop (outside the image, degenerate, NaN)."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +101,3 @@ def select_faces(faces: Sequence[FaceBox], all_faces: bool) -> list[FaceBox]:
     """All ``faces`` (largest first), or only the largest one."""
     ordered = sorted(faces, key=lambda f: -f.area)
     return ordered if all_faces else ordered[:1]
-
-
-def check_face_region(left: float, right: float, top: float, bottom: float, width: int, height: int,
-                      what: str = "face box") -> None:
-    """Raise :class:`FaceRegionError` unless the region is finite, at least ``MIN_FACE_PX`` on
-    each side, and overlaps the (width x height) image."""
-    values = np.array([left, right, top, bottom], dtype=np.float64)
-    if not np.all(np.isfinite(values)):
-        raise FaceRegionError(f"{what} has non-finite coordinates {values.tolist()}")
-    w, h = right - left, bottom - top
-    if w < MIN_FACE_PX or h < MIN_FACE_PX:
-        raise FaceRegionError(f"{what} is degenerate ({w:g} x {h:g} px; at least {MIN_FACE_PX:g} px a side needed)")
-    if right < 0 or bottom < 0 or left > width - 1 or top > height - 1:
-        raise FaceRegionError(f"{what} [left {left:g}, right {right:g}, top {top:g}, bottom {bottom:g}] "
-                              f"lies entirely outside the {width}x{height} image")

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.checkpoint import load_weights
-from model.detector import FaceRegionError, check_face_region
 from model.prnet import MAP_SCALE, Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, same_padding
 from uvgen.crop import crop_sample_points, warp_to_crop
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
@@ -68,9 +67,32 @@ def crop_box(bbox: Sequence[float] | None = None, points: np.ndarray | None = No
     return box_from_points(points)
 
 
+MIN_FACE_PX = 4.0
+"""Smallest face box side (pixels) accepted for cropping; below it the crop is meaningless."""
+
+
+class FaceRegionError(ValueError):
+    """A face box or landmark set that cannot give a crop (outside the image, degenerate, NaN)."""
+
+
+def check_face_region(left: float, right: float, top: float, bottom: float, width: int, height: int,
+                      what: str = "face box") -> None:
+    """Raise :class:`FaceRegionError` unless the region is finite, at least ``MIN_FACE_PX`` on
+    each side, and overlaps the (width x height) image."""
+    values = np.array([left, right, top, bottom], dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise FaceRegionError(f"{what} has non-finite coordinates {values.tolist()}")
+    w, h = right - left, bottom - top
+    if w < MIN_FACE_PX or h < MIN_FACE_PX:
+        raise FaceRegionError(f"{what} is degenerate ({w:g} x {h:g} px; at least {MIN_FACE_PX:g} px a side needed)")
+    if right < 0 or bottom < 0 or left > width - 1 or top > height - 1:
+        raise FaceRegionError(f"{what} [left {left:g}, right {right:g}, top {top:g}, bottom {bottom:g}] "
+                              f"lies entirely outside the {width}x{height} image")
+
+
 def check_region(image_shape: Sequence[int], bbox: Sequence[float] | None = None,
                  points: np.ndarray | None = None) -> None:
-    """Raise ``model.detector.FaceRegionError`` (one line) when the box (left, right, top, bottom)
+    """Raise :class:`FaceRegionError` (one line) when the box (left, right, top, bottom)
     or the 68 points' box lies entirely outside the image or is degenerate: such a region would
     be cropped to a black or empty input."""
     h, w = int(image_shape[0]), int(image_shape[1])

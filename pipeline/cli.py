@@ -264,9 +264,18 @@ def predict(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    needs_detector = [s for s in specs + ([swap_spec] if swap_spec else []) if s.bbox is None and s.points is None]
+    if needs_detector:  # a missing dlib or detector file stops the run before any image
+        try:
+            prn.detector
+        except DetectorUnavailable as exc:
+            raise DataError(needs_detector[0].image, None, f"no box or landmarks given, and {exc}") from exc
     source = None
     if swap_spec is not None:
-        source_faces = prn.process(read_jpeg(swap_spec.image), bbox=swap_spec.bbox, points=swap_spec.points)
+        try:
+            source_faces = prn.process(read_jpeg(swap_spec.image), bbox=swap_spec.bbox, points=swap_spec.points)
+        except (NoFaceError, FaceRegionError) as exc:
+            raise DataError(swap_spec.image, None, f"--swap source: {exc}") from exc
         source = (source_faces[0].image, source_faces[0].posmap)
     rows: list[tuple[str, int, str, str]] = []
     for spec in tqdm(specs, desc="predict", unit="image", disable=len(specs) < 2, file=sys.stderr):
@@ -335,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visible-only", action="store_true", help="blank texture pixels the camera does not see (or sees only at the silhouette)")
     p.add_argument("--save-posmap", action="store_true", help="also write NAME_posmap.npy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (of one image)")
     p.set_defaults(func=predict)
     q = sub.add_parser("import-weights", help="PRNet's released TensorFlow checkpoint -> a weights file (no TensorFlow)",
                        description="Read a TensorFlow V2 checkpoint of PRNet's graph (PREFIX.index + "

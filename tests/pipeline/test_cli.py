@@ -227,3 +227,21 @@ def test_faces_from_boxes_and_landmark_files(tmp_path, workspace) -> None:
 def test_console_script_is_declared() -> None:
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'prnet = "pipeline.cli:main"' in text
+
+
+def test_detector_problems_stop_the_run_with_one_line(workspace, tmp_path, monkeypatch, capsys) -> None:
+    root, images, _ = workspace
+    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    pytest.importorskip("dlib")
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "a"),
+                   "--detector-weights", str(tmp_path / "mmod_human_face_detector.dat")] + common)
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mmod_human_face_detector.dat: missing face detector file" in err[0]
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib-bin were not installed
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "b")] + common)
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "face1.jpg" in err[0] and "pip install dlib-bin" in err[0]

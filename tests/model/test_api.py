@@ -85,6 +85,8 @@ def test_detector_box_pipeline_is_prnets_demo(prn: api.PRN, photo: np.ndarray, p
     assert np.isfinite(face.pose.degrees).all()
     tex = face.texture()
     assert tex.shape == (256, 256, 3) and tex.dtype == np.uint8 and tex[~prn.uv.face_mask].max() == 0
+    seen = face.texture(visible_only=True)
+    assert seen.shape == tex.shape and np.all((seen == 0) | (seen == tex))  # a subset of the texture
     assert MAP_SCALE == 256 * 1.1
 
 

@@ -10,7 +10,11 @@ pixels of the S x S network input (S = 256). The crop is PRNet's:
   ``size = int(1.58 * old_size)``;
 
 then ``T = uvgen.geometry.crop_transform`` (original -> crop pixels, a similarity) and the bilinear
-warp ``uvgen.crop.warp_to_crop``. The network's output times ``MAP_SCALE`` (256 * 1.1) is the map
+warp ``uvgen.crop.warp_to_crop`` (rounded to uint8, like the training crops), or with
+``Predictor(exact_crop=True)`` the unrounded float warp PRNet's demo feeds its network (the
+Python API and ``prnet predict`` use it). A box or points entirely outside the image, or smaller
+than ``MIN_FACE_PX`` a side, raise :class:`FaceRegionError` instead of giving a black crop. The
+network's input is the crop / 255 in [0, 1]; its output times ``MAP_SCALE`` (256 * 1.1) is the map
 in crop pixels; back in the original image: ``(x, y) = T^-1 (x, y)`` and ``z = z / T[0, 0]`` (the
 scale). Landmarks = ``map[kpt_uv[1], kpt_uv[0]]`` (68, 3); dense vertices =
 ``map.reshape(-1, 3)[face_ind]`` (K, 3).

@@ -45,6 +45,12 @@ def test_pytorch_equals_tensorflow_on_tensorflows_checkpoint(golden) -> None:
     out32 = _run(model, golden["inputs"], torch.float32)
     tf_noise = np.abs(golden["outputs"] - golden["outputs64"]).max()
     assert np.abs(out32 - golden["outputs"]).max() <= 2 * tf_noise
+    # the inference path (batch norms folded into the convolutions, channels-last) as well
+    from model.inference import Predictor
+
+    pred = Predictor(model.float(), np.zeros((2, 68), int), np.zeros(1, int), device="cpu")
+    maps = pred.predict_maps((golden["inputs"] * 255.0).astype(np.float32))
+    assert np.abs(maps / MAP_SCALE - golden["outputs64"]).max() <= 2 * tf_noise
     # the weights really matter: another network's output is far away
     other = PRNet(width=2, in_size=int(golden["size"])).eval()
     assert np.abs(_run(other, golden["inputs"], torch.float64) - golden["outputs64"]).max() * MAP_SCALE > 10

@@ -10,7 +10,11 @@ pixels of the S x S network input (S = 256). The crop is PRNet's:
   ``size = int(1.58 * old_size)``;
 
 then ``T = uvgen.geometry.crop_transform`` (original -> crop pixels, a similarity) and the bilinear
-warp ``uvgen.crop.warp_to_crop``. The network's output times ``MAP_SCALE`` (256 * 1.1) is the map
+warp ``uvgen.crop.warp_to_crop`` (rounded to uint8, like the training crops), or with
+``Predictor(exact_crop=True)`` the unrounded float warp PRNet's demo feeds its network (the
+Python API and ``prnet predict`` use it). A box or points entirely outside the image, or smaller
+than ``MIN_FACE_PX`` a side, raise :class:`FaceRegionError` instead of giving a black crop. The
+network's input is the crop / 255 in [0, 1]; its output times ``MAP_SCALE`` (256 * 1.1) is the map
 in crop pixels; back in the original image: ``(x, y) = T^-1 (x, y)`` and ``z = z / T[0, 0]`` (the
 scale). Landmarks = ``map[kpt_uv[1], kpt_uv[0]]`` (68, 3); dense vertices =
 ``map.reshape(-1, 3)[face_ind]`` (K, 3).
@@ -32,7 +36,7 @@ from torch import nn
 
 from model.checkpoint import load_weights
 from model.prnet import MAP_SCALE, Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, same_padding
-from uvgen.crop import warp_to_crop
+from uvgen.crop import crop_sample_points, warp_to_crop
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
 from uvgen.h5store import PositionMapFile, UVData
 
@@ -65,6 +69,46 @@ def crop_box(bbox: Sequence[float] | None = None, points: np.ndarray | None = No
         left, right, top, bottom = (float(v) for v in bbox)
         return box_from_bbox(left, right, top, bottom)
     return box_from_points(points)
+
+
+MIN_FACE_PX = 4.0
+"""Smallest face box side (pixels) accepted for cropping; below it the crop is meaningless."""
+
+
+class FaceRegionError(ValueError):
+    """A face box or landmark set that cannot give a crop (outside the image, degenerate, NaN)."""
+
+
+def check_face_region(left: float, right: float, top: float, bottom: float, width: int, height: int,
+                      what: str = "face box") -> None:
+    """Raise :class:`FaceRegionError` unless the region is finite, at least ``MIN_FACE_PX`` on
+    each side, and overlaps the (width x height) image."""
+    values = np.array([left, right, top, bottom], dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise FaceRegionError(f"{what} has non-finite coordinates {values.tolist()}")
+    w, h = right - left, bottom - top
+    if w < MIN_FACE_PX or h < MIN_FACE_PX:
+        raise FaceRegionError(f"{what} is degenerate ({w:g} x {h:g} px; at least {MIN_FACE_PX:g} px a side needed)")
+    if right < 0 or bottom < 0 or left > width - 1 or top > height - 1:
+        raise FaceRegionError(f"{what} [left {left:g}, right {right:g}, top {top:g}, bottom {bottom:g}] "
+                              f"lies entirely outside the {width}x{height} image")
+
+
+def check_region(image_shape: Sequence[int], bbox: Sequence[float] | None = None,
+                 points: np.ndarray | None = None) -> None:
+    """Raise :class:`FaceRegionError` (one line) when the box (left, right, top, bottom)
+    or the 68 points' box lies entirely outside the image or is degenerate: such a region would
+    be cropped to a black or empty input."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if bbox is not None:
+        left, right, top, bottom = (float(v) for v in bbox)
+        check_face_region(left, right, top, bottom, w, h, "face box")
+    elif points is not None:
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] < 2 or not np.all(np.isfinite(pts[:, :2])):
+            raise FaceRegionError(f"landmarks must be finite (N, 2+) pixels, got shape {pts.shape}")
+        check_face_region(pts[:, 0].min(), pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max(), w, h,
+                          "landmarks' box")
 
 
 def map_to_image(map_crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -165,7 +209,8 @@ def fold_batchnorm(model: PRNet) -> PRNet:
 class Prediction:
     """One face: ``landmarks`` (68, 3) and ``vertices`` (K, 3) in original-image pixels,
     ``posmap`` (S, S, 3) the whole map in original-image pixels, ``transform`` (3, 3) original ->
-    crop pixels, ``crop`` (S, S, 3) uint8 the network input."""
+    crop pixels, ``crop`` (S, S, 3) the network input times 255 (uint8, or float32 with
+    ``Predictor(exact_crop=True)``)."""
 
     landmarks: np.ndarray
     vertices: np.ndarray
@@ -181,11 +226,11 @@ class Predictor:
     the UV layout (e.g. ``PositionMapFile(path).uv``). device: 'auto' | 'cpu' | 'cuda[:N]'.
     amp: 'bf16' (CUDA only) or 'none'. batch_size: crops per forward pass (default 1 on the CPU,
     where larger batches are no faster per image since the 256x256 activations leave the cache,
-    and 128 on CUDA).
+    and 128 on CUDA) exact_crop: float crops (see :meth:`crop`).
     """
 
     def __init__(self, model: PRNet, kpt_uv: np.ndarray, face_ind: np.ndarray, device: str = "auto",
-                 amp: str = "bf16", batch_size: int | None = None, fold: bool = True):
+                 amp: str = "bf16", batch_size: int | None = None, fold: bool = True, exact_crop: bool = False):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -201,6 +246,7 @@ class Predictor:
         self.kpt_uv = np.asarray(kpt_uv, dtype=np.int64)
         self.face_ind = np.asarray(face_ind, dtype=np.int64)
         self.batch_size = batch_size or (128 if self.device.type == "cuda" else 1)
+        self.exact_crop = exact_crop
 
     @classmethod
     def from_files(cls, weights: Path, uv_source: Path | UVData, **kwargs) -> Predictor:
@@ -236,13 +282,22 @@ class Predictor:
 
     def crop(self, image: np.ndarray, bbox: Sequence[float] | None = None,
              points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(crop (S, S, 3) uint8, transform (3, 3)) of one face; see the module docstring."""
+        """(crop (S, S, 3), transform (3, 3)) of one face; see the module docstring. The crop is
+        uint8 (rounded, like the training crops), or float32 on the 0..255 scale unrounded with
+        ``exact_crop`` (PRNet's demo warps the image / 255 as floats). Raises FaceRegionError for
+        a box or points entirely outside the image or degenerate."""
         img = np.asarray(image)
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+        check_region(img.shape, bbox, points)
         t = crop_transform(crop_box(bbox, points), self.in_size)
+        if self.exact_crop:  # PRNet's demo: the float image warped bilinearly, nothing rounded
+            from model.uses import sample_bilinear
+
+            pts = crop_sample_points(t, self.in_size)
+            return sample_bilinear(img, pts[..., 0], pts[..., 1]), t
         return warp_to_crop(img, t, self.in_size), t
 
     def decode(self, map_crop: np.ndarray, transform: np.ndarray, crop: np.ndarray) -> Prediction:

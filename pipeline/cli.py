@@ -1,19 +1,27 @@
-"""The ``prnet`` command line: run a trained PRNet on images and write what its map is used for.
+"""The ``prnet`` command line: run PRNet on images and write what its map is used for.
 
-    prnet predict IMAGES... --out DIR [--weights data/train/model.pt] [--model-dir data/face_model]
-                  [--boxes boxes.json] [--landmarks-dir DIR] [--uv-file data/uv/test.h5]
+    prnet predict IMAGES... [--out DIR] [--weights data/train/model.pt] [--model-dir data/face_model]
+                  [--uv-data PRNet/Data/uv-data] [--uv-file data/uv/test.h5]
+                  [--boxes boxes.json] [--landmarks-dir DIR]
+                  [--detector-weights mmod_human_face_detector.dat] [--all-faces]
                   [--swap SRC_IMAGE] [--visible-only] [--save-posmap] [--device auto]
+    prnet import-weights CKPT_PREFIX --out FILE.pt
 
 IMAGES are image files, folders (their ``*.jpg``, ``*.jpeg``, ``*.png``, ``*.bmp``, not recursive)
-or glob patterns. There is no face detector: each image's face is given either
+or glob patterns. Each image's face is given, first match wins,
 
 * by a box in ``--boxes``, a JSON object mapping the image's file name (or its stem, or the path as
   given) to ``[left, right, top, bottom]`` in pixels (PRNet's detector-box crop is used), or
 * by 68 landmarks in ``NAME.mat`` (300W-LP / AFLW2000-3D style: ``pt3d_68`` (3, 68) or ``pt2d``
   (2, 68), image pixels) in ``--landmarks-dir``, default the image's own folder (the evaluation
-  crop of docs/conventions.md section 6 is used).
+  crop of docs/conventions.md section 6 is used), or
+* by the face detector (dlib's HOG detector, or its CNN detector with ``--detector-weights``, as
+  PRNet's demo): the largest face, or every face with ``--all-faces``.
 
-A box wins over landmarks. Per image ``NAME`` the output folder gets:
+An image without a face (or whose box lies outside it, or is degenerate) is listed in
+``report.csv`` (image, faces, status, detail) and on stderr, and the others go on; the exit
+status is 1 only if no image produced output. Per face ``NAME`` (``NAME_faceK`` with
+``--all-faces``) the output folder gets:
 
 * ``NAME_kpt.txt``: the 68 landmarks (68 x 3: x, y, z in image pixels, y down);
 * ``NAME_vertices.npy``: the dense face vertices (K, 3) float32, image pixels;
@@ -30,14 +38,17 @@ A box wins over landmarks. Per image ``NAME`` the output folder gets:
   pasted onto this face; ``NAME_posmap.npy`` with ``--save-posmap``: the map (256, 256, 3) in
   image pixels.
 
-The UV layout (face mask, key points, canonical shape) comes from the morphable model in
-``--model-dir``; ``--uv-file`` takes the face mask and key points from a UV HDF5 file instead (the
-ones a network was trained with).
+The UV layout (face mask, key points, canonical shape) must be the one the weights were trained
+with: the morphable model in ``--model-dir`` for weights trained here (``--uv-file`` takes the
+face mask and key points from a UV HDF5 file), PRNet's own ``uv-data`` folder (``--uv-data``)
+for its released model, imported with ``prnet import-weights`` (TensorFlow is not needed).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import glob
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -46,13 +57,13 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
-from model.checkpoint import load_weights
-from model.inference import Predictor
+from model.api import PRN, NoFaceError, load_layout
+from model.detector import DetectorUnavailable, FaceRegionError
 from model.mesh_io import write_obj, write_ply
 from model.uses import (
     FaceUV,
-    build_face_uv,
     depth_image,
     depth_to_uint8,
     draw_landmarks,
@@ -65,10 +76,8 @@ from model.uses import (
     uv_texture,
     visible_vertices,
 )
-from uvgen.formats.bfm import load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
-from uvgen.groundtruth import build_uv_layout
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -145,16 +154,15 @@ def read_points_mat(path: Path) -> np.ndarray:
 def face_spec(image: Path, boxes: dict[str, tuple] | None, landmarks_dir: Path | None,
               boxes_path: Path | None = None) -> FaceSpec:
     """The face of ``image``: its box in ``boxes`` (by file name, stem or path), else the 68
-    points of ``NAME.mat`` in ``landmarks_dir`` (default: beside the image)."""
+    points of ``NAME.mat`` in ``landmarks_dir`` (default: beside the image), else neither (the
+    face detector finds it)."""
     if boxes:
         for key in (image.name, image.stem, str(image)):
             if key in boxes:
                 return FaceSpec(image, bbox=boxes[key])
     mat = (Path(landmarks_dir) if landmarks_dir is not None else image.parent) / f"{image.stem}.mat"
     if not mat.is_file():
-        where = f"no entry in {boxes_path} and " if boxes_path is not None else ""
-        raise DataError(image, None, f"no face given: {where}no landmark file {mat} "
-                                     "(there is no face detector: pass --boxes or .mat landmarks)")
+        return FaceSpec(image)
     return FaceSpec(image, points=read_points_mat(mat))
 
 
@@ -218,18 +226,24 @@ def write_outputs(out_dir: Path, name: str, image: np.ndarray, posmap: np.ndarra
 
 def load_face_uv(model_dir: Path, uv_file: Path | None = None) -> FaceUV:
     """The :class:`FaceUV` of the model in ``model_dir`` (masks from ``uv_file`` when given)."""
-    model = load_bfm(model_dir)
-    layout = build_uv_layout(model)
-    if uv_file is None:
-        return build_face_uv(model, layout=layout)
-    from uvgen.h5store import PositionMapFile
+    return load_layout(model_dir=model_dir, uv_file=uv_file)
 
-    with PositionMapFile(Path(uv_file)) as f:
-        data = f.uv
-    return build_face_uv(model, layout=layout, face_mask=data.face_mask, kpt_uv=data.kpt_uv)
+
+REPORT_NAME = "report.csv"
+
+
+def _write_report(path: Path, rows: list[tuple[str, int, str, str]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["image", "faces", "status", "detail"])
+    writer.writerows(rows)
+    _save_text(path, buf.getvalue())
 
 
 def predict(args: argparse.Namespace) -> int:
+    """Every image: its faces (box > landmarks > detector) -> outputs; per-image failures (no face,
+    a region outside the image, an unreadable file) go to ``report.csv`` and stderr and the
+    others go on. Exit status 1 only if no image produced output."""
     images = list_images(args.images)
     if not images:
         raise DataError(Path(args.images[0]), None, "no images found")
@@ -242,31 +256,61 @@ def predict(args: argparse.Namespace) -> int:
     swap_spec = face_spec(Path(args.swap), boxes, args.landmarks_dir, args.boxes) if args.swap else None
 
     if not Path(args.weights).is_file():
-        raise DataError(args.weights, None, "missing weights file (train first: dvc repro train, or pass --weights)")
-    uv = load_face_uv(args.model_dir, args.uv_file)
-    predictor = Predictor(load_weights(args.weights), uv.kpt_uv, uv.face_ind, device=args.device,
-                          batch_size=args.batch_size)
+        raise DataError(args.weights, None, "missing weights file (train first: dvc repro train, "
+                                            "`prnet import-weights` PRNet's release, or pass --weights)")
+    prn = PRN(args.weights, uv_data=args.uv_data, model_dir=None if args.uv_data else args.model_dir,
+              uv_file=args.uv_file, detector_weights=args.detector_weights, all_faces=args.all_faces,
+              device=args.device, batch_size=args.batch_size)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def run(batch: list[FaceSpec]) -> list[tuple[np.ndarray, np.ndarray]]:
-        imgs = [read_jpeg(s.image) for s in batch]
-        preds = []
-        for img, s in zip(imgs, batch):
-            crop, t = predictor.crop(img, bbox=s.bbox, points=s.points)
-            preds.append((crop, t))
-        maps = predictor.predict_maps(np.stack([c for c, _ in preds]))
-        return [(img, predictor.decode(m, t, c).posmap) for img, m, (c, t) in zip(imgs, maps, preds)]
-
-    source = run([swap_spec])[0] if swap_spec is not None else None
-    for start in range(0, len(specs), args.batch_size):
-        batch = specs[start:start + args.batch_size]
-        for spec, (image, posmap) in zip(batch, run(batch)):
-            name = spec.image.stem
-            write_outputs(out_dir, name, image, posmap, uv, args.visible_only, args.save_posmap)
+    needs_detector = [s for s in specs + ([swap_spec] if swap_spec else []) if s.bbox is None and s.points is None]
+    if needs_detector:  # a missing dlib or detector file stops the run before any image
+        try:
+            prn.detector
+        except DetectorUnavailable as exc:
+            raise DataError(needs_detector[0].image, None, f"no box or landmarks given, and {exc}") from exc
+    source = None
+    if swap_spec is not None:
+        try:
+            source_faces = prn.process(read_jpeg(swap_spec.image), bbox=swap_spec.bbox, points=swap_spec.points)
+        except (NoFaceError, FaceRegionError) as exc:
+            raise DataError(swap_spec.image, None, f"--swap source: {exc}") from exc
+        source = (source_faces[0].image, source_faces[0].posmap)
+    rows: list[tuple[str, int, str, str]] = []
+    for spec in tqdm(specs, desc="predict", unit="image", disable=len(specs) < 2, file=sys.stderr):
+        try:
+            image = read_jpeg(spec.image)
+            faces = prn.process(image, bbox=spec.bbox, points=spec.points)
+        except (NoFaceError, FaceRegionError, DetectorUnavailable, DataError) as exc:
+            status = "no_face" if isinstance(exc, NoFaceError) else "error"
+            rows.append((str(spec.image), 0, status, str(exc)))
+            print(f"prnet: {spec.image}: {exc}", file=sys.stderr)
+            continue
+        stem = spec.image.stem
+        names = [f"{stem}_face{k}" for k in range(len(faces))] if args.all_faces else [stem]
+        for face, name in zip(faces, names):
+            write_outputs(out_dir, name, image, face.posmap, prn.uv, args.visible_only, args.save_posmap)
             if source is not None:
-                _save_png(out_dir / f"{name}_swap.png", swap_face(source[0], source[1], image, posmap, uv))
+                _save_png(out_dir / f"{name}_swap.png", swap_face(source[0], source[1], image, face.posmap, prn.uv))
             print(f"{spec.image} -> {out_dir / name}_*")
+        rows.append((str(spec.image), len(faces), "ok", ""))
+    _write_report(out_dir / REPORT_NAME, rows)
+    done = sum(r[2] == "ok" for r in rows)
+    if done < len(rows):
+        print(f"prnet: {len(rows) - done} of {len(rows)} images gave no output (see {out_dir / REPORT_NAME})",
+              file=sys.stderr)
+    return 0 if done else 1
+
+
+def import_weights(args: argparse.Namespace) -> int:
+    """``prnet import-weights``: a TensorFlow checkpoint of PRNet's graph -> the project's weights file."""
+    from model.prnet import count_parameters
+    from model.release import import_weights_file
+
+    model = import_weights_file(args.checkpoint, args.out)
+    print(f"{args.checkpoint} -> {args.out}: PRNet width {model.width}, "
+          f"{count_parameters(model):,} parameters (use it with --uv-data PRNet/Data/uv-data)")
     return 0
 
 
@@ -277,13 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="landmarks, mesh, texture, pose, depth (and face swap) for images",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", type=Path, default=Path("prnet_results"), help="output folder (default prnet_results)")
     p.add_argument("--weights", type=Path, default=Path("data/train/model.pt"),
                    help="trained weights (model.pt or a checkpoint)")
     p.add_argument("--model-dir", type=Path, default=Path("data/face_model"),
                    help="face3d-layout morphable model (BFM.mat, BFM_UV.mat, BFM_info.mat)")
     p.add_argument("--uv-file", type=Path, default=None,
                    help="take the face mask and key points from this UV HDF5 file")
+    p.add_argument("--uv-data", type=Path, default=None, metavar="DIR",
+                   help="PRNet's own uv-data folder (uv_kpt_ind.txt, face_ind.txt, canonical_vertices.npy): "
+                        "the layout of its released model; replaces --model-dir")
+    p.add_argument("--detector-weights", type=Path, default=None, metavar="DAT",
+                   help="dlib CNN face detector (PRNet's mmod_human_face_detector.dat); default: dlib's HOG detector")
+    p.add_argument("--all-faces", action="store_true",
+                   help="every detected face (outputs NAME_faceK_*, largest first) instead of the largest")
     p.add_argument("--boxes", type=Path, default=None,
                    help="JSON {image name: [left, right, top, bottom]} face boxes")
     p.add_argument("--landmarks-dir", type=Path, default=None,
@@ -293,8 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visible-only", action="store_true", help="blank texture pixels the camera does not see (or sees only at the silhouette)")
     p.add_argument("--save-posmap", action="store_true", help="also write NAME_posmap.npy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (of one image)")
     p.set_defaults(func=predict)
+    q = sub.add_parser("import-weights", help="PRNet's released TensorFlow checkpoint -> a weights file (no TensorFlow)",
+                       description="Read a TensorFlow V2 checkpoint of PRNet's graph (PREFIX.index + "
+                                   "PREFIX.data-*; CRCs verified, Adam slots skipped) and write the "
+                                   "project's weights file. The width is inferred from the shapes.")
+    q.add_argument("checkpoint", type=Path, metavar="CKPT_PREFIX",
+                   help="checkpoint prefix, e.g. Data/net-data/256_256_resfcn256_weight (or its .index file)")
+    q.add_argument("--out", required=True, type=Path, help="weights file to write (e.g. prnet_release.pt)")
+    q.set_defaults(func=import_weights)
     return parser
 
 

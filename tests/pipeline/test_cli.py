@@ -90,14 +90,110 @@ def test_predict_writes_every_output_for_a_folder(workspace, capsys) -> None:
     assert "face1" in capsys.readouterr().out
 
 
-def test_predict_without_a_face_names_the_image(workspace, capsys) -> None:
+class FakeDetector:
+    """Stands in for dlib: the given boxes for every image."""
+
+    boxes: list = []
+
+    def __init__(self, weights=None):
+        self.weights = weights
+
+    def __call__(self, image):
+        return list(self.boxes)
+
+
+@pytest.fixture()
+def fake_detector(monkeypatch):
+    import model.api
+
+    monkeypatch.setattr(model.api, "FaceDetector", FakeDetector)
+    FakeDetector.boxes = []
+    return FakeDetector
+
+
+def test_images_without_a_face_are_reported_and_the_others_go_on(workspace, fake_detector, capsys) -> None:
     root, images, _ = workspace
-    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(root / "none"),
-                   "--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model")])
-    assert rc == 2
+    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    out = root / "noface"
+    # face0 has its .mat (landmarks win over the detector); face1 has nothing and no face is found
+    rc = cli.main(["predict", str(images), "--out", str(out)] + common)
+    assert rc == 0
+    assert (out / "face0_kpt.txt").is_file() and not (out / "face1_kpt.txt").exists()
     err = capsys.readouterr().err
-    assert "face1.jpg" in err and "no face given" in err
-    assert not (root / "none").exists()
+    assert "face1.jpg: no face detected" in err and "Traceback" not in err
+    report = (out / "report.csv").read_text().splitlines()
+    assert report[0] == "image,faces,status,detail"
+    assert any("face0.jpg,1,ok," in r for r in report) and any("face1.jpg,0,no_face" in r for r in report)
+    # no image gave output: exit status 1
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(root / "none")] + common)
+    assert rc == 1
+    assert "face1.jpg: no face detected" in capsys.readouterr().err
+
+
+def test_detector_faces_all_or_largest(workspace, fake_detector, capsys) -> None:
+    from model.detector import FaceBox
+
+    root, images, _ = workspace
+    fake_detector.boxes = [FaceBox(10, 60, 10, 60, 0.9), FaceBox(60, 200, 50, 210, 0.2)]
+    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    out = root / "all"
+    assert cli.main(["predict", str(images / "face1.jpg"), "--out", str(out), "--all-faces"] + common) == 0
+    assert (out / "face1_face0_kpt.txt").is_file() and (out / "face1_face1_kpt.txt").is_file()
+    big = np.loadtxt(out / "face1_face0_kpt.txt")
+    out = root / "largest"
+    assert cli.main(["predict", str(images / "face1.jpg"), "--out", str(out)] + common) == 0
+    assert np.array_equal(np.loadtxt(out / "face1_kpt.txt"), big)  # the largest face, named as the image
+    assert not (out / "face1_face1_kpt.txt").exists()
+
+
+def test_boxes_outside_the_image_or_degenerate_are_one_line_reports(workspace, tmp_path, capsys) -> None:
+    root, images, _ = workspace
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"face0.jpg": [300, 400, 10, 100], "face1.jpg": [10, 10.5, 10, 10.5]}))
+    rc = cli.main(["predict", str(images), "--out", str(tmp_path / "out"), "--boxes", str(boxes),
+                   "--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "face0.jpg: face box [left 300, right 400, top 10, bottom 100] lies entirely outside the 256x256 image" in err
+    assert "face1.jpg: face box is degenerate (0.5 x 0.5 px" in err
+    assert "Traceback" not in err and not list((tmp_path / "out").glob("*_kpt.txt"))
+
+
+def test_real_dlib_detector_through_the_command_line(tmp_path, embedded_model, capsys) -> None:
+    """No box, no landmarks: dlib's HOG detector finds the rendered synthetic face (sample 0)."""
+    pytest.importorskip("dlib")
+    from uvgen.synth.dataset import draw_sample, sample_rng
+
+    s = draw_sample(embedded_model, 450, sample_rng(0, 0))
+    atomic_save_jpeg(tmp_path / "photo.jpg", s.image)
+    save_bfm(embedded_model, tmp_path / "face_model")
+    torch.manual_seed(0)
+    save_weights(tmp_path / "model.pt", PRNet(width=2))
+    rc = cli.main(["predict", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out"),
+                   "--weights", str(tmp_path / "model.pt"), "--model-dir", str(tmp_path / "face_model"),
+                   "--device", "cpu"])
+    assert rc == 0
+    assert (tmp_path / "out" / "photo_kpt.txt").is_file()
+    assert "photo.jpg,1,ok," in (tmp_path / "out" / "report.csv").read_text()
+
+
+def test_import_weights_and_predict_with_prnets_uv_data(tmp_path, prnet_uv_dir, workspace, capsys) -> None:
+    root, images, boxes = workspace
+    golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden" / "model"
+    assert cli.main(["import-weights", str(golden), "--out", str(tmp_path / "release.pt")]) == 0
+    assert "PRNet width 2" in capsys.readouterr().out
+    common = ["--weights", str(tmp_path / "release.pt"), "--boxes", str(boxes), "--device", "cpu"]
+    # the release's layout is PRNet's: without --uv-data the run stops with a one-line error
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "x"),
+                   "--model-dir", str(root / "face_model")] + common)
+    assert rc == 2 and "need PRNet's UV layout" in capsys.readouterr().err
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "out"),
+                   "--uv-data", str(prnet_uv_dir)] + common)
+    assert rc == 0
+    assert np.load(tmp_path / "out" / "face1_vertices.npy").shape == (43_867, 3)
+    # a bad checkpoint is a one-line error naming the file
+    rc = cli.main(["import-weights", str(tmp_path / "nothing"), "--out", str(tmp_path / "n.pt")])
+    assert rc == 2 and "nothing.index: missing checkpoint index file" in capsys.readouterr().err
 
 
 def test_list_images_takes_files_folders_and_patterns(workspace) -> None:
@@ -131,3 +227,21 @@ def test_faces_from_boxes_and_landmark_files(tmp_path, workspace) -> None:
 def test_console_script_is_declared() -> None:
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'prnet = "pipeline.console:prnet"' in text  # pipeline.cli.main under pipeline.stage.run
+
+
+def test_detector_problems_stop_the_run_with_one_line(workspace, tmp_path, monkeypatch, capsys) -> None:
+    root, images, _ = workspace
+    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    pytest.importorskip("dlib")
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "a"),
+                   "--detector-weights", str(tmp_path / "mmod_human_face_detector.dat")] + common)
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mmod_human_face_detector.dat: missing face detector file" in err[0]
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib-bin were not installed
+    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "b")] + common)
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "face1.jpg" in err[0] and "pip install dlib-bin" in err[0]

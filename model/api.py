@@ -1,0 +1,195 @@
+"""A Python API for PRNet inference, beside the ``prnet`` command line (like PRNet's ``api.py``).
+
+    from model.api import PRN
+    prn = PRN("release.pt", uv_data="PRNet/Data/uv-data")   # or PRN.from_tf_checkpoint(prefix, ...)
+    face = prn.process("photo.jpg")[0]                       # detector -> crop -> map -> decode
+    face.landmarks, face.vertices, face.pose.degrees         # (68, 3), (K, 3) image pixels; degrees
+    texture = face.texture()                                 # (256, 256, 3) uint8 UV texture
+
+Faces come from (first match wins) ``bbox`` (left, right, top, bottom), ``points`` (68, 2+),
+else the face detector (:mod:`model.detector`; the largest face, or all with ``all_faces``). The
+crop is PRNet's (detector box: centre moved down 0.14 of the box size, side 1.58x; 68 points:
+side 1.6x), the network input is the crop in [0, 1], its output times 256 x 1.1 is the map in
+crop pixels, mapped back to the image (:mod:`model.inference`). Landmarks are the map at the 68
+key-point pixels (PRNet's ``uv_kpt_ind``), dense vertices the map at the face pixels
+(``face_ind``), both in image pixels (x right, y down, z towards the viewer).
+
+The UV layout (key points, face pixels, canonical face for the pose) must be the one the weights
+were trained with: PRNet's ``uv-data`` folder for its release (``uv_data=``), the project's
+morphable model folder (``model_dir=``, optionally with the masks of a UV HDF5 file ``uv_file=``)
+for weights trained here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from model.checkpoint import load_weights
+from model.detector import FaceBox, FaceDetector, select_faces
+from model.inference import Predictor
+from model.prnet import PRNet
+from model.uses import FaceUV, HeadPose, dense_vertices, face_pose, fill_gaps, landmarks, uv_texture
+from uvgen.formats.errors import DataError
+from uvgen.formats.matfile import read_jpeg
+
+
+class NoFaceError(ValueError):
+    """The detector found no face in an image."""
+
+
+@dataclass(eq=False)
+class Face:
+    """One reconstructed face. ``posmap`` (256, 256, 3) is the whole map in image pixels;
+    ``transform`` (3, 3) image -> crop pixels; ``box`` the detector box (None when a box or
+    points were given)."""
+
+    image: np.ndarray = field(repr=False)
+    posmap: np.ndarray = field(repr=False)
+    transform: np.ndarray = field(repr=False)
+    uv: FaceUV = field(repr=False)
+    box: FaceBox | None = None
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """(68, 3) float32 image pixels."""
+        return landmarks(self.posmap, self.uv).astype(np.float32)
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """(K, 3) float32 dense face vertices, image pixels, in ``face_ind`` order."""
+        return dense_vertices(self.posmap, self.uv).astype(np.float32)
+
+    @property
+    def pose(self) -> HeadPose:
+        """Head pose (pitch, yaw, roll; scale, rotation, translation) fitted on the rigid upper face."""
+        return face_pose(self.posmap, self.uv, self.image.shape[0])
+
+    def texture(self, visible_only: bool = False) -> np.ndarray:
+        """(256, 256, 3) uint8 UV texture sampled from the image (face mask applied;
+        ``visible_only`` also blanks what the camera does not see)."""
+        visible = None
+        if visible_only:
+            from model.uses import face_mesh, visible_vertices
+
+            mesh = face_mesh(self.image, self.posmap, self.uv)
+            h, w = self.image.shape[:2]
+            vis = visible_vertices(mesh.vertices, mesh.triangles, h, w, solid=True)
+            visible = np.zeros(self.uv.face_mask.size, dtype=bool)
+            visible[self.uv.face_ind] = vis
+            visible = visible.reshape(self.uv.face_mask.shape)
+        return uv_texture(self.image, fill_gaps(self.posmap, self.uv), self.uv.face_mask, visible)
+
+
+def load_layout(uv_data: Path | str | None = None, model_dir: Path | str | None = None,
+                uv_file: Path | str | None = None) -> FaceUV:
+    """The UV layout from PRNet's ``uv_data`` folder or from the morphable model in ``model_dir``."""
+    if uv_data is not None:
+        from model.release import load_uv_data
+
+        return load_uv_data(uv_data)
+    if model_dir is None:
+        raise ValueError("give uv_data (PRNet's uv-data folder) or model_dir (the project's face model)")
+    from model.uses import build_face_uv
+    from uvgen.formats.bfm import load_bfm
+    from uvgen.groundtruth import build_uv_layout
+
+    model = load_bfm(Path(model_dir))
+    layout = build_uv_layout(model)
+    if uv_file is None:
+        return build_face_uv(model, layout=layout)
+    from uvgen.h5store import PositionMapFile
+
+    with PositionMapFile(Path(uv_file)) as f:
+        data = f.uv
+    return build_face_uv(model, layout=layout, face_mask=data.face_mask, kpt_uv=data.kpt_uv)
+
+
+class PRN:
+    """PRNet ready to run: weights, UV layout, predictor, and (made on first use) a detector.
+
+    weights: a weights file (``save_weights``/``prnet import-weights`` output or a training
+    checkpoint) or a :class:`PRNet`. detector_weights: dlib's CNN detector ``.dat`` (default:
+    dlib's HOG detector). all_faces: every detected face instead of the largest. device, batch_size:
+    see :class:`model.inference.Predictor`.
+    """
+
+    def __init__(self, weights: Path | str | PRNet, uv_data: Path | str | None = None,
+                 model_dir: Path | str | None = None, uv_file: Path | str | None = None,
+                 detector_weights: Path | str | None = None, all_faces: bool = False,
+                 device: str = "auto", batch_size: int | None = None):
+        if isinstance(weights, PRNet):
+            net = weights
+        else:
+            if not Path(weights).is_file():
+                raise DataError(weights, None, "missing weights file")
+            if uv_data is None:
+                from model.release import weights_meta
+
+                if weights_meta(weights).get("uv_layout") == "prnet":
+                    raise DataError(weights, None, "weights imported from PRNet's release need PRNet's UV "
+                                                   "layout: pass its uv-data folder (uv_data= / --uv-data)")
+            net = load_weights(Path(weights))
+        self.uv = load_layout(uv_data, model_dir, uv_file)
+        self.predictor = Predictor(net, self.uv.kpt_uv, self.uv.face_ind, device=device, batch_size=batch_size,
+                                   exact_crop=True)
+        self.detector_weights = detector_weights
+        self.all_faces = all_faces
+        self._detector: FaceDetector | None = None
+
+    @classmethod
+    def from_tf_checkpoint(cls, prefix: Path | str, uv_data: Path | str, **kwargs) -> PRN:
+        """PRNet's released TensorFlow checkpoint read directly (no TensorFlow needed)."""
+        from model.release import import_tf_checkpoint
+
+        return cls(import_tf_checkpoint(prefix), uv_data=uv_data, **kwargs)
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = FaceDetector(self.detector_weights)
+        return self._detector
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """The faces the detector keeps (largest first; only the largest unless ``all_faces``)."""
+        return select_faces(self.detector(image), self.all_faces)
+
+    def process(self, image: np.ndarray | Path | str, bbox: Sequence[float] | None = None,
+                points: np.ndarray | None = None) -> list[Face]:
+        """The faces of one image (a path or an (H, W, 3) uint8 RGB array). Raises
+        :class:`NoFaceError` when the detector finds none, ``FaceRegionError`` for a box or
+        points that cannot give a crop (outside the image, degenerate)."""
+        img = read_jpeg(image) if isinstance(image, (str, Path)) else np.asarray(image)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        if bbox is not None or points is not None:
+            regions: list[tuple[Sequence[float] | None, np.ndarray | None, FaceBox | None]] = [(bbox, points, None)]
+        else:
+            boxes = self.detect(img)
+            if not boxes:
+                raise NoFaceError("no face detected")
+            regions = [(b.bbox, None, b) for b in boxes]
+        crops, transforms = [], []
+        for b, p, _ in regions:
+            c, t = self.predictor.crop(img, bbox=b, points=p)
+            crops.append(c)
+            transforms.append(t)
+        maps = self.predictor.predict_maps(np.stack(crops))
+        faces = []
+        for m, t, c, (_, _, box) in zip(maps, transforms, crops, regions):
+            pred = self.predictor.decode(m, t, c)
+            faces.append(Face(img, pred.posmap, t, self.uv, box))
+        return faces
+
+    def process_batch(self, images: Sequence[np.ndarray | Path | str]) -> list[list[Face] | Exception]:
+        """:meth:`process` for each image; an image that fails gives its exception in its place
+        (no face, bad region, unreadable file) and the others go on."""
+        out: list[list[Face] | Exception] = []
+        for image in images:
+            try:
+                out.append(self.process(image))
+            except (NoFaceError, ValueError, DataError) as exc:
+                out.append(exc)
+        return out

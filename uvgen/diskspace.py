@@ -26,7 +26,7 @@ class DiskFullError(OSError):
     """Not enough room on the file system of ``path``; ``str()`` is one line."""
 
     def __init__(self, path: str | Path, detail: str = ""):
-        super().__init__(errno.ENOSPC, "No space left on device")
+        super().__init__(errno.ENOSPC, "No space left on device", str(path))  # errno and filename set
         self.path = str(path)
         self.detail = detail
 

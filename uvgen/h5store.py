@@ -252,7 +252,9 @@ def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
     not for shards."""
     path = Path(path)
     tmp = unique_tmp_name(path)  # this call's own name: never another writer's open file
-    f = h5py.File(tmp, "x")
+    # No chunk cache: every chunk is written whole once anyway, and a dirty cached chunk that fails
+    # to write (full disk) makes HDF5 crash when the file is closed (segfault at exit).
+    f = h5py.File(tmp, "x", rdcc_nbytes=0)
     try:
         with f:
             yield f

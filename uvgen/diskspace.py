@@ -71,7 +71,7 @@ def ensure_free_space(path: str | Path, need_bytes: int, margin: int = MARGIN_BY
     """Raise :class:`DiskFullError` naming ``path`` unless ``need_bytes`` + ``margin`` are free there."""
     free = free_bytes(path)
     if free < need_bytes + margin:
-        raise DiskFullError(path, f"needs about {_size(need_bytes)}, {_size(free)} free")
+        raise DiskFullError(path, f"needs about {_size(need_bytes + margin)}, {_size(free)} free")
 
 
 @contextlib.contextmanager

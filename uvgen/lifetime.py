@@ -13,8 +13,10 @@ stage or its workers running and writing into the next run's files.
   starts the watch in a dask nanny and in its worker; the owner is the process that started the
   local cluster (environment variable :data:`OWNER_ENV`).
 
-The chain for a local dask build: dvc dies -> the kernel kills the stage -> each nanny sees its parent
-change and exits -> each worker sees its parent change and exits, within 2 x :data:`POLL_SECONDS`.
+The chain for a local dask build: dvc dies -> the kernel kills the stage (which also runs the local
+cluster's nannies) -> each worker process sees its parent change and exits within
+:data:`POLL_SECONDS`. Nannies in processes of their own (``dask nanny`` started by hand with this
+preload) exit the same way when their parent dies.
 """
 from __future__ import annotations
 
@@ -99,5 +101,10 @@ def owner_pid_from_env() -> int | None:
 
 
 def dask_setup(server: Any = None) -> None:
-    """dask preload hook (nanny and worker): exit when the parent or the cluster's owner dies."""
-    watch_parent(owner_pid_from_env())
+    """dask preload hook (nanny and worker): exit when the parent or the cluster's owner dies.
+
+    A local cluster's nannies run inside the owner itself (which :func:`die_with_parent` covers):
+    nothing to watch there."""
+    owner = owner_pid_from_env()
+    if owner != os.getpid():
+        watch_parent(owner)

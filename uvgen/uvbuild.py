@@ -186,13 +186,25 @@ def _sample_bytes_bound(storage: StorageOptions, size: int = UV_SIZE) -> int:
     return size * size * 3 * (1 + np.dtype(storage.posmap_dtype).itemsize) + 4096
 
 
-def run_task_with_space_check(spec: TaskSpec) -> TaskResult:
-    """:func:`run_task` after checking that its shard fits on the disk (uncompressed bound); a
-    full disk during the task raises :class:`DiskFullError` naming the shard's folder."""
+def run_task_with_space_check(spec: TaskSpec) -> TaskResult | DiskFullError:
+    """:func:`run_task` after checking that its shard fits on the disk (uncompressed bound).
+
+    A full disk (found by the check or during the task) is returned as a :class:`DiskFullError`
+    naming the shard's folder, not raised: a dask worker would log a raised one as a multi-line
+    report. The caller raises it."""
     folder = spec.shard_path.parent
-    ensure_free_space(folder, len(spec.sample_keys) * _sample_bytes_bound(spec.storage))
-    with disk_full_as_error(folder):
-        return run_task(spec)
+    try:
+        ensure_free_space(folder, len(spec.sample_keys) * _sample_bytes_bound(spec.storage))
+        with disk_full_as_error(folder):
+            return run_task(spec)
+    except DiskFullError as err:
+        return err
+
+
+def _checked(result: TaskResult | DiskFullError) -> TaskResult:
+    if isinstance(result, DiskFullError):
+        raise result
+    return result
 
 
 def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
@@ -204,7 +216,7 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
     try:
         if s.workers <= 0 and not s.scheduler_address:
             for spec in specs:
-                results.append(run_task_with_space_check(spec))
+                results.append(_checked(run_task_with_space_check(spec)))
                 progress.update(len(spec.sample_keys))
         else:
             from distributed import as_completed
@@ -218,7 +230,7 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
                     for spec in specs
                 ]
                 for future in as_completed(futures):
-                    results.append(future.result())
+                    results.append(_checked(future.result()))
                     progress.update(len(results[-1].rejects) + results[-1].n_written)
     except Exception as err:
         # A worker that died writing (e.g. the HDF5 library on a full disk) says only that it died.

@@ -361,10 +361,10 @@ def test_second_build_of_the_same_output_refuses(synth_data, tmp_path):
         _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-3000:]
     assert not lock.exists()
-    with PositionMapFile(out) as f:  # validated on opening
-        assert len(f) == N_TRAIN
-    build_split(settings(synth_data, tmp_path / "clean.h5"))
-    assert_same_contents(out, tmp_path / "clean.h5", ignore_attrs=("params",))
+    with PositionMapFile(out) as f:  # validated on opening; every stored chunk decodes
+        assert len(f) == N_TRAIN and f.names == uvbuild.list_sample_keys("train", synth_data / "300W_LP")
+        for i in range(N_TRAIN):
+            assert f.image(i).any() and np.isfinite(f.posmap(i)).all() and f.posmap(i).any()
 
 
 def test_full_disk_is_one_line_and_leaves_no_final_file(synth_data, tmp_path, monkeypatch):

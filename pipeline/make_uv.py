@@ -8,6 +8,7 @@ import sys
 from pipeline.config import DEFAULT_PARAMS, load_params
 from uvgen.h5store import StorageOptions
 from uvgen.lifetime import die_with_parent
+from uvgen.resumable import ForeignDirectoryError
 from uvgen.uvbuild import BadSamplesError, BuildLockedError, BuildSettings, DiskFullError, build_split
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     params = {k: str(v) for k, v in dataclasses.asdict(p).items()}
     try:
         report = build_split(settings, params_for_attrs=params)
-    except (BadSamplesError, BuildLockedError, DiskFullError) as err:
+    except (BadSamplesError, BuildLockedError, DiskFullError, ForeignDirectoryError) as err:
         sys.exit(f"uvgen {args.split}: {err}")
     print(f"uvgen {args.split}: {report.written} samples -> {out}; {len(report.rejects)} rejected")
 

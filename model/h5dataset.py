@@ -3,11 +3,13 @@
 It lives with the training code so that ``uvgen`` (and the dask workers of the UV build) never
 import torch, and a change to this reader never re-runs the UV build.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import h5py
 import hdf5plugin  # noqa: F401  (registers the Blosc filter the files are compressed with)

@@ -1,4 +1,5 @@
 """Stages `synth_300wlp` and `synth_aflw2000`: synthetic data sets in the real on-disk layouts."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,13 @@ import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
 from uvgen.lifetime import die_with_parent
-from uvgen.resumable import BuildLockedError, ForeignDirectoryError, exclusive_lock, file_digest, prepare_resumable_dir
+from uvgen.resumable import (
+    BuildLockedError,
+    ForeignDirectoryError,
+    exclusive_lock,
+    file_digest,
+    prepare_resumable_dir,
+)
 from uvgen.synth.dataset import check_count, write_synthetic_set
 
 
@@ -29,14 +36,19 @@ def main(argv: list[str] | None = None) -> None:
         "count": p.count,
         "image_size": p.image_size,
         "seed": p.seed,
-        "model": file_digest(model_dir / "BFM.mat", model_dir / "BFM_UV.mat", model_dir / "BFM_info.mat"),
+        "model": file_digest(
+            model_dir / "BFM.mat", model_dir / "BFM_UV.mat", model_dir / "BFM_info.mat"
+        ),
     }
     try:
         with exclusive_lock(p.out_dir):
-            # Only a folder this stage made (it holds the settings manifest) or an empty one is cleared.
+            # Only a folder this stage made (it holds the settings manifest) or an empty
+            # one is ever cleared.
             if prepare_resumable_dir(p.out_dir, settings):
                 print(f"resuming the unfinished set in {p.out_dir}")
-            write_synthetic_set(args.layout, model_dir, p.out_dir, p.count, p.image_size, p.seed, workers=p.workers)
+            write_synthetic_set(
+                args.layout, model_dir, p.out_dir, p.count, p.image_size, p.seed, workers=p.workers
+            )
     except (BuildLockedError, ForeignDirectoryError) as err:
         sys.exit(f"synth {args.layout}: {err}")
 

@@ -1,4 +1,5 @@
 """Stages `uvgen_train` and `uvgen_test`: fits + images -> one HDF5 file of crops and UV maps."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,13 @@ from pipeline.config import DEFAULT_PARAMS, load_params
 from uvgen.h5store import StorageOptions
 from uvgen.lifetime import die_with_parent
 from uvgen.resumable import ForeignDirectoryError
-from uvgen.uvbuild import BadSamplesError, BuildLockedError, BuildSettings, DiskFullError, build_split
+from uvgen.uvbuild import (
+    BadSamplesError,
+    BuildLockedError,
+    BuildSettings,
+    DiskFullError,
+    build_split,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

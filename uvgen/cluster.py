@@ -3,6 +3,7 @@
 The local cluster's nannies and workers die with the process that started it (``uvgen.lifetime``
 preloaded in both), so a killed stage never leaves workers writing behind it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,9 @@ def apply_dask_config(path: Path = DASK_CONFIG) -> None:
 
 
 @contextlib.contextmanager
-def dask_client(n_workers: int, scheduler_address: str | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
+def dask_client(
+    n_workers: int, scheduler_address: str | None = None
+) -> Iterator[distributed.Client]:  # noqa: F821
     """A distributed client: ``scheduler_address`` (a real cluster) or a local cluster of
     ``n_workers`` processes with one thread each, which exit when this process dies."""
     from distributed import Client, LocalCluster
@@ -36,15 +39,19 @@ def dask_client(n_workers: int, scheduler_address: str | None = None) -> Iterato
         with Client(scheduler_address) as client:
             yield client
         return
-    with _owner_env(), LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        preload=["uvgen.lifetime"],
-        preload_nanny=["uvgen.lifetime"],
-    ) as cluster, Client(cluster) as client:
+    with (
+        _owner_env(),
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            preload=["uvgen.lifetime"],
+            preload_nanny=["uvgen.lifetime"],
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 

@@ -6,6 +6,7 @@ unexpected pos". So writers check the free space against what they are about to 
 (:func:`ensure_free_space`), convert a failure that still happens (:func:`disk_full_as_error`), and
 write serialised bytes through :func:`atomic_write_bytes`. Nothing is left under a final name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,12 +27,16 @@ class DiskFullError(OSError):
     """Not enough room on the file system of ``path``; ``str()`` is one line."""
 
     def __init__(self, path: str | Path, detail: str = ""):
-        super().__init__(errno.ENOSPC, "No space left on device", str(path))  # errno and filename set
+        super().__init__(
+            errno.ENOSPC, "No space left on device", str(path)
+        )  # errno and filename set
         self.path = str(path)
         self.detail = detail
 
     def __str__(self) -> str:
-        return f"No space left on device: {self.path}" + (f" ({self.detail})" if self.detail else "")
+        return f"No space left on device: {self.path}" + (
+            f" ({self.detail})" if self.detail else ""
+        )
 
     def __reduce__(self):  # crosses process boundaries (dask workers) intact
         return (type(self), (self.path, self.detail))
@@ -45,14 +50,18 @@ def is_disk_full(err: BaseException) -> bool:
         if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
             return True
         text = str(err)
-        if "No space left on device" in text or "errno = 28," in text or "Disk quota exceeded" in text:
+        if (
+            "No space left on device" in text
+            or "errno = 28," in text
+            or "Disk quota exceeded" in text
+        ):
             return True
         err = err.__cause__ or err.__context__
     return False
 
 
 def free_bytes(path: str | Path) -> int:
-    """Free bytes for this user on the file system that holds ``path`` (or its nearest existing parent)."""
+    """Free bytes for this user on the file system of ``path`` (or its nearest existing parent)."""
     path = Path(path).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -68,7 +77,7 @@ def _size(n: float) -> str:
 
 
 def ensure_free_space(path: str | Path, need_bytes: int, margin: int = MARGIN_BYTES) -> None:
-    """Raise :class:`DiskFullError` naming ``path`` unless ``need_bytes`` + ``margin`` are free there."""
+    """Raise :class:`DiskFullError` naming ``path`` unless ``need_bytes + margin`` are free."""
     free = free_bytes(path)
     if free < need_bytes + margin:
         raise DiskFullError(path, f"needs about {_size(need_bytes + margin)}, {_size(free)} free")

@@ -1,5 +1,5 @@
-"""Processes that die with their parent, so that ``kill -9`` of ``dvc`` (or of a stage) never leaves a
-stage or its workers running and writing into the next run's files.
+"""Processes that die with their parent, so that ``kill -9`` of ``dvc`` (or of a stage) never leaves
+a stage or its workers running and writing into the next run's files.
 
 * :func:`die_with_parent`: for a stage's main process, called first thing in ``main()``. On Linux
   the kernel sends the process ``SIGKILL`` when its parent dies (``prctl(PR_SET_PDEATHSIG)``); a
@@ -18,6 +18,7 @@ cluster's nannies) -> each worker process sees its parent change and exits withi
 :data:`POLL_SECONDS`. Nannies in processes of their own (``dask nanny`` started by hand with this
 preload) exit the same way when their parent dies.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -56,7 +57,9 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     """Make this process die with its parent (see the module docstring). Returns whether the kernel
     will do it (False off Linux). Exits at once when the parent has already died."""
     armed = set_parent_death_signal(sig)
-    if armed and _FIRST_SEEN[0] == os.getpid() and os.getppid() != _FIRST_SEEN[1]:  # died before arming
+    if (
+        armed and _FIRST_SEEN[0] == os.getpid() and os.getppid() != _FIRST_SEEN[1]
+    ):  # died before arming
         os._exit(ORPHAN_EXIT_CODE)
     return armed
 
@@ -78,7 +81,8 @@ def process_alive(pid: int) -> bool:
 
 
 def watch_parent(owner_pid: int | None = None, interval: float = POLL_SECONDS) -> threading.Thread:
-    """Start a daemon thread that exits the process when its parent changes or ``owner_pid`` dies."""
+    """Start a daemon thread that exits the process when its parent changes or ``owner_pid`` dies.
+    Returns the thread."""
     parent = os.getppid()
 
     def orphaned() -> bool:

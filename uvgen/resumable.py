@@ -1,5 +1,6 @@
-"""Resumable work directories: one build at a time (a lock), a settings manifest that decides whether
-finished work is reused (and marks the folder as the project's), and file digests."""
+"""Resumable work directories: one build at a time (a lock), a settings manifest that decides
+whether finished work is reused (and marks the folder as the project's), and file digests."""
+
 from __future__ import annotations
 
 import contextlib
@@ -73,9 +74,9 @@ def _holder_pid(fd: int) -> str:
 def exclusive_lock(target: Path) -> Iterator[None]:
     """Hold the lock of ``target`` for the block, or raise :class:`BuildLockedError` at once.
 
-    ``flock`` on ``.NAME.lock`` beside ``target``, which records the holder's pid; the kernel releases
-    it when the holder dies, however it dies. The file is removed on release; a process that locked
-    a file removed meanwhile notices it (another inode at the path) and locks the new one.
+    ``flock`` on ``.NAME.lock`` beside ``target``, which records the holder's pid; the kernel
+    releases it when the holder dies, however it dies. The file is removed on release; a process
+    that locked a file removed meanwhile notices it (another inode at the path) and starts over.
     """
     target = Path(target)
     path = lock_path_for(target)

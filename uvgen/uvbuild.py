@@ -23,6 +23,7 @@ Never stale, never corrupt:
   each task and the merge check the free space against what they will write first, and a failure
   that still happens is converted; nothing appears under a final name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,9 +53,23 @@ from uvgen.resumable import (
     prepare_resumable_dir,
     unique_tmp_name,
 )
-from uvgen.uvtasks import TaskResult, TaskSpec, load_rejects, model_and_layout, rejects_path_for, run_task
+from uvgen.uvtasks import (
+    TaskResult,
+    TaskSpec,
+    load_rejects,
+    model_and_layout,
+    rejects_path_for,
+    run_task,
+)
 
-__all__ = ["BadSamplesError", "BuildLockedError", "BuildReport", "BuildSettings", "DiskFullError", "build_split"]
+__all__ = [
+    "BadSamplesError",
+    "BuildLockedError",
+    "BuildReport",
+    "BuildSettings",
+    "DiskFullError",
+    "build_split",
+]
 
 FORMAT_VERSION = 1
 
@@ -139,7 +154,7 @@ def _content_settings(s: BuildSettings, keys: list[str], checksum: str) -> dict:
 
 
 def _resume_settings(content: dict) -> dict:
-    """What must match for finished shards to be reused: the content settings, the code, the libraries."""
+    """What must match for finished shards to be reused: content settings, code, libraries."""
     return {**content, "code": code_digest(), "libraries": library_versions()}
 
 
@@ -151,7 +166,9 @@ def _stat(path: Path) -> list[int] | None:
     try:
         st = os.stat(path)
     except OSError:
-        return None  # missing or unreadable: the task will reject it; its appearance changes the key
+        return (
+            None  # missing or unreadable: the task will reject it; its appearance changes the key
+        )
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
@@ -213,7 +230,9 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
     results: list[TaskResult] = []
     if not specs:
         return results
-    progress = tqdm(total=sum(len(x.sample_keys) for x in specs), desc=f"uvgen {s.split}", unit="sample")
+    progress = tqdm(
+        total=sum(len(x.sample_keys) for x in specs), desc=f"uvgen {s.split}", unit="sample"
+    )
     try:
         if s.workers <= 0 and not s.scheduler_address:
             for spec in specs:
@@ -226,8 +245,12 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
 
             with dask_client(s.workers, s.scheduler_address) as client:
                 futures = [
-                    client.submit(run_task_with_space_check, spec, key=f"uvgen-{s.split}-{spec.shard_path.stem}",
-                                  pure=False)
+                    client.submit(
+                        run_task_with_space_check,
+                        spec,
+                        key=f"uvgen-{s.split}-{spec.shard_path.stem}",
+                        pure=False,
+                    )
                     for spec in specs
                 ]
                 for future in as_completed(futures):
@@ -298,17 +321,21 @@ def _plan(s: BuildSettings, keys: list[str], resume: dict) -> list[TaskSpec]:
     specs = []
     for i in range(0, len(keys), s.task_size):
         chunk = tuple(keys[i : i + s.task_size])
-        name = shard_name(i // s.task_size, digest, chunk, [input_identity(s.source_root, k) for k in chunk])
-        specs.append(TaskSpec(
-            split=s.split,
-            model_dir=s.model_dir,
-            source_root=s.source_root,
-            sample_keys=chunk,
-            shard_path=s.work_dir / name,
-            seed=s.seed,
-            jitter=s.jitter and s.split == "train",
-            storage=s.storage,
-        ))
+        name = shard_name(
+            i // s.task_size, digest, chunk, [input_identity(s.source_root, k) for k in chunk]
+        )
+        specs.append(
+            TaskSpec(
+                split=s.split,
+                model_dir=s.model_dir,
+                source_root=s.source_root,
+                sample_keys=chunk,
+                shard_path=s.work_dir / name,
+                seed=s.seed,
+                jitter=s.jitter and s.split == "train",
+                storage=s.storage,
+            )
+        )
     return specs
 
 
@@ -326,7 +353,9 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
     pending = [spec for spec in specs if not spec.shard_path.exists()]
     if resuming:
         changed = f"; {stale} shard(s) redone because their inputs changed" if stale else ""
-        print(f"resuming from {len(specs) - len(pending)} finished shard(s) in {s.work_dir}{changed}")
+        print(
+            f"resuming from {len(specs) - len(pending)} finished shard(s) in {s.work_dir}{changed}"
+        )
     started = time.perf_counter()
     results = _run_tasks(pending, s)
     tasks_wall = time.perf_counter() - started
@@ -338,8 +367,15 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
             "set on_bad_sample: skip to leave them out"
         )
     model, layout = model_and_layout(s.model_dir)
-    masks = build_uv_masks(model, layout.size, source=s.mask_source, prnet_dir=s.prnet_dir, raster=layout.raster)
-    uv = UVData(weight_mask=masks.weights, face_mask=masks.face, kpt_uv=masks.kpt_uv, face_ind=masks.face_ind)
+    masks = build_uv_masks(
+        model, layout.size, source=s.mask_source, prnet_dir=s.prnet_dir, raster=layout.raster
+    )
+    uv = UVData(
+        weight_mask=masks.weights,
+        face_mask=masks.face,
+        kpt_uv=masks.kpt_uv,
+        face_ind=masks.face_ind,
+    )
     attrs = {
         "format_version": FORMAT_VERSION,
         "model_checksum": checksum,

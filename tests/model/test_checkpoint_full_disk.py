@@ -1,5 +1,7 @@
 """model.checkpoint on a full disk: one error naming the file ("No space left on device: PATH"),
-the previous checkpoint intact, no temporary left (torch itself says "enforce fail ... unexpected pos")."""
+the previous checkpoint intact, no temporary left (torch itself says "enforce fail ...
+unexpected pos")."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +20,9 @@ def test_save_is_byte_identical_to_torch_save(tmp_path: Path):
     with open(tmp_path / "b.pt", "wb") as fh:
         torch.save(obj, fh)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
-    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["model"]["w"], obj["model"]["w"])
+    assert torch.equal(
+        torch.load(tmp_path / "a.pt", weights_only=True)["model"]["w"], obj["model"]["w"]
+    )
 
 
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch):

@@ -1,5 +1,6 @@
 """model.h5dataset: the torch Dataset over a UV ground-truth file (DataLoader workers, pickling,
 validation, and decoding bit-identical to uvgen.h5store's numpy reader)."""
+
 from __future__ import annotations
 
 import pickle

@@ -1,5 +1,6 @@
 """Stage make_synth: writes only into folders the project made (never a user's), refuses a bad
 count before touching anything, one build of a folder at a time, one-line errors."""
+
 from __future__ import annotations
 
 import os
@@ -30,14 +31,21 @@ def write_params(path: Path, model_dir: Path, out_dir: Path, count) -> Path:
     with open(PROJECT / "params.yaml") as fh:
         params = yaml.safe_load(fh)
     params["face_model"]["out_dir"] = str(model_dir)
-    params["synth_aflw2000"].update({"count": count, "image_size": 160, "out_dir": str(out_dir), "workers": 1})
+    params["synth_aflw2000"].update(
+        {"count": count, "image_size": 160, "out_dir": str(out_dir), "workers": 1}
+    )
     path.write_text(yaml.safe_dump(params))
     return path
 
 
 def run_stage(params: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.make_synth", "aflw2000", "--params", str(params)],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.make_synth", "aflw2000", "--params", str(params)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def user_folder(tmp_path: Path) -> Path:
@@ -69,7 +77,9 @@ def test_bad_count_names_the_key_and_touches_nothing(model_dir, tmp_path, count,
     main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, 2))])
     before = listing(out)
     with pytest.raises(SystemExit) as exc:
-        main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, count))])
+        main(
+            ["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, count))]
+        )
     message = str(exc.value.code)
     assert "synth_aflw2000.count" in message and str(count) in message and "\n" not in message
     assert listing(out) == before  # the earlier set is still there
@@ -87,19 +97,26 @@ def test_count_must_be_a_positive_integer():
 def test_own_folder_resumes_and_is_redone_for_other_settings(model_dir, tmp_path, capsys):
     out = tmp_path / "AFLW2000"
     main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, 3))])
-    assert listing(out) == sorted([MANIFEST] + [f"image{k:05d}.{s}" for k in range(3) for s in ("jpg", "mat")])
+    assert listing(out) == sorted(
+        [MANIFEST] + [f"image{k:05d}.{s}" for k in range(3) for s in ("jpg", "mat")]
+    )
     (out / "image00002.mat").unlink()  # as if killed before the last sample
     capsys.readouterr()
     main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, 3))])
     assert "resuming" in capsys.readouterr().out and (out / "image00002.mat").exists()
     main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, 2))])
-    assert listing(out) == sorted([MANIFEST] + [f"image{k:05d}.{s}" for k in range(2) for s in ("jpg", "mat")])
+    assert listing(out) == sorted(
+        [MANIFEST] + [f"image{k:05d}.{s}" for k in range(2) for s in ("jpg", "mat")]
+    )
 
 
 def test_second_build_of_the_same_folder_refuses(model_dir, tmp_path):
     out = tmp_path / "AFLW2000"
-    with exclusive_lock(out):  # another build holds it
-        with pytest.raises(SystemExit) as exc:
-            main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, 2))])
-    assert str(exc.value.code) == f"synth aflw2000: another build of {out} is running (pid {os.getpid()})"
+    params = write_params(tmp_path / "p.yaml", model_dir, out, 2)
+    with exclusive_lock(out), pytest.raises(SystemExit) as exc:  # another build holds the lock
+        main(["aflw2000", "--params", str(params)])
+    assert (
+        str(exc.value.code)
+        == f"synth aflw2000: another build of {out} is running (pid {os.getpid()})"
+    )
     assert not out.exists()

@@ -1,5 +1,6 @@
 """uvgen.diskspace: a full disk is one error naming the path, and leaves nothing under a final name
 (fault injection always; a real full tmpfs where this machine allows mounting one)."""
+
 from __future__ import annotations
 
 import errno
@@ -8,24 +9,34 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from uvgen import diskspace
-from uvgen.diskspace import DiskFullError, atomic_write_bytes, disk_full_as_error, ensure_free_space, is_disk_full
+from uvgen.diskspace import (
+    DiskFullError,
+    atomic_write_bytes,
+    disk_full_as_error,
+    ensure_free_space,
+    is_disk_full,
+)
 
 
 def test_error_is_one_line_with_errno_and_survives_pickling(tmp_path: Path):
     err = DiskFullError(tmp_path / "x.h5", "needs about 2.0 MB, 1.0 MB free")
-    assert str(err) == f"No space left on device: {tmp_path / 'x.h5'} (needs about 2.0 MB, 1.0 MB free)"
+    assert (
+        str(err)
+        == f"No space left on device: {tmp_path / 'x.h5'} (needs about 2.0 MB, 1.0 MB free)"
+    )
     assert err.errno == errno.ENOSPC and err.filename == str(tmp_path / "x.h5")
     back = pickle.loads(pickle.dumps(err))  # as it comes back from a dask worker
     assert str(back) == str(err) and back.errno == errno.ENOSPC
 
 
 def test_full_disk_is_recognised_in_its_disguises():
-    h5_message = ("Driver write request failed (file write failed: filename = 'x.h5', errno = 28, "
-                  "error message = 'No space left on device')")
+    h5_message = (
+        "Driver write request failed (file write failed: filename = 'x.h5', errno = 28, "
+        "error message = 'No space left on device')"
+    )
     assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
     assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
     assert is_disk_full(OSError(None, h5_message))
@@ -39,18 +50,18 @@ def test_full_disk_is_recognised_in_its_disguises():
 def test_check_before_writing(tmp_path: Path, monkeypatch):
     ensure_free_space(tmp_path, 1000)  # a normal disk has room
     monkeypatch.setattr(diskspace, "free_bytes", lambda path: 5_000_000)
-    with pytest.raises(DiskFullError, match=r"^No space left on device: .*needs about 18\.4 MB, 5\.0 MB free"):
+    with pytest.raises(
+        DiskFullError, match=r"^No space left on device: .*needs about 18\.4 MB, 5\.0 MB free"
+    ):
         ensure_free_space(tmp_path / "out.h5", 10_000_000)
 
 
 def test_conversion_names_the_path_and_keeps_other_errors(tmp_path: Path):
-    with pytest.raises(DiskFullError) as err:
-        with disk_full_as_error(tmp_path / "out.h5"):
-            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(DiskFullError) as err, disk_full_as_error(tmp_path / "out.h5"):
+        raise OSError(errno.ENOSPC, "No space left on device")
     assert str(err.value) == f"No space left on device: {tmp_path / 'out.h5'}"
-    with pytest.raises(PermissionError):
-        with disk_full_as_error(tmp_path / "out.h5"):
-            raise PermissionError(errno.EACCES, "denied")
+    with pytest.raises(PermissionError), disk_full_as_error(tmp_path / "out.h5"):
+        raise PermissionError(errno.EACCES, "denied")
 
 
 def test_atomic_write_on_full_disk_leaves_nothing(tmp_path: Path, monkeypatch):
@@ -112,7 +123,9 @@ def test_hdf5_shard_write_on_a_real_full_filesystem(small_tmpfs: Path):
     """The UV writer on a full disk: an error the conversion recognises, and no crash when the
     process exits (HDF5 with a chunk cache segfaults at exit after a failed write), nothing left."""
     shard = small_tmpfs / "shard.h5"
-    done = subprocess.run([sys.executable, "-c", _WRITE_SHARD, str(shard)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITE_SHARD, str(shard)], capture_output=True, text=True
+    )
     assert done.returncode == 1, done.stderr[-2000:]  # 139 = segfault
     assert done.stderr.strip() == f"No space left on device: {shard}"
     assert list(small_tmpfs.iterdir()) == []

@@ -1,5 +1,6 @@
 """uvgen never imports torch: the UV build and its dask workers stay light, and a change to the
 training reader (model.h5dataset) never touches the UV stages."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,8 +23,9 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
 
 
 def test_importing_every_uvgen_module_does_not_import_torch():
-    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], cwd=PROJECT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL], cwd=PROJECT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     count, torch_modules = done.stdout.strip().splitlines()[-2:]
     assert int(count) >= 20  # every module was imported (formats, synth and the build included)
@@ -33,6 +35,8 @@ def test_importing_every_uvgen_module_does_not_import_torch():
 def test_the_check_sees_torch_when_it_is_imported():
     """The control: the same probe does report torch once something imports it."""
     code = IMPORT_ALL.replace("import distributed", "import distributed, model.h5dataset")
-    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "'torch'" in done.stdout.strip().splitlines()[-1]

@@ -1,5 +1,6 @@
 """uvgen.resumable: the output lock (one build at a time, released when its holder dies, however it
 dies) and work folders that are cleared only when the project made them."""
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,8 @@ def test_second_lock_is_refused_naming_output_and_holder(tmp_path: Path):
     out = tmp_path / "train.h5"
     with exclusive_lock(out):
         assert lock_path_for(out).read_text().strip() == str(os.getpid())
-        with pytest.raises(BuildLockedError) as err:
-            with exclusive_lock(out):
-                pass
+        with pytest.raises(BuildLockedError) as err, exclusive_lock(out):
+            pass
         assert str(err.value) == f"another build of {out} is running (pid {os.getpid()})"
     assert not lock_path_for(out).exists()  # released and removed
     with exclusive_lock(out):  # free again
@@ -37,15 +37,20 @@ def test_second_lock_is_refused_naming_output_and_holder(tmp_path: Path):
 def test_lock_of_a_killed_holder_is_free(tmp_path: Path):
     out = tmp_path / "train.h5"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from uvgen.resumable import exclusive_lock\n"
-         "with exclusive_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from uvgen.resumable import exclusive_lock\n"
+            "with exclusive_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(BuildLockedError, match=f"pid {holder.pid}"):
-            with exclusive_lock(out):
-                pass
+        with pytest.raises(BuildLockedError, match=f"pid {holder.pid}"), exclusive_lock(out):
+            pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -57,7 +62,10 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path):
 def test_unique_temporary_names(tmp_path: Path):
     names = {unique_tmp_name(tmp_path / "x.h5") for _ in range(50)}
     assert len(names) == 50
-    assert all(n.parent == tmp_path and n.name.startswith(".x.h5.") and n.name.endswith(".tmp") for n in names)
+    assert all(
+        n.parent == tmp_path and n.name.startswith(".x.h5.") and n.name.endswith(".tmp")
+        for n in names
+    )
 
 
 def test_foreign_folder_is_never_cleared(tmp_path: Path):

@@ -165,10 +165,8 @@ def file_digest_of_text(text: str) -> str:
 def _stat(path: Path) -> list[int] | None:
     try:
         st = os.stat(path)
-    except OSError:
-        return (
-            None  # missing or unreadable: the task will reject it; its appearance changes the key
-        )
+    except OSError:  # missing or unreadable: the task rejects it; its appearance changes the key
+        return None
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
@@ -199,8 +197,8 @@ def _remove_stale_files(work_dir: Path, wanted: set[str]) -> int:
     return stale
 
 
-# Upper bound of one stored sample: the crop (uint8) and the map, uncompressed, plus its record.
 def _sample_bytes_bound(storage: StorageOptions, size: int = UV_SIZE) -> int:
+    """Upper bound of one stored sample: crop (uint8) and map uncompressed, and its record."""
     return size * size * 3 * (1 + np.dtype(storage.posmap_dtype).itemsize) + 4096
 
 

@@ -314,7 +314,7 @@ def test_resume_redoes_exactly_the_shards_whose_inputs_changed(synth_data, tmp_p
     assert_same_contents(out, tmp_path / "clean.h5")
 
 
-def test_changed_code_or_model_starts_over(synth_data, tmp_path, monkeypatch):
+def test_changed_code_starts_over(synth_data, tmp_path, monkeypatch):
     out = tmp_path / "train.h5"
     real_run = uvbuild.run_task
     monkeypatch.setattr(

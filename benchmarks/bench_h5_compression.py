@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from model.h5dataset import PositionMapDataset
 from uvgen.h5store import (
-    PositionMapDataset,
     SampleRecord,
     StorageOptions,
     UVData,

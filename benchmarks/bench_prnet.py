@@ -29,7 +29,8 @@ from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device,
 from model.inference import Predictor
 from model.prnet import PRNet, count_parameters
 from model.train import set_bn_momentum, train_step
-from uvgen.h5store import PositionMapDataset, PositionMapFile
+from model.h5dataset import PositionMapDataset
+from uvgen.h5store import PositionMapFile
 
 DEFAULT_H5 = Path(__file__).resolve().parents[1] / "data" / "uv" / "train.h5"
 

@@ -12,12 +12,13 @@ A checkpoint (``torch.save`` dict, loadable with ``weights_only=True``) holds:
 * ``meta``: PRNet ``width`` / ``in_size`` and the config, for humans and for loading.
 
 The training sample order and the augmentation draws are functions of (seed, epoch, step) (see
-model.data and model.train), so they need no saved state. Writes go to ``<name>.tmp`` in the same
-directory, are fsynced and renamed with ``os.replace``: a kill leaves the previous checkpoint intact.
+model.data and model.train), so they need no saved state. Writes go to a temporary name in the same
+directory, are fsynced and renamed with ``os.replace``: a kill leaves the previous checkpoint intact,
+and a full disk is one error naming the file (the free space is checked before writing).
 """
 from __future__ import annotations
 
-import os
+import io
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from model.prnet import PRNet
+from uvgen.diskspace import atomic_write_bytes
 
 FORMAT_VERSION = 1
 
@@ -89,19 +91,13 @@ def _as_tuple(value: Any) -> Any:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``<path>.tmp``, fsync, then ``os.replace`` onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """``torch.save`` into memory, then written atomically (a temporary name of this call, fsync,
+    ``os.replace``; ``uvgen.diskspace.atomic_write_bytes``). The same bytes as saving to a file;
+    a full disk raises ``DiskFullError`` ("No space left on device: PATH") before anything is
+    written, instead of torch's "enforce fail ... unexpected pos"."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def save_checkpoint(path: Path, *, model: PRNet, optimizer: torch.optim.Optimizer,

@@ -8,7 +8,7 @@ shortest rank's count), so the W ranks together see exactly the batches one proc
 Resuming at step k of an epoch skips the first k batches: no sampler state needs saving.
 
 Device conversion: the loader yields raw uint8 crops (B, H, W, 3) and float32 maps (B, H, W, 3) in
-crop pixels (from :class:`uvgen.h5store.PositionMapDataset`); :func:`to_device` moves them (pinned,
+crop pixels (from :class:`model.h5dataset.PositionMapDataset`); :func:`to_device` moves them (pinned,
 non-blocking on CUDA) and :func:`prepare_batch` turns them into network tensors (B, 3, H, W): images
 float32 in [0, 1], maps in crop pixels, optionally augmented on the device (model.augment) and in
 channels-last memory format.
@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from model.augment import AugmentConfig, augment_batch
-from uvgen.h5store import PositionMapDataset, PositionMapFile, UVData
+from model.h5dataset import PositionMapDataset
+from uvgen.h5store import PositionMapFile, UVData
 
 
 def derived_seed(*parts: int | str) -> int:

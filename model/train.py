@@ -61,7 +61,8 @@ from model.data import (
 from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, init_distributed, shutdown
 from model.loss import weighted_map_loss
 from model.prnet import MAP_SCALE, PRNet
-from uvgen.h5store import PositionMapDataset, PositionMapFile
+from model.h5dataset import PositionMapDataset
+from uvgen.h5store import PositionMapFile
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"

@@ -1,4 +1,5 @@
 """Stages `uvgen_train` and `uvgen_test`: fits + images -> one HDF5 file of crops and UV maps."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,10 +8,19 @@ import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
 from uvgen.h5store import StorageOptions
-from uvgen.uvbuild import BadSamplesError, BuildSettings, build_split
+from uvgen.lifetime import die_with_parent
+from uvgen.resumable import ForeignDirectoryError
+from uvgen.uvbuild import (
+    BadSamplesError,
+    BuildLockedError,
+    BuildSettings,
+    DiskFullError,
+    build_split,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
+    die_with_parent()  # kill -9 of dvc takes this stage and its dask workers down
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("split", choices=["train", "test"])
     parser.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml to read")
@@ -36,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     params = {k: str(v) for k, v in dataclasses.asdict(p).items()}
     try:
         report = build_split(settings, params_for_attrs=params)
-    except BadSamplesError as err:
+    except (BadSamplesError, BuildLockedError, DiskFullError, ForeignDirectoryError) as err:
         sys.exit(f"uvgen {args.split}: {err}")
     print(f"uvgen {args.split}: {report.written} samples -> {out}; {len(report.rejects)} rejected")
 

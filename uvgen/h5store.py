@@ -26,7 +26,8 @@ that range are counted, warned about (:class:`PosmapPrecisionWarning`) and recor
 
 Compression (``benchmarks/bench_h5_compression.py``, 2-core development machine shared with other
 jobs, so rates are +-30 %; float16 maps; sizes in KB = 1000 bytes per sample; random reads of image
-+ map from a file in the page cache, one thread; "dataset" = through PositionMapDataset, decoded):
++ map from a file in the page cache, one thread; "dataset" = through model.h5dataset.PositionMapDataset,
+decoded):
 
     =================  ========  =========  ==========  ========  ===========  =========
     images : maps      image KB  posmap KB  write s     raw /s    dataset /s   122,450
@@ -50,8 +51,9 @@ DataLoader with a few workers multiplies that); once the maps are compressed, co
 images too costs no measurable read speed.
 ``compression='none'`` doubles the single-process read rate when disk space is no concern.
 
-Shards are written to ``<name>.tmp`` beside the final name and renamed (``os.replace``) only when
-complete, so an interrupted task never leaves a half-written file under its final name. Merging
+Shards are written to a temporary name of their writer beside the final name
+(``.NAME.PID.TOKEN.tmp``) and renamed (``os.replace``) only when complete, so an interrupted task
+never leaves a half-written file under its final name, and two writers never share a file. Merging
 copies the stored (possibly compressed) chunks of the shards as they are, shard by shard.
 """
 from __future__ import annotations
@@ -67,10 +69,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import h5py
 import hdf5plugin
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from uvgen.formats.errors import DataError
+from uvgen.resumable import unique_tmp_name
 
 FORMAT_VERSION = 1
 COMPRESSIONS = ("none", "blosc-lz4", "gzip")
@@ -209,19 +210,14 @@ def encode_posmaps(posmaps: np.ndarray, storage: StorageOptions) -> tuple[np.nda
     return stored, lossy
 
 
-def decode_posmap_tensor(stored: np.ndarray, offset: float) -> torch.Tensor:
-    """Stored map values -> float32 tensor in crop pixels (the offset added back).
-
-    torch converts float16 to float32 about ten times faster than numpy (vectorised F16C)."""
-    out = torch.from_numpy(stored).to(torch.float32)
-    if offset:
-        out.add_(offset)
-    return out
-
-
 def decode_posmap(stored: np.ndarray, offset: float) -> np.ndarray:
-    """Stored map values -> float32 array in crop pixels (the offset added back)."""
-    return decode_posmap_tensor(stored, offset).numpy()
+    """Stored map values -> float32 array in crop pixels (the offset added back, in float32).
+
+    The training reader (``model.h5dataset``) decodes the same way with torch, bit for bit."""
+    out = np.asarray(stored).astype(np.float32)
+    if offset:
+        out += np.float32(offset)
+    return out
 
 
 def _compression_kwargs(compression: str) -> dict[str, Any]:
@@ -248,15 +244,17 @@ def _fsync(path: Path) -> None:
 
 @contextmanager
 def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
-    """Yield an HDF5 file open for writing at ``<path>.tmp``; rename it to ``path`` only when the
-    block completes (the temporary file is removed on error).
+    """Yield an HDF5 file open for writing at a temporary name of this call (``.NAME.PID.TOKEN.tmp``);
+    rename it to ``path`` only when the block completes (the temporary file is removed on error).
 
     The rename alone protects against a killed process; ``durable`` also fsyncs the data before
     the rename (against a machine crash), which costs a full write-back: used for final files,
     not for shards."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    f = h5py.File(tmp, "w")  # truncates a stale temporary left by a killed task
+    tmp = unique_tmp_name(path)  # this call's own name: never another writer's open file
+    # No chunk cache: every chunk is written whole once anyway, and a dirty cached chunk that fails
+    # to write (full disk) makes HDF5 crash when the file is closed (segfault at exit).
+    f = h5py.File(tmp, "x", rdcc_nbytes=0)
     try:
         with f:
             yield f
@@ -343,7 +341,7 @@ def write_shard(
     records: list[SampleRecord],
     storage: StorageOptions,
 ) -> None:
-    """Write B samples to the shard ``path`` atomically (via ``<name>.tmp`` and ``os.replace``).
+    """Write B samples to the shard ``path`` atomically (via a temporary name and ``os.replace``).
 
     images: (B,H,W,3) uint8 crops. posmaps: (B,H,W,3) float position maps in crop pixels.
     Warns (:class:`PosmapPrecisionWarning`) when float16 storage of some values is coarser than 1/8 px.
@@ -695,59 +693,3 @@ class PositionMapFile:
         if not -self._n <= i < self._n:
             raise IndexError(f"sample {i} out of range for {self._n} samples in {self.path}")
         return i % self._n
-
-
-class PositionMapDataset(Dataset):
-    """Torch dataset of (image, posmap) pairs from a merged file, safe with DataLoader workers.
-
-    Items: image (H,W,3) uint8 tensor and posmap (H,W,3) float32 tensor in crop pixels, raw (any
-    normalisation happens on the device). ``indices`` selects a subset of the file's samples.
-    The HDF5 handle is opened lazily in each process (re-opened after a fork) and is never pickled.
-    """
-
-    def __init__(self, path: Path, indices: Sequence[int] | np.ndarray | None = None):
-        self.path = Path(path)
-        with _open(self.path) as f:
-            n = _check_file(f, self.path)
-            self.posmap_offset = float(f.attrs["posmap_offset"])
-        if indices is None:
-            self.indices = np.arange(n, dtype=np.int64)
-        else:
-            self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-            if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
-                raise IndexError(f"indices outside [0, {n}) for {self.path}")
-        self._f: h5py.File | None = None
-        self._pid: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _datasets(self) -> tuple[h5py.Dataset, h5py.Dataset]:
-        if self._f is None or self._pid != os.getpid():
-            # A handle inherited through fork belongs to the parent: drop it, open our own.
-            self._f = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-            self._images, self._posmaps = self._f["images"], self._f["posmaps"]
-        return self._images, self._posmaps
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i = int(self.indices[k])
-        images, posmaps = self._datasets()
-        return torch.from_numpy(images[i]), decode_posmap_tensor(posmaps[i], self.posmap_offset)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for key in ("_f", "_pid", "_images", "_posmaps"):
-            state.pop(key, None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._f = None
-        self._pid = None
-
-    def close(self) -> None:
-        if self._f is not None and self._pid == os.getpid():
-            self._f.close()
-        self._f = None
-        self._pid = None

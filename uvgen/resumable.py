@@ -1,13 +1,30 @@
-"""Resumable work directories: a settings manifest decides whether finished work is reused, and file digests."""
+"""Resumable work directories: one build at a time (a lock), a settings manifest that decides
+whether finished work is reused (and marks the folder as the project's), and file digests."""
+
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# Written into every folder prepare_resumable_dir makes: the settings of the run that fills it, and
+# the mark that the folder belongs to the project (only such folders are ever cleared).
 MANIFEST = ".stage_params.json"
+
+
+class BuildLockedError(RuntimeError):
+    """Another process holds the lock of the same output."""
+
+
+class ForeignDirectoryError(RuntimeError):
+    """A folder to be cleared holds files the project did not make."""
 
 
 def file_digest(*paths: Path) -> str:
@@ -20,19 +37,102 @@ def file_digest(*paths: Path) -> str:
     return h.hexdigest()
 
 
+def unique_tmp_name(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or call uses (pid + random token)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file of this call and ``os.replace``."""
+    tmp = unique_tmp_name(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def lock_path_for(target: Path) -> Path:
+    """The lock file that guards ``target`` (a file or folder): ``.NAME.lock`` beside it."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.lock")
+
+
+def _holder_pid(fd: int) -> str:
+    """The pid written in a held lock file ('unknown' while its holder has not written it yet)."""
+    for _ in range(20):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    return "unknown"
+
+
+@contextlib.contextmanager
+def exclusive_lock(target: Path) -> Iterator[None]:
+    """Hold the lock of ``target`` for the block, or raise :class:`BuildLockedError` at once.
+
+    ``flock`` on ``.NAME.lock`` beside ``target``, which records the holder's pid; the kernel
+    releases it when the holder dies, however it dies. The file is removed on release; a process
+    that locked a file removed meanwhile notices it (another inode at the path) and starts over.
+    """
+    target = Path(target)
+    path = lock_path_for(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder_pid(fd)
+            os.close(fd)
+            raise BuildLockedError(f"another build of {target} is running (pid {pid})") from None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: start over
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # still ours: others remove it only while holding the lock
+        os.close(fd)
+
+
 def prepare_resumable_dir(out_dir: Path, settings: dict[str, Any]) -> bool:
     """Make ``out_dir`` ready for a run with ``settings``; returns True when resuming.
 
-    A directory left by an interrupted run with the same settings is kept (its finished work is
+    A folder left by an interrupted run with the same settings is kept (its finished work is
     reused); one made with other settings is cleared, so stale samples never mix with new ones.
+    Only folders the project made (they hold :data:`MANIFEST`) or empty ones are ever cleared: a
+    non-empty folder without it raises :class:`ForeignDirectoryError` and nothing is touched. The
+    manifest is removed last, so an interrupted clear leaves a folder that is still the project's.
     """
     out_dir = Path(out_dir)
     manifest = out_dir / MANIFEST
     wanted = json.dumps(settings, sort_keys=True, default=str)
     if manifest.exists() and manifest.read_text() == wanted:
         return True
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    manifest.write_text(wanted)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ForeignDirectoryError(f"{out_dir} is not a folder; refusing to replace it")
+    if out_dir.exists() and not manifest.exists() and any(out_dir.iterdir()):
+        raise ForeignDirectoryError(
+            f"refusing to clear {out_dir}: it is not empty and was not made by this project "
+            f"(no {MANIFEST}); empty it or choose another folder"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for entry in out_dir.iterdir():
+        if entry.name == MANIFEST:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    atomic_write_text(manifest, wanted)
     return False

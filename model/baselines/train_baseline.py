@@ -263,7 +263,7 @@ class ImageDataset(Dataset):
     """Crops of a UV file with their position in ``indices``: items (uint8 (H,W,3), int64 k).
 
     Reads only the ``images`` dataset (the targets are precomputed); opens the file lazily per
-    process, like uvgen.h5store.PositionMapDataset.
+    process, like model.h5dataset.PositionMapDataset.
     """
 
     def __init__(self, path: Path, indices: Sequence[int] | np.ndarray):

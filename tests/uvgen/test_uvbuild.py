@@ -1,13 +1,16 @@
 """The UV ground-truth build end to end: reproducible, resumable, bad samples reported, test split,
 dask path, and the real 300W-LP fixture through the real-topology test model."""
+
 import csv
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 import uvgen.uvbuild as uvbuild
+import uvgen.uvtasks as uvtasks
 from uvgen.formats.bfm import save_bfm
 from uvgen.geometry import image_vertices
 from uvgen.h5store import PositionMapFile, StorageOptions
@@ -44,11 +47,20 @@ def settings(root, out, split="train", **kw):
     return BuildSettings(**base)
 
 
+def shard_index(path):
+    """``shard_NNNNNN`` of a shard file name (the rest is the digest of its inputs)."""
+    return Path(path).name[: len("shard_000000")]
+
+
 def contents(path):
     """Every dataset of an HDF5 file, as numpy arrays, plus the root attributes."""
     out = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: (
+                out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
         out["attrs"] = {k: f.attrs[k] for k in f.attrs}
     return out
 
@@ -58,6 +70,7 @@ def assert_same_contents(a, b, ignore_attrs=()):
     assert ca.keys() == cb.keys()
     for key in ca:
         if key == "attrs":
+
             def kept(attrs):
                 return {k: str(v) for k, v in attrs.items() if k not in ignore_attrs}
 
@@ -87,8 +100,11 @@ def test_jitter_switch_and_seed_change_the_crops(synth_data, tmp_path):
     build_split(settings(synth_data, tmp_path / "nojit.h5", jitter=False))
     build_split(settings(synth_data, tmp_path / "seed1.h5", seed=1))
     build_split(settings(synth_data, tmp_path / "seed0.h5"))
-    with PositionMapFile(tmp_path / "nojit.h5") as f0, PositionMapFile(tmp_path / "seed1.h5") as f1, \
-            PositionMapFile(tmp_path / "seed0.h5") as f2:
+    with (
+        PositionMapFile(tmp_path / "nojit.h5") as f0,
+        PositionMapFile(tmp_path / "seed1.h5") as f1,
+        PositionMapFile(tmp_path / "seed0.h5") as f2,
+    ):
         np.testing.assert_array_equal(f0.record(3).jitter, [0.5, 0.5, 0.5])
         assert not np.array_equal(f1.record(3).jitter, f2.record(3).jitter)
         assert not np.array_equal(f1.record(3).transform, f2.record(3).transform)
@@ -101,9 +117,9 @@ def test_killed_run_resumes_from_finished_shards(synth_data, tmp_path, monkeypat
 
     def dying_run(spec):
         if len(calls) == 2:  # the third task dies half-way: a temporary file is all it leaves
-            spec.shard_path.with_name(spec.shard_path.name + ".tmp").write_bytes(b"partial")
+            spec.shard_path.with_name(f".{spec.shard_path.name}.999.0.tmp").write_bytes(b"partial")
             raise KeyboardInterrupt
-        calls.append(spec.shard_path.name)
+        calls.append(shard_index(spec.shard_path))
         return real_run(spec)
 
     monkeypatch.setattr(uvbuild, "run_task", dying_run)
@@ -111,12 +127,20 @@ def test_killed_run_resumes_from_finished_shards(synth_data, tmp_path, monkeypat
         build_split(settings(synth_data, out))
     assert not out.exists()
     work = tmp_path / ".train.h5.work"
-    assert sorted(p.name for p in work.glob("shard_*.h5")) == calls == ["shard_000000.h5", "shard_000001.h5"]
+    assert (
+        sorted(shard_index(p) for p in work.glob("shard_*.h5"))
+        == calls
+        == ["shard_000000", "shard_000001"]
+    )
 
     resumed = []
-    monkeypatch.setattr(uvbuild, "run_task", lambda spec: resumed.append(spec.shard_path.name) or real_run(spec))
+    monkeypatch.setattr(
+        uvbuild,
+        "run_task",
+        lambda spec: resumed.append(shard_index(spec.shard_path)) or real_run(spec),
+    )
     build_split(settings(synth_data, out))
-    assert resumed == ["shard_000002.h5"]  # finished shards are not redone
+    assert resumed == ["shard_000002"]  # finished shards are not redone
     build_split(settings(synth_data, tmp_path / "clean.h5"))
     assert_same_contents(out, tmp_path / "clean.h5")
 
@@ -144,7 +168,10 @@ def test_bad_samples_are_reported_and_can_fail_the_stage(synth_data, tmp_path):
     assert report.written == N_TRAIN - 2 and len(report.rejects) == 2
     with open(tmp_path / "train_rejects.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert {os.path.basename(r["file"]) for r in rows} == {"HELEN_synth_000001_0.mat", "LFPW_synth_000003_0.jpg"}
+    assert {os.path.basename(r["file"]) for r in rows} == {
+        "HELEN_synth_000001_0.mat",
+        "LFPW_synth_000003_0.jpg",
+    }
     assert all(r["reason"] for r in rows)
     with PositionMapFile(tmp_path / "train.h5") as f:
         assert "HELEN/HELEN_synth_000001_0.mat" not in f.names
@@ -193,13 +220,17 @@ def test_dask_workers_run_without_malloc_trim_threshold():
     assert list(env.values()) == [None]
 
 
-def test_real_300wlp_sample_through_real_topology_model(real_topology_model, lp300w_fixture_dir, tmp_path):
+def test_real_300wlp_sample_through_real_topology_model(
+    real_topology_model, lp300w_fixture_dir, tmp_path
+):
     from uvgen.formats.lp300w import read_300wlp_mat
 
     root = tmp_path / "300W_LP" / "IBUG"
     root.mkdir(parents=True)
     for suffix in (".jpg", ".mat"):  # linked, not copied: the fixtures stay in ../shared
-        (root / f"IBUG_image_008_1_0{suffix}").symlink_to(lp300w_fixture_dir / f"IBUG_image_008_1_0{suffix}")
+        (root / f"IBUG_image_008_1_0{suffix}").symlink_to(
+            lp300w_fixture_dir / f"IBUG_image_008_1_0{suffix}"
+        )
     save_bfm(real_topology_model, tmp_path / "model")
     s = settings(tmp_path, tmp_path / "real.h5", task_size=50)
     report = build_split(s)
@@ -213,6 +244,348 @@ def test_real_300wlp_sample_through_real_topology_model(real_topology_model, lp3
         pm = f.posmap(0)
         assert np.isfinite(pm).all() and pm[..., 2].min() >= -1 / 16
         # The crop frames the fit's key vertices: their box lies well inside the crop.
-        verts = image_vertices(real_topology_model.vertices(fit.shape_para, fit.exp_para), fit.pose_para, 450)
-        kpt = verts[real_topology_model.kpt_ind, :2] @ rec.transform[:2, :2].T + rec.transform[:2, 2]
+        verts = image_vertices(
+            real_topology_model.vertices(fit.shape_para, fit.exp_para), fit.pose_para, 450
+        )
+        kpt = (
+            verts[real_topology_model.kpt_ind, :2] @ rec.transform[:2, :2].T + rec.transform[:2, 2]
+        )
         assert kpt.min() > 0 and kpt.max() < 255
+
+
+# ---------------------------------------------------------------------------------------------
+# Builds that never go stale or corrupt: changed inputs, two builds at once, full disk, kill -9.
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def copy_sources(synth_data, root):
+    """A private copy of the 300W-LP tree (the test edits it) beside a link to the model."""
+    import shutil
+
+    shutil.copytree(synth_data / "300W_LP", root / "300W_LP")
+    (root / "model").symlink_to(synth_data / "model")
+    return root
+
+
+def test_resume_redoes_exactly_the_shards_whose_inputs_changed(synth_data, tmp_path, monkeypatch):
+    from uvgen.formats.lp300w import read_300wlp_mat, write_300wlp_mat
+
+    root = copy_sources(synth_data, tmp_path / "data")
+    out = tmp_path / "train.h5"
+    real_run = uvbuild.run_task
+    done = []
+
+    def dying_run(spec):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(shard_index(spec.shard_path))
+        return real_run(spec)
+
+    monkeypatch.setattr(uvbuild, "run_task", dying_run)
+    with pytest.raises(KeyboardInterrupt):
+        build_split(settings(root, out))
+    assert done == ["shard_000000", "shard_000001"]
+
+    # A fix to one fit of the first shard: same size, and its old mtime put back (only ctime tells).
+    key = uvbuild.list_sample_keys("train", root / "300W_LP")[3]
+    mat = root / "300W_LP" / key
+    before = os.stat(mat)
+    params = read_300wlp_mat(mat).params()
+    params["pose_para"] = params["pose_para"].copy()
+    params["pose_para"][3] += 7.0  # tx
+    write_300wlp_mat(mat, **params)
+    os.utime(mat, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(mat).st_size == before.st_size
+
+    redone = []
+    monkeypatch.setattr(
+        uvbuild,
+        "run_task",
+        lambda spec: redone.append(shard_index(spec.shard_path)) or real_run(spec),
+    )
+    build_split(settings(root, out))
+    assert redone == ["shard_000000", "shard_000002"]  # shard 1 (unchanged inputs) is reused
+    with PositionMapFile(out) as f:
+        rec = f.record(f.names.index(key))
+    assert rec.pose_para[3] == pytest.approx(params["pose_para"][3])
+    monkeypatch.setattr(uvbuild, "run_task", real_run)
+    build_split(settings(root, tmp_path / "clean.h5"))
+    assert_same_contents(out, tmp_path / "clean.h5")
+
+
+def test_changed_code_starts_over(synth_data, tmp_path, monkeypatch):
+    out = tmp_path / "train.h5"
+    real_run = uvbuild.run_task
+    monkeypatch.setattr(
+        uvbuild,
+        "run_task",
+        lambda spec: (
+            (_ for _ in ()).throw(KeyboardInterrupt)
+            if spec.shard_path.name.startswith("shard_000001")
+            else real_run(spec)
+        ),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        build_split(settings(synth_data, out))
+    finished = sorted(p.name for p in (tmp_path / ".train.h5.work").glob("shard_*.h5"))
+    assert [shard_index(n) for n in finished] == ["shard_000000"]
+    monkeypatch.setattr(uvbuild, "code_digest", lambda: "edited code")
+    redone = []
+    monkeypatch.setattr(
+        uvbuild,
+        "run_task",
+        lambda spec: redone.append(shard_index(spec.shard_path)) or real_run(spec),
+    )
+    build_split(settings(synth_data, out))
+    assert redone == ["shard_000000", "shard_000001", "shard_000002"]
+
+
+def stage_params(path, root, out, **uvgen):
+    """A params.yaml for the uvgen stage: the project's, with the data in ``root`` and ``out``."""
+    import yaml
+
+    with open(PROJECT / "params.yaml") as fh:
+        params = yaml.safe_load(fh)
+    params["uvgen"].update(
+        {
+            "model_dir": str(root / "model"),
+            "train_root": str(root / "300W_LP"),
+            "train_out": str(out),
+            "task_size": 10,
+            "workers": 0,
+            **uvgen,
+        }
+    )
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def stage(*args, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.make_uv", *map(str, args)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
+
+
+GATED_BUILD = """
+import sys, time
+from pathlib import Path
+import uvgen.uvbuild as ub
+from pipeline.make_uv import main
+
+gate, real = Path(sys.argv[1]), ub.run_task
+
+def gated(spec):  # holds the build (and its lock) until the test opens the gate
+    while not gate.exists():
+        time.sleep(0.02)
+    return real(spec)
+
+ub.run_task = gated
+main(["train", "--params", sys.argv[2]])
+"""
+
+
+def test_second_build_of_the_same_output_refuses(synth_data, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "uv" / "train.h5"
+    params = stage_params(tmp_path / "params.yaml", synth_data, out)
+    gate = tmp_path / "gate"
+    first = subprocess.Popen(
+        [sys.executable, "-c", GATED_BUILD, str(gate), str(params)],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = out.with_name(".train.h5.lock")
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and lock.read_text().strip()):
+            assert first.poll() is None and time.monotonic() < deadline, (
+                first.stderr and first.stderr.read()
+            )
+            time.sleep(0.05)
+        second = stage("train", "--params", params)
+        assert second.returncode != 0
+        assert second.stderr.strip().splitlines() == [
+            f"uvgen train: another build of {out} is running (pid {first.pid})"
+        ]
+    finally:
+        gate.touch()
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert not lock.exists()
+    with PositionMapFile(out) as f:  # validated on opening; every stored chunk decodes
+        assert len(f) == N_TRAIN and f.names == uvbuild.list_sample_keys(
+            "train", synth_data / "300W_LP"
+        )
+        for i in range(N_TRAIN):
+            assert f.image(i).any() and np.isfinite(f.posmap(i)).all() and f.posmap(i).any()
+
+
+def test_full_disk_is_one_line_and_leaves_no_final_file(synth_data, tmp_path, monkeypatch):
+    import errno
+
+    from uvgen import diskspace, h5store
+
+    out = tmp_path / "train.h5"
+    # 1. the free-space check before a task: nothing written at all
+    monkeypatch.setattr(diskspace, "free_bytes", lambda path: 3_000_000)
+    with pytest.raises(uvbuild.DiskFullError) as err:
+        build_split(settings(synth_data, out))
+    assert str(err.value).startswith(
+        f"No space left on device: {tmp_path / '.train.h5.work'} (needs about"
+    )
+    monkeypatch.undo()
+
+    # 2. the disk fills up during the merge (after the check): h5py's OSError becomes the same error
+    def full(*args):
+        raise OSError(
+            errno.ENOSPC,
+            "Can't write data (file write failed: errno = 28, error message = "
+            "'No space left on device')",
+        )
+
+    monkeypatch.setattr(h5store, "_copy_chunked", full)
+    with pytest.raises(uvbuild.DiskFullError) as err:
+        build_split(settings(synth_data, out))
+    assert str(err.value) == f"No space left on device: {out}"
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".train.h5.work", "train_rejects.csv"]
+    # 3. a task's HDF5 write fails on a full disk (h5py's RuntimeError carries only the errno text)
+    monkeypatch.setattr(uvbuild, "code_digest", lambda: "other code: the shards are redone")
+
+    def h5_full(*args, **kwargs):
+        raise RuntimeError(
+            "Can't write data (file write failed: errno = 28, error message = "
+            "'No space left on device')"
+        )
+
+    monkeypatch.setattr(uvtasks, "write_shard", h5_full)
+    with pytest.raises(uvbuild.DiskFullError) as err:
+        build_split(settings(synth_data, out))
+    assert str(err.value) == f"No space left on device: {tmp_path / '.train.h5.work'}"
+    monkeypatch.undo()
+    assert not out.exists()
+    build_split(settings(synth_data, out))  # room again: resumes and completes
+    with PositionMapFile(out) as f:
+        assert len(f) == N_TRAIN
+
+
+def test_stage_on_a_real_full_filesystem(synth_data, small_tmpfs, tmp_path):
+    out = small_tmpfs / "uv" / "train.h5"  # 24 samples need ~10 MB; the file system holds 2 MB
+    done = stage("train", "--params", stage_params(tmp_path / "params.yaml", synth_data, out))
+    assert done.returncode == 1, done.stderr[-3000:]  # not 139 (segfault)
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip() and "sample/s" not in ln]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"uvgen train: No space left on device: {small_tmpfs}"
+    ), lines
+    assert not out.exists() and not (small_tmpfs / "uv" / "train_rejects.csv").exists()
+    assert not list(small_tmpfs.rglob("*.tmp")) and not list(small_tmpfs.rglob("*.h5"))
+
+
+# Loaded by every Python process of the tree through PYTHONPATH: tasks that never finish, and a
+# file per task started, so the test knows the dask workers are busy.
+SLOW_TASKS_SITE = """
+import os
+if os.environ.get("UVBUILD_TEST_STARTED"):
+    import pathlib, time
+    import uvgen.uvbuild
+
+    def never_ending(spec, _dir=pathlib.Path(os.environ["UVBUILD_TEST_STARTED"])):
+        (_dir / str(os.getpid())).touch()
+        time.sleep(300)
+
+    uvgen.uvbuild.run_task = never_ending
+"""
+
+DRIVER = (  # stands in for dvc: runs the stage as its child
+    "import subprocess, sys\n"
+    "sys.exit(subprocess.call([sys.executable, '-m', 'pipeline.make_uv', *sys.argv[1:]]))"
+)
+
+
+def tagged_processes(tag):
+    """Live (non-zombie) processes whose environment holds ``tag`` (this test's tree)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if tag.encode() not in (entry / "environ").read_bytes():
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_kill_9_of_the_parent_takes_stage_and_dask_workers_down(synth_data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_TASKS_SITE)
+    started = tmp_path / "started"
+    started.mkdir()
+    tag = f"UVBUILD_TEST_TAG={uuid.uuid4().hex}"
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(site), str(PROJECT)]),
+        UVBUILD_TEST_STARTED=str(started),
+        UVBUILD_TEST_TAG=tag.split("=", 1)[1],
+    )
+    out = tmp_path / "uv" / "train.h5"
+    params = stage_params(tmp_path / "params.yaml", synth_data, out, workers=2)
+    dvc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, "train", "--params", str(params)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(started.iterdir())) < 2:  # both workers are inside a task
+            assert dvc.poll() is None, dvc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the dask workers never started a task"
+            time.sleep(0.1)
+        tree = tagged_processes(tag)
+        workers = {int(p.name) for p in started.iterdir()}
+        assert len(tree) >= 4 and workers <= set(
+            tree
+        )  # driver, stage (with the nannies), 2 workers
+        dvc.kill()  # SIGKILL, like kill -9 of dvc
+        dvc.wait()
+        deadline = time.monotonic() + 10
+        while tagged_processes(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tagged_processes(tag) == []
+    finally:
+        for pid in tagged_processes(tag):  # only this test's processes (its own tag)
+            os.kill(pid, signal.SIGKILL)
+        if dvc.poll() is None:
+            dvc.kill()
+            dvc.wait()
+    rerun = stage("train", "--params", stage_params(tmp_path / "params0.yaml", synth_data, out))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    with PositionMapFile(out) as f:
+        assert len(f) == N_TRAIN

@@ -10,6 +10,7 @@ written in any order, in parallel, and an interrupted run resumes by skipping fi
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.lp300w import LP300W_FOLDERS, write_300wlp_sample
 from uvgen.geometry import image_vertices
 from uvgen.groundtruth import fit_vertices
+from uvgen.lifetime import watch_parent
 from uvgen.synth.facemodel import sample_parameters
 from uvgen.synth.poses import PoseRanges, sample_pose
 from uvgen.synth.render import cluttered_background, random_light, render
@@ -144,15 +146,26 @@ def _cached_model(model_dir: Path) -> MorphableModel:
     return _MODEL_CACHE[model_dir]
 
 
+def check_count(count: object, name: str = "count") -> int:
+    """``count`` as a sample count: an integer >= 1 (not a bool, float or string); ValueError
+    naming ``name`` otherwise."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
+    return int(count)
+
+
 def write_synthetic_set(
     layout: str, model_dir: Path, out_dir: Path, count: int, image_size: int, seed: int, workers: int = 1
 ) -> None:
-    """Write ``count`` samples in the ``layout`` ('300wlp' or 'aflw2000') under ``out_dir``.
+    """Write ``count`` (>= 1) samples in the ``layout`` ('300wlp' or 'aflw2000') under ``out_dir``.
 
-    Finished samples are skipped, so an interrupted run resumes where it stopped.
+    Finished samples are skipped, so an interrupted run resumes where it stopped. Files already in
+    ``out_dir`` are left alone (clearing is the caller's: ``uvgen.resumable.prepare_resumable_dir``).
+    Pool workers exit when this process dies (``uvgen.lifetime``).
     """
     if layout not in ("300wlp", "aflw2000"):
         raise ValueError(f"unknown layout {layout!r}")
+    count = check_count(count)
     out_dir = Path(out_dir)
     if layout == "300wlp":
         for folder in LP300W_FOLDERS:
@@ -165,6 +178,6 @@ def write_synthetic_set(
         for task in tqdm(tasks, desc=desc, unit="sample"):
             _write_one(task)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=watch_parent, initargs=(os.getpid(),)) as pool:
         for _ in tqdm(pool.map(_write_one, tasks, chunksize=8), total=len(tasks), desc=desc, unit="sample"):
             pass

@@ -111,8 +111,10 @@ def _hdf5_missing_object(exc: KeyError) -> str | None:
 def describe(exc: BaseException) -> str:
     """One line saying what went wrong and where (no ``error:`` prefix)."""
     from pipeline.config import ConfigError
-    from uvgen.formats.errors import DataError
+    from uvgen.formats.errors import DataError, StageError
 
+    if isinstance(exc, StageError):
+        return _one_line(str(exc))
     if isinstance(exc, DataError):
         where = _display(exc.path) if exc.field is None else f"{_display(exc.path)}: {exc.field}"
         return _one_line(f"{where}: {exc.reason}")

@@ -14,16 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from uvgen.formats.errors import StageError
+
 # Written into every folder prepare_resumable_dir makes: the settings of the run that fills it, and
 # the mark that the folder belongs to the project (only such folders are ever cleared).
 MANIFEST = ".stage_params.json"
 
 
-class BuildLockedError(RuntimeError):
+class BuildLockedError(StageError):
     """Another process holds the lock of the same output."""
 
 
-class ForeignDirectoryError(RuntimeError):
+class ForeignDirectoryError(StageError):
     """A folder to be cleared holds files the project did not make."""
 
 

@@ -21,6 +21,11 @@ class DataError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class StageError(RuntimeError):
+    """An expected failure whose message says it all (another build holds the output, a folder
+    holds files the project did not make): reported as that one line, without a traceback."""
+
+
 class DataWarning(UserWarning):
     """An unusual but harmless variant in an input file: a field the pipeline does not use is
     missing, has an unexpected shape, or holds non-finite values. The sample is still used.

@@ -160,6 +160,7 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
             seed=s.seed,
             jitter=s.jitter and s.split == "train",
             storage=s.storage,
+            first_index=i,
         )
         for i in range(0, len(keys), s.task_size)
     ]

@@ -21,8 +21,19 @@ from uvgen.formats.errors import DataError
 from uvgen.formats.lp300w import read_300wlp_mat
 from uvgen.formats.matfile import read_jpeg
 from uvgen.formats.scan import Reject
-from uvgen.geometry import NO_JITTER, euler_degrees, jitter_draws
-from uvgen.groundtruth import UVLayout, build_uv_layout, evaluation_pair, fit_vertices, training_pair
+from uvgen.geometry import (
+    MAX_MAP_ABS,
+    NO_JITTER,
+    GeometryError,
+    check_face_box,
+    check_image,
+    check_pose,
+    euler_degrees,
+    image_vertices,
+    jitter_draws,
+    training_crop_box,
+)
+from uvgen.groundtruth import CropPair, UVLayout, build_uv_layout, evaluation_pair, fit_vertices, make_pair
 from uvgen.h5store import SampleRecord, StorageOptions, write_shard
 
 
@@ -31,7 +42,10 @@ class TaskSpec:
     """One task: ``split`` 'train' (300W-LP layout) or 'test' (AFLW2000-3D layout).
 
     ``sample_keys`` are the ``.mat`` paths relative to ``source_root`` (their names in the file);
-    ``seed`` and ``jitter`` give the reproducible crop jitter of training samples.
+    ``seed`` and ``jitter`` give the reproducible crop jitter of training samples. ``first_index``
+    (the first sample's index in the whole split) places each sample in its fixed row of the
+    vertex products, so its bytes do not depend on how the split is cut into tasks
+    (:func:`uvgen.groundtruth.fit_vertices`).
     """
 
     split: str
@@ -42,6 +56,7 @@ class TaskSpec:
     seed: int
     jitter: bool
     storage: StorageOptions
+    first_index: int = 0  # index of sample_keys[0] in the split's sorted sample list
 
 
 @dataclass
@@ -91,11 +106,11 @@ def _check_image(path: Path, image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _read_samples(spec: TaskSpec, rejects: list[Reject]) -> list[tuple[str, object, np.ndarray]]:
-    """(key, fit, image) for each readable sample of the task; the others go to ``rejects``."""
+def _read_samples(spec: TaskSpec, rejects: list[Reject]) -> list[tuple[int, str, object, np.ndarray]]:
+    """(index in the task, key, fit, image) of each readable sample; the others go to ``rejects``."""
     reader = read_300wlp_mat if spec.split == "train" else read_aflw_mat
     out = []
-    for key in spec.sample_keys:
+    for i, key in enumerate(spec.sample_keys):
         path = spec.source_root / key
         try:
             fit = reader(path)
@@ -103,8 +118,58 @@ def _read_samples(spec: TaskSpec, rejects: list[Reject]) -> list[tuple[str, obje
         except DataError as err:
             rejects.append(Reject.from_error(err))
             continue
-        out.append((key, fit, image))
+        out.append((i, key, fit, image))
     return out
+
+
+def _box_field(model: MorphableModel, vertices: np.ndarray) -> str:
+    """Which fit field to blame for an absurd key-point box: 'Shape_Para' when the unposed key
+    vertices already span over 10x the mean face's, else 'Pose_Para'."""
+    def span(v: np.ndarray) -> float:
+        return float(np.ptp(v[:, :2], axis=0).max())
+
+    mean = np.asarray(model.shape_mu, dtype=np.float64).reshape(-1, 3)[model.kpt_ind]
+    key = np.asarray(vertices[model.kpt_ind], dtype=np.float64)
+    return "Shape_Para" if not span(key) <= 10 * span(mean) else "Pose_Para"
+
+
+def make_sample_pair(
+    split: str,
+    model: MorphableModel,
+    layout: UVLayout,
+    fit: object,
+    image: np.ndarray,
+    vertices: np.ndarray,
+    draws: tuple[float, float, float],
+) -> tuple[CropPair, dict[str, np.ndarray]]:
+    """The pair of one sample (and its extras), after the plausibility checks of
+    :mod:`uvgen.geometry`; raises GeometryError(field, reason) for an absurd or degenerate sample."""
+    pose = np.asarray(fit.pose_para, dtype=np.float64).ravel()
+    check_pose(pose)
+    check_image(image.shape)
+    if not np.all(np.isfinite(vertices)):
+        raise GeometryError("Shape_Para", "the fit's vertices overflow float32 (Shape_Para/Exp_Para far too large)")
+    extras: dict[str, np.ndarray] = {}
+    if split == "train":
+        key_img = image_vertices(vertices[model.kpt_ind], pose, image.shape[0])
+        try:
+            check_face_box(key_img, image.shape, "Pose_Para")
+        except GeometryError as err:
+            raise GeometryError(_box_field(model, vertices) if "over" in err.reason else err.field, err.reason) from None
+        pair = make_pair(layout, image, vertices, pose, training_crop_box(key_img, draws))
+    else:
+        landmarks = np.asarray(fit.pt3d_68, dtype=np.float64).T  # (68, 3) image pixels
+        check_face_box(landmarks, image.shape, "pt3d_68")
+        pair = evaluation_pair(layout, image, landmarks, vertices, pose)
+        extras["landmarks_gt"] = landmarks.astype(np.float32)
+    lo, hi = float(pair.posmap.min()), float(pair.posmap.max())
+    if not (-MAX_MAP_ABS <= lo and hi <= MAX_MAP_ABS):
+        raise GeometryError(
+            "posmap",
+            f"position-map values span {lo:.4g}..{hi:.4g} crop px (bound +-{MAX_MAP_ABS:g}): "
+            "the fit (Pose_Para, Shape_Para, Exp_Para) does not match the face",
+        )
+    return pair, extras
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
@@ -113,28 +178,28 @@ def run_task(spec: TaskSpec) -> TaskResult:
     started = time.perf_counter()
     rejects: list[Reject] = []
     samples = _read_samples(spec, rejects)
-    images, posmaps, records = [], [], []
+    size = layout.size
+    images = np.empty((len(samples), size, size, 3), np.uint8)
+    posmaps = np.empty((len(samples), size, size, 3), np.float32)
+    records = []
     if samples:
-        shapes = np.stack([fit.shape_para for _, fit, _ in samples])
-        exps = np.stack([fit.exp_para for _, fit, _ in samples])
-        all_vertices = fit_vertices(model, shapes, exps)
-    for (key, fit, image), vertices in zip(samples, all_vertices if samples else []):
-        pose = np.asarray(fit.pose_para, dtype=np.float64)
-        extras: dict[str, np.ndarray] = {}
-        if spec.split == "train":
-            draws = jitter_draws(spec.seed, key) if spec.jitter else NO_JITTER
-            pair = training_pair(model, layout, image, vertices, pose, draws)
-        else:
-            draws = NO_JITTER
-            landmarks = np.asarray(fit.pt3d_68, dtype=np.float64).T  # (68, 3) image pixels
-            pair = evaluation_pair(layout, image, landmarks, vertices, pose)
-            extras["landmarks_gt"] = landmarks.astype(np.float32)
-        if not np.all(np.isfinite(pair.posmap)):
-            rejects.append(Reject(fit.mat_path, "posmap", "non-finite position map"))
+        shapes = np.stack([fit.shape_para for _, _, fit, _ in samples])
+        exps = np.stack([fit.exp_para for _, _, fit, _ in samples])
+        slots = spec.first_index + np.array([i for i, _, _, _ in samples])
+        all_vertices = fit_vertices(model, shapes, exps, slots=slots)
+    for (_, key, fit, image), vertices in zip(samples, all_vertices if samples else []):
+        draws = jitter_draws(spec.seed, key) if spec.split == "train" and spec.jitter else NO_JITTER
+        try:
+            pair, extras = make_sample_pair(spec.split, model, layout, fit, image, vertices, draws)
+        except (GeometryError, ValueError) as err:
+            field = getattr(err, "field", None)
+            reason = getattr(err, "reason", str(err))
+            rejects.append(Reject(fit.mat_path, field, reason))
             continue
+        pose = np.asarray(fit.pose_para, dtype=np.float64).ravel()
         pitch, yaw, roll = euler_degrees(pose)
-        images.append(pair.image)
-        posmaps.append(pair.posmap)
+        images[len(records)] = pair.image
+        posmaps[len(records)] = pair.posmap
         records.append(
             SampleRecord(
                 name=key,
@@ -151,12 +216,6 @@ def run_task(spec: TaskSpec) -> TaskResult:
             )
         )
     save_rejects(spec.shard_path, rejects)  # before the shard appears: a finished shard has its rejects
-    size = layout.size
-    write_shard(
-        spec.shard_path,
-        np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8),
-        np.stack(posmaps) if posmaps else np.zeros((0, size, size, 3), np.float32),
-        records,
-        spec.storage,
-    )
-    return TaskResult(spec.shard_path, len(records), rejects, time.perf_counter() - started)
+    n = len(records)
+    write_shard(spec.shard_path, images[:n], posmaps[:n], records, spec.storage)
+    return TaskResult(spec.shard_path, n, rejects, time.perf_counter() - started)

@@ -97,7 +97,7 @@ def breakdown(split: str, model_dir: Path, root: Path, task_size: int, repeats: 
           f"-> total is {total / floor:.2f}x the floor")
 
 
-def end_to_end(model_dir: Path, source: Path, count: int, work: Path) -> None:
+def end_to_end(model_dir: Path, source: Path, work: Path) -> None:
     for workers, label in ((0, "1 worker (in-process)"), (2, "2 dask workers")):
         out = work / f"train_{workers}.h5"
         settings = BuildSettings(
@@ -108,6 +108,7 @@ def end_to_end(model_dir: Path, source: Path, count: int, work: Path) -> None:
         tic = time.perf_counter()
         report = build_split(settings)
         dt = time.perf_counter() - tic
+        count = report.written + len(report.rejects)
         per_core = 1000 * report.task_seconds / report.task_samples
         busy = report.task_seconds / max(workers, 1)
         startup = max(report.tasks_wall_seconds - busy, 0.0)
@@ -141,7 +142,9 @@ def main() -> None:
     if not (work / "unique_train").exists():
         write_synthetic_set("300wlp", model_dir, work / "unique_train", args.unique, 450, seed=5, workers=2)
     train_root = work / "300W_LP"
-    link_tree(list_300wlp_samples(work / "unique_train"), train_root, max(args.task_size, args.count), flat=False)
+    shutil.rmtree(train_root, ignore_errors=True)
+    link_tree(list_300wlp_samples(work / "unique_train"), train_root,
+              max(args.task_size, args.count if args.end_to_end else 0), flat=False)
     aflw = SHARED / "aflw2000_3d"
     if aflw.is_dir():
         test_mats, test_kind = sorted(aflw.glob("*.mat")), f"the {len(list(aflw.glob('*.mat')))} real AFLW2000-3D fixtures"
@@ -163,7 +166,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.end_to_end:
-        end_to_end(model_dir, train_root, args.count, work)
+        end_to_end(model_dir, train_root, work)
     if args.workdir is None:
         shutil.rmtree(work)
 

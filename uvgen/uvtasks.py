@@ -7,8 +7,6 @@ spec; the model and its UV layout are loaded once per worker process and cached.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import time
@@ -79,7 +77,8 @@ _BUFFERS: dict[tuple, np.ndarray] = {}
 
 def _buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A per-process array of at least ``shape[0]`` rows, reused by later tasks: a task's arrays
-    (~60 MB) would otherwise be fresh memory, whose page faults cost ~0.5 ms a sample."""
+    (~60 MB, above the size glibc serves from its heap) would otherwise be fresh pages from the
+    kernel every task, whose page faults cost ~0.1-0.2 ms a sample."""
     key = (shape[1:], np.dtype(dtype).str)
     buf = _BUFFERS.get(key)
     if buf is None or len(buf) < shape[0]:
@@ -117,31 +116,10 @@ def load_rejects(shard_path: Path) -> list[Reject]:
     return [Reject(Path(p), f, r) for p, f, r in json.loads(path.read_text())]
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse (``mallopt``: no trimming, no mmap for
-    blocks under 32 MB); returns whether it could.
-
-    A sample's temporaries (crop, positions, map: ~1 MB each) are otherwise fresh pages from the
-    kernel every time, and their page faults cost more than the arithmetic: on the 2-core
-    development machine the crop warp took 2.0 ms instead of 0.5. The process then keeps its
-    peak working set (a few hundred MB per worker). A no-op where malloc is not glibc's.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_trim_threshold, 1 << 30)) and bool(mallopt(m_mmap_threshold, 32 << 20))
-
-
 def model_and_layout(model_dir: Path) -> tuple[MorphableModel, UVLayout]:
-    """The model in ``model_dir`` and its UV layout, loaded once per process (which also calls
-    :func:`keep_freed_memory`)."""
+    """The model in ``model_dir`` and its UV layout, loaded once per process."""
     key = Path(model_dir).resolve()
     if key not in _CACHE:
-        if not _CACHE:
-            keep_freed_memory()
         model = load_bfm(key)
         _CACHE[key] = (model, build_uv_layout(model))
     return _CACHE[key]

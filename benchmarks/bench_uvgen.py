@@ -1,128 +1,103 @@
 """UV ground-truth generation speed at real scale (53,215 vertices, 450x450 JPEG input).
 
-Prints the per-stage breakdown on one core (JPEG decode, fit read, vertices, crop warp, map,
-HDF5 write) and end-to-end samples per second for one in-process worker and for two dask workers.
+For each split, runs the build's own task function (``uvgen.uvtasks.run_task``: read, decode,
+vertices, crop, map, float16 encode, HDF5 shard write) on tasks of ``--task-size`` samples and
+prints, per sample on one core: the wall time of a task, the CPU time of each step, and the
+floor it is measured against, a bare JPEG decode of the same images in the same run (so the gap
+to the floor stays visible whatever else the machine is doing). Medians over ``--repeats``.
 
-    python benchmarks/bench_uvgen.py --count 400
+    taskset -c 0 python benchmarks/bench_uvgen.py                 # per-step breakdown, both splits
+    taskset -c 0 python benchmarks/bench_uvgen.py --end-to-end    # + whole builds (1 and 2 workers)
+
+Steps are timed in CPU time of the thread (``time.thread_time``), so other processes on a shared
+machine inflate them less than wall time; the load average is printed beside the figures.
 
 The model is the real BFM topology from ../shared/fixtures with generated components when the
-fixtures are present, else the embedded model at 53,215 vertices. Samples are synthetic 300W-LP
-samples of that model, written once into --workdir.
+fixtures are present, else the embedded model at 53,215 vertices. Training samples are synthetic
+300W-LP samples of that model; test samples are the real AFLW2000-3D photos and fits of the
+fixtures when present (linked repeatedly), else synthetic ones. Inputs are written once into
+--workdir.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from uvgen.formats.aflw import list_aflw_samples
 from uvgen.formats.bfm import save_bfm
-from uvgen.formats.lp300w import list_300wlp_samples, read_300wlp_mat
+from uvgen.formats.lp300w import list_300wlp_samples
 from uvgen.formats.matfile import read_jpeg
-from uvgen.geometry import crop_transform, image_vertices, jitter_draws, training_crop_box
-from uvgen.crop import warp_to_crop
-from uvgen.groundtruth import build_uv_layout, crop_positions, fit_vertices
-from uvgen.h5store import SampleRecord, StorageOptions, write_shard
+from uvgen.h5store import StorageOptions
 from uvgen.synth.dataset import write_synthetic_set
 from uvgen.uvbuild import BuildSettings, build_split
+from uvgen.uvtasks import TaskSpec, model_and_layout, run_task
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bfm_topology"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
 def real_scale_model():
-    if FIXTURES.is_dir():
+    if (SHARED / "bfm_topology").is_dir():
         from uvgen.synth.facemodel import make_real_topology_model
 
-        return make_real_topology_model(FIXTURES, seed=0), "real BFM topology + generated components"
+        return make_real_topology_model(SHARED / "bfm_topology", seed=0), "real BFM topology + generated components"
     from uvgen.synth.facemodel import make_face_model
 
     return make_face_model(n_vertices=53215, seed=0), "embedded model at 53,215 vertices"
 
 
-def stage_breakdown(model, layout, mats: list[Path], shard_dir: Path) -> dict[str, float]:
-    """Seconds per sample for each step, run in sequence on one core over ``mats``."""
-    t = dict.fromkeys(["read .mat", "decode JPEG", "vertices (batched)", "pose + crop box", "crop warp", "UV map", "HDF5 write"], 0.0)
-    tic = time.perf_counter()
-    fits = [read_300wlp_mat(p) for p in mats]
-    t["read .mat"] = time.perf_counter() - tic
-    tic = time.perf_counter()
-    images = [read_jpeg(f.image_path) for f in fits]
-    t["decode JPEG"] = time.perf_counter() - tic
-    tic = time.perf_counter()
-    verts = fit_vertices(model, np.stack([f.shape_para for f in fits]), np.stack([f.exp_para for f in fits]))
-    t["vertices (batched)"] = time.perf_counter() - tic
-    crops, maps, records = [], [], []
-    for fit, image, v in zip(fits, images, verts):
-        tic = time.perf_counter()
-        draws = jitter_draws(0, fit.name)
-        box = training_crop_box(image_vertices(v[model.kpt_ind], fit.pose_para, image.shape[0]), draws)
-        tr = crop_transform(box)
-        pos = crop_positions(v, fit.pose_para, image.shape[0], tr)
-        t["pose + crop box"] += time.perf_counter() - tic
-        tic = time.perf_counter()
-        crops.append(warp_to_crop(image, tr))
-        t["crop warp"] += time.perf_counter() - tic
-        tic = time.perf_counter()
-        maps.append(layout.position_map(pos))
-        t["UV map"] += time.perf_counter() - tic
-        records.append(
-            SampleRecord(
-                name=fit.name, source=str(fit.mat_path), shape_para=fit.shape_para, exp_para=fit.exp_para,
-                pose_para=fit.pose_para, transform=tr, jitter=np.array(draws), yaw_deg=fit.yaw_deg,
-                pitch_deg=0.0, roll_deg=0.0, extras={},
-            )
-        )
-    tic = time.perf_counter()
-    write_shard(shard_dir / "bench_shard.h5", np.stack(crops), np.stack(maps), records, StorageOptions())
-    t["HDF5 write"] = time.perf_counter() - tic
-    return {k: v / len(mats) for k, v in t.items()}
-
-
-def replicate(source: Path, target: Path, count: int) -> None:
-    """A 300W-LP tree of ``count`` samples made of links to the unique samples in ``source``."""
-    unique = list_300wlp_samples(source)
+def link_tree(mats: list[Path], target: Path, count: int, flat: bool) -> None:
+    """``count`` samples made of links to ``mats`` (and their .jpg), cycling through them."""
     for i in range(count):
-        mat = unique[i % len(unique)]
-        folder = target / mat.parent.name
+        mat = mats[i % len(mats)]
+        folder = target if flat else target / mat.parent.name
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{mat.stem}_r{i // len(unique)}"
+        name = f"image{i:05d}" if flat else f"{mat.stem}_r{i // len(mats)}"
         for suffix in (".mat", ".jpg"):
             link = folder / (name + suffix)
             if not link.exists():
-                link.symlink_to(mat.with_suffix(suffix))
+                link.symlink_to(mat.with_suffix(suffix).resolve())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--unique", type=int, default=200, help="distinct synthetic samples to render")
-    parser.add_argument("--count", type=int, default=2000, help="samples per end-to-end run (links to the unique ones)")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep inputs here (default: a temp dir)")
-    args = parser.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_uvgen_"))
-    work.mkdir(parents=True, exist_ok=True)
-    model_dir, unique_dir, source = work / "model", work / "unique", work / "300W_LP"
-    tic = time.perf_counter()
-    model, kind = real_scale_model()
-    if not (model_dir / "BFM.mat").exists():
-        save_bfm(model, model_dir)
-    print(f"model: {kind}, {model.n_vertices} vertices, {len(model.full_triangles)} triangles "
-          f"({time.perf_counter() - tic:.1f} s to make)")
-    write_synthetic_set("300wlp", model_dir, unique_dir, args.unique, 450, seed=5, workers=2)
-    replicate(unique_dir, source, args.count)
-    print(f"inputs: {args.count} samples (links to {args.unique} synthetic 450x450 JPEG + .mat)")
+def breakdown(split: str, model_dir: Path, root: Path, task_size: int, repeats: int, work: Path) -> None:
+    """Per-step CPU ms per sample of run_task, the task's wall ms per sample, and the floor."""
+    mats = list_300wlp_samples(root) if split == "train" else list_aflw_samples(root)
+    keys = tuple(p.relative_to(root).as_posix() for p in mats)[:task_size]
+    spec = TaskSpec(split=split, model_dir=model_dir, source_root=root, sample_keys=keys,
+                    shard_path=work / f"bench_{split}.h5", seed=0, jitter=True, storage=StorageOptions())
+    run_task(spec)  # warm-up: page cache, buffers
+    steps: list[dict[str, float]] = []
+    walls, floors = [], []
+    jpgs = [m.with_suffix(".jpg") for m in mats[:task_size]]
+    for _ in range(repeats):
+        timings: dict[str, float] = {}
+        result = run_task(spec, timings=timings)
+        steps.append({k: v / len(keys) for k, v in timings.items()})
+        walls.append(result.seconds / len(keys))
+        tic = time.thread_time()
+        for p in jpgs:
+            read_jpeg(p)
+        floors.append((time.thread_time() - tic) / len(jpgs))
+    written = result.n_written
+    print(f"\n{split} split: {len(keys)} samples per task ({written} written, {len(result.rejects)} rejected), "
+          f"median of {repeats} runs, ms per sample on one core")
+    total = 0.0
+    for name in steps[0]:
+        value = statistics.median(s.get(name, 0.0) for s in steps)
+        total += value
+        print(f"  {name:<26s} {1000 * value:7.3f}")
+    floor = statistics.median(floors)
+    print(f"  {'total (CPU)':<26s} {1000 * total:7.3f}")
+    print(f"  {'task wall time':<26s} {1000 * statistics.median(walls):7.3f}")
+    print(f"  floor: bare JPEG decode of the same images {1000 * floor:.3f} ms "
+          f"-> total is {total / floor:.2f}x the floor")
 
-    tic = time.perf_counter()
-    layout = build_uv_layout(model)
-    print(f"UV layout (once per model): {time.perf_counter() - tic:.2f} s")
-    per = stage_breakdown(model, layout, list_300wlp_samples(unique_dir), work)
-    print("\nper-stage, one core, ms per sample:")
-    for k, v in per.items():
-        print(f"  {k:<20s} {1000 * v:7.2f}")
-    print(f"  {'total':<20s} {1000 * sum(per.values()):7.2f}")
 
+def end_to_end(model_dir: Path, source: Path, work: Path) -> None:
     for workers, label in ((0, "1 worker (in-process)"), (2, "2 dask workers")):
         out = work / f"train_{workers}.h5"
         settings = BuildSettings(
@@ -133,19 +108,65 @@ def main() -> None:
         tic = time.perf_counter()
         report = build_split(settings)
         dt = time.perf_counter() - tic
-        n = args.count
+        count = report.written + len(report.rejects)
         per_core = 1000 * report.task_seconds / report.task_samples
-        # Fixed cost (cluster start-up, model loading per worker) vs cost per sample (tasks, merge):
-        # the task phase's wall time minus the tasks' own time on the busiest core is the start-up.
         busy = report.task_seconds / max(workers, 1)
         startup = max(report.tasks_wall_seconds - busy, 0.0)
-        per_sample = (busy + report.merge_seconds) / n
+        per_sample = (busy + report.merge_seconds) / count
         full = startup + 122450 * per_sample + (dt - report.tasks_wall_seconds - report.merge_seconds)
-        print(f"\n{label}: {n / dt:.1f} samples/s end to end ({1000 * dt / n:.2f} ms/sample wall, "
+        print(f"\n{label}: {count / dt:.1f} samples/s end to end ({1000 * dt / count:.2f} ms/sample wall, "
               f"start-up and merge included); in the tasks {per_core:.2f} ms/sample per core; "
-              f"start-up {startup:.1f} s, merge {1000 * report.merge_seconds / n:.2f} ms/sample; "
+              f"start-up {startup:.1f} s, merge {1000 * report.merge_seconds / count:.2f} ms/sample; "
               f"122,450 samples -> {full / 60:.1f} min (start-up once + {1000 * per_sample:.2f} ms/sample)")
         out.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--unique", type=int, default=100, help="distinct synthetic samples to render per split")
+    parser.add_argument("--task-size", type=int, default=100, help="samples per timed task")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per split (median reported)")
+    parser.add_argument("--end-to-end", action="store_true", help="also time whole builds (1 and 2 workers)")
+    parser.add_argument("--count", type=int, default=2000, help="samples per end-to-end build")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep inputs here (default: a temp dir)")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_uvgen_"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = work / "model"
+    tic = time.perf_counter()
+    model, kind = real_scale_model()
+    if not (model_dir / "BFM.mat").exists():
+        save_bfm(model, model_dir)
+    print(f"model: {kind}, {model.n_vertices} vertices, {len(model.full_triangles)} triangles "
+          f"({time.perf_counter() - tic:.1f} s to make)")
+    if not (work / "unique_train").exists():
+        write_synthetic_set("300wlp", model_dir, work / "unique_train", args.unique, 450, seed=5, workers=2)
+    train_root = work / "300W_LP"
+    shutil.rmtree(train_root, ignore_errors=True)
+    link_tree(list_300wlp_samples(work / "unique_train"), train_root,
+              max(args.task_size, args.count if args.end_to_end else 0), flat=False)
+    aflw = SHARED / "aflw2000_3d"
+    if aflw.is_dir():
+        test_mats, test_kind = sorted(aflw.glob("*.mat")), f"the {len(list(aflw.glob('*.mat')))} real AFLW2000-3D fixtures"
+    else:
+        if not (work / "unique_test").exists():
+            write_synthetic_set("aflw2000", model_dir, work / "unique_test", args.unique, 450, seed=6, workers=2)
+        test_mats, test_kind = list_aflw_samples(work / "unique_test"), "synthetic AFLW2000-3D samples"
+    test_root = work / "AFLW2000"
+    link_tree(test_mats, test_root, args.task_size, flat=True)
+    print(f"inputs: synthetic 300W-LP (450x450 JPEG + .mat); test split: {test_kind}")
+    tic = time.perf_counter()
+    model_and_layout(model_dir)
+    print(f"model + UV layout loaded once per worker: {time.perf_counter() - tic:.2f} s")
+    load = os.getloadavg()
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
+          f"CPU affinity {sorted(os.sched_getaffinity(0))}")
+    for split, root in (("train", train_root), ("test", test_root)):
+        breakdown(split, model_dir, root, args.task_size, args.repeats, work)
+    load = os.getloadavg()
+    print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if args.end_to_end:
+        end_to_end(model_dir, train_root, work)
     if args.workdir is None:
         shutil.rmtree(work)
 

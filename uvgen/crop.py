@@ -24,6 +24,8 @@ def _axis_weights(start: float, step: float, count: int, length: int) -> tuple[n
 
     Neighbours outside [0, length) get weight 0 (the constant-0 border)."""
     pos = start + step * np.arange(count, dtype=np.float64)
+    # Far-away samples all read the zero outside: clip before the integer cast (no overflow).
+    pos = np.clip(pos, -2.0, length + 1.0)
     lo = np.floor(pos)
     w_hi = (pos - lo).astype(np.float32)
     w_lo = 1.0 - w_hi
@@ -68,7 +70,10 @@ def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) 
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[..., None]
-    inv = np.linalg.inv(np.asarray(transform, dtype=np.float64))
+    t = np.asarray(transform, dtype=np.float64)
+    if t.shape != (3, 3) or not np.all(np.isfinite(t)) or abs(np.linalg.det(t[:2, :2])) < 1e-12:
+        raise ValueError(f"crop transform must be a finite invertible (3, 3) matrix, got {t.tolist()}")
+    inv = np.linalg.inv(t)
     if abs(inv[0, 1]) < 1e-12 * abs(inv[0, 0]) and abs(inv[1, 0]) < 1e-12 * abs(inv[1, 1]):
         # No rotation (the crop box is axis-aligned; Umeyama leaves ~1e-16 off the diagonal).
         out = _warp_axis_aligned(img, inv, out_size)
@@ -77,7 +82,7 @@ def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) 
         return out.astype(np.uint8)
     h, w, c = img.shape
     pts = crop_sample_points(transform, out_size)
-    x, y = pts[..., 0], pts[..., 1]
+    x, y = np.clip(pts[..., 0], -2.0, w + 1.0), np.clip(pts[..., 1], -2.0, h + 1.0)
     x0 = np.floor(x)
     y0 = np.floor(y)
     fx = (x - x0).astype(np.float32)[..., None]

@@ -15,6 +15,64 @@ import numpy as np
 
 NO_JITTER = (0.5, 0.5, 0.5)
 
+# Plausibility bounds of a fit (a sample outside them is rejected, naming the field). Real data:
+# 300W-LP and AFLW2000-3D images are 450x450 with faces of ~60-400 px; their Pose_Para angles lie
+# within [-pi, pi] (AFLW2000-3D has |yaw| above 90 degrees, none above 180); s is ~1e-3 (BFM units,
+# ~1e5 per head, to pixels); position maps hold crop pixels, within a few hundred px of the crop.
+MAX_ANGLE = np.pi + 1e-6  # |pitch|, |yaw|, |roll| in radians
+MIN_IMAGE_SIDE = 32  # px: smaller images cannot hold a face worth a 256x256 crop
+MIN_FACE_PX = 8.0  # px: key-point box (mean of width and height) below this is degenerate
+MAX_FACE_FACTOR = 4.0  # key-point box above this many times the image's larger side is absurd
+MAX_MAP_ABS = 4096.0  # px: |position-map value| beyond this (16 crop widths) is an absurd fit
+
+
+class GeometryError(ValueError):
+    """A sample whose geometry is degenerate or absurd; ``field`` names what to look at."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def check_pose(pose_para: np.ndarray) -> None:
+    """Raise :class:`GeometryError` ('Pose_Para') for non-finite values, an angle beyond
+    [-pi, pi] or a scale ``s <= 0``."""
+    p = np.asarray(pose_para, dtype=np.float64).ravel()
+    if p.shape != (7,) or not np.all(np.isfinite(p)):
+        raise GeometryError("Pose_Para", f"expected 7 finite values, got {p.tolist()}")
+    for name, value in zip(("pitch", "yaw", "roll"), p[:3]):
+        if abs(value) > MAX_ANGLE:
+            raise GeometryError("Pose_Para", f"{name} {value:g} rad lies outside [-pi, pi]")
+    if not p[6] > 0:
+        raise GeometryError("Pose_Para", f"scale s = {p[6]:g} (must be > 0)")
+
+
+def check_image(image_shape: tuple[int, ...]) -> None:
+    """Raise :class:`GeometryError` ('image') for an image smaller than MIN_IMAGE_SIDE."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise GeometryError("image", f"{w}x{h} px image is smaller than {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+
+
+def check_face_box(keypoints_xy: np.ndarray, image_shape: tuple[int, ...], field: str) -> None:
+    """Raise :class:`GeometryError` (``field``) when the key points' box is not finite, smaller than
+    MIN_FACE_PX, larger than MAX_FACE_FACTOR x the image, or entirely outside the image."""
+    kpt = np.asarray(keypoints_xy, dtype=np.float64)[:, :2]
+    if not np.all(np.isfinite(kpt)):
+        raise GeometryError(field, "the 68 key points are not finite")
+    (left, top), (right, bottom) = kpt.min(axis=0), kpt.max(axis=0)
+    size = ((right - left) + (bottom - top)) / 2
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if size < MIN_FACE_PX:
+        raise GeometryError(field, f"the 68 key points span {size:.3g} px (fewer than {MIN_FACE_PX:g}): a degenerate face")
+    if size > MAX_FACE_FACTOR * max(h, w):
+        raise GeometryError(field, f"the 68 key points span {size:.3g} px, over {MAX_FACE_FACTOR:g}x the {w}x{h} image")
+    if right < 0 or bottom < 0 or left > w - 1 or top > h - 1:
+        raise GeometryError(
+            field, f"the face (key points x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g}) lies outside the {w}x{h} image"
+        )
+
 
 def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
     """(3, 3) ``R = Rx(pitch) @ Ry(yaw) @ Rz(roll)``, angles in radians, each the transpose of the
@@ -132,14 +190,19 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def crop_transform(box: CropBox, out_size: int = 256) -> np.ndarray:
     """(3, 3) similarity from original-image pixels to crop pixels for a square ``box``.
 
-    Takes the box corners (left, top), (left, bottom), (right, top) to (0, 0), (0, out-1), (out-1, 0).
+    Takes the box corners (left, top), (left, bottom), (right, top) to (0, 0), (0, out-1), (out-1, 0):
+    the least-squares (Umeyama) similarity of those three point pairs, which for an axis-aligned
+    square is exactly the scale ``k = (out-1) / size`` and the shift ``-k * (left, top)``
+    (written in closed form: :func:`similarity_transform` of the corners agrees to ~1e-13).
+    Raises :class:`GeometryError` for a box that is not finite or has no positive size.
     """
     cx, cy = box.center
-    half = box.size / 2
-    src = np.array([[cx - half, cy - half], [cx - half, cy + half], [cx + half, cy - half]])
-    last = out_size - 1
-    dst = np.array([[0.0, 0.0], [0.0, last], [last, 0.0]])
-    return similarity_transform(src, dst)
+    size = float(box.size)
+    if not (np.isfinite(cx) and np.isfinite(cy) and np.isfinite(size)) or size <= 0:
+        raise GeometryError("crop box", f"the crop box (centre ({cx:g}, {cy:g}), size {size:g} px) is empty or not finite")
+    k = (out_size - 1) / size
+    half = size / 2
+    return np.array([[k, 0.0, -k * (cx - half)], [0.0, k, -k * (cy - half)], [0.0, 0.0, 1.0]])
 
 
 def vertices_in_crop(image_verts: np.ndarray, transform: np.ndarray) -> np.ndarray:

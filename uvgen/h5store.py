@@ -64,7 +64,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import h5py
 import hdf5plugin
@@ -193,20 +193,46 @@ class StorageOptions:
 # Encoding
 
 
+def stored_posmap_dtype(storage: StorageOptions) -> np.dtype:
+    """The on-disk dtype of the maps."""
+    return np.dtype(np.float16 if storage.posmap_dtype == "float16" else np.float32)
+
+
+def encode_posmap_into(posmap: np.ndarray, storage: StorageOptions, out: np.ndarray, scratch: np.ndarray | None = None) -> int:
+    """Encode one map (H,W,3) float in crop pixels into ``out`` (the stored dtype); return the
+    count of values stored coarser than 1/8 px (always 0 for float32).
+
+    float16 stores ``posmap - 128`` rounded once to nearest: within 1/16 px in (-128, 384).
+    ``scratch`` (float64, the map's shape) avoids an allocation. Raises ValueError when the map
+    holds non-finite values."""
+    lo, hi = float(posmap.min()), float(posmap.max())  # NaN and inf show here
+    if not np.isfinite(lo + hi):
+        raise ValueError("non-finite values")
+    if storage.posmap_dtype == "float32":
+        out[...] = posmap
+        return 0
+    offset = storage.posmap_offset
+    shifted = np.empty(posmap.shape, np.float64) if scratch is None else scratch
+    np.subtract(posmap, offset, out=shifted, dtype=np.float64)  # exact: float32 values minus 128, in float64
+    lossy = 0
+    if not (-FLOAT16_SAFE_HALF_RANGE < lo - offset and hi - offset < FLOAT16_SAFE_HALF_RANGE):
+        lossy = int(np.count_nonzero(~(np.abs(shifted) < FLOAT16_SAFE_HALF_RANGE)))
+    out[...] = shifted  # the one rounding, float64 -> float16
+    return lossy
+
+
 def encode_posmaps(posmaps: np.ndarray, storage: StorageOptions) -> tuple[np.ndarray, int]:
     """Position maps (B,...) float, crop pixels -> stored values and the count of values whose
-    stored precision is coarser than 1/8 px (always 0 for float32).
-
-    float16 stores ``posmap - 128`` rounded once to nearest: within 1/16 px in (-128, 384)."""
-    if storage.posmap_dtype == "float32":
-        return np.asarray(posmaps, dtype=np.float32), 0
+    stored precision is coarser than 1/8 px (see :func:`encode_posmap_into`)."""
     posmaps = np.asarray(posmaps)
-    stored = np.empty(posmaps.shape, np.float16)
+    stored = np.empty(posmaps.shape, stored_posmap_dtype(storage))
+    scratch = np.empty(posmaps.shape[1:], np.float64)
     lossy = 0
-    for k in range(len(posmaps)):  # float64 per sample: one correct rounding, bounded memory
-        shifted = posmaps[k].astype(np.float64) - storage.posmap_offset
-        lossy += int(np.count_nonzero(~(np.abs(shifted) < FLOAT16_SAFE_HALF_RANGE)))
-        stored[k] = shifted
+    for k in range(len(posmaps)):
+        try:
+            lossy += encode_posmap_into(posmaps[k], storage, stored[k], scratch)
+        except ValueError as exc:
+            raise ValueError(f"map {k}: {exc}") from None
     return stored, lossy
 
 
@@ -274,8 +300,6 @@ def _check_batch(path: Path, images: np.ndarray, posmaps: np.ndarray, records: S
         raise DataError(path, "posmaps", f"expected float {images.shape}, got {posmaps.shape} {posmaps.dtype}")
     if len(records) != len(images):
         raise DataError(path, "records", f"{len(records)} records for {len(images)} images")
-    if not np.all(np.isfinite(posmaps)):
-        raise DataError(path, "posmaps", "non-finite values")
     extras_spec = _extras_spec(records[0]) if records else {}
     for i, rec in enumerate(records):
         for key, shape in _ARRAY_FIELDS.items():
@@ -340,6 +364,7 @@ def write_shard(
     posmaps: np.ndarray,
     records: list[SampleRecord],
     storage: StorageOptions,
+    lap: Callable[[str], None] | None = None,
 ) -> None:
     """Write B samples to the shard ``path`` atomically (via a temporary name and ``os.replace``).
 
@@ -351,7 +376,31 @@ def write_shard(
     images = np.asarray(images)
     posmaps = np.asarray(posmaps)
     _check_batch(path, images, posmaps, records)
-    stored, lossy = encode_posmaps(posmaps, storage)
+    try:
+        stored, lossy = encode_posmaps(posmaps, storage)
+    except ValueError as exc:
+        raise DataError(path, "posmaps", f"non-finite values ({exc})") from None
+    if lap:
+        lap("float16 encode")
+    write_encoded_shard(path, images, stored, lossy, records, storage, lap)
+
+
+def write_encoded_shard(
+    path: Path,
+    images: np.ndarray,
+    stored: np.ndarray,
+    lossy: int,
+    records: list[SampleRecord],
+    storage: StorageOptions,
+    lap: Callable[[str], None] | None = None,
+) -> None:
+    """:func:`write_shard` for maps already encoded (:func:`encode_posmap_into`): ``stored``
+    (B,H,W,3) in the stored dtype, ``lossy`` the count of coarse values."""
+    path = Path(path)
+    lap = lap or (lambda step: None)
+    if stored.dtype != stored_posmap_dtype(storage):
+        raise DataError(path, "posmaps", f"expected stored dtype {stored_posmap_dtype(storage)}, got {stored.dtype}")
+    _check_batch(path, images, stored, records)
     if lossy:
         warnings.warn(
             f"{path}: {lossy} position-map values lie outside (-128, 384) px and are stored with a "
@@ -367,6 +416,7 @@ def write_shard(
         _write_records(f, 0, records)
         f.attrs["posmap_lossy_values"] = lossy
         f.attrs["kind"] = "shard"
+    lap("HDF5 write (blosc)")
 
 
 # ---------------------------------------------------------------------------------------------

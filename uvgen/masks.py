@@ -145,10 +145,18 @@ def keypoint_uv_pixels(model_or_uv: Any, kpt_ind: np.ndarray | None = None, size
     return np.rint(uv_pixel_coords(uv[kpt], size)).T.astype(np.int64)
 
 
-def uv_rasterization(model: Any, size: int = UV_SIZE) -> Rasterization:
+def uv_rasterization(model: Any, size: int = UV_SIZE, precision: str = "float32") -> Rasterization:
     """The model's full triangle list (``tri`` + ``tri_mouth``) drawn in UV pixel space: earliest
-    triangle wins, face3d's 2-pixel border counts as covered (as for the position map)."""
-    return rasterize(uv_pixel_coords(model.uv, size), _triangles_of(model), size, size, border=FACE3D_BORDER)
+    triangle wins, face3d's 2-pixel border counts as covered (as for the position map).
+
+    ``precision`` "float32" (default) is face3d's arithmetic (its C++ rasteriser works in float,
+    and PRNet's released model was trained on its maps); "float64" is the exact-arithmetic
+    reference. On the real BFM topology they differ at one pixel: UV (138, 137), where mouth
+    triangle 105917's barycentric denominator is exactly 0 in float32, so face3d counts the pixel
+    covered by it with weights (1, 0, 0), while float64 gives it to triangle 105919."""
+    return rasterize(
+        uv_pixel_coords(model.uv, size), _triangles_of(model), size, size, border=FACE3D_BORDER, precision=precision
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -332,6 +332,7 @@ def _plan(s: BuildSettings, keys: list[str], resume: dict) -> list[TaskSpec]:
                 seed=s.seed,
                 jitter=s.jitter and s.split == "train",
                 storage=s.storage,
+                first_index=i,
             )
         )
     return specs

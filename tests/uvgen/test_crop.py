@@ -55,3 +55,16 @@ def test_rotated_transform_uses_the_general_path_and_matches_reference():
     ref = reference_warp(image, t, 20)
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
     assert (ours == ref).mean() > 0.99
+
+
+def test_far_away_or_degenerate_crops_never_raise_index_errors():
+    import pytest
+
+    image = np.full((40, 40, 3), 200, np.uint8)
+    # A box a billion pixels away reads only the zero outside (no integer overflow in the indices).
+    far = crop_transform(CropBox(center=(1e9, -1e9), size=50.0, old_size=30.0), 16)
+    assert not warp_to_crop(image, far, 16).any()
+    with pytest.raises(ValueError, match="invertible"):
+        warp_to_crop(image, np.diag([0.0, 0.0, 1.0]), 16)
+    with pytest.raises(ValueError, match="empty or not finite"):
+        crop_transform(CropBox(center=(10.0, 10.0), size=0.0, old_size=0.0), 16)

@@ -84,3 +84,30 @@ def test_evaluation_box_is_untruncated_1_6():
     box = g.evaluation_crop_box(kpt)
     assert box.center == (30.5, 50.5)
     assert box.size == int(1.6 * 50.0)
+
+
+def test_closed_form_crop_transform_equals_umeyama_of_the_corners():
+    box = g.CropBox(center=(231.37, 190.05), size=287.3, old_size=190.0)
+    cx, cy, half = 231.37, 190.05, 287.3 / 2
+    src = np.array([[cx - half, cy - half], [cx - half, cy + half], [cx + half, cy - half]])
+    dst = np.array([[0.0, 0.0], [0.0, 255.0], [255.0, 0.0]])
+    np.testing.assert_allclose(g.crop_transform(box, 256), g.similarity_transform(src, dst), rtol=0, atol=1e-10)
+
+
+def test_plausibility_checks_name_the_field():
+    import pytest
+
+    g.check_pose(np.array([0.1, -3.1, 0.2, 200.0, 200.0, 0.0, 1.3e-3]))
+    with pytest.raises(g.GeometryError, match="yaw 1000"):
+        g.check_pose(np.array([0.0, 1000.0, 0.0, 200.0, 200.0, 0.0, 1e-3]))
+    with pytest.raises(g.GeometryError, match="scale"):
+        g.check_pose(np.array([0.0, 0.0, 0.0, 200.0, 200.0, 0.0, 0.0]))
+    with pytest.raises(g.GeometryError) as err:
+        g.check_image((16, 16, 3))
+    assert err.value.field == "image"
+    pts = np.array([[100.0, 120.0], [180.0, 200.0]])
+    g.check_face_box(pts, (450, 450, 3), "pt3d_68")
+    for bad, words in [(np.zeros((68, 2)), "degenerate"), (pts + 1e4, "outside"), (pts * 1e4, "over")]:
+        with pytest.raises(g.GeometryError, match=words) as err:
+            g.check_face_box(bad, (450, 450, 3), "pt3d_68")
+        assert err.value.field == "pt3d_68"

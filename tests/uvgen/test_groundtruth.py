@@ -1,6 +1,7 @@
-"""The fast UV ground truth held to a plain, obviously correct implementation (float64, a loop
-over triangles) written here from docs/conventions.md, at the real 53,215-vertex scale and on the
-embedded model."""
+"""The fast UV ground truth held to a plain, obviously correct implementation (a loop over
+triangles) written here from docs/conventions.md, at the real 53,215-vertex scale and on the embedded
+model. The reference decides coverage and barycentric weights in float32, as face3d's C++
+rasteriser does (PRNet's maps came from it); everything else is float64."""
 import math
 
 import numpy as np
@@ -43,6 +44,8 @@ def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=2
     pos[:, 2] -= pos[:, 2].min()
 
     uv = np.stack([model.uv[:, 0] * (size - 1), (size - 1) - model.uv[:, 1] * (size - 1)], axis=1)
+    f = np.float32  # face3d's C++ `float` arithmetic for coverage and weights
+    uv = [(f(x), f(y)) for x, y in uv.astype(np.float32).tolist()]
     out = np.zeros((size, size, 3))
     done = np.zeros((size, size), bool)
     for a, b, c in model.full_triangles.tolist():
@@ -51,15 +54,16 @@ def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=2
             for x in range(max(math.ceil(min(x0, x1, x2)), 0), min(math.floor(max(x0, x1, x2)), size - 1) + 1):
                 if done[y, x]:
                     continue
-                v0x, v0y, v1x, v1y, v2x, v2y = x2 - x0, y2 - y0, x1 - x0, y1 - y0, x - x0, y - y0
+                v0x, v0y, v1x, v1y, v2x, v2y = x2 - x0, y2 - y0, x1 - x0, y1 - y0, f(x) - x0, f(y) - y0
                 d00, d01, d02 = v0x * v0x + v0y * v0y, v0x * v1x + v0y * v1y, v0x * v2x + v0y * v2y
                 d11, d12 = v1x * v1x + v1y * v1y, v1x * v2x + v1y * v2y
                 den = d00 * d11 - d01 * d01
-                inv = 0.0 if den == 0 else 1.0 / den
+                inv = f(0) if den == 0 else f(1) / den
                 u = (d11 * d02 - d01 * d12) * inv
                 w = (d00 * d12 - d01 * d02) * inv
                 edge = x < 2 or x > size - 3 or y < 2 or y > size - 3  # face3d's covered border band
                 if edge or (u >= 0 and w >= 0 and u + w < 1):
+                    u, w = float(u), float(w)
                     out[y, x] = (1 - u - w) * pos[a] + w * pos[b] + u * pos[c]
                     done[y, x] = True
     return out, done
@@ -121,3 +125,18 @@ def test_landmarks_decoded_from_map_match_projected_key_vertices(embedded_model)
     truth = pair.crop_vertices[embedded_model.kpt_ind]
     # Rounding the key vertex's UV to a pixel centre moves the sample by < 1 UV px.
     assert np.median(np.linalg.norm(decoded[:, :2] - truth[:, :2], axis=1)) < 2.0
+
+
+def test_build_layout_uses_face3d_float32_arithmetic(real_topology_model):
+    """UV (138, 137) on the real topology: mouth triangle 105917 is nearly degenerate in UV space;
+    in float32 (face3d) its barycentric denominator is exactly 0, so it covers the pixel with
+    weights (1, 0, 0) and, being earlier, wins; float64 would give the pixel to triangle 105919."""
+    from uvgen.masks import uv_rasterization
+
+    raster = build_uv_layout(real_topology_model).raster
+    assert raster.tri_index[138, 137] == 105917
+    np.testing.assert_array_equal(raster.weights[138, 137], [1.0, 0.0, 0.0])
+    exact = uv_rasterization(real_topology_model, precision="float64")
+    assert exact.tri_index[138, 137] == 105919
+    differ = np.argwhere(exact.tri_index != raster.tri_index)
+    np.testing.assert_array_equal(differ, [[138, 137]])

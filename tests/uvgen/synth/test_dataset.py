@@ -80,7 +80,8 @@ def test_key_vertices_from_the_mat_land_on_the_rendered_face(model_dir, tmp_path
             if layout == "aflw2000":
                 np.testing.assert_allclose(fit.pt3d_68.T, kpt, atol=1e-3)
             else:
-                np.testing.assert_allclose(fit.pt2d.T, kpt[:, :2], atol=1e-6)
+                # pt2d come from the build's float32 vertices (fit_vertices: ~0.2 BFM units, < 1e-3 px).
+                np.testing.assert_allclose(fit.pt2d.T, kpt[:, :2], atol=1e-3)
 
 
 def test_pose_spread_is_300wlp_like_and_faces_stay_in_frame(model_dir):

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline.config import ConfigError
 import yaml
 
 from pipeline.make_synth import main
@@ -76,11 +78,11 @@ def test_bad_count_names_the_key_and_touches_nothing(model_dir, tmp_path, count,
     out = tmp_path / "AFLW2000"
     main(["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, 2))])
     before = listing(out)
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(ConfigError) as exc:  # one line through pipeline.stage.run
         main(
             ["aflw2000", "--params", str(write_params(tmp_path / "p.yaml", model_dir, out, count))]
         )
-    message = str(exc.value.code)
+    message = str(exc.value)
     assert "synth_aflw2000.count" in message and str(count) in message and "\n" not in message
     assert listing(out) == before  # the earlier set is still there
 

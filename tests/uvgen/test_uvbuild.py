@@ -419,7 +419,7 @@ def test_second_build_of_the_same_output_refuses(synth_data, tmp_path):
         second = stage("train", "--params", params)
         assert second.returncode != 0
         assert second.stderr.strip().splitlines() == [
-            f"uvgen train: another build of {out} is running (pid {first.pid})"
+            f"error: uvgen train: another build of {out} is running (pid {first.pid})"
         ]
     finally:
         gate.touch()
@@ -472,7 +472,7 @@ def test_full_disk_is_one_line_and_leaves_no_final_file(synth_data, tmp_path, mo
             "'No space left on device')"
         )
 
-    monkeypatch.setattr(uvtasks, "write_shard", h5_full)
+    monkeypatch.setattr(uvtasks, "write_encoded_shard", h5_full)
     with pytest.raises(uvbuild.DiskFullError) as err:
         build_split(settings(synth_data, out))
     assert str(err.value) == f"No space left on device: {tmp_path / '.train.h5.work'}"
@@ -489,7 +489,7 @@ def test_stage_on_a_real_full_filesystem(synth_data, small_tmpfs, tmp_path):
     assert done.returncode == 1, done.stderr[-3000:]  # not 139 (segfault)
     lines = [ln for ln in done.stderr.splitlines() if ln.strip() and "sample/s" not in ln]
     assert len(lines) == 1 and lines[0].startswith(
-        f"uvgen train: No space left on device: {small_tmpfs}"
+        f"error: uvgen train: No space left on device: {small_tmpfs}"
     ), lines
     assert not out.exists() and not (small_tmpfs / "uv" / "train_rejects.csv").exists()
     assert not list(small_tmpfs.rglob("*.tmp")) and not list(small_tmpfs.rglob("*.h5"))

@@ -36,7 +36,8 @@ from uvgen.formats.bfm import (
     load_bfm,
 )
 from uvgen.formats.errors import DataError
-from uvgen.groundtruth import build_uv_layout
+from uvgen.groundtruth import UVLayout, build_uv_layout
+from uvgen.masks import uv_rasterization
 
 N_FULL = 11_000
 N_TRIM = 10_950  # >= 10,916, the largest index face3d's repair uses
@@ -249,7 +250,11 @@ def test_output_loads_as_bfm_and_generates_maps(converted: MorphableModel, out_d
         a, b = getattr(converted, field.name), getattr(loaded, field.name)
         np.testing.assert_array_equal(np.asarray(a), b, err_msg=field.name)
 
-    layout = build_uv_layout(loaded)
+    # Exact arithmetic here: the vertices are linear in UV, so exact barycentric weights give the
+    # plane exactly. (face3d's float32 weights, the build's default, lose up to ~0.1 px on this
+    # synthetic layout's thin triangles; tests/uvgen/test_groundtruth.py holds that path to face3d.)
+    layout = UVLayout(size=256, raster=uv_rasterization(loaded, 256, precision="float64"))
+    assert build_uv_layout(loaded).raster.mask.all()
     vertices = loaded.vertices(np.zeros(199), np.zeros(29))  # mean shape + mean expression
     posmap = layout.position_map(vertices)
     assert posmap.shape == (256, 256, 3) and np.isfinite(posmap).all()

@@ -46,7 +46,6 @@ from eval.predictions import N_LANDMARKS, PredictionSet, name_key, to_image_batc
 from eval.tables import METRICS, per_image_table
 from uvgen.formats.errors import DataError
 
-LANDMARK_METRICS = ("nme_2d_68", "nme_3d_68")
 DENSE_METRICS = ("nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
 _MEM = "<memory>"
 
@@ -264,12 +263,6 @@ def dense_errors(pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray,
     e -= g
     recon = np.sqrt(np.einsum("bik,bik->bk", e, e)).mean(axis=1) / norm
     return {"nme_2d_dense": nme2, "nme_3d_dense": nme3, "recon_3d_dense": recon}
-
-
-def reconstruction_error_batch(pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray,
-                               scale: bool = False) -> np.ndarray:
-    """(B,) mean 3D error after :func:`rigid_align_batch`, divided by ``normaliser`` (B,)."""
-    return dense_errors(pred, gt, normaliser, scale)["recon_3d_dense"]
 
 
 def image_metrics(gt_landmarks: np.ndarray, pred_landmarks: np.ndarray | None = None,

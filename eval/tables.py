@@ -148,24 +148,3 @@ def summarise(
     out = pd.DataFrame.from_dict(rows, orient="index", columns=list(SUMMARY_COLUMNS))
     out.index.name = "metric"
     return out.astype({f"n_{b}": np.int64 for b in YAW_BIN_LABELS})
-
-
-def comparison_table(
-    per_image: pd.DataFrame,
-    metric: str = "nme_2d_68",
-    label: str = "ours",
-    published: Mapping[str, Mapping[str, float]] = PUBLISHED_NME_68,
-) -> pd.DataFrame:
-    """Our yaw-binned result for ``metric`` in % beside published numbers (default: 68-point NME).
-
-    Rows: the published methods, then ``label``; columns ``0-30``, ``30-60``, ``60-90``, ``mean``
-    (balanced) and ``all`` (mean over all images; NaN for published rows, which report only the
-    balanced mean).
-    """
-    ours = summarise(per_image, [metric], percent=True).loc[metric]
-    cols = [*YAW_BIN_LABELS, "mean", "all"]
-    rows = {name: [vals.get(c, np.nan) for c in cols] for name, vals in published.items()}
-    rows[label] = [float(ours[c]) for c in cols]
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
-    out.index.name = "method"
-    return out

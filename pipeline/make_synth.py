@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from pipeline.config import DEFAULT_PARAMS, load_params
-from uvgen.resumable import file_digest, prepare_resumable_dir
+from uvgen.model_checksum import model_checksum
+from uvgen.resumable import prepare_resumable_dir
 from uvgen.synth.dataset import write_synthetic_set
 
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
         "count": p.count,
         "image_size": p.image_size,
         "seed": p.seed,
-        "model": file_digest(model_dir / "BFM.mat", model_dir / "BFM_UV.mat", model_dir / "BFM_info.mat"),
+        "model": model_checksum(model_dir),
     }
     resuming = prepare_resumable_dir(p.out_dir, settings)
     if resuming:

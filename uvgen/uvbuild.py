@@ -24,7 +24,8 @@ from uvgen.formats.scan import Reject
 from uvgen.h5store import StorageOptions, UVData, merge_shards
 from uvgen.masks import build_uv_masks
 from uvgen.uvtasks import TaskResult, TaskSpec, load_rejects, model_and_layout, run_task
-from uvgen.resumable import file_digest, prepare_resumable_dir
+from uvgen.model_checksum import model_checksum
+from uvgen.resumable import prepare_resumable_dir
 
 FORMAT_VERSION = 1
 
@@ -55,11 +56,6 @@ class BuildSettings:
 
 class BadSamplesError(RuntimeError):
     """Raised (after the rejects report is written) when bad samples must fail the stage."""
-
-
-def model_checksum(model_dir: Path) -> str:
-    d = Path(model_dir)
-    return file_digest(d / "BFM.mat", d / "BFM_UV.mat", d / "BFM_info.mat")
 
 
 def list_sample_keys(split: str, source_root: Path) -> list[str]:

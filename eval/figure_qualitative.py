@@ -2,6 +2,7 @@
 truth, each cell the shaded dense mesh over the crop and the 68 landmarks joined along their
 contours (:func:`model.uses.draw_landmarks`). Points in crop pixels (:func:`to_crop`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.figures import DPI, GROUND_TRUTH, method_colors, new_figure, plain_axes, rgb255, save_figure
+from eval.figures import (
+    DPI,
+    method_colors,
+    new_figure,
+    plain_axes,
+    rgb255,
+    save_figure,
+)
 from uvgen.formats.errors import DataError
 
 _MEM = "<memory>"
@@ -18,8 +26,9 @@ _MEM = "<memory>"
 # 5. Qualitative results
 
 
-def select_by_yaw(yaw_deg: np.ndarray, n: int = 6, max_yaw: float = 90.0,
-                  candidates: np.ndarray | None = None) -> np.ndarray:
+def select_by_yaw(
+    yaw_deg: np.ndarray, n: int = 6, max_yaw: float = 90.0, candidates: np.ndarray | None = None
+) -> np.ndarray:
     """Indices of ``n`` distinct images whose |yaw| (degrees) lies nearest to ``n`` evenly spaced
     targets from 0 to ``max_yaw``, ordered by |yaw|; ``candidates`` (bool mask or indices)
     restricts the choice. Fewer when fewer images are available."""
@@ -66,8 +75,14 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
 
 
-def shade_mesh(vertices: np.ndarray, triangles: np.ndarray, height: int, width: int,
-               light: Sequence[float] = (-0.3, -0.4, 1.0), ambient: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def shade_mesh(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    height: int,
+    width: int,
+    light: Sequence[float] = (-0.3, -0.4, 1.0),
+    ambient: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray]:
     """(shade (h, w) float32 in [0, 1], mask (h, w) bool): the mesh (vertices in image pixels)
     rendered with a z-buffer (:func:`model.uses.render_raster`) and Lambertian shading of its
     vertex normals under a light from the upper left in front (``light`` in the image frame)."""
@@ -83,8 +98,15 @@ def shade_mesh(vertices: np.ndarray, triangles: np.ndarray, height: int, width: 
     return np.clip(shade, 0.0, 1.0).astype(np.float32), raster.mask
 
 
-def overlay_cell(crop: np.ndarray, landmarks: np.ndarray | None, dense: np.ndarray | None,
-                 triangles: np.ndarray | None, color: str, alpha: float = 0.6, scale: int = 2) -> np.ndarray:
+def overlay_cell(
+    crop: np.ndarray,
+    landmarks: np.ndarray | None,
+    dense: np.ndarray | None,
+    triangles: np.ndarray | None,
+    color: str,
+    alpha: float = 0.6,
+    scale: int = 2,
+) -> np.ndarray:
     """One cell of :func:`qualitative_figure`: the crop (H, W, 3) uint8 upsampled ``scale`` times,
     the dense mesh ``dense`` (K, 3) crop pixels shaded grey and blended with ``alpha`` over it
     (needs ``triangles`` (T, 3) over the K vertices), then the 68 ``landmarks`` (68, 3) crop pixels
@@ -95,7 +117,9 @@ def overlay_cell(crop: np.ndarray, landmarks: np.ndarray | None, dense: np.ndarr
 
     crop = np.asarray(crop, dtype=np.uint8)
     h, w = crop.shape[:2]
-    big = np.asarray(Image.fromarray(crop).resize((w * scale, h * scale), Image.BILINEAR), dtype=np.float32)
+    big = np.asarray(
+        Image.fromarray(crop).resize((w * scale, h * scale), Image.BILINEAR), dtype=np.float32
+    )
     if dense is not None and triangles is not None:
         pts = np.asarray(dense, dtype=np.float64) * [scale, scale, scale]
         pts[:, :2] += (scale - 1) / 2.0  # pixel centres of the upsampled image
@@ -109,16 +133,23 @@ def overlay_cell(crop: np.ndarray, landmarks: np.ndarray | None, dense: np.ndarr
     return out
 
 
-def qualitative_figure(crops: np.ndarray, columns: Mapping[str, tuple[np.ndarray | None, np.ndarray | None]],
-                       triangles: np.ndarray, path: str | Path, row_labels: Sequence[str] | None = None,
-                       nme: Mapping[str, np.ndarray] | None = None, cell_in: float = 2.0, pdf: bool = False,
-                       dpi: int = DPI) -> Path:
+def qualitative_figure(
+    crops: np.ndarray,
+    columns: Mapping[str, tuple[np.ndarray | None, np.ndarray | None]],
+    triangles: np.ndarray,
+    path: str | Path,
+    row_labels: Sequence[str] | None = None,
+    nme: Mapping[str, np.ndarray] | None = None,
+    cell_in: float = 2.0,
+    pdf: bool = False,
+    dpi: int = DPI,
+) -> Path:
     """A grid of R test crops (rows) x methods (columns): each cell the crop with that column's
     shaded dense mesh and 68 landmarks (:func:`overlay_cell`).
 
     ``crops`` (R, H, W, 3) uint8; ``columns``: label -> (landmarks (R, 68, 3) or None, dense
     (R, K, 3) or None), all in crop pixels (the ground truth first, by convention labelled
-    :data:`GROUND_TRUTH`); ``triangles`` (T, 3) over the K dense vertices (the UV grid's,
+    :data:`eval.figures.GROUND_TRUTH`); ``triangles`` (T, 3) over the K dense vertices (the UV grid's,
     :func:`model.uses.uv_grid_triangles`); ``row_labels``: one per row (e.g. name and yaw);
     ``nme``: label -> (R,) per-image 2D 68-point NME (fractions) written in each cell.
     Size: (0.55 + C * ``cell_in``) x (0.45 + R * ``cell_in``) in.
@@ -135,20 +166,47 @@ def qualitative_figure(crops: np.ndarray, columns: Mapping[str, tuple[np.ndarray
     for j, label in enumerate(labels):
         lms, dense = columns[label]
         x0 = (0.55 + j * cell_in) / width
-        fig.text(x0 + cell_in / 2 / width, 1 - 0.22 / height, label, ha="center", va="center",
-                 fontsize=12, weight="bold", color=colours[label])
+        fig.text(
+            x0 + cell_in / 2 / width,
+            1 - 0.22 / height,
+            label,
+            ha="center",
+            va="center",
+            fontsize=12,
+            weight="bold",
+            color=colours[label],
+        )
         for i in range(r):
             y0 = 1 - (0.45 + (i + 1) * cell_in) / height
-            ax = fig.add_axes((x0 + gap / width, y0 + gap / height, (cell_in - 2 * gap) / width,
-                               (cell_in - 2 * gap) / height))
-            cell = overlay_cell(crops[i], None if lms is None else lms[i], None if dense is None else dense[i],
-                                triangles, colours[label])
+            ax = fig.add_axes(
+                (
+                    x0 + gap / width,
+                    y0 + gap / height,
+                    (cell_in - 2 * gap) / width,
+                    (cell_in - 2 * gap) / height,
+                )
+            )
+            cell = overlay_cell(
+                crops[i],
+                None if lms is None else lms[i],
+                None if dense is None else dense[i],
+                triangles,
+                colours[label],
+            )
             ax.imshow(cell, interpolation="antialiased")
             plain_axes(ax)
             if nme is not None and label in nme and np.isfinite(nme[label][i]):
-                ax.text(0.03, 0.03, f"NME {100 * nme[label][i]:.2f}%", transform=ax.transAxes, fontsize=8.5,
-                        color="white", ha="left", va="bottom",
-                        bbox={"facecolor": "black", "alpha": 0.55, "pad": 1.5, "edgecolor": "none"})
+                ax.text(
+                    0.03,
+                    0.03,
+                    f"NME {100 * nme[label][i]:.2f}%",
+                    transform=ax.transAxes,
+                    fontsize=8.5,
+                    color="white",
+                    ha="left",
+                    va="bottom",
+                    bbox={"facecolor": "black", "alpha": 0.55, "pad": 1.5, "edgecolor": "none"},
+                )
     if row_labels is not None:
         for i, text in enumerate(row_labels):
             yc = 1 - (0.45 + (i + 0.5) * cell_in) / height

@@ -19,6 +19,7 @@ Figures (PRNet, Feng et al. ECCV 2018):
 * :mod:`eval.figure_qualitative`: rows of test crops across the yaw range, one column per method
   plus the ground truth (shaded dense mesh and 68 landmarks).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,6 @@ GROUND_TRUTH_COLOR = "#2ca02c"
 _OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 GROUND_TRUTH = "Ground truth"
 _MEM = "<memory>"
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,7 +73,8 @@ def save_figure(fig, path: str | Path, pdf: bool) -> Path:
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
     """A colour per method label: PRN red, 3DDFA blue, DeFA orange (:data:`METHOD_COLORS`), the
-    ground truth green, any other label the next colour of a fixed list (same order, same colours)."""
+    ground truth green, any other label the next colour of a fixed list (same order, same
+    colours)."""
     out: dict[str, str] = {}
     k = 0
     for m in methods:
@@ -123,7 +124,9 @@ def normalise_channels(posmap: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def fill_holes(posmap: np.ndarray, mask: np.ndarray, max_iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def fill_holes(
+    posmap: np.ndarray, mask: np.ndarray, max_iterations: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """(map, mask): the pixels enclosed by ``mask`` (S, S) but not in it (e.g. single UV pixels
     that no triangle of a layout covers) set to the mean of their 8-neighbours in the mask,
     repeated up to ``max_iterations`` times; ``posmap`` (S, S, C) is not modified."""
@@ -148,9 +151,16 @@ def fill_holes(posmap: np.ndarray, mask: np.ndarray, max_iterations: int = 8) ->
     return pm.astype(np.asarray(posmap).dtype, copy=False), m
 
 
-def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask: np.ndarray | None = None,
-                    texture: np.ndarray | None = None, title: str | None = None, pdf: bool = True,
-                    dpi: int = DPI) -> Path:
+def uv_space_figure(
+    crop: np.ndarray,
+    posmap: np.ndarray,
+    path: str | Path,
+    mask: np.ndarray | None = None,
+    texture: np.ndarray | None = None,
+    title: str | None = None,
+    pdf: bool = True,
+    dpi: int = DPI,
+) -> Path:
     """The UV representation of one face (paper Fig. 2): 12 x 8 in.
 
     Top row: the input crop (S, S, 3) uint8; its UV texture map (``texture`` (S, S, 3) uint8, by
@@ -166,7 +176,11 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
     crop = np.asarray(crop)
     pm = np.asarray(posmap, dtype=np.float32)
     if pm.ndim != 3 or pm.shape[2] != 3 or crop.ndim != 3 or crop.shape[2] != 3:
-        raise DataError(_MEM, "posmap", f"expected crop (H, W, 3) and map (S, S, 3), got {crop.shape}, {pm.shape}")
+        raise DataError(
+            _MEM,
+            "posmap",
+            f"expected crop (H, W, 3) and map (S, S, 3), got {crop.shape}, {pm.shape}",
+        )
     m = np.any(pm != 0, axis=-1) if mask is None else np.asarray(mask, dtype=bool)
     pm, m = fill_holes(pm, m)
     tex = uv_texture(crop, pm, m) if texture is None else np.asarray(texture, dtype=np.uint8)
@@ -178,8 +192,16 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     fig = new_figure(12.0, 8.0, dpi)
-    grid = fig.add_gridspec(2, 3, left=0.02, right=0.95, top=0.9 if title else 0.95, bottom=0.03,
-                            wspace=0.25, hspace=0.14)
+    grid = fig.add_gridspec(
+        2,
+        3,
+        left=0.02,
+        right=0.95,
+        top=0.9 if title else 0.95,
+        bottom=0.03,
+        wspace=0.25,
+        hspace=0.14,
+    )
 
     def panel(row: int, col: int):
         """An image axes and, to its right, a colour-bar axes of the same height (hidden in the top
@@ -188,7 +210,11 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
         cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.08)
         return ax, cax
 
-    panels = [(crop, "Input crop"), (tex, "UV texture map"), (rgb, "UV position map (x, y, z as RGB)")]
+    panels = [
+        (crop, "Input crop"),
+        (tex, "UV texture map"),
+        (rgb, "UV position map (x, y, z as RGB)"),
+    ]
     for j, (img, name) in enumerate(panels):
         ax, cax = panel(0, j)
         cax.set_axis_off()
@@ -199,7 +225,9 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
     for c in range(3):
         ax, cax = panel(1, c)
         chan = np.where(m, pm[..., c], np.nan)
-        im = ax.imshow(chan, cmap=colormaps["viridis"].with_extremes(bad="white"), interpolation="nearest")
+        im = ax.imshow(
+            chan, cmap=colormaps["viridis"].with_extremes(bad="white"), interpolation="nearest"
+        )
         ax.set_title(f"Channel {names[c]}", fontsize=12)
         plain_axes(ax)
         bar = fig.colorbar(im, cax=cax)
@@ -214,8 +242,14 @@ def uv_space_figure(crop: np.ndarray, posmap: np.ndarray, path: str | Path, mask
 # 2. Weight mask (paper Fig. 3)
 
 
-def weight_mask_figure(weight_mask: np.ndarray, face_mask: np.ndarray, path: str | Path,
-                       kpt_uv: np.ndarray | None = None, pdf: bool = True, dpi: int = DPI) -> Path:
+def weight_mask_figure(
+    weight_mask: np.ndarray,
+    face_mask: np.ndarray,
+    path: str | Path,
+    kpt_uv: np.ndarray | None = None,
+    pdf: bool = True,
+    dpi: int = DPI,
+) -> Path:
     """The loss weights by region beside the face mask (paper Fig. 3): 10 x 5.4 in.
 
     ``weight_mask`` (S, S): 16 (68 key points), 4 (eyes, nose, mouth), 3 (rest of the face), 0
@@ -225,15 +259,17 @@ def weight_mask_figure(weight_mask: np.ndarray, face_mask: np.ndarray, path: str
     The legend gives each region's weight and pixel count.
     """
     from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from uvgen.masks import CLASS_NAMES, WEIGHT_CLASSES, weight_classes
 
     w = np.asarray(weight_mask, dtype=np.float64)
     face = np.asarray(face_mask, dtype=bool)
     if w.ndim != 2 or face.shape != w.shape:
-        raise DataError(_MEM, "weight_mask", f"expected two (S, S) masks, got {w.shape} and {face.shape}")
+        raise DataError(
+            _MEM, "weight_mask", f"expected two (S, S) masks, got {w.shape} and {face.shape}"
+        )
     classes = weight_classes(w)
     colours = ("#f0f0f0", "#9ecae1", "#2171b5", "#e6550d")  # outside, face, region, key points
     if kpt_uv is None:
@@ -249,24 +285,46 @@ def weight_mask_figure(weight_mask: np.ndarray, face_mask: np.ndarray, path: str
     ax.set_title("Weight mask (loss weight per UV pixel)", fontsize=12)
     plain_axes(ax, frame=True)
     ax = fig.add_subplot(grid[0, 1])
-    ax.imshow(face, cmap=ListedColormap(["#f0f0f0", "#525252"]), vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(
+        face, cmap=ListedColormap(["#f0f0f0", "#525252"]), vmin=0, vmax=1, interpolation="nearest"
+    )
     ax.set_title(f"Face mask ({int(face.sum()):,} pixels = dense vertices)", fontsize=12)
     plain_axes(ax, frame=True)
 
-    labels = {"keypoint": "68 key points", "region": "eyes, nose, mouth", "face": "rest of the face",
-              "outside": "outside the face"}
+    labels = {
+        "keypoint": "68 key points",
+        "region": "eyes, nose, mouth",
+        "face": "rest of the face",
+        "outside": "outside the face",
+    }
     handles = []
     for c in (3, 2, 1, 0):
         count = int((classes == c).sum()) if c != 3 else len(np.atleast_1d(kx))
         text = f"weight {WEIGHT_CLASSES[c]:g}: {labels[CLASS_NAMES[c]]} ({count:,} px)"
         if c == 3:
-            handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor=colours[3],
-                                  markeredgecolor="black", markersize=6, label=text))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    linestyle="",
+                    markerfacecolor=colours[3],
+                    markeredgecolor="black",
+                    markersize=6,
+                    label=text,
+                )
+            )
         else:
             handles.append(Patch(facecolor=colours[c], edgecolor="#555555", label=text))
     handles.append(Patch(facecolor="#525252", edgecolor="#555555", label="face mask"))
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=10, frameon=False,
-               bbox_to_anchor=(0.5, 0.01))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=3,
+        fontsize=10,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.01),
+    )
     return save_figure(fig, path, pdf)
 
 
@@ -275,7 +333,8 @@ def weight_mask_figure(weight_mask: np.ndarray, face_mask: np.ndarray, path: str
 
 
 def per_image_methods(per_image: pd.DataFrame) -> list[str]:
-    """The method labels of a wide per-image table (columns ``<method>/<metric>``), in column order."""
+    """The method labels of a wide per-image table (columns ``<method>/<metric>``), in column
+    order."""
     out: list[str] = []
     for col in per_image.columns:
         if "/" in col:
@@ -285,8 +344,13 @@ def per_image_methods(per_image: pd.DataFrame) -> list[str]:
     return out
 
 
-def ced_axis_limit(per_image: pd.DataFrame, metrics: Sequence[str] = tuple(CED_PANELS), max_error: float = 0.10,
-                   coverage: float = 0.9, cap: float = 1.0) -> float:
+def ced_axis_limit(
+    per_image: pd.DataFrame,
+    metrics: Sequence[str] = tuple(CED_PANELS),
+    max_error: float = 0.10,
+    coverage: float = 0.9,
+    cap: float = 1.0,
+) -> float:
     """The right end (fraction) of the CED axis that shows the curves: ``max_error`` (the
     protocol's range) when, in every panel, the most accurate method reaches ``coverage`` of the
     images within it; else widened in steps of ``max_error / 2`` until it does (at most ``cap``).
@@ -298,7 +362,9 @@ def ced_axis_limit(per_image: pd.DataFrame, metrics: Sequence[str] = tuple(CED_P
         for col in (c for c in per_image.columns if c.endswith(f"/{metric}")):
             vals = per_image[col].to_numpy(dtype=np.float64)
             if vals.size:
-                q = np.quantile(np.where(np.isfinite(vals), vals, np.inf), coverage, method="higher")
+                q = np.quantile(
+                    np.where(np.isfinite(vals), vals, np.inf), coverage, method="higher"
+                )
                 best = min(best, float(q))
         if np.isfinite(best):
             need = max(need, best)
@@ -320,17 +386,25 @@ def ced_figure_size(n_panels: int, n_methods: int) -> tuple[float, float]:
     return _CED_COL_IN * ncol, _CED_TOP_IN + nrow * (_CED_ROW_IN + _CED_LEGEND_LINE_IN * n_methods)
 
 
-def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str] | None = None,
-               panels: Mapping[str, str] = CED_PANELS, max_error: float = 0.10, x_max: float | None = None,
-               pdf: bool = True, dpi: int = DPI) -> Path:
+def ced_figure(
+    per_image: pd.DataFrame,
+    path: str | Path,
+    methods: Sequence[str] | None = None,
+    panels: Mapping[str, str] = CED_PANELS,
+    max_error: float = 0.10,
+    x_max: float | None = None,
+    pdf: bool = True,
+    dpi: int = DPI,
+) -> Path:
     """CED curves, one panel per metric (default four: 68 points and dense vertices, 2D and 3D),
     2 columns, each panel's legend below it. Size: :func:`ced_figure_size`.
     ``per_image``: the evaluate stage's wide table (``per_image.csv``: name, yaw, then
     ``<method>/<metric>`` fractions; NaN = no prediction, counted as a miss). Each curve is
     :func:`eval.ced.ced_curve` on [0, ``max_error``] (axis in %); the legend gives the AUC
     (:func:`eval.ced.ced_auc`, always on [0, ``max_error``]) and the mean NME over the images. A
-    method without a metric is left out of that panel. ``x_max`` (fraction, default ``max_error``):
-    the axis' right end; when wider (e.g. :func:`ced_axis_limit`), a dashed line marks ``max_error``.
+    method without a metric is left out of that panel. ``x_max`` (fraction, default
+    ``max_error``): the axis' right end; when wider (e.g. :func:`ced_axis_limit`), a dashed line
+    marks ``max_error``.
     """
     methods = per_image_methods(per_image) if methods is None else list(methods)
     colours = method_colors(methods)
@@ -345,7 +419,9 @@ def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str]
     for i, metric in enumerate(keys):
         left = (i % ncol) * _CED_COL_IN + 0.7
         top = _CED_TOP_IN + (i // ncol) * row_h + 0.35  # below the panel title
-        ax = fig.add_axes((left / width, 1 - (top + _CED_AXES_IN) / height, 4.5 / width, _CED_AXES_IN / height))
+        ax = fig.add_axes(
+            (left / width, 1 - (top + _CED_AXES_IN) / height, 4.5 / width, _CED_AXES_IN / height)
+        )
         drawn = 0
         for m in methods:
             col = f"{m}/{metric}"
@@ -355,13 +431,26 @@ def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str]
             x, y = ced_curve(vals, max_error=x_max, n_points=1001)
             finite = vals[np.isfinite(vals)]
             mean = f"{100 * finite.mean():.2f}%" if finite.size else "-"
-            ax.step(100 * x, y, where="post", color=colours[m], linewidth=1.8,
-                    label=f"{m}: {auc} {ced_auc(vals, max_error):.3f}, mean {mean}")
+            ax.step(
+                100 * x,
+                y,
+                where="post",
+                color=colours[m],
+                linewidth=1.8,
+                label=f"{m}: {auc} {ced_auc(vals, max_error):.3f}, mean {mean}",
+            )
             drawn += 1
         if wide:
             ax.axvline(100 * max_error, color="#555555", linestyle="--", linewidth=1.0)
-            ax.text(100 * max_error, 0.97, f" {100 * max_error:g}% (protocol)", fontsize=8.5, color="#555555",
-                    ha="left", va="top")
+            ax.text(
+                100 * max_error,
+                0.97,
+                f" {100 * max_error:g}% (protocol)",
+                fontsize=8.5,
+                color="#555555",
+                ha="left",
+                va="top",
+            )
         ax.set_xlim(0, 100 * x_max)
         ax.set_ylim(0, 1.0)
         ax.set_xlabel("NME (%)", fontsize=10)
@@ -370,11 +459,29 @@ def ced_figure(per_image: pd.DataFrame, path: str | Path, methods: Sequence[str]
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=9)
         if drawn:
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / _CED_AXES_IN), fontsize=9, frameon=False,
-                      borderaxespad=0.0, handlelength=1.6)
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.5 / _CED_AXES_IN),
+                fontsize=9,
+                frameon=False,
+                borderaxespad=0.0,
+                handlelength=1.6,
+            )
         else:
-            ax.text(0.5, 0.5, "no method gives this metric", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=10, color="#777777")
-    fig.suptitle(f"Cumulative error distribution on the test set ({len(per_image)} images)", fontsize=13,
-                 y=1 - 0.3 / height, va="center")
+            ax.text(
+                0.5,
+                0.5,
+                "no method gives this metric",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=10,
+                color="#777777",
+            )
+    fig.suptitle(
+        f"Cumulative error distribution on the test set ({len(per_image)} images)",
+        fontsize=13,
+        y=1 - 0.3 / height,
+        va="center",
+    )
     return save_figure(fig, path, pdf)

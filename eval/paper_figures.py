@@ -20,6 +20,7 @@ eval/figure_tables.py, eval/figure_qualitative.py).
 Everything is drawn in the test file's crop pixels (predictions are taken there from
 original-image pixels through each test record's ``transform``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -71,7 +72,9 @@ def gap_filler(model_dir: Path | None, layout: UVData) -> Callable[[np.ndarray],
     return lambda posmap: fill_gaps(posmap, face_uv)
 
 
-def dense_filler(fill: Callable[[np.ndarray], np.ndarray], layout: UVData) -> Callable[[np.ndarray], np.ndarray]:
+def dense_filler(
+    fill: Callable[[np.ndarray], np.ndarray], layout: UVData
+) -> Callable[[np.ndarray], np.ndarray]:
     """The same filling for dense vertices (K, 3) in ``layout.face_ind`` order (a method's values at
     the uncovered pixels are untrained: drawn as they are they would tear the mesh)."""
     size = layout.face_mask.shape
@@ -120,7 +123,14 @@ def uv_figures(p: FigureSettings, out: Path) -> list[Path]:
     title = f"UV position map of test image {name_key(name)} ({yaw_label(yaw[i])}), crop pixels"
     return [
         fg.uv_space_figure(crop, posmap, out / "uv_space.png", title=title, pdf=p.pdf, dpi=p.dpi),
-        fg.weight_mask_figure(layout.weight_mask, layout.face_mask, out / "weight_mask.png", layout.kpt_uv, pdf=p.pdf, dpi=p.dpi),
+        fg.weight_mask_figure(
+            layout.weight_mask,
+            layout.face_mask,
+            out / "weight_mask.png",
+            layout.kpt_uv,
+            pdf=p.pdf,
+            dpi=p.dpi,
+        ),
     ]
 
 
@@ -138,15 +148,27 @@ def table_figures(p: FigureSettings, out: Path, per_image: pd.DataFrame) -> list
         raise DataError(table_csv, None, "not found: run the evaluate stage first")
     summary = pd.read_csv(table_csv)
     return [
-        fg.ced_figure(per_image, out / "ced.png", max_error=p.max_error, x_max=ced_x_max(p, per_image),
-                      pdf=p.pdf, dpi=p.dpi),
-        ft.nme_table_figure(summary, out / "nme_table.png", n_images=len(per_image), max_error=p.max_error,
-                            dpi=p.dpi),
+        fg.ced_figure(
+            per_image,
+            out / "ced.png",
+            max_error=p.max_error,
+            x_max=ced_x_max(p, per_image),
+            pdf=p.pdf,
+            dpi=p.dpi,
+        ),
+        ft.nme_table_figure(
+            summary,
+            out / "nme_table.png",
+            n_images=len(per_image),
+            max_error=p.max_error,
+            dpi=p.dpi,
+        ),
     ]
 
 
 def prediction_figures(p: FigureSettings, out: Path, per_image: pd.DataFrame) -> list[Path]:
-    """``qualitative`` and ``runtime`` from the predict stage's files (methods in manifest order)."""
+    """``qualitative`` and ``runtime`` from the predict stage's files (methods in manifest
+    order)."""
     from model.uses import uv_grid_triangles
 
     manifest = read_manifest(p.predictions_dir)
@@ -159,24 +181,38 @@ def prediction_figures(p: FigureSettings, out: Path, per_image: pd.DataFrame) ->
             transforms = np.array([r.transform for r in recs], dtype=np.float64).reshape(-1, 3, 3)
             yaw = np.array([r.yaw_deg for r in recs], dtype=np.float64)
             matches = [match_names(names, pf.names, pf.source).index for pf in files]
-            have_all = np.all([m >= 0 for m in matches], axis=0) if matches else np.ones(len(names), bool)
-            rows = fq.select_by_yaw(yaw, p.qualitative_rows, p.qualitative_max_yaw, candidates=have_all)
+            have_all = (
+                np.all([m >= 0 for m in matches], axis=0) if matches else np.ones(len(names), bool)
+            )
+            rows = fq.select_by_yaw(
+                yaw, p.qualitative_rows, p.qualitative_max_yaw, candidates=have_all
+            )
             if rows.size == 0:
-                raise DataError(p.predictions_dir, "names", "no test image has a prediction from every method")
+                raise DataError(
+                    p.predictions_dir, "names", "no test image has a prediction from every method"
+                )
             fill = gap_filler(p.model_dir, layout)
             fill_dense = dense_filler(fill, layout)
             crops = np.stack([f.image(int(i)) for i in rows])
-            gt_dense = np.stack([fill(f.posmap(int(i))).reshape(-1, 3)[layout.face_ind] for i in rows])
+            gt_dense = np.stack(
+                [fill(f.posmap(int(i))).reshape(-1, 3)[layout.face_ind] for i in rows]
+            )
         t = transforms[rows]
-        gt_lm = np.stack([fq.to_crop(recs[int(i)].extras["landmarks_gt"], t[k]) for k, i in enumerate(rows)])
+        gt_lm = np.stack(
+            [fq.to_crop(recs[int(i)].extras["landmarks_gt"], t[k]) for k, i in enumerate(rows)]
+        )
         columns: dict = {fg.GROUND_TRUTH: (gt_lm, gt_dense)}
         for pf, m in zip(files, matches):
             idx = m[rows]
             lm = pf.landmarks_rows(idx) if pf.has_landmarks else None
             dense = pf.dense_rows(idx) if pf.dense_count == layout.face_ind.size else None
             columns[pf.method] = (
-                None if lm is None else np.stack([fq.to_crop(lm[k], t[k]) for k in range(len(rows))]),
-                None if dense is None else np.stack([fq.to_crop(fill_dense(d), tk) for d, tk in zip(dense, t)]),
+                None
+                if lm is None
+                else np.stack([fq.to_crop(lm[k], t[k]) for k in range(len(rows))]),
+                None
+                if dense is None
+                else np.stack([fq.to_crop(fill_dense(d), tk) for d, tk in zip(dense, t)]),
             )
         runtimes = {pf.method: pf.runtime_s for pf in files}
         devices = {pf.method: device_label(pf.meta) for pf in files}
@@ -186,11 +222,23 @@ def prediction_figures(p: FigureSettings, out: Path, per_image: pd.DataFrame) ->
 
     by_name = per_image.assign(_key=[name_key(n) for n in per_image["name"]]).set_index("_key")
     keys = [name_key(names[int(i)]) for i in rows]
-    nme = {m: by_name[f"{m}/nme_2d_68"].reindex(keys).to_numpy(dtype=np.float64)
-           for m in columns if f"{m}/nme_2d_68" in by_name.columns}
+    nme = {
+        m: by_name[f"{m}/nme_2d_68"].reindex(keys).to_numpy(dtype=np.float64)
+        for m in columns
+        if f"{m}/nme_2d_68" in by_name.columns
+    }
     labels = [f"{k}, {yaw_label(yaw[int(i)])}" for k, i in zip(keys, rows)]
-    written = [fq.qualitative_figure(crops, columns, uv_grid_triangles(layout.face_mask), out / "qualitative.png",
-                                     row_labels=labels, nme=nme, dpi=p.dpi)]
+    written = [
+        fq.qualitative_figure(
+            crops,
+            columns,
+            uv_grid_triangles(layout.face_mask),
+            out / "qualitative.png",
+            row_labels=labels,
+            nme=nme,
+            dpi=p.dpi,
+        )
+    ]
     table = ft.runtime_table(runtimes, devices)
     md = out / "runtime.md"
     md.write_text(ft.runtime_markdown(table), encoding="utf-8")
@@ -206,6 +254,14 @@ def write_paper_figures(p: FigureSettings) -> list[Path]:
     if not per_image_csv.is_file():
         raise DataError(per_image_csv, None, "not found: run the evaluate stage first")
     per_image = read_per_image(per_image_csv)
-    written = uv_figures(p, out) + table_figures(p, out, per_image) + prediction_figures(p, out, per_image)
-    pdfs = [w.with_suffix(".pdf") for w in written if p.pdf and w.suffix == ".png" and w.with_suffix(".pdf").is_file()]
+    written = (
+        uv_figures(p, out)
+        + table_figures(p, out, per_image)
+        + prediction_figures(p, out, per_image)
+    )
+    pdfs = [
+        w.with_suffix(".pdf")
+        for w in written
+        if p.pdf and w.suffix == ".png" and w.with_suffix(".pdf").is_file()
+    ]
     return written + pdfs

@@ -1,4 +1,5 @@
 """Which torch device a run uses: one rule for training, inference and the predict stage."""
+
 from __future__ import annotations
 
 import torch

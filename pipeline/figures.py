@@ -6,6 +6,7 @@ Reads the ``figures`` section of params.yaml and runs :func:`eval.paper_figures.
 eval/figure_qualitative.py): ``uv_space``, ``weight_mask`` and ``ced`` (PNG + PDF), ``nme_table``
 and ``qualitative`` (PNG), ``runtime`` (.md + .png), all in ``out_dir``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,9 @@ def run(p: FiguresParams) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml to read")
     args = parser.parse_args(argv)
     for path in run(load_figures_params(args.params)):

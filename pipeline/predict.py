@@ -7,6 +7,7 @@ position maps of the test crops, decoded the same way (``eval.predictions.decode
 the files (and any method skipped because its checkpoint is absent, which only
 ``skip_missing: true`` allows). Runtime per image and the device are recorded beside them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,16 @@ from pipeline.config import DEFAULT_PARAMS, PredictParams, load_params
 
 
 def run(p: PredictParams) -> dict:
-    """The stage: every method of ``p`` -> files + manifest in ``p.out_dir``; returns the manifest."""
+    """The stage: every method of ``p`` -> files + manifest in ``p.out_dir``; returns the
+    manifest."""
     device = str(resolve_device(p.device))
     return predict_methods(p.methods, p.test_file, p.out_dir, p.batch_size, device, p.skip_missing)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml to read")
     args = parser.parse_args(argv)
     run(load_params(args.params).predict)

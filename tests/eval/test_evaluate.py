@@ -1,9 +1,9 @@
 """Tests for eval.evaluate (and predictions files as it reads them), with hand-made cases whose
 values are known exactly."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,7 +16,6 @@ from eval.evaluate import (
     dense_errors,
     evaluate,
     image_metrics,
-    match_names,
     rigid_align_batch,
 )
 from eval.metrics import bbox_size, nme_2d_batch, nme_3d_batch, reconstruction_error, rigid_align
@@ -28,6 +27,7 @@ from eval.predictions import (
     read_predictions,
     write_predictions,
 )
+from tests.tiny_data import write_uv_test_file
 from uvgen.formats.errors import DataError
 
 
@@ -38,20 +38,32 @@ def _rot(axis, angle: float) -> np.ndarray:
 
 
 def _gt(n: int = 6, k: int = 300, seed: int = 0) -> GroundTruth:
-    """n images; 68 points whose (x, y) box is 40 x 90 (normaliser 60); dense points spread wider."""
+    """n images; 68 points whose (x, y) box is 40 x 90 (normaliser 60); dense points wider."""
     rng = np.random.default_rng(seed)
-    lm = np.stack([np.column_stack([rng.uniform(10, 50, 68), rng.uniform(20, 110, 68), rng.uniform(0, 30, 68)])
-                   for _ in range(n)])
+    lm = np.stack(
+        [
+            np.column_stack(
+                [rng.uniform(10, 50, 68), rng.uniform(20, 110, 68), rng.uniform(0, 30, 68)]
+            )
+            for _ in range(n)
+        ]
+    )
     lm[:, 0, :2] = (10, 20)
     lm[:, 1, :2] = (50, 110)
-    dense = np.stack([np.column_stack([rng.uniform(0, 80, k), rng.uniform(0, 150, k), rng.uniform(0, 50, k)])
-                      for _ in range(n)])
+    dense = np.stack(
+        [
+            np.column_stack([rng.uniform(0, 80, k), rng.uniform(0, 150, k), rng.uniform(0, 50, k)])
+            for _ in range(n)
+        ]
+    )
     yaw = np.array([0, 30, 30.5, 60, 61, -95])[:n]
     return GroundTruth(tuple(f"image{i:05d}.mat" for i in range(n)), yaw, lm, dense)
 
 
 def _preds(gt: GroundTruth, name: str = "m", d68=(0, 0, 0), ddense=(0, 0, 0), **kw) -> Predictions:
-    return Predictions(name, gt.names, gt.landmarks + np.asarray(d68), gt.dense + np.asarray(ddense), **kw)
+    return Predictions(
+        name, gt.names, gt.landmarks + np.asarray(d68), gt.dense + np.asarray(ddense), **kw
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -62,7 +74,13 @@ def test_ground_truth_against_itself_is_zero_everywhere():
     gt = _gt()
     (res,) = evaluate(gt, [_preds(gt)], chunk=4)
     vals = res.per_image[list(res.metrics)].to_numpy()
-    assert res.metrics == ("nme_2d_68", "nme_3d_68", "nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
+    assert res.metrics == (
+        "nme_2d_68",
+        "nme_3d_68",
+        "nme_2d_dense",
+        "nme_3d_dense",
+        "recon_3d_dense",
+    )
     assert np.all(np.abs(vals) < 1e-6)  # float32 storage of the prediction
     assert res.matching.missing == () and res.matching.extra == ()
 
@@ -89,7 +107,12 @@ def test_rigid_motion_is_removed_by_the_reconstruction_error_only():
     assert np.allclose(res.per_image["recon_3d_dense"], 0, atol=1e-6)
     assert np.all(res.per_image["nme_3d_dense"] > 0.05)
     # a scaled prediction: error with a rigid alignment, none with a similarity one
-    scaled = Predictions("s", gt.names, gt.landmarks, 1.2 * (gt.dense - gt.dense.mean(1, keepdims=True)) + gt.dense.mean(1, keepdims=True))
+    scaled = Predictions(
+        "s",
+        gt.names,
+        gt.landmarks,
+        1.2 * (gt.dense - gt.dense.mean(1, keepdims=True)) + gt.dense.mean(1, keepdims=True),
+    )
     (rigid,) = evaluate(gt, [scaled])
     (sim,) = evaluate(gt, [scaled], recon_scale=True)
     assert np.all(rigid.per_image["recon_3d_dense"] > 0.01)
@@ -115,7 +138,9 @@ def test_rigid_align_batch_matches_single_and_never_reflects():
     rng = np.random.default_rng(4)
     g = rng.normal(0, 50, (3, 100, 3))
     p = g + rng.normal(0, 5, g.shape)
-    p[2] = g[2] * np.array([-1.0, 1.0, 1.0])  # a mirror image: the best proper rotation, not a reflection
+    p[2] = g[2] * np.array(
+        [-1.0, 1.0, 1.0]
+    )  # a mirror image: the best proper rotation, not a reflection
     for scale in (False, True):
         batch = rigid_align_batch(p, g, scale)
         for i in range(3):
@@ -188,18 +213,24 @@ def test_predictions_file_round_trip_and_row_reads(tmp_path):
         assert np.array_equal(f.dense_rows(np.array([3, 0, 3])), p.dense[[3, 0, 3]])
         assert np.array_equal(f.dense_rows(slice(1, 3)), p.dense[1:3])
         (res,) = evaluate(gt, [f])  # a file is evaluated like an in-memory set
-    assert np.all(res.per_image[list(res.metrics)].to_numpy() < 1e-6) and res.runtime_s == pytest.approx(0.02)
+    assert np.all(
+        res.per_image[list(res.metrics)].to_numpy() < 1e-6
+    ) and res.runtime_s == pytest.approx(0.02)
 
 
 def test_writer_is_atomic_and_checks_rows(tmp_path):
     out = tmp_path / "m.h5"
-    with pytest.raises(DataError, match="never written"):
-        with PredictionsWriter(out, "m", ["a", "b"], dense_count=None) as w:
-            w.write(0, np.zeros((1, 68, 3)))
+    with (
+        pytest.raises(DataError, match="never written"),
+        PredictionsWriter(out, "m", ["a", "b"], dense_count=None) as w,
+    ):
+        w.write(0, np.zeros((1, 68, 3)))
     assert not out.exists() and not (tmp_path / "m.h5.tmp").exists()
-    with pytest.raises(DataError, match="non-finite"):
-        with PredictionsWriter(out, "m", ["a"], dense_count=4) as w:
-            w.write(0, np.zeros((1, 68, 3)), np.full((1, 4, 3), np.nan))
+    with (
+        pytest.raises(DataError, match="non-finite"),
+        PredictionsWriter(out, "m", ["a"], dense_count=4) as w,
+    ):
+        w.write(0, np.zeros((1, 68, 3)), np.full((1, 4, 3), np.nan))
     assert not out.exists()
 
 
@@ -208,9 +239,17 @@ def test_bad_predictions_files_raise_data_errors(tmp_path):
     good = write_predictions(tmp_path / "g.h5", _preds(gt))
     cases = {
         "method": lambda f: f.attrs.__delitem__("method"),
-        "landmarks": lambda f: (f.__delitem__("landmarks"), f.create_dataset("landmarks", data=np.zeros((2, 67, 3)))),
+        "landmarks": lambda f: (
+            f.__delitem__("landmarks"),
+            f.create_dataset("landmarks", data=np.zeros((2, 67, 3))),
+        ),
         "runtime_s": lambda f: f.__delitem__("runtime_s"),
-        "names": lambda f: (f.__delitem__("names"), f.create_dataset("names", data=np.array(["a", "a.jpg"], dtype=object), dtype=h5py.string_dtype())),
+        "names": lambda f: (
+            f.__delitem__("names"),
+            f.create_dataset(
+                "names", data=np.array(["a", "a.jpg"], dtype=object), dtype=h5py.string_dtype()
+            ),
+        ),
     }
     for field, damage in cases.items():
         bad = tmp_path / f"bad_{field}.h5"
@@ -233,10 +272,10 @@ def test_bad_predictions_files_raise_data_errors(tmp_path):
 # the test file's ground truth and the map decoding
 
 
-def test_test_file_ground_truth_and_map_decoding_agree(tmp_path, uv_test_file):
+def test_test_file_ground_truth_and_map_decoding_agree(tmp_path):
     from model.inference import landmarks_from_map, map_to_image, vertices_from_map
 
-    path, maps, transforms = uv_test_file(tmp_path)
+    path, maps, transforms = write_uv_test_file(tmp_path)
     with GroundTruthFile(path) as gt:
         assert len(gt) == 4 and gt.dense_count == 200 and gt.yaw_deg.tolist() == [0, 20, 40, 60]
         lm, dense = decode_maps(maps, transforms, gt.kpt_uv, gt.face_ind)

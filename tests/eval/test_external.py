@@ -1,5 +1,6 @@
 """Tests for eval.external: every accepted file format, name matching, missing/extra images,
 bad files (DataError naming file and field) and the 3DDFA-style 62-parameter decoding."""
+
 from __future__ import annotations
 
 import math
@@ -108,9 +109,14 @@ def test_model_vertices_are_drawn_into_the_uv_map_like_the_ground_truth():
 
 def _basis(tmp_path, n: int = 30, with_uv: bool = False, seed: int = 2):
     rng = np.random.default_rng(seed)
-    arrays = dict(u=rng.normal(0, 1e4, (3 * n, 1)), w_shp=rng.normal(0, 1e3, (3 * n, 40)),
-                  w_exp=rng.normal(0, 1e3, (3 * n, 10)), param_mean=rng.normal(0, 1, 62),
-                  param_std=rng.uniform(0.5, 2, 62), kpt_ind=rng.choice(n, 68, replace=True).astype(np.int64))
+    arrays = dict(
+        u=rng.normal(0, 1e4, (3 * n, 1)),
+        w_shp=rng.normal(0, 1e3, (3 * n, 40)),
+        w_exp=rng.normal(0, 1e3, (3 * n, 10)),
+        param_mean=rng.normal(0, 1, 62),
+        param_std=rng.uniform(0.5, 2, 62),
+        kpt_ind=rng.choice(n, 68, replace=True).astype(np.int64),
+    )
     if with_uv:
         arrays["uv"] = rng.uniform(0, 1, (n, 2))
         arrays["tri"] = np.array([[i, i + 1, i + 2] for i in range(n - 2)])
@@ -138,7 +144,9 @@ def test_62_parameter_decoding_round_trip(tmp_path):
         x = v @ cam[:, :3].T + cam[:, 3]
         x[:, 1] = 120 + 1 - x[:, 1]
         sx, sy = (roi[i, 2] - roi[i, 0]) / 120, (roi[i, 3] - roi[i, 1]) / 120
-        want = np.column_stack([x[:, 0] * sx + roi[i, 0], x[:, 1] * sy + roi[i, 1], x[:, 2] * (sx + sy) / 2])
+        want = np.column_stack(
+            [x[:, 0] * sx + roi[i, 0], x[:, 1] * sy + roi[i, 1], x[:, 2] * (sx + sy) / 2]
+        )
         assert np.allclose(got[i], want, rtol=1e-10, atol=1e-9)
     assert np.allclose(decode_params(params, basis, roi, basis.kpt_ind), got[:, basis.kpt_ind])
     # through a params file: the landmarks are the key vertices; no dense without a correspondence
@@ -153,8 +161,11 @@ def test_62_parameters_with_uv_give_dense_points(tmp_path):
     np.save(tmp_path / "p.npy", params)
     names = _write_names(tmp_path / "n.txt", _names(2))
     face_ind = np.arange(0, 65536, 4096)
-    pred = load_external(ExternalSpec("ext", params=tmp_path / "p.npy", basis=path, names=names),
-                         face_count=len(face_ind), face_ind=face_ind)
+    pred = load_external(
+        ExternalSpec("ext", params=tmp_path / "p.npy", basis=path, names=names),
+        face_count=len(face_ind),
+        face_ind=face_ind,
+    )
     assert pred.dense is not None and pred.dense.shape == (2, len(face_ind), 3)
 
 
@@ -164,17 +175,32 @@ def test_62_parameters_with_uv_give_dense_points(tmp_path):
 
 def test_external_method_is_matched_by_name_and_unmatched_images_reported(tmp_path):
     lm = _lm(4)
-    gt = GroundTruth(tuple(_names(4, ".mat")), np.zeros(4), lm.astype(np.float64),
-                     np.random.default_rng(0).uniform(0, 50, (4, K, 3)))
+    gt = GroundTruth(
+        tuple(_names(4, ".mat")),
+        np.zeros(4),
+        lm.astype(np.float64),
+        np.random.default_rng(0).uniform(0, 50, (4, K, 3)),
+    )
     # predictions for images 2, 0, 3 (other order, .jpg names) and one not in the test set
     order = [2, 0, 3]
     names = [*(f"image{i:05d}.jpg" for i in order), "image99999.jpg"]
-    np.savez(tmp_path / "lm.npz", landmarks=np.concatenate([lm[order], lm[:1]]) + np.float32([3, 4, 0]),
-             names=np.array(names))
+    np.savez(
+        tmp_path / "lm.npz",
+        landmarks=np.concatenate([lm[order], lm[:1]]) + np.float32([3, 4, 0]),
+        names=np.array(names),
+    )
     dense = np.concatenate([gt.dense[order], gt.dense[:1]]).astype(np.float32)
-    np.savez(tmp_path / "dense.npz", dense=dense[[3, 1, 0, 2]].transpose(0, 2, 1), names=np.array(names)[[3, 1, 0, 2]])
-    pred = load_external(ExternalSpec("ext", landmarks=tmp_path / "lm.npz", dense=tmp_path / "dense.npz",
-                                      runtime_ms=12.0), face_count=K)
+    np.savez(
+        tmp_path / "dense.npz",
+        dense=dense[[3, 1, 0, 2]].transpose(0, 2, 1),
+        names=np.array(names)[[3, 1, 0, 2]],
+    )
+    pred = load_external(
+        ExternalSpec(
+            "ext", landmarks=tmp_path / "lm.npz", dense=tmp_path / "dense.npz", runtime_ms=12.0
+        ),
+        face_count=K,
+    )
     with pytest.warns(UserWarning, match="ext"):
         (res,) = evaluate(gt, [pred])
     assert res.matching.missing == ("image00001.mat",) and res.matching.extra == ("image99999.jpg",)
@@ -190,7 +216,9 @@ def test_sources_of_one_method_must_name_the_same_images(tmp_path):
     np.savez(tmp_path / "lm.npz", landmarks=_lm(), names=np.array(_names()))
     np.savez(tmp_path / "d.npz", dense=np.zeros((2, K, 3)), names=np.array(_names(2)))
     with pytest.raises(DataError) as err:
-        load_external(ExternalSpec("e", landmarks=tmp_path / "lm.npz", dense=tmp_path / "d.npz"), face_count=K)
+        load_external(
+            ExternalSpec("e", landmarks=tmp_path / "lm.npz", dense=tmp_path / "d.npz"), face_count=K
+        )
     assert err.value.path == tmp_path / "d.npz" and err.value.field == "dense"
 
 
@@ -208,9 +236,13 @@ def _raises(fn, path, field):
 def test_bad_files_raise_data_errors_naming_file_and_field(tmp_path):
     names = _write_names(tmp_path / "n.txt", _names())
     np.save(tmp_path / "short.npy", np.zeros((N, 67, 3)))
-    _raises(lambda: read_landmarks(tmp_path / "short.npy", names), tmp_path / "short.npy", "landmarks")
+    _raises(
+        lambda: read_landmarks(tmp_path / "short.npy", names), tmp_path / "short.npy", "landmarks"
+    )
     np.save(tmp_path / "count.npy", np.zeros((N + 1, 68, 3)))
-    _raises(lambda: read_landmarks(tmp_path / "count.npy", names), tmp_path / "count.npy", "landmarks")
+    _raises(
+        lambda: read_landmarks(tmp_path / "count.npy", names), tmp_path / "count.npy", "landmarks"
+    )
     np.save(tmp_path / "ok.npy", np.zeros((N, 68, 3)))
     _raises(lambda: read_landmarks(tmp_path / "ok.npy"), tmp_path / "ok.npy", "names")
     np.savez(tmp_path / "nonames.npz", landmarks=np.zeros((N, 68, 3)))
@@ -221,7 +253,9 @@ def test_bad_files_raise_data_errors_naming_file_and_field(tmp_path):
     with pytest.raises(DataError, match="row 1"):
         read_landmarks(tmp_path / "nan.npz")
     (tmp_path / "junk.npy").write_bytes(b"junk")
-    _raises(lambda: read_landmarks(tmp_path / "junk.npy", names), tmp_path / "junk.npy", "landmarks")
+    _raises(
+        lambda: read_landmarks(tmp_path / "junk.npy", names), tmp_path / "junk.npy", "landmarks"
+    )
     folder = tmp_path / "txt"
     folder.mkdir()
     np.savetxt(folder / "image00000.txt", np.zeros((60, 3)))
@@ -243,7 +277,12 @@ def test_bad_basis_and_params_raise_data_errors(tmp_path):
     _raises(lambda: load_basis(tmp_path / "b2.npz"), tmp_path / "b2.npz", "kpt_ind")
     np.savez(tmp_path / "p.npz", params=np.zeros((2, 60)), names=np.array(_names(2)))
     _raises(lambda: read_params(tmp_path / "p.npz"), tmp_path / "p.npz", "params")
-    np.savez(tmp_path / "p2.npz", params=np.zeros((2, 62)), names=np.array(_names(2)), roi_boxes=np.zeros((2, 3)))
+    np.savez(
+        tmp_path / "p2.npz",
+        params=np.zeros((2, 62)),
+        names=np.array(_names(2)),
+        roi_boxes=np.zeros((2, 3)),
+    )
     _raises(lambda: read_params(tmp_path / "p2.npz"), tmp_path / "p2.npz", "roi_boxes")
     with pytest.raises(ValueError, match="basis"):
         ExternalSpec("x", params=tmp_path / "p.npz")
@@ -253,8 +292,11 @@ def test_bad_basis_and_params_raise_data_errors(tmp_path):
 
 def test_dense_of_unknown_size_needs_a_topology(tmp_path):
     np.savez(tmp_path / "d.npz", dense=np.zeros((2, K + 5, 3)), names=np.array(_names(2)))
-    _raises(lambda: load_external(ExternalSpec("e", dense=tmp_path / "d.npz"), face_count=K),
-            tmp_path / "d.npz", "dense")
+    _raises(
+        lambda: load_external(ExternalSpec("e", dense=tmp_path / "d.npz"), face_count=K),
+        tmp_path / "d.npz",
+        "dense",
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,8 +331,11 @@ def test_topology_correspondence_equals_the_ground_truth_map(embedded_model, tmp
     verts = rng.uniform(0, 200, (2, embedded_model.n_vertices, 3)).astype(np.float32)
     face_ind = np.sort(rng.choice(256 * 256, 500, replace=False))
     np.savez(tmp_path / "d.npz", dense=verts, names=np.array(_names(2)))
-    pred = load_external(ExternalSpec("e", dense=tmp_path / "d.npz", topology=tmp_path / "model"),
-                         face_count=len(face_ind), face_ind=face_ind)
+    pred = load_external(
+        ExternalSpec("e", dense=tmp_path / "d.npz", topology=tmp_path / "model"),
+        face_count=len(face_ind),
+        face_ind=face_ind,
+    )
     layout = build_uv_layout(embedded_model)
     for i in range(2):
         want = layout.position_map(verts[i].astype(np.float64)).reshape(-1, 3)[face_ind]

@@ -1,11 +1,13 @@
-"""Tests for eval.figure_qualitative: row selection by yaw, crop coordinates, shading, the figure."""
+"""Tests for eval.figure_qualitative: row selection by yaw, crop coordinates, shading, figure."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from eval import figure_qualitative as fq
+from eval import figures as fg
 from eval.predictions import to_image_batch
-from tests.tiny_figures import DPI, S, assert_size, tiny_layout, tiny_maps
+from tests.tiny_data import DPI, S, assert_size, tiny_layout, tiny_maps
 
 
 def test_select_by_yaw_spans_the_range():
@@ -29,7 +31,9 @@ def test_shade_mesh_faces_the_light():
     from model.uses import uv_grid_triangles
 
     yy, xx = np.mgrid[0:8, 0:8].astype(np.float64)
-    flat = np.stack([xx.ravel() * 4 + 2, yy.ravel() * 4 + 2, np.zeros(64)], axis=1)  # a plane facing the viewer
+    flat = np.stack(
+        [xx.ravel() * 4 + 2, yy.ravel() * 4 + 2, np.zeros(64)], axis=1
+    )  # a plane facing the viewer
     tri = uv_grid_triangles(np.ones((8, 8), bool))
     n = fq.vertex_normals(flat, tri)
     np.testing.assert_allclose(n, np.tile([0, 0, 1.0], (64, 1)), atol=1e-12)
@@ -46,10 +50,19 @@ def test_qualitative_figure(tmp_path):
     crops = np.random.default_rng(0).integers(0, 255, (3, S, S, 3), dtype=np.uint8)
     lm = maps.reshape(3, -1, 3)[:, layout.kpt_uv[1].astype(np.int64) * S + layout.kpt_uv[0]]
     dense = maps.reshape(3, -1, 3)[:, layout.face_ind]
-    cols = {fq.GROUND_TRUTH: (lm, dense), "PRN": (lm + 1, dense + 1), "X": (lm, None)}
-    path = fq.qualitative_figure(crops, cols, uv_grid_triangles(layout.face_mask), tmp_path / "q.png",
-                                 row_labels=["a", "b", "c"], nme={"PRN": np.array([0.01, np.nan, 0.03])}, dpi=DPI)
+    cols = {fg.GROUND_TRUTH: (lm, dense), "PRN": (lm + 1, dense + 1), "X": (lm, None)}
+    path = fq.qualitative_figure(
+        crops,
+        cols,
+        uv_grid_triangles(layout.face_mask),
+        tmp_path / "q.png",
+        row_labels=["a", "b", "c"],
+        nme={"PRN": np.array([0.01, np.nan, 0.03])},
+        dpi=DPI,
+    )
     assert_size(path, 0.55 + 3 * 2.0, 0.45 + 3 * 2.0)
-    cell = fq.overlay_cell(crops[0], lm[0], dense[0], uv_grid_triangles(layout.face_mask), "#d62728")
+    cell = fq.overlay_cell(
+        crops[0], lm[0], dense[0], uv_grid_triangles(layout.face_mask), "#d62728"
+    )
     assert cell.shape == (2 * S, 2 * S, 3) and cell.dtype == np.uint8
     assert not np.array_equal(cell, fq.overlay_cell(crops[0], None, None, None, "#d62728"))

@@ -1,4 +1,5 @@
 """Tests for eval.methods: running a method into a predictions file, the manifest, its errors."""
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from eval.evaluate import GroundTruthFile, evaluate
 from eval.methods import MANIFEST, predict_method, predict_methods, read_manifest
 from eval.metrics import bbox_size
 from eval.predictions import PredictionsFile
+from tests.tiny_data import write_uv_test_file
 from uvgen.formats.errors import DataError
 
 
@@ -22,18 +24,28 @@ class Method:
     checkpoint: Path
 
 
-def test_predict_method_writes_decoded_maps(tmp_path, uv_test_file):
-    path, maps, transforms = uv_test_file(tmp_path, n=5)
+def test_predict_method_writes_decoded_maps(tmp_path):
+    path, maps, transforms = write_uv_test_file(tmp_path, n=5)
 
-    def adapter(method, test_file, batch_size, device):  # a method that returns the ground-truth maps
+    shift = np.float32([6.0, 8.0, 0.0])  # a (6, 8) px crop shift
+
+    def adapter(method, test_file, batch_size, device):  # returns the ground-truth maps, shifted
         for start in range(0, len(maps), batch_size):
-            yield maps[start:start + batch_size] + np.float32([6.0, 8.0, 0.0])  # a (6, 8) px crop shift
+            yield maps[start : start + batch_size] + shift
 
-    entry = predict_method(Method("Fake", "prn", tmp_path / "none.pt"), path, tmp_path / "Fake.h5", 2, "cpu",
-                           adapter=adapter)
+    entry = predict_method(
+        Method("Fake", "prn", tmp_path / "none.pt"),
+        path,
+        tmp_path / "Fake.h5",
+        2,
+        "cpu",
+        adapter=adapter,
+    )
     assert entry["n_images"] == 5 and entry["file"] == "Fake.h5"
     with GroundTruthFile(path) as gt, PredictionsFile(tmp_path / "Fake.h5") as pred:
-        assert pred.method == "Fake" and pred.meta["device"] == "cpu" and np.all(pred.runtime_s >= 0)
+        assert (
+            pred.method == "Fake" and pred.meta["device"] == "cpu" and np.all(pred.runtime_s >= 0)
+        )
         (res,) = evaluate(gt, [pred])
         # 10 crop px = 10 / scale original px; NME = that / the 68 box
         scale = transforms[:, 0, 0]
@@ -42,20 +54,26 @@ def test_predict_method_writes_decoded_maps(tmp_path, uv_test_file):
     assert np.allclose(res.per_image["recon_3d_dense"], 0, atol=1e-5)
 
 
-def test_predict_method_refuses_too_few_maps_and_leaves_no_file(tmp_path, uv_test_file):
-    path, maps, _ = uv_test_file(tmp_path, n=3)
+def test_predict_method_refuses_too_few_maps_and_leaves_no_file(tmp_path):
+    path, maps, _ = write_uv_test_file(tmp_path, n=3)
 
     def short(method, test_file, batch_size, device):
         yield maps[:2]
 
     with pytest.raises(DataError, match="2 maps for 3 test images"):
-        predict_method(Method("Short", "prn", tmp_path / "w.pt"), path, tmp_path / "Short.h5", 2, "cpu",
-                       adapter=short)
+        predict_method(
+            Method("Short", "prn", tmp_path / "w.pt"),
+            path,
+            tmp_path / "Short.h5",
+            2,
+            "cpu",
+            adapter=short,
+        )
     assert not (tmp_path / "Short.h5").exists() and not (tmp_path / "Short.h5.tmp").exists()
 
 
-def test_missing_checkpoint_fails_unless_skipped(tmp_path, uv_test_file):
-    path, _, _ = uv_test_file(tmp_path, n=2)
+def test_missing_checkpoint_fails_unless_skipped(tmp_path):
+    path, _, _ = write_uv_test_file(tmp_path, n=2)
     methods = [Method("3DDFA", "3ddfa", tmp_path / "absent.pt")]
     with pytest.raises(DataError, match="absent.pt"):
         predict_methods(methods, path, tmp_path / "pred", 2, "cpu")
@@ -63,7 +81,9 @@ def test_missing_checkpoint_fails_unless_skipped(tmp_path, uv_test_file):
     assert manifest["methods"] == [] and manifest["skipped"][0]["name"] == "3DDFA"
     assert read_manifest(tmp_path / "pred") == manifest
     with pytest.raises(DataError, match="test file not found"):
-        predict_methods(methods, tmp_path / "nope.h5", tmp_path / "pred", 2, "cpu", skip_missing=True)
+        predict_methods(
+            methods, tmp_path / "nope.h5", tmp_path / "pred", 2, "cpu", skip_missing=True
+        )
 
 
 def test_read_manifest_names_the_file(tmp_path):

@@ -1,12 +1,13 @@
 """Tests for eval.paper_figures: the figures stage's choice of images and its gap filling (the
 stage end to end: tests/pipeline/test_figures.py)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from eval.paper_figures import dense_filler, device_label, gap_filler, pick_sample, yaw_label
-from tests.tiny_figures import tiny_layout, tiny_maps
+from tests.tiny_data import tiny_layout, tiny_maps
 from uvgen.formats.errors import DataError
 
 
@@ -16,7 +17,11 @@ def test_pick_sample_and_yaw_label():
     assert pick_sample(names, np.zeros(3), "image00003.jpg", 25.0) == 2
     with pytest.raises(DataError, match="uv_sample"):
         pick_sample(names, np.zeros(3), "image00009", 25.0)
-    assert yaw_label(-0.4) == "yaw 0°" and yaw_label(47.4) == "yaw +47°" and yaw_label(-12.6) == "yaw -13°"
+    assert (
+        yaw_label(-0.4) == "yaw 0°"
+        and yaw_label(47.4) == "yaw +47°"
+        and yaw_label(-12.6) == "yaw -13°"
+    )
 
 
 def test_device_label_says_what_is_known():

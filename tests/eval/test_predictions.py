@@ -1,27 +1,49 @@
 """Tests for eval.predictions: image names, method file names, validation and map decoding
 (file round trips are exercised by tests/eval/test_evaluate.py)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from eval.evaluate import match_names
-from eval.predictions import check_dense, check_landmarks, decode_maps, method_file_name, name_key, to_image_batch
+from eval.predictions import (
+    check_dense,
+    check_landmarks,
+    decode_maps,
+    method_file_name,
+    name_key,
+    to_image_batch,
+)
 from uvgen.formats.errors import DataError
 
 
 def test_name_keys_ignore_folders_and_extensions():
-    assert name_key("AFLW2000/image00002.jpg") == name_key("image00002.mat") == name_key("image00002") == "image00002"
+    assert (
+        name_key("AFLW2000/image00002.jpg")
+        == name_key("image00002.mat")
+        == name_key("image00002")
+        == "image00002"
+    )
     assert name_key("a.b.c.png") == "a.b.c" and name_key("x.unknown") == "x.unknown"
     assert name_key("C:\\data\\image7.JPG") == "image7"
-    m = match_names(["image1.mat", "image2.mat", "image3.mat"], ["image3.jpg", "image1", "other.jpg"])
-    assert m.index.tolist() == [1, -1, 0] and m.missing == ("image2.mat",) and m.extra == ("other.jpg",)
+    m = match_names(
+        ["image1.mat", "image2.mat", "image3.mat"], ["image3.jpg", "image1", "other.jpg"]
+    )
+    assert (
+        m.index.tolist() == [1, -1, 0]
+        and m.missing == ("image2.mat",)
+        and m.extra == ("other.jpg",)
+    )
     with pytest.raises(DataError, match="two predictions"):
         match_names(["a"], ["a.jpg", "a.png"], "preds.npy")
 
 
 def test_method_file_name_accepts_labels_and_refuses_paths():
-    assert method_file_name("PRN") == "PRN.h5" and method_file_name("3DDFA-v2.1+x") == "3DDFA-v2.1+x.h5"
+    assert (
+        method_file_name("PRN") == "PRN.h5"
+        and method_file_name("3DDFA-v2.1+x") == "3DDFA-v2.1+x.h5"
+    )
     for bad in ("", "../PRN", "a/b", ".hidden", "a b"):
         with pytest.raises(ValueError):
             method_file_name(bad)
@@ -55,6 +77,8 @@ def test_decode_maps_samples_key_points_and_face_pixels_then_maps_to_the_image()
     crop = maps[0, 5, 3]
     np.testing.assert_allclose(lm[0, 0], [(crop[0] - 4) / 2, (crop[1] - 6) / 2, crop[2] / 2])
     np.testing.assert_allclose(dense[1], maps[1].reshape(-1, 3)[face_ind])
-    np.testing.assert_allclose(to_image_batch(maps[:1, 5, 3][:, None], t[:1])[0, 0], lm[0, 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        to_image_batch(maps[:1, 5, 3][:, None], t[:1])[0, 0], lm[0, 0], rtol=1e-6
+    )
     with pytest.raises(ValueError):
         decode_maps(maps[:, :4], t, kpt_uv, face_ind)

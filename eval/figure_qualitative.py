@@ -149,8 +149,8 @@ def qualitative_figure(
 
     ``crops`` (R, H, W, 3) uint8; ``columns``: label -> (landmarks (R, 68, 3) or None, dense
     (R, K, 3) or None), all in crop pixels (the ground truth first, by convention labelled
-    :data:`eval.figures.GROUND_TRUTH`); ``triangles`` (T, 3) over the K dense vertices (the UV grid's,
-    :func:`model.uses.uv_grid_triangles`); ``row_labels``: one per row (e.g. name and yaw);
+    :data:`eval.figures.GROUND_TRUTH`); ``triangles`` (T, 3) over the K dense vertices (the UV
+    grid's, :func:`model.uses.uv_grid_triangles`); ``row_labels``: one per row (e.g. name and yaw);
     ``nme``: label -> (R,) per-image 2D 68-point NME (fractions) written in each cell.
     Size: (0.55 + C * ``cell_in``) x (0.45 + R * ``cell_in``) in.
     """

@@ -183,8 +183,35 @@ class PredictionSet(Protocol):
     def dense_rows(self, rows: np.ndarray | slice) -> np.ndarray: ...
 
 
+class _LandmarkRows:
+    """What the in-memory and the file predictions share: ``names``, ``landmarks`` (N, 68, 3) or
+    None, ``method`` and ``source`` attributes give the length and the landmark rows."""
+
+    names: tuple[str, ...]
+    landmarks: np.ndarray | None
+    method: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def has_landmarks(self) -> bool:
+        return self.landmarks is not None
+
+    @property
+    def has_landmarks_z(self) -> bool:
+        return self.landmarks is not None and bool(np.isfinite(self.landmarks[..., 2]).all())
+
+    def landmarks_rows(self, rows: np.ndarray | slice) -> np.ndarray:
+        """(B, 68, 3) float32 rows of ``landmarks`` (ValueError when the method has none)."""
+        if self.landmarks is None:
+            raise ValueError(f"{self.source}: method {self.method!r} has no landmarks")
+        return self.landmarks[_rows_of(rows, len(self))]
+
+
 @dataclass(frozen=True, eq=False)
-class Predictions:
+class Predictions(_LandmarkRows):
     """A method's predictions held in memory (see the module docstring for units and shapes).
 
     ``names`` (N,); ``landmarks`` (N, 68, 3) or None; ``dense`` (N, K, 3) or None; ``runtime_s``
@@ -217,17 +244,6 @@ class Predictions:
         object.__setattr__(self, "runtime", _check_runtime(self.runtime, n, self.source))
         object.__setattr__(self, "meta", {str(k): str(v) for k, v in self.meta.items()})
 
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @property
-    def has_landmarks(self) -> bool:
-        return self.landmarks is not None
-
-    @property
-    def has_landmarks_z(self) -> bool:
-        return self.landmarks is not None and bool(np.isfinite(self.landmarks[..., 2]).all())
-
     @property
     def dense_count(self) -> int | None:
         return None if self.dense is None else int(self.dense.shape[1])
@@ -235,11 +251,6 @@ class Predictions:
     @property
     def runtime_s(self) -> np.ndarray:
         return self.runtime  # type: ignore[return-value]
-
-    def landmarks_rows(self, rows: np.ndarray | slice) -> np.ndarray:
-        if self.landmarks is None:
-            raise ValueError(f"method {self.method!r} has no landmarks")
-        return self.landmarks[_rows_of(rows, len(self))]
 
     def dense_rows(self, rows: np.ndarray | slice) -> np.ndarray:
         if self.dense is None:
@@ -382,7 +393,7 @@ def write_predictions(path: str | Path, preds: Predictions) -> Path:
 # Reading
 
 
-class PredictionsFile:
+class PredictionsFile(_LandmarkRows):
     """A predictions file opened read-only and validated; dense points are read on demand.
 
     A context manager. ``names``, ``landmarks`` (loaded, may be None), ``runtime_s``, ``meta`` and
@@ -431,9 +442,6 @@ class PredictionsFile:
         self._runtime = _check_runtime(f["runtime_s"][...], n, p)
         self.meta = {k: _str(v) for k, v in f["meta"].attrs.items()} if "meta" in f else {}
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def __enter__(self) -> PredictionsFile:
         return self
 
@@ -444,25 +452,12 @@ class PredictionsFile:
         self._f.close()
 
     @property
-    def has_landmarks(self) -> bool:
-        return self.landmarks is not None
-
-    @property
-    def has_landmarks_z(self) -> bool:
-        return self.landmarks is not None and bool(np.isfinite(self.landmarks[..., 2]).all())
-
-    @property
     def dense_count(self) -> int | None:
         return int(self._f["dense"].shape[1]) if "dense" in self._f else None
 
     @property
     def runtime_s(self) -> np.ndarray:
         return self._runtime
-
-    def landmarks_rows(self, rows: np.ndarray | slice) -> np.ndarray:
-        if self.landmarks is None:
-            raise ValueError(f"{self.path}: no landmarks")
-        return self.landmarks[_rows_of(rows, len(self))]
 
     def dense_rows(self, rows: np.ndarray | slice) -> np.ndarray:
         """(B, K, 3) float32 rows of ``dense`` (any order, repeats allowed); non-finite ->

@@ -42,8 +42,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eval.decode import to_image_batch
 from eval.metrics import bbox_size, nme_2d_batch, nme_3d_batch
-from eval.predictions import N_LANDMARKS, PredictionSet, name_key, to_image_batch
+from eval.predictions import N_LANDMARKS, PredictionSet, name_key
 from eval.tables import METRICS, per_image_table
 from uvgen.formats.errors import DataError
 
@@ -141,7 +142,7 @@ class GroundTruthFile(GroundTruth):
         """(B, K, 3) float64 ground-truth dense vertices in original-image pixels.
 
         Reads the stored maps of the rows in one go, keeps the face pixels, adds the storage offset
-        back and maps them to the original image (:func:`eval.predictions.to_image_batch`)."""
+        back and maps them to the original image (:func:`eval.decode.to_image_batch`)."""
         start, stop, step = rows.indices(len(self))
         stored = (
             self._posmaps[start:stop:step]

@@ -50,7 +50,7 @@ def select_by_yaw(
 def to_crop(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """(..., 3) original-image pixels -> crop pixels through the similarity ``transform`` (3, 3)
     (the test file's ``transform``: (x, y) by ``T``, z times ``T[0, 0]``); the inverse of
-    :func:`eval.predictions.to_image_batch`."""
+    :func:`eval.decode.to_image_batch`."""
     p = np.asarray(points, dtype=np.float64)
     t = np.asarray(transform, dtype=np.float64)
     out = np.empty(p.shape, dtype=np.float64)

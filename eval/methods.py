@@ -9,7 +9,7 @@ test file's crops, in file order:
   (:func:`model.baselines.predict.iter_predicted_maps`), which decode their parameters through the
   morphable model into maps.
 
-All maps are decoded the same way (:func:`eval.predictions.decode_maps`) and written as
+All maps are decoded the same way (:func:`eval.decode.decode_maps`) and written as
 ``<out_dir>/<name>.h5`` (:mod:`eval.predictions`), with ``<out_dir>/manifest.json`` listing the
 files (and any method skipped because its checkpoint is absent, which only ``skip_missing`` allows).
 
@@ -27,7 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
-from eval.predictions import PredictionsWriter, decode_maps, method_file_name
+from eval.decode import decode_maps
+from eval.predictions import PredictionsWriter, method_file_name
 from uvgen.formats.errors import DataError
 from uvgen.h5store import PositionMapFile
 

@@ -2,7 +2,7 @@
 
 Reads the ``predict`` section of params.yaml and runs :func:`eval.methods.predict_methods`: each
 method (``prn``: model.inference.Predictor; ``3ddfa`` / ``defa``: model/baselines) yields UV
-position maps of the test crops, decoded the same way (``eval.predictions.decode_maps``) into
+position maps of the test crops, decoded the same way (``eval.decode.decode_maps``) into
 ``<out_dir>/<name>.h5`` in the common predictions format, with ``<out_dir>/manifest.json`` listing
 the files (and any method skipped because its checkpoint is absent, which only
 ``skip_missing: true`` allows). Runtime per image and the device are recorded beside them.

@@ -12,14 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eval.decode import decode_maps, to_image_batch
 from eval.evaluate import GroundTruthFile, evaluate
-from eval.predictions import (
-    Predictions,
-    PredictionsFile,
-    decode_maps,
-    to_image_batch,
-    write_predictions,
-)
+from eval.predictions import Predictions, PredictionsFile, write_predictions
 from eval.report import write_report
 from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
 

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from eval.decode import decode_maps
 from eval.evaluate import (
     GroundTruth,
     GroundTruthFile,
@@ -23,7 +24,6 @@ from eval.predictions import (
     Predictions,
     PredictionsFile,
     PredictionsWriter,
-    decode_maps,
     read_predictions,
     write_predictions,
 )

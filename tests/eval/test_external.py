@@ -10,16 +10,9 @@ import pytest
 import scipy.io
 
 from eval.evaluate import GroundTruth, evaluate
-from eval.external import (
-    ExternalSpec,
-    decode_params,
-    load_basis,
-    load_external,
-    read_dense,
-    read_landmarks,
-    read_params,
-    uv_correspondence,
-)
+from eval.external import ExternalSpec, load_external, uv_correspondence
+from eval.external_params import decode_params, load_basis, read_params
+from eval.external_readers import read_dense, read_landmarks
 from uvgen.formats.errors import DataError
 
 N, K = 3, 20

@@ -6,7 +6,7 @@ import numpy as np
 
 from eval import figure_qualitative as fq
 from eval import figures as fg
-from eval.predictions import to_image_batch
+from eval.decode import to_image_batch
 from tests.tiny_data import DPI, S, assert_size, tiny_layout, tiny_maps
 
 

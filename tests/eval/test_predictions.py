@@ -1,5 +1,5 @@
-"""Tests for eval.predictions: image names, method file names, validation and map decoding
-(file round trips are exercised by tests/eval/test_evaluate.py)."""
+"""Tests for eval.predictions: image names, method file names, validation (file round trips are
+exercised by tests/eval/test_evaluate.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import numpy as np
 import pytest
 
 from eval.evaluate import match_names
-from eval.predictions import (
-    check_dense,
-    check_landmarks,
-    decode_maps,
-    method_file_name,
-    name_key,
-    to_image_batch,
-)
+from eval.predictions import check_dense, check_landmarks, method_file_name, name_key
 from uvgen.formats.errors import DataError
 
 
@@ -64,21 +57,3 @@ def test_landmark_and_dense_checks_name_the_field():
     dense[2, 1, 0] = np.inf
     with pytest.raises(DataError, match="image row 12"):
         check_dense(dense, 3, "f.h5", first_row=10)
-
-
-def test_decode_maps_samples_key_points_and_face_pixels_then_maps_to_the_image():
-    s = 8
-    maps = np.arange(2 * s * s * 3, dtype=np.float32).reshape(2, s, s, 3)
-    t = np.stack([np.array([[2.0, 0, 4], [0, 2.0, 6], [0, 0, 1]]), np.eye(3)])
-    kpt_uv = np.tile(np.array([[3], [5]]), (1, 68))  # every key point at column 3, row 5
-    face_ind = np.array([0, 9, 63])
-    lm, dense = decode_maps(maps, t, kpt_uv, face_ind)
-    assert lm.shape == (2, 68, 3) and dense.shape == (2, 3, 3)
-    crop = maps[0, 5, 3]
-    np.testing.assert_allclose(lm[0, 0], [(crop[0] - 4) / 2, (crop[1] - 6) / 2, crop[2] / 2])
-    np.testing.assert_allclose(dense[1], maps[1].reshape(-1, 3)[face_ind])
-    np.testing.assert_allclose(
-        to_image_batch(maps[:1, 5, 3][:, None], t[:1])[0, 0], lm[0, 0], rtol=1e-6
-    )
-    with pytest.raises(ValueError):
-        decode_maps(maps[:, :4], t, kpt_uv, face_ind)

@@ -1,12 +1,9 @@
-"""Tests for the predict and evaluate stages (pipeline/predict.py, pipeline/evaluate.py) on a tiny
-test file: parameters in, the predictions files and the report out."""
+"""Tests for the evaluate stage (pipeline/evaluate.py) after the predict stage on a tiny test file:
+parameters in, the report out (predict alone: tests/pipeline/test_predict.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.tiny_data import write_uv_test_file
-from uvgen.formats.errors import DataError
 
 
 def test_predict_and_evaluate_stages_end_to_end(tmp_path):
@@ -25,12 +22,7 @@ def test_predict_and_evaluate_stages_end_to_end(tmp_path):
     params = dict(
         test_file=path, out_dir=tmp_path / "pred", batch_size=2, device="cpu", methods=methods
     )
-    with pytest.raises(DataError, match="absent.pt"):  # default: every method required
-        run_predict(PredictParams(**params, skip_missing=False))
-    manifest = run_predict(PredictParams(**params, skip_missing=True))
-    assert [m["name"] for m in manifest["methods"]] == ["PRN"] and manifest["skipped"][0][
-        "name"
-    ] == "3DDFA"
+    run_predict(PredictParams(**params, skip_missing=True))
     files = run_evaluate(
         EvaluateParams(
             test_file=path,
@@ -48,6 +40,5 @@ def test_predict_and_evaluate_stages_end_to_end(tmp_path):
     assert "| **PRN** | measured |" in md and "3DDFA: not evaluated" in md
     assert files.metrics_json.is_file() and len(files.figures) == 6
     ced = files.ced_csv["nme_2d_68"].read_text().splitlines()
-    assert ced[0] == "nme,PRN,3DDFA" and ced[1].endswith(
-        ","
-    )  # the skipped method's column stays, empty
+    # the skipped method's column stays, empty
+    assert ced[0] == "nme,PRN,3DDFA" and ced[1].endswith(",")

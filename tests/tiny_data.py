@@ -216,3 +216,27 @@ def write_uv_test_file(
     path = folder / "test.h5"
     merge_shards([shard], path, layout, {"model_checksum": "x", "params": {}, "split": "test"})
     return path, maps, transforms
+
+
+def predict_params(folder: Path, skip_missing: bool, device: str = "cpu"):
+    """Predict-stage parameters over a 3-image :func:`write_uv_test_file` in ``folder``: an
+    untrained small PRN (``prn.pt``) and a 3DDFA whose checkpoint is absent; output ``pred/``."""
+    from model.checkpoint import save_weights
+    from model.prnet import PRNet
+    from pipeline.config import PredictParams
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path, _, _ = write_uv_test_file(folder, n=3)
+    save_weights(folder / "prn.pt", PRNet(width=2, in_size=32))
+    methods = [
+        {"name": "PRN", "kind": "prn", "checkpoint": str(folder / "prn.pt")},
+        {"name": "3DDFA", "kind": "3ddfa", "checkpoint": str(folder / "absent.pt")},
+    ]
+    return PredictParams(
+        test_file=path,
+        out_dir=folder / "pred",
+        batch_size=2,
+        device=device,
+        methods=methods,
+        skip_missing=skip_missing,
+    )

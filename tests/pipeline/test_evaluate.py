@@ -3,29 +3,18 @@ parameters in, the report out (predict alone: tests/pipeline/test_predict.py).""
 
 from __future__ import annotations
 
-from tests.tiny_data import write_uv_test_file
+from pipeline.config import EvaluateParams
+from pipeline.evaluate import run as run_evaluate
+from pipeline.predict import run as run_predict
+from tests.tiny_data import predict_params
 
 
 def test_predict_and_evaluate_stages_end_to_end(tmp_path):
-    from model.checkpoint import save_weights
-    from model.prnet import PRNet
-    from pipeline.config import EvaluateParams, PredictParams
-    from pipeline.evaluate import run as run_evaluate
-    from pipeline.predict import run as run_predict
-
-    path, _, _ = write_uv_test_file(tmp_path, n=3)
-    save_weights(tmp_path / "prn.pt", PRNet(width=2, in_size=32))
-    methods = [
-        {"name": "PRN", "kind": "prn", "checkpoint": str(tmp_path / "prn.pt")},
-        {"name": "3DDFA", "kind": "3ddfa", "checkpoint": str(tmp_path / "absent.pt")},
-    ]
-    params = dict(
-        test_file=path, out_dir=tmp_path / "pred", batch_size=2, device="cpu", methods=methods
-    )
-    run_predict(PredictParams(**params, skip_missing=True))
+    p = predict_params(tmp_path, skip_missing=True)
+    run_predict(p)
     files = run_evaluate(
         EvaluateParams(
-            test_file=path,
+            test_file=p.test_file,
             predictions_dir=tmp_path / "pred",
             out_dir=tmp_path / "eval",
             external=[],

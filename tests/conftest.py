@@ -27,7 +27,7 @@ def lp300w_fixture_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def aflw_fixture_dir() -> Path:
-    """16 real AFLW2000-3D samples (imageNNNNN.jpg + .mat)."""
+    """The real AFLW2000-3D samples (imageNNNNN.jpg + .mat; 17 in ../shared)."""
     return _fixture_dir("aflw2000_3d")
 
 

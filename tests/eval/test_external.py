@@ -122,7 +122,7 @@ def test_real_aflw_landmarks_as_text_files_score_zero(aflw_fixture_dir, tmp_path
     gt = GroundTruth(tuple(names), np.array(yaws), np.array(lms))
     pred = load_external(ExternalSpec("AFLW-gt", landmarks=folder), face_count=1)
     (res,) = evaluate(gt, [pred])
-    assert res.matching.n_matched == len(mats) == 16
+    assert res.matching.n_matched == len(mats) >= 16
     assert np.all(res.per_image[["nme_2d_68", "nme_3d_68"]].to_numpy() < 1e-6)
 
 

@@ -23,9 +23,9 @@ from uvgen.formats.lp300w import list_300wlp_samples
 from uvgen.formats.scan import Reject
 from uvgen.h5store import StorageOptions, UVData, merge_shards
 from uvgen.masks import build_uv_masks
-from uvgen.uvtasks import TaskResult, TaskSpec, load_rejects, model_and_layout, run_task
 from uvgen.model_checksum import model_checksum
 from uvgen.resumable import prepare_resumable_dir
+from uvgen.uvtasks import TaskResult, TaskSpec, load_rejects, model_and_layout, run_task
 
 FORMAT_VERSION = 1
 

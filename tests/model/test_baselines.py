@@ -46,9 +46,9 @@ from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
 from uvgen.h5store import PositionMapFile, SampleRecord, StorageOptions, UVData, merge_shards, write_shard
 from uvgen.masks import build_uv_masks
+from uvgen.model_checksum import model_checksum
 from uvgen.synth.dataset import draw_sample
 from uvgen.synth.facemodel import make_face_model
-from uvgen.model_checksum import model_checksum
 
 N_VERTICES = 900  # the embedded model's minimum: fast
 

@@ -4,6 +4,7 @@ NMEs are unitless fractions (0.05 = 5%). The CED at x is the fraction of test im
 at most x, for x in [0, max_error] (the protocol uses 10%). Non-finite NMEs (a failed image) count
 as infinitely large: they stay in the denominator and are never at most x.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -90,8 +91,13 @@ def plot_ced(
         x, y = ced_curve(values, max_error=max_error)
         e = _errors(values, max_error)
         mean_pct = 100.0 * float(np.mean(e))
-        ax.step(100.0 * x, y, where="post", linewidth=1.8,
-                label=f"{label} (AUC {ced_auc(values, max_error):.3f}, mean NME {mean_pct:.2f}%)")
+        ax.step(
+            100.0 * x,
+            y,
+            where="post",
+            linewidth=1.8,
+            label=f"{label} (AUC {ced_auc(values, max_error):.3f}, mean NME {mean_pct:.2f}%)",
+        )
     ax.set_xlim(0.0, 100.0 * max_error)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel(xlabel)

@@ -31,6 +31,7 @@ alignment); ``benchmarks/bench_evaluate.py`` measures 2,000 images at PRNet's K 
 9.4 s from the files (GT maps decoded, predictions read), 2.7 ms/image of it the metric arithmetic
 (2-core development machine shared with other jobs).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -41,12 +42,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eval.decode import to_image_batch
 from eval.metrics import bbox_size, nme_2d_batch, nme_3d_batch
-from eval.predictions import N_LANDMARKS, PredictionSet, name_key, to_image_batch
+from eval.predictions import N_LANDMARKS, PredictionSet, name_key
 from eval.tables import METRICS, per_image_table
 from uvgen.formats.errors import DataError
 
-LANDMARK_METRICS = ("nme_2d_68", "nme_3d_68")
 DENSE_METRICS = ("nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
 _MEM = "<memory>"
 
@@ -72,9 +73,13 @@ class GroundTruth:
         yaw = np.asarray(self.yaw_deg, dtype=np.float64)
         lm = np.asarray(self.landmarks, dtype=np.float64)
         if yaw.shape != (n,) or not np.all(np.isfinite(yaw)):
-            raise DataError(self.source, "yaw_deg", f"expected ({n},) finite degrees, got {yaw.shape}")
+            raise DataError(
+                self.source, "yaw_deg", f"expected ({n},) finite degrees, got {yaw.shape}"
+            )
         if lm.shape != (n, N_LANDMARKS, 3) or not np.all(np.isfinite(lm)):
-            raise DataError(self.source, "landmarks", f"expected finite ({n}, 68, 3), got {lm.shape}")
+            raise DataError(
+                self.source, "landmarks", f"expected finite ({n}, 68, 3), got {lm.shape}"
+            )
         object.__setattr__(self, "yaw_deg", yaw)
         object.__setattr__(self, "landmarks", lm)
         if self.dense is not None:
@@ -108,17 +113,19 @@ class GroundTruthFile(GroundTruth):
         path = Path(path)
         with PositionMapFile(path) as f:  # validates the layout
             recs = f.records()
-            uv = f.uv
+            layout = f.uv
             offset = float(f.attrs["posmap_offset"])
         if recs and "landmarks_gt" not in recs[0].extras:
             raise DataError(path, "extras/landmarks_gt", "missing: not a test-split file")
-        self.face_ind = np.asarray(uv.face_ind, dtype=np.int64)
-        self.kpt_uv = np.asarray(uv.kpt_uv, dtype=np.int64)
+        self.face_ind = np.asarray(layout.face_ind, dtype=np.int64)
+        self.kpt_uv = np.asarray(layout.kpt_uv, dtype=np.int64)
         self.transforms = np.array([r.transform for r in recs], dtype=np.float64).reshape(-1, 3, 3)
         super().__init__(
             names=tuple(r.name for r in recs),
             yaw_deg=np.array([r.yaw_deg for r in recs], dtype=np.float64),
-            landmarks=np.array([r.extras["landmarks_gt"] for r in recs], dtype=np.float64).reshape(-1, 68, 3),
+            landmarks=np.array([r.extras["landmarks_gt"] for r in recs], dtype=np.float64).reshape(
+                -1, 68, 3
+            ),
             dense=None,
             source=str(path),
         )
@@ -135,9 +142,13 @@ class GroundTruthFile(GroundTruth):
         """(B, K, 3) float64 ground-truth dense vertices in original-image pixels.
 
         Reads the stored maps of the rows in one go, keeps the face pixels, adds the storage offset
-        back and maps them to the original image (:func:`eval.predictions.to_image_batch`)."""
+        back and maps them to the original image (:func:`eval.decode.to_image_batch`)."""
         start, stop, step = rows.indices(len(self))
-        stored = self._posmaps[start:stop:step] if step == 1 else self._posmaps[list(range(start, stop, step))]
+        stored = (
+            self._posmaps[start:stop:step]
+            if step == 1
+            else self._posmaps[list(range(start, stop, step))]
+        )
         pts = stored.reshape(len(stored), -1, 3)[:, self.face_ind].astype(np.float64)
         pts += self._offset
         return to_image_batch(pts, self.transforms[start:stop:step])
@@ -173,7 +184,9 @@ class Matching:
         return int((self.index >= 0).sum())
 
 
-def match_names(test_names: Sequence[str], pred_names: Sequence[str], source: str = _MEM) -> Matching:
+def match_names(
+    test_names: Sequence[str], pred_names: Sequence[str], source: str = _MEM
+) -> Matching:
     """Match predictions to test images by :func:`name_key`; duplicate keys -> DataError."""
     pred_keys: dict[str, int] = {}
     for j, n in enumerate(pred_names):
@@ -231,8 +244,9 @@ def rigid_align_batch(pred: np.ndarray, gt: np.ndarray, scale: bool = False) -> 
     return aligned.transpose(0, 2, 1)
 
 
-def dense_errors(pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray,
-                 recon_scale: bool = False) -> dict[str, np.ndarray]:
+def dense_errors(
+    pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray, recon_scale: bool = False
+) -> dict[str, np.ndarray]:
     """Dense metrics of B images: {'nme_2d_dense', 'nme_3d_dense', 'recon_3d_dense': (B,)}.
 
     pred, gt (B, K, 3) pixels; normaliser (B,) pixels. The values equal
@@ -266,15 +280,13 @@ def dense_errors(pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray,
     return {"nme_2d_dense": nme2, "nme_3d_dense": nme3, "recon_3d_dense": recon}
 
 
-def reconstruction_error_batch(pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray,
-                               scale: bool = False) -> np.ndarray:
-    """(B,) mean 3D error after :func:`rigid_align_batch`, divided by ``normaliser`` (B,)."""
-    return dense_errors(pred, gt, normaliser, scale)["recon_3d_dense"]
-
-
-def image_metrics(gt_landmarks: np.ndarray, pred_landmarks: np.ndarray | None = None,
-                  gt_dense: np.ndarray | None = None, pred_dense: np.ndarray | None = None,
-                  recon_scale: bool = False) -> dict[str, np.ndarray]:
+def image_metrics(
+    gt_landmarks: np.ndarray,
+    pred_landmarks: np.ndarray | None = None,
+    gt_dense: np.ndarray | None = None,
+    pred_dense: np.ndarray | None = None,
+    recon_scale: bool = False,
+) -> dict[str, np.ndarray]:
     """The metrics of B images -> {metric: (B,)}, only those the inputs allow.
 
     gt_landmarks (B, 68, 3) sets the normaliser of every metric (its (x, y) box's sqrt(w*h));
@@ -323,10 +335,16 @@ def _method_metrics(preds: PredictionSet, gt_dense_count: int | None) -> tuple[s
         out += ["nme_2d_68", *(["nme_3d_68"] if preds.has_landmarks_z else [])]
     if preds.dense_count is not None:
         if gt_dense_count is None:
-            raise DataError(preds.source, "dense", "the ground truth has no dense points to compare with")
+            raise DataError(
+                preds.source, "dense", "the ground truth has no dense points to compare with"
+            )
         if preds.dense_count != gt_dense_count:
-            raise DataError(preds.source, "dense",
-                            f"{preds.dense_count} points per image; the test file's face_ind has {gt_dense_count}")
+            raise DataError(
+                preds.source,
+                "dense",
+                f"{preds.dense_count} points per image; the test file's face_ind has "
+                f"{gt_dense_count}",
+            )
         out += list(DENSE_METRICS)
     return tuple(out)
 
@@ -338,8 +356,13 @@ def _rows(idx: np.ndarray) -> np.ndarray | slice:
     return idx
 
 
-def evaluate(gt: GroundTruth, methods: Sequence[PredictionSet], chunk: int = 64,
-             recon_scale: bool = False, on_unmatched: str = "report") -> list[MethodResult]:
+def evaluate(
+    gt: GroundTruth,
+    methods: Sequence[PredictionSet],
+    chunk: int = 64,
+    recon_scale: bool = False,
+    on_unmatched: str = "report",
+) -> list[MethodResult]:
     """Every method's per-image metrics against ``gt``, one pass over the ground truth in chunks.
 
     ``on_unmatched``: 'report' (warn; missing images get NaN) or 'fail' (DataError naming the
@@ -356,9 +379,12 @@ def evaluate(gt: GroundTruth, methods: Sequence[PredictionSet], chunk: int = 64,
         avail = _method_metrics(m, gt.dense_count)
         match = match_names(gt.names, m.names, m.source)
         if match.missing or match.extra:
-            msg = (f"{m.method} ({m.source}): {len(match.missing)} test image(s) without a prediction"
-                   f"{_first(match.missing)}, {len(match.extra)} prediction(s) for images not in the test set"
-                   f"{_first(match.extra)}")
+            msg = (
+                f"{m.method} ({m.source}): {len(match.missing)} test image(s) without a prediction"
+                f"{_first(match.missing)}, {len(match.extra)} prediction(s) for images not in the "
+                "test set"
+                f"{_first(match.extra)}"
+            )
             if on_unmatched == "fail":
                 raise DataError(m.source, "names", msg)
             warnings.warn(msg, stacklevel=2)
@@ -369,7 +395,7 @@ def evaluate(gt: GroundTruth, methods: Sequence[PredictionSet], chunk: int = 64,
         sl = slice(start, min(n, start + max(1, int(chunk))))
         g68 = gt.landmarks[sl]
         gdense = gt.dense_rows(sl) if need_dense else None
-        for m, avail, match, cols in plans:
+        for m, _avail, match, cols in plans:
             idx = match.index[sl]
             ok = idx >= 0
             if not ok.any():
@@ -406,7 +432,8 @@ def _first(names: Sequence[str], k: int = 3) -> str:
 
 def combined_per_image(results: Sequence[MethodResult]) -> pd.DataFrame:
     """One wide per-image table: name, yaw, then ``<method>/<metric>`` for each method's metrics
-    (fractions). Valid input for :func:`eval.tables.summarise` and :func:`eval.tables.write_per_image`."""
+    (fractions). Valid input for :func:`eval.tables.summarise` and
+    :func:`eval.tables.write_per_image`."""
     if not results:
         raise ValueError("no results")
     base = results[0].per_image[["name", "yaw"]].copy()

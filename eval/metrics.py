@@ -15,6 +15,7 @@ by the 68 landmarks' box.
 Bad input raises :class:`uvgen.formats.errors.DataError`; in-memory arrays are named ``<array>``
 with the argument name as the field.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,8 @@ from numpy.typing import ArrayLike
 from uvgen.formats.errors import DataError
 
 YAW_BIN_LABELS: tuple[str, str, str] = ("0-30", "30-60", "60-90")
-"""Labels of the three |yaw| bins [0, 30], (30, 60], (60, inf) in degrees (the last holds |yaw| > 90 too)."""
+"""Labels of the three |yaw| bins [0, 30], (30, 60], (60, inf) in degrees (the last holds
+|yaw| > 90 too)."""
 
 YAW_BIN_EDGES_DEG: tuple[float, float] = (30.0, 60.0)
 """Upper (inclusive) edges of the first two bins, degrees."""
@@ -40,8 +42,10 @@ def _points(a: ArrayLike, field: str, ndim: int, min_dim: int = 2) -> np.ndarray
         raise DataError(_SRC, field, f"expected a {layout} array of points, got shape {arr.shape}")
     if not (min_dim <= arr.shape[-1] <= 3):
         raise DataError(
-            _SRC, field,
-            f"last axis must hold {min_dim}..3 coordinates (points are rows), got shape {arr.shape}",
+            _SRC,
+            field,
+            f"last axis must hold {min_dim}..3 coordinates (points are rows), got shape "
+            f"{arr.shape}",
         )
     if arr.shape[-2] == 0:
         raise DataError(_SRC, field, "no points")
@@ -54,7 +58,9 @@ def _pair(pred: ArrayLike, gt: ArrayLike, ndim: int, min_dim: int) -> tuple[np.n
     p = _points(pred, "pred", ndim, min_dim)
     g = _points(gt, "gt", ndim, min_dim)
     if p.shape[:-1] != g.shape[:-1]:
-        raise DataError(_SRC, "pred", f"shape {p.shape} does not match gt shape {g.shape} (same points needed)")
+        raise DataError(
+            _SRC, "pred", f"shape {p.shape} does not match gt shape {g.shape} (same points needed)"
+        )
     return p, g
 
 
@@ -68,7 +74,9 @@ def _normaliser(norm: ArrayLike | None, gt: np.ndarray) -> np.ndarray:
         except ValueError as exc:
             raise DataError(_SRC, "normaliser", f"one value per image needed: {exc}") from exc
     if not np.all(np.isfinite(out)) or np.any(out <= 0):
-        raise DataError(_SRC, "normaliser", f"must be finite and > 0 (degenerate gt box?), got {out}")
+        raise DataError(
+            _SRC, "normaliser", f"must be finite and > 0 (degenerate gt box?), got {out}"
+        )
     return out
 
 
@@ -79,7 +87,7 @@ def _bbox_size(points: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- normaliser
 def bbox_size(points: ArrayLike) -> float | np.ndarray:
-    """``sqrt(w * h)`` of the (x, y) bounding box of ``points`` (K, D) -> float, or (B, K, D) -> (B,).
+    """``sqrt(w * h)`` of the (x, y) bounding box of ``points``: (K, D) -> float, (B, K, D) -> (B,).
 
     Pixels. This is the NME normaliser (3DDFA's ``llength``); z is ignored.
     """
@@ -145,7 +153,9 @@ def nme_3d_batch(pred: ArrayLike, gt: ArrayLike, normaliser: ArrayLike | None = 
 
 
 # --------------------------------------------------------------------------- rigid alignment
-def rigid_transform(pred: ArrayLike, gt: ArrayLike, scale: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+def rigid_transform(
+    pred: ArrayLike, gt: ArrayLike, scale: bool = False
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares similarity (Kabsch/Umeyama) taking ``pred`` onto ``gt``, known correspondences.
 
     Minimises ``sum ||s * R @ pred_i + t - gt_i||^2`` over proper rotations R (det +1, no
@@ -176,7 +186,7 @@ def rigid_transform(pred: ArrayLike, gt: ArrayLike, scale: bool = False) -> tupl
 
 
 def rigid_align(pred: ArrayLike, gt: ArrayLike, scale: bool = False) -> np.ndarray:
-    """``pred`` (N, 3) rigidly aligned onto ``gt`` (N, 3) (see :func:`rigid_transform`) -> (N, 3)."""
+    """``pred`` (N, 3) rigidly aligned onto ``gt`` (N, 3) (:func:`rigid_transform`) -> (N, 3)."""
     s, r, t = rigid_transform(pred, gt, scale=scale)
     return s * np.asarray(pred, dtype=np.float64) @ r.T + t
 

@@ -23,9 +23,10 @@ File layout (``<method>.h5``, written atomically through ``<name>.tmp``):
 * attributes ``format_version`` (1), ``kind`` = 'predictions', ``method``, ``coordinates`` (the
   sentence above) and free-form string metadata (``meta/<key>``: checkpoint, device, test file...).
 
-Maps to predictions: :func:`decode_maps` turns crop-space UV position maps (the output of PRN and
-of the baselines) into landmarks and dense vertices in original-image pixels.
+Maps to predictions: :func:`eval.decode.decode_maps` turns crop-space UV position maps (the output
+of PRN and of the baselines) into landmarks and dense vertices in original-image pixels.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,20 +88,32 @@ def _check_names(names: Sequence[str], source: str | Path) -> tuple[str, ...]:
     return out
 
 
-def check_landmarks(arr: np.ndarray, n: int, source: str | Path, field_name: str = "landmarks") -> np.ndarray:
+def check_landmarks(
+    arr: np.ndarray, n: int, source: str | Path, field_name: str = "landmarks"
+) -> np.ndarray:
     """(n, 68, 3) float32 with finite x, y; z finite everywhere or NaN everywhere (2D-only)."""
     a = np.asarray(arr, dtype=np.float32)
     if a.shape != (n, N_LANDMARKS, 3):
-        raise DataError(source, field_name, f"expected shape ({n}, {N_LANDMARKS}, 3), got {a.shape}")
+        raise DataError(
+            source, field_name, f"expected shape ({n}, {N_LANDMARKS}, 3), got {a.shape}"
+        )
     _check_finite_xy(a, source, field_name)
     z = a[..., 2]
     if not (np.all(np.isfinite(z)) or np.all(np.isnan(z))):
-        raise DataError(source, field_name, "z must be finite for every point or NaN for every point (2D-only)")
+        raise DataError(
+            source, field_name, "z must be finite for every point or NaN for every point (2D-only)"
+        )
     return a
 
 
-def check_dense(arr: np.ndarray, n: int, source: str | Path, k: int | None = None,
-                field_name: str = "dense", first_row: int = 0) -> np.ndarray:
+def check_dense(
+    arr: np.ndarray,
+    n: int,
+    source: str | Path,
+    k: int | None = None,
+    field_name: str = "dense",
+    first_row: int = 0,
+) -> np.ndarray:
     """(n, K, 3) float32, all finite (K = ``k`` when given)."""
     a = np.asarray(arr, dtype=np.float32)
     if a.ndim != 3 or a.shape[0] != n or a.shape[2] != 3 or (k is not None and a.shape[1] != k):
@@ -110,7 +123,9 @@ def check_dense(arr: np.ndarray, n: int, source: str | Path, k: int | None = Non
         raise DataError(source, field_name, "no dense points")
     bad = ~np.isfinite(a).all(axis=(1, 2))
     if bad.any():
-        raise DataError(source, field_name, f"non-finite values in image row {first_row + int(np.argmax(bad))}")
+        raise DataError(
+            source, field_name, f"non-finite values in image row {first_row + int(np.argmax(bad))}"
+        )
     return a
 
 
@@ -168,8 +183,35 @@ class PredictionSet(Protocol):
     def dense_rows(self, rows: np.ndarray | slice) -> np.ndarray: ...
 
 
+class _LandmarkRows:
+    """What the in-memory and the file predictions share: ``names``, ``landmarks`` (N, 68, 3) or
+    None, ``method`` and ``source`` attributes give the length and the landmark rows."""
+
+    names: tuple[str, ...]
+    landmarks: np.ndarray | None
+    method: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def has_landmarks(self) -> bool:
+        return self.landmarks is not None
+
+    @property
+    def has_landmarks_z(self) -> bool:
+        return self.landmarks is not None and bool(np.isfinite(self.landmarks[..., 2]).all())
+
+    def landmarks_rows(self, rows: np.ndarray | slice) -> np.ndarray:
+        """(B, 68, 3) float32 rows of ``landmarks`` (ValueError when the method has none)."""
+        if self.landmarks is None:
+            raise ValueError(f"{self.source}: method {self.method!r} has no landmarks")
+        return self.landmarks[_rows_of(rows, len(self))]
+
+
 @dataclass(frozen=True, eq=False)
-class Predictions:
+class Predictions(_LandmarkRows):
     """A method's predictions held in memory (see the module docstring for units and shapes).
 
     ``names`` (N,); ``landmarks`` (N, 68, 3) or None; ``dense`` (N, K, 3) or None; ``runtime_s``
@@ -189,7 +231,11 @@ class Predictions:
         names = _check_names(self.names, self.source)
         n = len(names)
         if self.landmarks is None and self.dense is None:
-            raise DataError(self.source, "landmarks", f"method {self.method!r}: neither landmarks nor dense points")
+            raise DataError(
+                self.source,
+                "landmarks",
+                f"method {self.method!r}: neither landmarks nor dense points",
+            )
         object.__setattr__(self, "names", names)
         if self.landmarks is not None:
             object.__setattr__(self, "landmarks", check_landmarks(self.landmarks, n, self.source))
@@ -198,17 +244,6 @@ class Predictions:
         object.__setattr__(self, "runtime", _check_runtime(self.runtime, n, self.source))
         object.__setattr__(self, "meta", {str(k): str(v) for k, v in self.meta.items()})
 
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @property
-    def has_landmarks(self) -> bool:
-        return self.landmarks is not None
-
-    @property
-    def has_landmarks_z(self) -> bool:
-        return self.landmarks is not None and bool(np.isfinite(self.landmarks[..., 2]).all())
-
     @property
     def dense_count(self) -> int | None:
         return None if self.dense is None else int(self.dense.shape[1])
@@ -216,11 +251,6 @@ class Predictions:
     @property
     def runtime_s(self) -> np.ndarray:
         return self.runtime  # type: ignore[return-value]
-
-    def landmarks_rows(self, rows: np.ndarray | slice) -> np.ndarray:
-        if self.landmarks is None:
-            raise ValueError(f"method {self.method!r} has no landmarks")
-        return self.landmarks[_rows_of(rows, len(self))]
 
     def dense_rows(self, rows: np.ndarray | slice) -> np.ndarray:
         if self.dense is None:
@@ -244,8 +274,15 @@ class PredictionsWriter:
     its final name only when the block exits normally with every row written.
     """
 
-    def __init__(self, path: str | Path, method: str, names: Sequence[str], dense_count: int | None,
-                 landmarks: bool = True, meta: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        method: str,
+        names: Sequence[str],
+        dense_count: int | None,
+        landmarks: bool = True,
+        meta: Mapping[str, str] | None = None,
+    ):
         self.path = Path(path)
         self.method = method
         self.names = _check_names(names, self.path)
@@ -263,13 +300,20 @@ class PredictionsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(self._tmp, "w")
         self._f = f
-        f.create_dataset("names", data=np.array(self.names, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset(
+            "names", data=np.array(self.names, dtype=object), dtype=h5py.string_dtype()
+        )
         if self.with_landmarks:
             f.create_dataset("landmarks", shape=(self.n, N_LANDMARKS, 3), dtype=np.float32)
         if self.dense_count is not None:
             k = int(self.dense_count)
-            f.create_dataset("dense", shape=(self.n, k, 3), dtype=np.float32,
-                             chunks=(1, k, 3) if self.n else None, **(_blosc() if self.n else {}))
+            f.create_dataset(
+                "dense",
+                shape=(self.n, k, 3),
+                dtype=np.float32,
+                chunks=(1, k, 3) if self.n else None,
+                **(_blosc() if self.n else {}),
+            )
         f.create_dataset("runtime_s", data=np.full(self.n, np.nan))
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["kind"] = _KIND
@@ -280,9 +324,15 @@ class PredictionsWriter:
             grp.attrs[key] = value
         return self
 
-    def write(self, start: int, landmarks: np.ndarray | None = None, dense: np.ndarray | None = None,
-              runtime_s: np.ndarray | float | None = None) -> None:
-        """Rows ``start .. start+B`` (B from whichever array is given); arrays as in the module doc."""
+    def write(
+        self,
+        start: int,
+        landmarks: np.ndarray | None = None,
+        dense: np.ndarray | None = None,
+        runtime_s: np.ndarray | float | None = None,
+    ) -> None:
+        """Rows ``start .. start+B`` (B from whichever array is given); arrays as in the module
+        doc."""
         if self._f is None:
             raise RuntimeError("use PredictionsWriter as a context manager")
         b = len(landmarks) if landmarks is not None else (len(dense) if dense is not None else None)
@@ -298,7 +348,9 @@ class PredictionsWriter:
         if self.dense_count is not None:
             if dense is None:
                 raise DataError(self.path, "dense", "dense points required for every batch")
-            self._f["dense"][start:stop] = check_dense(dense, b, self.path, self.dense_count, first_row=start)
+            self._f["dense"][start:stop] = check_dense(
+                dense, b, self.path, self.dense_count, first_row=start
+            )
         if runtime_s is not None:
             r = np.broadcast_to(np.asarray(runtime_s, dtype=np.float64), (b,))
             self._f["runtime_s"][start:stop] = _check_runtime(np.array(r), b, self.path)
@@ -311,7 +363,11 @@ class PredictionsWriter:
                 f.close()
             if exc_type is None:
                 if not self._written.all():
-                    raise DataError(self.path, "names", f"{int((~self._written).sum())} of {self.n} rows never written")
+                    raise DataError(
+                        self.path,
+                        "names",
+                        f"{int((~self._written).sum())} of {self.n} rows never written",
+                    )
                 os.replace(self._tmp, self.path)
         finally:
             if self._tmp.exists():
@@ -320,8 +376,14 @@ class PredictionsWriter:
 
 def write_predictions(path: str | Path, preds: Predictions) -> Path:
     """Write an in-memory :class:`Predictions` as a predictions file (atomic)."""
-    with PredictionsWriter(path, preds.method, preds.names, preds.dense_count,
-                           landmarks=preds.has_landmarks, meta=preds.meta) as w:
+    with PredictionsWriter(
+        path,
+        preds.method,
+        preds.names,
+        preds.dense_count,
+        landmarks=preds.has_landmarks,
+        meta=preds.meta,
+    ) as w:
         if len(preds):
             w.write(0, preds.landmarks, preds.dense, preds.runtime_s)
     return Path(path)
@@ -331,7 +393,7 @@ def write_predictions(path: str | Path, preds: Predictions) -> Path:
 # Reading
 
 
-class PredictionsFile:
+class PredictionsFile(_LandmarkRows):
     """A predictions file opened read-only and validated; dense points are read on demand.
 
     A context manager. ``names``, ``landmarks`` (loaded, may be None), ``runtime_s``, ``meta`` and
@@ -380,9 +442,6 @@ class PredictionsFile:
         self._runtime = _check_runtime(f["runtime_s"][...], n, p)
         self.meta = {k: _str(v) for k, v in f["meta"].attrs.items()} if "meta" in f else {}
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def __enter__(self) -> PredictionsFile:
         return self
 
@@ -393,14 +452,6 @@ class PredictionsFile:
         self._f.close()
 
     @property
-    def has_landmarks(self) -> bool:
-        return self.landmarks is not None
-
-    @property
-    def has_landmarks_z(self) -> bool:
-        return self.landmarks is not None and bool(np.isfinite(self.landmarks[..., 2]).all())
-
-    @property
     def dense_count(self) -> int | None:
         return int(self._f["dense"].shape[1]) if "dense" in self._f else None
 
@@ -408,13 +459,9 @@ class PredictionsFile:
     def runtime_s(self) -> np.ndarray:
         return self._runtime
 
-    def landmarks_rows(self, rows: np.ndarray | slice) -> np.ndarray:
-        if self.landmarks is None:
-            raise ValueError(f"{self.path}: no landmarks")
-        return self.landmarks[_rows_of(rows, len(self))]
-
     def dense_rows(self, rows: np.ndarray | slice) -> np.ndarray:
-        """(B, K, 3) float32 rows of ``dense`` (any order, repeats allowed); non-finite -> DataError."""
+        """(B, K, 3) float32 rows of ``dense`` (any order, repeats allowed); non-finite ->
+        DataError."""
         if "dense" not in self._f:
             raise ValueError(f"{self.path}: no dense points")
         d = self._f["dense"]
@@ -424,7 +471,7 @@ class PredictionsFile:
         else:
             uniq, inv = np.unique(r, return_inverse=True)
             if uniq.size and uniq[-1] - uniq[0] + 1 == uniq.size:  # a contiguous block: one slice
-                block = d[int(uniq[0]):int(uniq[-1]) + 1]
+                block = d[int(uniq[0]) : int(uniq[-1]) + 1]
             else:
                 block = d[uniq] if uniq.size else np.zeros((0, *d.shape[1:]), np.float32)
             out, first = block[inv.ravel()], 0
@@ -433,7 +480,9 @@ class PredictionsFile:
     def load(self) -> Predictions:
         """Everything in memory as a :class:`Predictions`."""
         dense = self.dense_rows(slice(None)) if self.dense_count is not None else None
-        return Predictions(self.method, self.names, self.landmarks, dense, self._runtime, self.meta, self.source)
+        return Predictions(
+            self.method, self.names, self.landmarks, dense, self._runtime, self.meta, self.source
+        )
 
 
 def read_predictions(path: str | Path) -> Predictions:
@@ -444,45 +493,3 @@ def read_predictions(path: str | Path) -> Predictions:
 
 def _str(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-# ----------------------------------------------------------------------------------------------
-# Position maps -> predictions
-
-
-def to_image_batch(points_crop: np.ndarray, transforms: np.ndarray) -> np.ndarray:
-    """Crop-pixel points (B, P, 3) -> original-image pixels (B, P, 3) float64.
-
-    The batched form of :func:`model.inference.map_to_image`: ``transforms`` (B, 3, 3) original ->
-    crop (similarities); (x, y) go through each inverse, z is divided by ``T[0, 0]``.
-    """
-    t = np.asarray(transforms, dtype=np.float64)
-    pts = np.asarray(points_crop, dtype=np.float64)
-    inv = np.linalg.inv(t)
-    out = np.empty(pts.shape, np.float64)
-    x, y = pts[..., 0], pts[..., 1]
-    out[..., 0] = inv[:, 0, 0, None] * x + inv[:, 0, 1, None] * y + inv[:, 0, 2, None]
-    out[..., 1] = inv[:, 1, 0, None] * x + inv[:, 1, 1, None] * y + inv[:, 1, 2, None]
-    out[..., 2] = pts[..., 2] / t[:, 0, 0, None]
-    return out
-
-
-def decode_maps(maps: np.ndarray, transforms: np.ndarray, kpt_uv: np.ndarray,
-                face_ind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Crop-space UV position maps -> (landmarks (B, 68, 3), dense (B, K, 3)) float32 in
-    original-image pixels.
-
-    ``maps`` (B, S, S, 3) in crop pixels; ``transforms`` (B, 3, 3) original -> crop pixels (the
-    test file's ``transform``); ``kpt_uv`` (2, 68) row 0 = column, row 1 = row; ``face_ind`` (K,)
-    flat row-major indices. PRNet's decoding (docs/conventions.md section 5: ``map[kv, ku]`` and
-    ``map.reshape(-1, 3)[face_ind]``), then :func:`to_image_batch` on the sampled points only.
-    """
-    maps = np.asarray(maps)
-    t = np.asarray(transforms, dtype=np.float64)
-    if maps.ndim != 4 or maps.shape[-1] != 3 or maps.shape[1] != maps.shape[2] or t.shape != (len(maps), 3, 3):
-        raise ValueError(f"maps (B, S, S, 3) and transforms (B, 3, 3) needed, got {maps.shape}, {t.shape}")
-    kpt = np.asarray(kpt_uv, dtype=np.int64)
-    flat = maps.reshape(len(maps), -1, 3)
-    lm = flat[:, kpt[1] * maps.shape[2] + kpt[0]]
-    dense = flat[:, np.asarray(face_ind, dtype=np.int64)]
-    return to_image_batch(lm, t).astype(np.float32), to_image_batch(dense, t).astype(np.float32)

@@ -23,6 +23,7 @@ folder (NME values in %, fractions of images in [0, 1]):
 ``python -m eval.report template --vega vega.min.js --vega-lite vega-lite.min.js
 --vega-embed vega-embed.min.js --out .dvc/plots/offline.html``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,18 @@ from eval.tables import (
 
 MEASURED, PUBLISHED = "measured", "published"
 STATS = (*YAW_BIN_LABELS, "mean", "std", "all")
-TABLE_COLUMNS = ("metric", "method", "source", *STATS, "auc", "n_images", "n_missing", "n_extra", "ms_per_image", "note")
+TABLE_COLUMNS = (
+    "metric",
+    "method",
+    "source",
+    *STATS,
+    "auc",
+    "n_images",
+    "n_missing",
+    "n_extra",
+    "ms_per_image",
+    "note",
+)
 CED_METRICS = ("nme_2d_68", "nme_3d_68", "recon_3d_dense")
 METRIC_TITLES = {
     "nme_2d_68": "68 landmarks, 2D NME (%)",
@@ -77,18 +89,25 @@ def summary_table(results: Sequence[MethodResult], max_error: float = 0.10) -> p
         for r in results:
             if metric not in r.metrics:
                 continue
-            with warnings.catch_warnings():  # missing images: reported in n_missing and unmatched.csv
+            # missing images: reported in n_missing and unmatched.csv
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 s = summarise(r.per_image, [metric], percent=True).loc[metric]
             vals = r.per_image[metric].to_numpy(dtype=np.float64)
-            rows.append({
-                "metric": metric, "method": r.method, "source": MEASURED,
-                **{k: float(s[k]) for k in STATS},
-                "auc": ced_auc(vals, max_error),
-                "n_images": int(np.isfinite(vals).sum()),
-                "n_missing": len(r.matching.missing), "n_extra": len(r.matching.extra),
-                "ms_per_image": 1000.0 * r.runtime_s, "note": _measured_note(r),
-            })
+            rows.append(
+                {
+                    "metric": metric,
+                    "method": r.method,
+                    "source": MEASURED,
+                    **{k: float(s[k]) for k in STATS},
+                    "auc": ced_auc(vals, max_error),
+                    "n_images": int(np.isfinite(vals).sum()),
+                    "n_missing": len(r.matching.missing),
+                    "n_extra": len(r.matching.extra),
+                    "ms_per_image": 1000.0 * r.runtime_s,
+                    "note": _measured_note(r),
+                }
+            )
         rows += _published_rows(metric)
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
@@ -106,14 +125,31 @@ def _published_rows(metric: str) -> list[dict]:
     if metric == "nme_2d_68":
         for name, vals in PUBLISHED_NME_68.items():
             ms = PUBLISHED_PRN_MS_PER_IMAGE_GTX1080 if name == _PRN_PUBLISHED else math.nan
-            out.append({"metric": metric, "method": name, "source": PUBLISHED,
-                        **{k: vals.get(k, math.nan) for k in STATS}, **empty, "ms_per_image": ms,
-                        "note": "AFLW2000-3D, paper" + (", GTX 1080" if name == _PRN_PUBLISHED else "")})
+            out.append(
+                {
+                    "metric": metric,
+                    "method": name,
+                    "source": PUBLISHED,
+                    **{k: vals.get(k, math.nan) for k in STATS},
+                    **empty,
+                    "ms_per_image": ms,
+                    "note": "AFLW2000-3D, paper" + (", GTX 1080" if name == _PRN_PUBLISHED else ""),
+                }
+            )
     elif metric == "recon_3d_dense":
         for name, mean in PUBLISHED_RECON_NME.items():
-            out.append({"metric": metric, "method": name, "source": PUBLISHED,
-                        **{k: math.nan for k in STATS}, "mean": mean, **empty, "ms_per_image": math.nan,
-                        "note": "AFLW2000-3D, as reported in the PRN paper"})
+            out.append(
+                {
+                    "metric": metric,
+                    "method": name,
+                    "source": PUBLISHED,
+                    **{k: math.nan for k in STATS},
+                    "mean": mean,
+                    **empty,
+                    "ms_per_image": math.nan,
+                    "note": "AFLW2000-3D, as reported in the PRN paper",
+                }
+            )
     return out
 
 
@@ -125,13 +161,19 @@ def _fmt(v: object, digits: int = 2) -> str:
     return str(v)
 
 
-def markdown_report(summary: pd.DataFrame, results: Sequence[MethodResult], test_file: str = "",
-                    max_error: float = 0.10, notes: Sequence[str] = ()) -> str:
+def markdown_report(
+    summary: pd.DataFrame,
+    results: Sequence[MethodResult],
+    test_file: str = "",
+    max_error: float = 0.10,
+    notes: Sequence[str] = (),
+) -> str:
     """Markdown: one table per metric (measured rows, then published rows marked as such),
     then the images without predictions and the extra ones, then ``notes`` (one bullet each)."""
     lines = ["# Evaluation on the test set" + (f" (`{test_file}`)" if test_file else ""), ""]
     lines += [
-        "NME = mean point error / sqrt(w*h) of the ground-truth 68 points' (x, y) box, in %, for every "
+        "NME = mean point error / sqrt(w*h) of the ground-truth 68 points' (x, y) box, in %, for "
+        "every "
         "metric (3D: each point set shifted to min z = 0; reconstruction: after rigid alignment). "
         "Bins on |yaw| in degrees: [0,30], (30,60], (60,inf); *mean* = mean of the three bin means "
         "(the paper's Mean), *std* = their std, *all* = mean over all images; "
@@ -144,14 +186,26 @@ def markdown_report(summary: pd.DataFrame, results: Sequence[MethodResult], test
         part = summary[summary["metric"] == metric]
         if part.empty:
             continue
-        lines += [f"## {METRIC_TITLES[metric]}", "", "| " + " | ".join(head) + " |",
-                  "|" + "|".join(["---"] + ["---:" if h not in ("source",) else "---" for h in head[1:]]) + "|"]
+        lines += [
+            f"## {METRIC_TITLES[metric]}",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|"
+            + "|".join(["---"] + ["---:" if h not in ("source",) else "---" for h in head[1:]])
+            + "|",
+        ]
         for _, row in part.iterrows():
             pub = row["source"] == PUBLISHED
             name = f"*{row['method']}*" if pub else f"**{row['method']}**"
-            cells = [name, "published" if pub else "measured", *[_fmt(row[k]) for k in STATS],
-                     _fmt(row["auc"], 3), _fmt(row["n_images"] if not pub else math.nan, 0),
-                     _fmt(row["n_missing"] if not pub else math.nan, 0), _fmt(row["ms_per_image"], 1)]
+            cells = [
+                name,
+                "published" if pub else "measured",
+                *[_fmt(row[k]) for k in STATS],
+                _fmt(row["auc"], 3),
+                _fmt(row["n_images"] if not pub else math.nan, 0),
+                _fmt(row["n_missing"] if not pub else math.nan, 0),
+                _fmt(row["ms_per_image"], 1),
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if (summary["source"] == PUBLISHED).any():
@@ -161,13 +215,21 @@ def markdown_report(summary: pd.DataFrame, results: Sequence[MethodResult], test
               "| method | predictions | images | missing | extra | ms/image | timed on |",
               "|---|---|---:|---:|---:|---:|---|"]
     for r in results:
-        lines.append(f"| {r.method} | `{r.source}` | {r.matching.n_matched} | {len(r.matching.missing)} | "
-                     f"{len(r.matching.extra)} | {_fmt(1000.0 * r.runtime_s, 1)} | {_measured_note(r) or '-'} |")
+        lines.append(
+            f"| {r.method} | `{r.source}` | {r.matching.n_matched} | {len(r.matching.missing)} | "
+            f"{len(r.matching.extra)} | {_fmt(1000.0 * r.runtime_s, 1)} | "
+            f"{_measured_note(r) or '-'} |"
+        )
     lines.append("")
     for r in results:
-        for label, names in (("missing (no prediction)", r.matching.missing), ("extra (not in the test set)", r.matching.extra)):
+        for label, names in (
+            ("missing (no prediction)", r.matching.missing),
+            ("extra (not in the test set)", r.matching.extra),
+        ):
             if names:
-                shown = ", ".join(f"`{n}`" for n in names[:20]) + (", ..." if len(names) > 20 else "")
+                shown = ", ".join(f"`{n}`" for n in names[:20]) + (
+                    ", ..." if len(names) > 20 else ""
+                )
                 lines += [f"- {r.method}: {len(names)} {label}: {shown} (all in unmatched.csv)"]
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
@@ -206,8 +268,13 @@ def unmatched_table(results: Sequence[MethodResult]) -> pd.DataFrame:
 # CED
 
 
-def ced_table(results: Sequence[MethodResult], metric: str = "nme_2d_68", max_error: float = 0.10,
-              n_points: int = 101, columns: Sequence[str] = ()) -> pd.DataFrame:
+def ced_table(
+    results: Sequence[MethodResult],
+    metric: str = "nme_2d_68",
+    max_error: float = 0.10,
+    n_points: int = 101,
+    columns: Sequence[str] = (),
+) -> pd.DataFrame:
     """WIDE CED data: ``nme`` (threshold in %, 0 .. 100*max_error) and one column per method
     that has ``metric`` (fraction of test images with NME <= threshold; missing = miss).
 
@@ -224,10 +291,19 @@ def ced_table(results: Sequence[MethodResult], metric: str = "nme_2d_68", max_er
     return pd.DataFrame(data)
 
 
-def write_ced_figures(results: Sequence[MethodResult], metric: str, png: Path, pdf: Path | None = None,
-                      max_error: float = 0.10) -> list[Path]:
+def write_ced_figures(
+    results: Sequence[MethodResult],
+    metric: str,
+    png: Path,
+    pdf: Path | None = None,
+    max_error: float = 0.10,
+) -> list[Path]:
     """PNG (eval.ced.plot_ced) and, if ``pdf``, the same figure as a one-page PDF."""
-    curves = {r.method: r.per_image[metric].to_numpy(dtype=np.float64) for r in results if metric in r.metrics}
+    curves = {
+        r.method: r.per_image[metric].to_numpy(dtype=np.float64)
+        for r in results
+        if metric in r.metrics
+    }
     if not curves:
         return []
     title = f"CED: {METRIC_TITLES[metric].replace(' (%)', '')}"
@@ -252,10 +328,17 @@ class ReportFiles:
     figures: list[Path]
 
 
-def write_report(results: Sequence[MethodResult], out_dir: str | Path, test_file: str = "",
-                 max_error: float = 0.10, ced_metrics: Sequence[str] = CED_METRICS,
-                 n_points: int = 101, figures: bool = True, notes: Sequence[str] = (),
-                 ced_columns: Sequence[str] = ()) -> ReportFiles:
+def write_report(
+    results: Sequence[MethodResult],
+    out_dir: str | Path,
+    test_file: str = "",
+    max_error: float = 0.10,
+    ced_metrics: Sequence[str] = CED_METRICS,
+    n_points: int = 101,
+    figures: bool = True,
+    notes: Sequence[str] = (),
+    ced_columns: Sequence[str] = (),
+) -> ReportFiles:
     """Write every report file of the module docstring into ``out_dir``; returns their paths.
     ``notes``: extra lines for the Markdown report (e.g. methods left out); ``ced_columns``: method
     columns every CED CSV has even when empty (see :func:`ced_table`)."""
@@ -274,11 +357,18 @@ def write_report(results: Sequence[MethodResult], out_dir: str | Path, test_file
     ced_files, figs = {}, []
     for metric in ced_metrics:
         path = out / f"ced_{metric}.csv"
-        ced_table(results, metric, max_error, n_points, ced_columns).to_csv(path, index=False, float_format="%.6g")
+        ced_table(results, metric, max_error, n_points, ced_columns).to_csv(
+            path, index=False, float_format="%.6g"
+        )
         ced_files[metric] = path
         if figures:
-            figs += write_ced_figures(results, metric, out / "figures" / f"ced_{metric}.png",
-                                      out / "figures" / f"ced_{metric}.pdf", max_error)
+            figs += write_ced_figures(
+                results,
+                metric,
+                out / "figures" / f"ced_{metric}.png",
+                out / "figures" / f"ced_{metric}.pdf",
+                max_error,
+            )
     return ReportFiles(md, csv, js, per_image, unmatched, ced_files, figs)
 
 
@@ -327,25 +417,33 @@ https://github.com/vega/vega-embed (npm packages vega, vega-lite, vega-embed).
 _PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
 
 
-def write_offline_template(out: str | Path, vega_js: str | Path, vega_lite_js: str | Path,
-                           vega_embed_js: str | Path, versions: dict[str, str] | None = None) -> Path:
+def write_offline_template(
+    out: str | Path,
+    vega_js: str | Path,
+    vega_lite_js: str | Path,
+    vega_embed_js: str | Path,
+    versions: dict[str, str] | None = None,
+) -> Path:
     """An HTML page template for ``dvc plots show --html-template`` with the three libraries
     inlined (no ``{scripts}`` placeholder, so DVC adds no CDN links); ``{plot_divs}`` and
     ``{refresh_tag}`` are DVC's placeholders. Licence notices are kept in the page header."""
     v = {"vega": "?", "vega_lite": "?", "vega_embed": "?", **(versions or {})}
     scripts = []
-    for label, path in (("vega", vega_js), ("vega-lite", vega_lite_js), ("vega-embed", vega_embed_js)):
+    for label, path in (
+        ("vega", vega_js),
+        ("vega-lite", vega_lite_js),
+        ("vega-embed", vega_embed_js),
+    ):
         js = Path(path).read_text(encoding="utf-8")
         bad = [p for p in (*_PLACEHOLDERS, "</script") if p in js]
         if bad:
             raise ValueError(f"{path}: contains {bad}, which would break the page template")
         scripts.append(f"<script>/* {label} (BSD-3-Clause, notice above) */\n{js}\n</script>")
     page = (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n{refresh_tag}\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n{refresh_tag}\n'
         "<title>DVC Plot (offline)</title>\n"
-        f"<!--\n{_NOTICE.format(**v)}-->\n"
-        + "\n".join(scripts)
-        + "\n<style>\n  table { border-spacing: 15px; }\n</style>\n</head>\n<body>\n{plot_divs}\n</body>\n</html>\n"
+        f"<!--\n{_NOTICE.format(**v)}-->\n" + "\n".join(scripts) + "\n<style>\n  table "
+        "{ border-spacing: 15px; }\n</style>\n</head>\n<body>\n{plot_divs}\n</body>\n</html>\n"
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -358,8 +456,12 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("template", help="write the offline `dvc plots show` page template")
     t.add_argument("--vega", required=True, help="vega build/vega.min.js (npm package vega@5)")
-    t.add_argument("--vega-lite", required=True, help="vega-lite build/vega-lite.min.js (vega-lite@5)")
-    t.add_argument("--vega-embed", required=True, help="vega-embed build/vega-embed.min.js (vega-embed@6)")
+    t.add_argument(
+        "--vega-lite", required=True, help="vega-lite build/vega-lite.min.js (vega-lite@5)"
+    )
+    t.add_argument(
+        "--vega-embed", required=True, help="vega-embed build/vega-embed.min.js (vega-embed@6)"
+    )
     t.add_argument("--versions", nargs=3, metavar=("VEGA", "VEGA_LITE", "VEGA_EMBED"), default=None)
     t.add_argument("--out", default=".dvc/plots/offline.html")
     args = parser.parse_args(argv)

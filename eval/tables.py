@@ -8,11 +8,12 @@ image's error as a unitless fraction (NME, not %). Suggested metric column names
 three bin means (balanced), its std = population std (ddof=0) of the three bin means, plus the
 plain mean over all images beside it.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,13 @@ from numpy.typing import ArrayLike
 from eval.metrics import YAW_BIN_LABELS, yaw_bin
 from uvgen.formats.errors import DataError
 
-METRICS: tuple[str, ...] = ("nme_2d_68", "nme_3d_68", "nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
+METRICS: tuple[str, ...] = (
+    "nme_2d_68",
+    "nme_3d_68",
+    "nme_2d_dense",
+    "nme_3d_dense",
+    "recon_3d_dense",
+)
 """Suggested metric column names (68-landmark and dense NMEs, dense 3D reconstruction error)."""
 
 _NAN = math.nan
@@ -32,7 +39,8 @@ PUBLISHED_NME_68: dict[str, dict[str, float]] = {
     "DeFA (ICCVW 2017)": {"0-30": _NAN, "30-60": _NAN, "60-90": _NAN, "mean": 4.50},
     "PRN (ECCV 2018)": {"0-30": 2.75, "30-60": 3.51, "60-90": 4.61, "mean": 3.62},
 }
-"""Published 68-point 2D NME (%) on AFLW2000-3D per |yaw| bin and the balanced mean (NaN = not reported)."""
+"""Published 68-point 2D NME (%) on AFLW2000-3D per |yaw| bin and the balanced mean (NaN = not
+reported)."""
 
 PUBLISHED_RECON_NME: dict[str, float] = {"DeFA (ICCVW 2017)": 5.64, "PRN (ECCV 2018)": 3.96}
 """Published 3D reconstruction NME (%) on AFLW2000-3D, as reported in the PRN paper."""
@@ -41,7 +49,11 @@ PUBLISHED_PRN_MS_PER_IMAGE_GTX1080: float = 9.8
 """PRN's reported inference time, ms per image on a GTX 1080."""
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    *YAW_BIN_LABELS, "mean", "std", "all", *(f"n_{b}" for b in YAW_BIN_LABELS),
+    *YAW_BIN_LABELS,
+    "mean",
+    "std",
+    "all",
+    *(f"n_{b}" for b in YAW_BIN_LABELS),
 )
 
 _BASE_COLUMNS = ("name", "yaw")
@@ -65,9 +77,15 @@ def _check_per_image(df: pd.DataFrame, source: str | Path) -> list[str]:
     return metrics
 
 
-def per_image_table(names: Sequence[str], yaws_deg: ArrayLike, **metrics: ArrayLike) -> pd.DataFrame:
-    """Build a per-image table: columns name, yaw (degrees), then each metric (fractions) in order."""
-    data: dict[str, object] = {"name": [str(n) for n in names], "yaw": np.asarray(yaws_deg, dtype=np.float64)}
+def per_image_table(
+    names: Sequence[str], yaws_deg: ArrayLike, **metrics: ArrayLike
+) -> pd.DataFrame:
+    """Build a per-image table: columns name, yaw (degrees), then each metric (fractions), in
+    order."""
+    data: dict[str, object] = {
+        "name": [str(n) for n in names],
+        "yaw": np.asarray(yaws_deg, dtype=np.float64),
+    }
     for key, vals in metrics.items():
         data[key] = np.asarray(vals, dtype=np.float64)
     lengths = {k: len(v) for k, v in data.items()}
@@ -132,13 +150,16 @@ def summarise(
         vals = per_image[m].to_numpy(dtype=np.float64)
         ok = np.isfinite(vals)
         if not ok.all():
-            warnings.warn(f"metric {m!r}: {int((~ok).sum())} non-finite value(s) left out", stacklevel=2)
+            warnings.warn(
+                f"metric {m!r}: {int((~ok).sum())} non-finite value(s) left out", stacklevel=2
+            )
         counts = np.array([int((ok & (bins == b)).sum()) for b in range(3)])
         means = np.array([vals[ok & (bins == b)].mean() if counts[b] else np.nan for b in range(3)])
         if (counts == 0).any():
             empty = [YAW_BIN_LABELS[b] for b in range(3) if counts[b] == 0]
             warnings.warn(
-                f"metric {m!r}: yaw bin(s) {empty} empty; balanced mean/std over the others", stacklevel=2
+                f"metric {m!r}: yaw bin(s) {empty} empty; balanced mean/std over the others",
+                stacklevel=2,
             )
         filled = means[counts > 0]
         bal = filled.mean() if filled.size else np.nan
@@ -148,24 +169,3 @@ def summarise(
     out = pd.DataFrame.from_dict(rows, orient="index", columns=list(SUMMARY_COLUMNS))
     out.index.name = "metric"
     return out.astype({f"n_{b}": np.int64 for b in YAW_BIN_LABELS})
-
-
-def comparison_table(
-    per_image: pd.DataFrame,
-    metric: str = "nme_2d_68",
-    label: str = "ours",
-    published: Mapping[str, Mapping[str, float]] = PUBLISHED_NME_68,
-) -> pd.DataFrame:
-    """Our yaw-binned result for ``metric`` in % beside published numbers (default: 68-point NME).
-
-    Rows: the published methods, then ``label``; columns ``0-30``, ``30-60``, ``60-90``, ``mean``
-    (balanced) and ``all`` (mean over all images; NaN for published rows, which report only the
-    balanced mean).
-    """
-    ours = summarise(per_image, [metric], percent=True).loc[metric]
-    cols = [*YAW_BIN_LABELS, "mean", "all"]
-    rows = {name: [vals.get(c, np.nan) for c in cols] for name, vals in published.items()}
-    rows[label] = [float(ours[c]) for c in cols]
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
-    out.index.name = "method"
-    return out

@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
+from uvgen.model_checksum import model_checksum
 from uvgen.lifetime import die_with_parent
 from uvgen.resumable import (
     BuildLockedError,
     ForeignDirectoryError,
     exclusive_lock,
-    file_digest,
     prepare_resumable_dir,
 )
 from uvgen.synth.dataset import check_count, write_synthetic_set
@@ -36,9 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         "count": p.count,
         "image_size": p.image_size,
         "seed": p.seed,
-        "model": file_digest(
-            model_dir / "BFM.mat", model_dir / "BFM_UV.mat", model_dir / "BFM_info.mat"
-        ),
+        "model": model_checksum(model_dir),
     }
     try:
         with exclusive_lock(p.out_dir):

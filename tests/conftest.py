@@ -1,6 +1,8 @@
-"""Shared test fixtures: the real sample data in ../shared/fixtures (skipped when absent)."""
+"""Shared test fixtures: the real sample data in ../shared/fixtures (skipped when absent) and one
+torch thread."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,17 @@ def small_tmpfs(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests with torch run on one thread: their tensors are tiny, so one thread is fastest and
+    immune to a busy machine (subprocesses: OMP_NUM_THREADS). Tests without torch skip it."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

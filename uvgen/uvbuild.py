@@ -46,10 +46,10 @@ from uvgen.formats.lp300w import image_path_for, list_300wlp_samples
 from uvgen.formats.scan import Reject
 from uvgen.h5store import StorageOptions, UVData, merge_shards
 from uvgen.masks import UV_SIZE, build_uv_masks
+from uvgen.model_checksum import model_checksum
 from uvgen.resumable import (
     BuildLockedError,
     exclusive_lock,
-    file_digest,
     prepare_resumable_dir,
     unique_tmp_name,
 )
@@ -100,11 +100,6 @@ class BuildSettings:
 
 class BadSamplesError(RuntimeError):
     """Raised (after the rejects report is written) when bad samples must fail the stage."""
-
-
-def model_checksum(model_dir: Path) -> str:
-    d = Path(model_dir)
-    return file_digest(d / "BFM.mat", d / "BFM_UV.mat", d / "BFM_info.mat")
 
 
 def list_sample_keys(split: str, source_root: Path) -> list[str]:

@@ -322,7 +322,7 @@ def fit_whitening(spec: ParamSpec, fits: CropFits, augment: AugmentConfig | None
 
 def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
     """The model directory to use, checked against the UV file's ``model_checksum``."""
-    from uvgen.uvbuild import model_checksum
+    from uvgen.model_checksum import model_checksum
 
     model_dir = Path(cfg_model_dir) if cfg_model_dir is not None else model_dir_of(uv_file)
     if not (model_dir / "BFM.mat").is_file():
@@ -417,7 +417,7 @@ def weights_meta(cfg: BaselineConfig, whitening: Whitening, model_dir: Path, che
 
 def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     """Run (or resume) a baseline training as configured; see the module docstring."""
-    from uvgen.uvbuild import model_checksum
+    from uvgen.model_checksum import model_checksum
 
     device = resolve_device(cfg.device)
     on_cuda = device.type == "cuda"

@@ -1,4 +1,5 @@
 """Tests for eval.ced: CED curve values, exact AUC, and the PNG plot."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,9 @@ def test_ced_auc_exact_step_integral():
 
 def test_plot_ced_writes_png(tmp_path):
     rng = np.random.default_rng(6)
-    out = plot_ced({"ours": rng.gamma(4, 0.008, 200), "baseline": rng.gamma(4, 0.012, 200)},
-                   tmp_path / "sub" / "ced.png", title="test")
+    out = plot_ced(
+        {"ours": rng.gamma(4, 0.008, 200), "baseline": rng.gamma(4, 0.012, 200)},
+        tmp_path / "sub" / "ced.png",
+        title="test",
+    )
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,14 +1,15 @@
-"""Tests for eval.evaluate, the predictions format (eval.predictions) and the predict stage's
-decoding path, with hand-made cases whose values are known exactly."""
+"""Tests for eval.evaluate (and predictions files as it reads them), with hand-made cases whose
+values are known exactly."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from eval.decode import decode_maps
 from eval.evaluate import (
     GroundTruth,
     GroundTruthFile,
@@ -16,7 +17,6 @@ from eval.evaluate import (
     dense_errors,
     evaluate,
     image_metrics,
-    match_names,
     rigid_align_batch,
 )
 from eval.metrics import bbox_size, nme_2d_batch, nme_3d_batch, reconstruction_error, rigid_align
@@ -24,15 +24,11 @@ from eval.predictions import (
     Predictions,
     PredictionsFile,
     PredictionsWriter,
-    decode_maps,
-    name_key,
     read_predictions,
     write_predictions,
 )
+from tests.tiny_data import write_uv_test_file
 from uvgen.formats.errors import DataError
-from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
-
-S = 32  # small maps for the file-based tests
 
 
 def _rot(axis, angle: float) -> np.ndarray:
@@ -42,20 +38,32 @@ def _rot(axis, angle: float) -> np.ndarray:
 
 
 def _gt(n: int = 6, k: int = 300, seed: int = 0) -> GroundTruth:
-    """n images; 68 points whose (x, y) box is 40 x 90 (normaliser 60); dense points spread wider."""
+    """n images; 68 points whose (x, y) box is 40 x 90 (normaliser 60); dense points wider."""
     rng = np.random.default_rng(seed)
-    lm = np.stack([np.column_stack([rng.uniform(10, 50, 68), rng.uniform(20, 110, 68), rng.uniform(0, 30, 68)])
-                   for _ in range(n)])
+    lm = np.stack(
+        [
+            np.column_stack(
+                [rng.uniform(10, 50, 68), rng.uniform(20, 110, 68), rng.uniform(0, 30, 68)]
+            )
+            for _ in range(n)
+        ]
+    )
     lm[:, 0, :2] = (10, 20)
     lm[:, 1, :2] = (50, 110)
-    dense = np.stack([np.column_stack([rng.uniform(0, 80, k), rng.uniform(0, 150, k), rng.uniform(0, 50, k)])
-                      for _ in range(n)])
+    dense = np.stack(
+        [
+            np.column_stack([rng.uniform(0, 80, k), rng.uniform(0, 150, k), rng.uniform(0, 50, k)])
+            for _ in range(n)
+        ]
+    )
     yaw = np.array([0, 30, 30.5, 60, 61, -95])[:n]
     return GroundTruth(tuple(f"image{i:05d}.mat" for i in range(n)), yaw, lm, dense)
 
 
 def _preds(gt: GroundTruth, name: str = "m", d68=(0, 0, 0), ddense=(0, 0, 0), **kw) -> Predictions:
-    return Predictions(name, gt.names, gt.landmarks + np.asarray(d68), gt.dense + np.asarray(ddense), **kw)
+    return Predictions(
+        name, gt.names, gt.landmarks + np.asarray(d68), gt.dense + np.asarray(ddense), **kw
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +74,13 @@ def test_ground_truth_against_itself_is_zero_everywhere():
     gt = _gt()
     (res,) = evaluate(gt, [_preds(gt)], chunk=4)
     vals = res.per_image[list(res.metrics)].to_numpy()
-    assert res.metrics == ("nme_2d_68", "nme_3d_68", "nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
+    assert res.metrics == (
+        "nme_2d_68",
+        "nme_3d_68",
+        "nme_2d_dense",
+        "nme_3d_dense",
+        "recon_3d_dense",
+    )
     assert np.all(np.abs(vals) < 1e-6)  # float32 storage of the prediction
     assert res.matching.missing == () and res.matching.extra == ()
 
@@ -93,7 +107,12 @@ def test_rigid_motion_is_removed_by_the_reconstruction_error_only():
     assert np.allclose(res.per_image["recon_3d_dense"], 0, atol=1e-6)
     assert np.all(res.per_image["nme_3d_dense"] > 0.05)
     # a scaled prediction: error with a rigid alignment, none with a similarity one
-    scaled = Predictions("s", gt.names, gt.landmarks, 1.2 * (gt.dense - gt.dense.mean(1, keepdims=True)) + gt.dense.mean(1, keepdims=True))
+    scaled = Predictions(
+        "s",
+        gt.names,
+        gt.landmarks,
+        1.2 * (gt.dense - gt.dense.mean(1, keepdims=True)) + gt.dense.mean(1, keepdims=True),
+    )
     (rigid,) = evaluate(gt, [scaled])
     (sim,) = evaluate(gt, [scaled], recon_scale=True)
     assert np.all(rigid.per_image["recon_3d_dense"] > 0.01)
@@ -119,7 +138,9 @@ def test_rigid_align_batch_matches_single_and_never_reflects():
     rng = np.random.default_rng(4)
     g = rng.normal(0, 50, (3, 100, 3))
     p = g + rng.normal(0, 5, g.shape)
-    p[2] = g[2] * np.array([-1.0, 1.0, 1.0])  # a mirror image: the best proper rotation, not a reflection
+    p[2] = g[2] * np.array(
+        [-1.0, 1.0, 1.0]
+    )  # a mirror image: the best proper rotation, not a reflection
     for scale in (False, True):
         batch = rigid_align_batch(p, g, scale)
         for i in range(3):
@@ -140,15 +161,6 @@ def test_two_dimensional_landmarks_have_no_3d_metric():
 
 # ----------------------------------------------------------------------------------------------
 # names, missing and extra images
-
-
-def test_name_keys_ignore_folders_and_extensions():
-    assert name_key("AFLW2000/image00002.jpg") == name_key("image00002.mat") == name_key("image00002") == "image00002"
-    assert name_key("a.b.c.png") == "a.b.c" and name_key("x.unknown") == "x.unknown"
-    m = match_names(["image1.mat", "image2.mat", "image3.mat"], ["image3.jpg", "image1", "other.jpg"])
-    assert m.index.tolist() == [1, -1, 0] and m.missing == ("image2.mat",) and m.extra == ("other.jpg",)
-    with pytest.raises(DataError, match="two predictions"):
-        match_names(["a"], ["a.jpg", "a.png"], "preds.npy")
 
 
 def test_missing_and_extra_images_are_reported_not_dropped():
@@ -186,7 +198,7 @@ def test_combined_per_image_has_method_metric_columns():
 
 
 # ----------------------------------------------------------------------------------------------
-# the predictions file
+# predictions files as the evaluation reads them
 
 
 def test_predictions_file_round_trip_and_row_reads(tmp_path):
@@ -201,18 +213,24 @@ def test_predictions_file_round_trip_and_row_reads(tmp_path):
         assert np.array_equal(f.dense_rows(np.array([3, 0, 3])), p.dense[[3, 0, 3]])
         assert np.array_equal(f.dense_rows(slice(1, 3)), p.dense[1:3])
         (res,) = evaluate(gt, [f])  # a file is evaluated like an in-memory set
-    assert np.all(res.per_image[list(res.metrics)].to_numpy() < 1e-6) and res.runtime_s == pytest.approx(0.02)
+    assert np.all(
+        res.per_image[list(res.metrics)].to_numpy() < 1e-6
+    ) and res.runtime_s == pytest.approx(0.02)
 
 
 def test_writer_is_atomic_and_checks_rows(tmp_path):
     out = tmp_path / "m.h5"
-    with pytest.raises(DataError, match="never written"):
-        with PredictionsWriter(out, "m", ["a", "b"], dense_count=None) as w:
-            w.write(0, np.zeros((1, 68, 3)))
+    with (
+        pytest.raises(DataError, match="never written"),
+        PredictionsWriter(out, "m", ["a", "b"], dense_count=None) as w,
+    ):
+        w.write(0, np.zeros((1, 68, 3)))
     assert not out.exists() and not (tmp_path / "m.h5.tmp").exists()
-    with pytest.raises(DataError, match="non-finite"):
-        with PredictionsWriter(out, "m", ["a"], dense_count=4) as w:
-            w.write(0, np.zeros((1, 68, 3)), np.full((1, 4, 3), np.nan))
+    with (
+        pytest.raises(DataError, match="non-finite"),
+        PredictionsWriter(out, "m", ["a"], dense_count=4) as w,
+    ):
+        w.write(0, np.zeros((1, 68, 3)), np.full((1, 4, 3), np.nan))
     assert not out.exists()
 
 
@@ -221,9 +239,17 @@ def test_bad_predictions_files_raise_data_errors(tmp_path):
     good = write_predictions(tmp_path / "g.h5", _preds(gt))
     cases = {
         "method": lambda f: f.attrs.__delitem__("method"),
-        "landmarks": lambda f: (f.__delitem__("landmarks"), f.create_dataset("landmarks", data=np.zeros((2, 67, 3)))),
+        "landmarks": lambda f: (
+            f.__delitem__("landmarks"),
+            f.create_dataset("landmarks", data=np.zeros((2, 67, 3))),
+        ),
         "runtime_s": lambda f: f.__delitem__("runtime_s"),
-        "names": lambda f: (f.__delitem__("names"), f.create_dataset("names", data=np.array(["a", "a.jpg"], dtype=object), dtype=h5py.string_dtype())),
+        "names": lambda f: (
+            f.__delitem__("names"),
+            f.create_dataset(
+                "names", data=np.array(["a", "a.jpg"], dtype=object), dtype=h5py.string_dtype()
+            ),
+        ),
     }
     for field, damage in cases.items():
         bad = tmp_path / f"bad_{field}.h5"
@@ -243,38 +269,13 @@ def test_bad_predictions_files_raise_data_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# the test file's ground truth and the map decoding of the predict stage
-
-
-def _test_file(tmp_path: Path, n: int = 4, seed: int = 0) -> tuple[Path, np.ndarray, np.ndarray]:
-    """A small test-split UV file (float32 maps: exact) -> (path, maps, transforms)."""
-    rng = np.random.default_rng(seed)
-    v, u = np.mgrid[0:S, 0:S] / (S - 1.0)
-    maps = np.stack([np.stack([20 + 200 * u + i, 10 + 210 * v, 40 * u * v + rng.uniform(0, 5)], -1)
-                     for i in range(n)]).astype(np.float32)
-    transforms = np.stack([np.array([[0.5 + 0.1 * i, 0, -30.0 * i], [0, 0.5 + 0.1 * i, -10.0], [0, 0, 1]]) for i in range(n)])
-    kpt = rng.choice(S * S, 68, replace=False)
-    kpt_uv = np.stack([kpt % S, kpt // S]).astype(np.int32)
-    face_ind = np.sort(rng.choice(S * S, 200, replace=False))
-    recs = []
-    for i in range(n):
-        lm_crop = maps[i].reshape(-1, 3)[kpt].astype(np.float64)
-        inv = np.linalg.inv(transforms[i])
-        lm = np.column_stack([lm_crop[:, :2] @ inv[:2, :2].T + inv[:2, 2], lm_crop[:, 2] / transforms[i, 0, 0]])
-        recs.append(SampleRecord(f"image{i:05d}.mat", "t", np.zeros(199), np.zeros(29), np.zeros(7), transforms[i],
-                                 np.full(3, 0.5), float(20 * i), 0.0, 0.0, {"landmarks_gt": lm.astype(np.float32)}))
-    shard = tmp_path / "shard.h5"
-    write_shard(shard, np.zeros((n, S, S, 3), np.uint8), maps, recs, StorageOptions(posmap_dtype="float32"))
-    uv = UVData(np.ones((S, S), np.float32), np.zeros((S, S), bool), kpt_uv, face_ind)
-    path = tmp_path / "test.h5"
-    merge_shards([shard], path, uv, {"model_checksum": "x", "params": {}, "split": "test"})
-    return path, maps, transforms
+# the test file's ground truth and the map decoding
 
 
 def test_test_file_ground_truth_and_map_decoding_agree(tmp_path):
     from model.inference import landmarks_from_map, map_to_image, vertices_from_map
 
-    path, maps, transforms = _test_file(tmp_path)
+    path, maps, transforms = write_uv_test_file(tmp_path)
     with GroundTruthFile(path) as gt:
         assert len(gt) == 4 and gt.dense_count == 200 and gt.yaw_deg.tolist() == [0, 20, 40, 60]
         lm, dense = decode_maps(maps, transforms, gt.kpt_uv, gt.face_ind)
@@ -287,52 +288,3 @@ def test_test_file_ground_truth_and_map_decoding_agree(tmp_path):
         # the ground-truth maps as a method's predictions score 0 everywhere
         (res,) = evaluate(gt, [Predictions("gt", gt.names, lm, dense)], chunk=3)
     assert np.all(res.per_image[list(res.metrics)].to_numpy() < 1e-5)
-
-
-def test_predict_stage_writes_decoded_maps(tmp_path):
-    from pipeline.config import PredictMethod
-    from pipeline.predict import predict_method
-
-    path, maps, transforms = _test_file(tmp_path, n=5)
-
-    def adapter(method, test_file, batch_size, device):  # a method that returns the ground-truth maps
-        for start in range(0, len(maps), batch_size):
-            yield maps[start:start + batch_size] + np.float32([6.0, 8.0, 0.0])  # a (6, 8) px crop shift
-
-    entry = predict_method(PredictMethod("Fake", "prn", tmp_path / "none.pt"), path, tmp_path / "Fake.h5", 2, "cpu",
-                           adapter=adapter)
-    assert entry["n_images"] == 5
-    with GroundTruthFile(path) as gt, PredictionsFile(tmp_path / "Fake.h5") as pred:
-        assert pred.method == "Fake" and pred.meta["device"] == "cpu" and np.all(pred.runtime_s >= 0)
-        (res,) = evaluate(gt, [pred])
-        # 10 crop px = 10 / scale original px; NME = that / the 68 box
-        scale = transforms[:, 0, 0]
-        expect = 10.0 / scale / bbox_size(gt.landmarks)
-    assert np.allclose(res.per_image["nme_2d_68"], expect, rtol=1e-4)
-    assert np.allclose(res.per_image["recon_3d_dense"], 0, atol=1e-5)
-
-
-def test_predict_and_evaluate_stages_end_to_end(tmp_path):
-    from model.checkpoint import save_weights
-    from model.prnet import PRNet
-    from pipeline.config import EvaluateParams, PredictParams
-    from pipeline.evaluate import run as run_evaluate
-    from pipeline.predict import run as run_predict
-
-    path, _, _ = _test_file(tmp_path, n=3)
-    save_weights(tmp_path / "prn.pt", PRNet(width=2, in_size=S))
-    methods = [{"name": "PRN", "kind": "prn", "checkpoint": str(tmp_path / "prn.pt")},
-               {"name": "3DDFA", "kind": "3ddfa", "checkpoint": str(tmp_path / "absent.pt")}]
-    params = dict(test_file=path, out_dir=tmp_path / "pred", batch_size=2, device="cpu", methods=methods)
-    with pytest.raises(DataError, match="absent.pt"):  # default: every method required
-        run_predict(PredictParams(**params, skip_missing=False))
-    manifest = run_predict(PredictParams(**params, skip_missing=True))
-    assert [m["name"] for m in manifest["methods"]] == ["PRN"] and manifest["skipped"][0]["name"] == "3DDFA"
-    files = run_evaluate(EvaluateParams(test_file=path, predictions_dir=tmp_path / "pred", out_dir=tmp_path / "eval",
-                                        external=[], max_error=0.1, ced_points=11, chunk=2, recon_scale=False,
-                                        on_unmatched="report"))
-    md = files.markdown.read_text()
-    assert "| **PRN** | measured |" in md and "3DDFA: not evaluated" in md
-    assert files.metrics_json.is_file() and len(files.figures) == 6
-    ced = files.ced_csv["nme_2d_68"].read_text().splitlines()
-    assert ced[0] == "nme,PRN,3DDFA" and ced[1].endswith(",")  # the skipped method's column stays, empty

@@ -1,4 +1,5 @@
 """Tests for eval.metrics (NME, rigid alignment, yaw bins) on hand-made cases."""
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,9 @@ from uvgen.formats.errors import DataError
 def _box_points(w: float = 40.0, h: float = 90.0, k: int = 68, seed: int = 0) -> np.ndarray:
     """k points (x, y, z) whose (x, y) box is exactly [10, 10+w] x [20, 20+h]."""
     rng = np.random.default_rng(seed)
-    pts = np.column_stack([rng.uniform(10, 10 + w, k), rng.uniform(20, 20 + h, k), rng.uniform(-50, 50, k)])
+    pts = np.column_stack(
+        [rng.uniform(10, 10 + w, k), rng.uniform(20, 20 + h, k), rng.uniform(-50, 50, k)]
+    )
     pts[0, :2] = (10, 20)
     pts[1, :2] = (10 + w, 20 + h)
     return pts
@@ -87,7 +90,9 @@ def test_batched_matches_single():
     assert np.allclose(b2, [nme_2d(p, g) for p, g in zip(pred, gt)], rtol=1e-12)
     assert np.allclose(b3, [nme_3d(p, g) for p, g in zip(pred, gt)], rtol=1e-12)
     norm = np.array([1.0, 2.0, 3.0, 4.0])
-    assert np.allclose(nme_2d_batch(pred, gt, norm), [nme_2d(p, g, n) for p, g, n in zip(pred, gt, norm)])
+    assert np.allclose(
+        nme_2d_batch(pred, gt, norm), [nme_2d(p, g, n) for p, g, n in zip(pred, gt, norm)]
+    )
 
 
 def test_dense_points_and_explicit_68_normaliser():
@@ -99,7 +104,9 @@ def test_dense_points_and_explicit_68_normaliser():
     gt68[2:, 1] = np.clip(gt68[2:, 1], 40, 65)
     pred = dense + [6.0, 8.0, 0.0]
     assert nme_2d(pred, dense) == pytest.approx(10.0 / 100.0)
-    assert nme_2d(pred, dense, normaliser=bbox_size(gt68)) == pytest.approx(10.0 / math.sqrt(50 * 25))
+    assert nme_2d(pred, dense, normaliser=bbox_size(gt68)) == pytest.approx(
+        10.0 / math.sqrt(50 * 25)
+    )
 
 
 def test_bad_input_raises_data_error():
@@ -177,7 +184,9 @@ def test_yaw_bin_edges():
 def test_real_aflw_ground_truth_against_itself(aflw_fixture_dir):
     files = sorted(aflw_fixture_dir.glob("*.mat"))
     assert files
-    pts = np.stack([scipy.io.loadmat(f)["pt3d_68"].T.astype(np.float64) for f in files])  # (B, 68, 3)
+    pts = np.stack(
+        [scipy.io.loadmat(f)["pt3d_68"].T.astype(np.float64) for f in files]
+    )  # (B, 68, 3)
     assert pts.shape[1:] == (68, 3)
     for p in pts:
         assert nme_2d(p, p) == 0.0

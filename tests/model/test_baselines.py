@@ -46,19 +46,11 @@ from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
 from uvgen.h5store import PositionMapFile, SampleRecord, StorageOptions, UVData, merge_shards, write_shard
 from uvgen.masks import build_uv_masks
+from uvgen.model_checksum import model_checksum
 from uvgen.synth.dataset import draw_sample
 from uvgen.synth.facemodel import make_face_model
-from uvgen.uvbuild import model_checksum
 
 N_VERTICES = 900  # the embedded model's minimum: fast
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write_uv_file(path: Path, model: MorphableModel, model_dir: Path, n: int, seed: int,

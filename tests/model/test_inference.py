@@ -26,15 +26,6 @@ from uvgen.geometry import crop_transform
 S = 256
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _layout(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """68 distinct key-point UV pixels (row 0 = column, row 1 = row) and face indices."""
     rng = np.random.default_rng(seed)

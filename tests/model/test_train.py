@@ -24,15 +24,6 @@ TINY = dict(epochs=2, batch_size=4, width=4, bn_momentum=0.1, lr=1e-3, lr_step_e
             checkpoint_every=4, num_workers=0, progress=False, val_fraction=0.1, seed=3, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest and immune to a busy machine (subprocesses: OMP_NUM_THREADS)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def toy_file(tmp_path_factory) -> Path:
     """40 samples of 64x64: 36 train (9 steps of 4 per epoch) + 4 validation."""

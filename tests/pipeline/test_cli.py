@@ -45,14 +45,6 @@ def workspace(embedded_model, tmp_path_factory):
     return root, images, boxes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _obj_counts(path: Path) -> tuple[int, int, int]:
     v = f = top = 0
     for line in path.read_text().splitlines():

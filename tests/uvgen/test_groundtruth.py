@@ -5,7 +5,6 @@ rasteriser does (PRNet's maps came from it); everything else is float64."""
 import math
 
 import numpy as np
-import pytest
 
 from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair

@@ -1,0 +1,91 @@
+"""Tests for the `figures` stage (pipeline/figures.py) end to end on a tiny test file, tiny
+predictions and their evaluation (tests/tiny_figures.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eval import figures as fg
+from pipeline.config import FiguresParams, load_figures_params
+from pipeline.figures import run
+from tests.tiny_data import DPI, assert_size, make_tiny_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.mktemp("figures"))
+
+
+def _params(root: Path, **kw) -> FiguresParams:
+    base = dict(
+        test_file=root / "test.h5",
+        model_dir=None,
+        predictions_dir=root / "predictions",
+        eval_dir=root / "eval",
+        out_dir=root / "figures",
+        uv_sample=None,
+        uv_sample_yaw=25.0,
+        qualitative_rows=4,
+        qualitative_max_yaw=90.0,
+        max_error=0.1,
+        ced_axis_max="auto",
+        dpi=DPI,
+        pdf=True,
+    )
+    base.update(kw)
+    return FiguresParams(**base)
+
+
+def test_stage_writes_every_figure(tiny_run):
+    written = run(_params(tiny_run))
+    out = tiny_run / "figures"
+    names = {p.name for p in written}
+    assert names == {
+        "uv_space.png",
+        "uv_space.pdf",
+        "weight_mask.png",
+        "weight_mask.pdf",
+        "ced.png",
+        "ced.pdf",
+        "nme_table.png",
+        "qualitative.png",
+        "runtime.md",
+        "runtime.png",
+    }
+    for p in written:
+        assert p.parent == out and p.stat().st_size > 0
+    assert_size(out / "uv_space.png", 12.0, 8.0)
+    assert_size(out / "weight_mask.png", 10.0, 5.4)
+    assert_size(out / "ced.png", *fg.ced_figure_size(4, 2))
+    # qualitative: ground truth + 2 methods, 4 rows spread over |yaw|
+    assert_size(out / "qualitative.png", 0.55 + 3 * 2.0, 0.45 + 4 * 2.0)
+    md = (out / "runtime.md").read_text()
+    assert (
+        "**PRN**" in md
+        and "**DeFA**" in md
+        and "| 20.0 | 20.0 |" in md
+        and "*PRN (ECCV 2018)*" in md
+    )
+    assert "cpu, batch 4" in md
+
+
+def test_stage_without_pdfs_and_named_sample(tiny_run):
+    written = run(_params(tiny_run, out_dir=tiny_run / "nopdf", pdf=False, uv_sample="image00003"))
+    assert not any(p.suffix == ".pdf" for p in written)
+    assert not list((tiny_run / "nopdf").glob("*.pdf"))
+
+
+def test_stage_needs_the_evaluate_outputs(tiny_run, tmp_path):
+    from uvgen.formats.errors import DataError
+
+    with pytest.raises(DataError, match="per_image.csv"):
+        run(_params(tiny_run, eval_dir=tmp_path, out_dir=tmp_path / "out"))
+
+
+def test_params_section_loads():
+    p = load_figures_params()
+    assert p.out_dir == Path("data/figures") and p.qualitative_rows >= 1 and p.pdf
+    with pytest.raises(ValueError, match="ced_axis_max"):
+        _params(Path("."), ced_axis_max=0.05)

@@ -1,0 +1,242 @@
+"""Tiny test data shared by tests/eval and tests/pipeline: a small test-split UV file
+(:func:`write_uv_test_file`), and for the figures a test split in the real layout (a disc-shaped
+face in UV, maps = a moved UV grid + a bump), predictions of two methods and their evaluation
+(:func:`make_tiny_run`), and PNG size checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eval.decode import decode_maps, to_image_batch
+from eval.evaluate import GroundTruthFile, evaluate
+from eval.predictions import Predictions, PredictionsFile, write_predictions
+from eval.report import write_report
+from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
+
+DPI = 40
+S = 48  # crop and UV map side of the tiny test file
+YAWS = np.array([2.0, -15.0, 33.0, -48.0, 62.0, -80.0, 95.0])
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    assert path.is_file() and path.stat().st_size > 0
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size
+
+
+def assert_size(path: Path, width_in: float, height_in: float, dpi: int = DPI) -> None:
+    w, h = png_size(path)
+    assert abs(w - width_in * dpi) <= 1 and abs(h - height_in * dpi) <= 1, (
+        w,
+        h,
+        width_in * dpi,
+        height_in * dpi,
+    )
+
+
+def tiny_layout() -> UVData:
+    c = (S - 1) / 2
+    vv, uu = np.mgrid[0:S, 0:S].astype(np.float64)
+    r2 = ((uu - c) ** 2 + (vv - c) ** 2) / (0.45 * S) ** 2
+    face = r2 <= 1.0
+    grid = np.linspace(0.3 * S, 0.7 * S, 9)
+    kx, ky = np.meshgrid(grid, grid[:8])
+    kpt = np.stack([kx.ravel()[:68], ky.ravel()[:68]]).round().astype(np.int32)
+    weights = np.where(face, 3.0, 0.0)
+    weights[r2 <= 0.3] = 4.0
+    weights[kpt[1], kpt[0]] = 16.0
+    return UVData(weights.astype(np.float32), face, kpt, np.flatnonzero(face).astype(np.int64))
+
+
+def tiny_maps(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = (S - 1) / 2
+    vv, uu = np.mgrid[0:S, 0:S].astype(np.float64)
+    r2 = ((uu - c) ** 2 + (vv - c) ** 2) / (0.45 * S) ** 2
+    maps = np.empty((n, S, S, 3), np.float32)
+    for k in range(n):
+        ang, s = np.radians(rng.uniform(-20, 20)), rng.uniform(0.7, 0.9)
+        lin = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        off = np.array([c, c]) - lin @ np.array([c, c])
+        maps[k, ..., 0] = lin[0, 0] * uu + lin[0, 1] * vv + off[0]
+        maps[k, ..., 1] = lin[1, 0] * uu + lin[1, 1] * vv + off[1]
+        maps[k, ..., 2] = s * 0.2 * S * np.clip(1.0 - r2, 0.0, None)
+    return maps
+
+
+def transform(k: int) -> np.ndarray:
+    """original -> crop: scale 0.5 and a shift (a 96-pixel original image around each crop)."""
+    return np.array([[0.5, 0.0, -10.0 - k], [0.0, 0.5, -12.0 + k], [0.0, 0.0, 1.0]])
+
+
+def write_test_file(path: Path) -> Path:
+    n = len(YAWS)
+    layout = tiny_layout()
+    maps = tiny_maps(n)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (n, S, S, 3), dtype=np.uint8)
+    t = np.stack([transform(k) for k in range(n)])
+    lm_crop = maps.reshape(n, -1, 3)[:, layout.kpt_uv[1].astype(np.int64) * S + layout.kpt_uv[0]]
+    lm = to_image_batch(lm_crop, t).astype(np.float32)
+    recs = [
+        SampleRecord(
+            name=f"image{k:05d}.mat",
+            source=f"test/image{k:05d}.mat",
+            shape_para=np.zeros(199),
+            exp_para=np.zeros(29),
+            pose_para=np.zeros(7),
+            transform=t[k],
+            jitter=np.full(3, 0.5),
+            yaw_deg=float(YAWS[k]),
+            pitch_deg=0.0,
+            roll_deg=0.0,
+            extras={"landmarks_gt": lm[k]},
+        )
+        for k in range(n)
+    ]
+    shard = path.with_name(path.name + ".shard000.h5")
+    write_shard(
+        shard, images, maps, recs, StorageOptions(posmap_dtype="float32", compression="none")
+    )
+    merge_shards([shard], path, layout, {"model_checksum": "tiny", "params": {}, "split": "test"})
+    shard.unlink()
+    return path
+
+
+def make_tiny_run(root: Path) -> Path:
+    """Test file + predictions of two methods (ground truth + noise; 'DeFA' misses one image)
+    + the evaluate stage's report files."""
+    test_file = write_test_file(root / "test.h5")
+    layout, n = tiny_layout(), len(YAWS)
+    t = np.stack([transform(k) for k in range(n)])
+    names = tuple(f"image{k:05d}.mat" for k in range(n))
+    pred_dir = root / "predictions"
+    entries = []
+    for j, (method, noise, rows) in enumerate(
+        (("PRN", 0.5, np.arange(n)), ("DeFA", 1.5, np.arange(n - 1)))
+    ):
+        maps = tiny_maps(n) + np.random.default_rng(10 + j).normal(0, noise, (n, S, S, 3)).astype(
+            np.float32
+        )
+        lm, dense = decode_maps(maps[rows], t[rows], layout.kpt_uv, layout.face_ind)
+        preds = Predictions(
+            method,
+            tuple(names[r] for r in rows),
+            lm,
+            dense,
+            np.full(len(rows), 0.02 * (j + 1)),
+            meta={"device": "cpu", "batch_size": "4"},
+        )
+        write_predictions(pred_dir / f"{method}.h5", preds)
+        entries.append(
+            {
+                "name": method,
+                "kind": "prn",
+                "checkpoint": "-",
+                "file": f"{method}.h5",
+                "n_images": len(rows),
+                "device": "cpu",
+            }
+        )
+    (pred_dir / "manifest.json").write_text(
+        json.dumps({"test_file": str(test_file), "methods": entries, "skipped": []})
+    )
+    files = [PredictionsFile(pred_dir / e["file"]) for e in entries]
+    with GroundTruthFile(test_file) as gt, pytest.warns(UserWarning):
+        results = evaluate(gt, files)
+    for f in files:
+        f.close()
+    write_report(results, root / "eval", figures=False)
+    return root
+
+
+def write_uv_test_file(
+    folder: Path, n: int = 4, size: int = 32, seed: int = 0
+) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A small test-split UV file ``folder/test.h5`` (float32 maps: exact; 200 face pixels; yaw 0,
+    20, 40... degrees; landmarks_gt = the maps' key points in original pixels) -> (path, maps
+    (n, size, size, 3), transforms (n, 3, 3))."""
+    rng = np.random.default_rng(seed)
+    v, u = np.mgrid[0:size, 0:size] / (size - 1.0)
+    maps = np.stack(
+        [
+            np.stack([20 + 200 * u + i, 10 + 210 * v, 40 * u * v + rng.uniform(0, 5)], -1)
+            for i in range(n)
+        ]
+    ).astype(np.float32)
+    transforms = np.stack(
+        [
+            np.array([[0.5 + 0.1 * i, 0, -30.0 * i], [0, 0.5 + 0.1 * i, -10.0], [0, 0, 1]])
+            for i in range(n)
+        ]
+    )
+    kpt = rng.choice(size * size, 68, replace=False)
+    kpt_uv = np.stack([kpt % size, kpt // size]).astype(np.int32)
+    face_ind = np.sort(rng.choice(size * size, 200, replace=False))
+    recs = []
+    for i in range(n):
+        lm_crop = maps[i].reshape(-1, 3)[kpt].astype(np.float64)
+        inv = np.linalg.inv(transforms[i])
+        lm = np.column_stack(
+            [lm_crop[:, :2] @ inv[:2, :2].T + inv[:2, 2], lm_crop[:, 2] / transforms[i, 0, 0]]
+        )
+        recs.append(
+            SampleRecord(
+                f"image{i:05d}.mat",
+                "t",
+                np.zeros(199),
+                np.zeros(29),
+                np.zeros(7),
+                transforms[i],
+                np.full(3, 0.5),
+                float(20 * i),
+                0.0,
+                0.0,
+                {"landmarks_gt": lm.astype(np.float32)},
+            )
+        )
+    folder = Path(folder)
+    shard = folder / "shard.h5"
+    write_shard(
+        shard,
+        np.zeros((n, size, size, 3), np.uint8),
+        maps,
+        recs,
+        StorageOptions(posmap_dtype="float32"),
+    )
+    layout = UVData(
+        np.ones((size, size), np.float32), np.zeros((size, size), bool), kpt_uv, face_ind
+    )
+    path = folder / "test.h5"
+    merge_shards([shard], path, layout, {"model_checksum": "x", "params": {}, "split": "test"})
+    return path, maps, transforms
+
+
+def predict_params(folder: Path, skip_missing: bool, device: str = "cpu"):
+    """Predict-stage parameters over a 3-image :func:`write_uv_test_file` in ``folder``: an
+    untrained small PRN (``prn.pt``) and a 3DDFA whose checkpoint is absent; output ``pred/``."""
+    from model.checkpoint import save_weights
+    from model.prnet import PRNet
+    from pipeline.config import PredictParams
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path, _, _ = write_uv_test_file(folder, n=3)
+    save_weights(folder / "prn.pt", PRNet(width=2, in_size=32))
+    methods = [
+        {"name": "PRN", "kind": "prn", "checkpoint": str(folder / "prn.pt")},
+        {"name": "3DDFA", "kind": "3ddfa", "checkpoint": str(folder / "absent.pt")},
+    ]
+    return PredictParams(
+        test_file=path,
+        out_dir=folder / "pred",
+        batch_size=2,
+        device=device,
+        methods=methods,
+        skip_missing=skip_missing,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tf_bundle_helpers import write_bundle
+from tests.model.tf_bundle_helpers import write_bundle
 
 from model.checkpoint import load_weights
 from model.prnet import MAP_SCALE, PRNet, export_tf_weights

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tf_bundle_helpers import write_bundle
+from tests.model.tf_bundle_helpers import write_bundle
 
 from model.prnet import PRNet, count_parameters, tf_variable_map
 from model.release import is_optimizer_state
@@ -20,7 +20,7 @@ RELEASE_DATA_BYTES = 160_290_984  # the release's .data-00000-of-00001 (shared/R
 
 @pytest.fixture(scope="module")
 def release_index(request) -> Checkpoint:
-    from conftest import FIXTURES
+    from tests.conftest import FIXTURES
 
     path = FIXTURES / "prnet_release" / "256_256_resfcn256_weight.index"
     if not path.is_file():

@@ -10,6 +10,7 @@ of ``--n`` smooth random position maps and a predictions file (eval.predictions)
 predictions, all five metrics per image including the batched Kabsch alignment. The metric
 arithmetic alone (arrays in memory) is timed beside it. Target: <= 30 s for 2,000 images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,12 @@ def build_test_file(path: Path, n: int, k: int, seed: int = 0, shard: int = 200)
     rng = np.random.default_rng(seed)
     kpt = rng.choice(SIZE * SIZE, 68, replace=False)
     face_ind = np.sort(rng.choice(SIZE * SIZE, k, replace=False))
-    uv = UVData(np.ones((SIZE, SIZE), np.float32), np.zeros((SIZE, SIZE), bool),
-                np.stack([kpt % SIZE, kpt // SIZE]).astype(np.int32), face_ind)
+    uv = UVData(
+        np.ones((SIZE, SIZE), np.float32),
+        np.zeros((SIZE, SIZE), bool),
+        np.stack([kpt % SIZE, kpt // SIZE]).astype(np.int32),
+        face_ind,
+    )
     shards = []
     for start in range(0, n, shard):
         b = min(shard, n - start)
@@ -57,12 +62,24 @@ def build_test_file(path: Path, n: int, k: int, seed: int = 0, shard: int = 200)
         for j in range(b):
             lm = maps[j].reshape(-1, 3)[kpt].astype(np.float64)
             inv = np.linalg.inv(transforms[j])
-            lm_img = np.column_stack([lm[:, :2] @ inv[:2, :2].T + inv[:2, 2], lm[:, 2] / transforms[j, 0, 0]])
-            records.append(SampleRecord(
-                name=f"image{start + j:05d}.mat", source="bench", shape_para=np.zeros(199), exp_para=np.zeros(29),
-                pose_para=np.zeros(7), transform=transforms[j], jitter=np.full(3, 0.5),
-                yaw_deg=float(rng.uniform(-100, 100)), pitch_deg=0.0, roll_deg=0.0,
-                extras={"landmarks_gt": lm_img.astype(np.float32)}))
+            lm_img = np.column_stack(
+                [lm[:, :2] @ inv[:2, :2].T + inv[:2, 2], lm[:, 2] / transforms[j, 0, 0]]
+            )
+            records.append(
+                SampleRecord(
+                    name=f"image{start + j:05d}.mat",
+                    source="bench",
+                    shape_para=np.zeros(199),
+                    exp_para=np.zeros(29),
+                    pose_para=np.zeros(7),
+                    transform=transforms[j],
+                    jitter=np.full(3, 0.5),
+                    yaw_deg=float(rng.uniform(-100, 100)),
+                    pitch_deg=0.0,
+                    roll_deg=0.0,
+                    extras={"landmarks_gt": lm_img.astype(np.float32)},
+                )
+            )
         p = path.with_name(f"shard{start:06d}.h5")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -73,13 +90,17 @@ def build_test_file(path: Path, n: int, k: int, seed: int = 0, shard: int = 200)
         p.unlink()
 
 
-def build_predictions(gt: GroundTruthFile, path: Path, noise_px: float, seed: int = 1, chunk: int = 100) -> None:
+def build_predictions(
+    gt: GroundTruthFile, path: Path, noise_px: float, seed: int = 1, chunk: int = 100
+) -> None:
     rng = np.random.default_rng(seed)
-    keep = np.arange(2, len(gt))  # the first two test images get no prediction (reported as missing)
+    keep = np.arange(
+        2, len(gt)
+    )  # the first two test images get no prediction (reported as missing)
     names = [gt.names[i] for i in keep]
     with PredictionsWriter(path, "bench", names, gt.dense_count) as w:
         for start in range(0, len(keep), chunk):
-            rows = keep[start:start + chunk]
+            rows = keep[start : start + chunk]
             dense = gt.dense_rows(slice(int(rows[0]), int(rows[-1]) + 1))
             dense += rng.normal(0, noise_px, dense.shape)
             lm = gt.landmarks[rows] + rng.normal(0, noise_px, (len(rows), 68, 3))
@@ -87,7 +108,9 @@ def build_predictions(gt: GroundTruthFile, path: Path, noise_px: float, seed: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=2000, help="test images")
     parser.add_argument("--k", type=int, default=43867, help="dense face vertices per image")
     parser.add_argument("--chunk", type=int, default=64, help="images per evaluation batch")
@@ -111,17 +134,24 @@ def main() -> None:
             # the arithmetic alone: one chunk in memory, repeated
             sl = slice(2, 2 + args.chunk)
             g_dense = gt.dense_rows(sl)
-            p_dense, p_lm = pred.dense_rows(slice(0, args.chunk)), pred.landmarks_rows(slice(0, args.chunk))
+            p_dense, p_lm = (
+                pred.dense_rows(slice(0, args.chunk)),
+                pred.landmarks_rows(slice(0, args.chunk)),
+            )
             t0 = time.perf_counter()
             reps = 3
             for _ in range(reps):
                 image_metrics(gt.landmarks[sl], p_lm, g_dense, p_dense)
             per_image_math = (time.perf_counter() - t0) / (reps * args.chunk)
-        print(f"evaluate: {args.n} images, K = {args.k}, all five metrics (dense 2D/3D NME, rigid alignment), "
-              f"from the files: {dt:.1f} s ({1000 * dt / args.n:.2f} ms/image; {res.matching.n_matched} matched, "
-              f"{len(res.matching.missing)} missing)")
-        print(f"  metric arithmetic alone: {1000 * per_image_math:.2f} ms/image "
-              f"-> {per_image_math * args.n:.1f} s for {args.n} images; the rest is reading and decoding")
+        print(
+            f"evaluate: {args.n} images, K = {args.k}, all five metrics (dense 2D/3D NME, rigid alignment), "
+            f"from the files: {dt:.1f} s ({1000 * dt / args.n:.2f} ms/image; {res.matching.n_matched} matched, "
+            f"{len(res.matching.missing)} missing)"
+        )
+        print(
+            f"  metric arithmetic alone: {1000 * per_image_math:.2f} ms/image "
+            f"-> {per_image_math * args.n:.1f} s for {args.n} images; the rest is reading and decoding"
+        )
         print("  mean NME (%): " + ", ".join(f"{k} {100 * v:.3f}" for k, v in stats.items()))
         print(f"  target <= 30 s: {'met' if dt <= 30 else 'NOT met'}")
     finally:

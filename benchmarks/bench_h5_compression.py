@@ -21,6 +21,7 @@ reaching past the photo); position maps are smooth face-like surfaces in crop pi
 Usage: ``.venv/bin/python benchmarks/bench_h5_compression.py [--count 2000] [--dir /tmp] [--photos DIR]``.
 Files are written to a temporary folder under ``--dir`` and deleted afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,15 +54,22 @@ DEFAULT_SPECS = ("none", "blosc-lz4", "gzip", "none:blosc-lz4")
 def storage_for(spec: str) -> StorageOptions:
     """'IMAGE[:POSMAP]' codec spec -> float16 StorageOptions."""
     image, _, posmap = spec.partition(":")
-    return StorageOptions(posmap_dtype="float16", compression=image, posmap_compression=posmap or None)
+    return StorageOptions(
+        posmap_dtype="float16", compression=image, posmap_compression=posmap or None
+    )
 
 
-def _smooth_noise(gen: torch.Generator, n: int, channels: int, grids: tuple[int, ...], decay: float) -> torch.Tensor:
+def _smooth_noise(
+    gen: torch.Generator, n: int, channels: int, grids: tuple[int, ...], decay: float
+) -> torch.Tensor:
     """(n, channels, SIZE, SIZE) sum of bicubically upsampled random grids, amplitude grid**-decay."""
     out = torch.zeros(n, channels, SIZE, SIZE)
     for g in grids:
         coarse = torch.randn(n, channels, g, g, generator=gen)
-        out += F.interpolate(coarse, size=(SIZE, SIZE), mode="bicubic", align_corners=False) * g**-decay
+        out += (
+            F.interpolate(coarse, size=(SIZE, SIZE), mode="bicubic", align_corners=False)
+            * g**-decay
+        )
     return out
 
 
@@ -72,11 +80,17 @@ def photo_like_images(gen: torch.Generator, n: int) -> np.ndarray:
     luma = _smooth_noise(gen, n, 1, (3, 6, 12, 24, 48, 96), 0.8) * contrast
     chroma = _smooth_noise(gen, n, 3, (3, 8, 24), 0.8) * 20
     img = base + luma + chroma
-    yy, xx = torch.meshgrid(torch.arange(SIZE, dtype=torch.float32), torch.arange(SIZE, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(SIZE, dtype=torch.float32),
+        torch.arange(SIZE, dtype=torch.float32),
+        indexing="ij",
+    )
     for _ in range(4):  # sharp-edged blobs (hair, clothes, background objects)
         c = torch.rand(n, 2, generator=gen) * SIZE
         r = torch.rand(n, 2, generator=gen) * 60 + 15
-        inside = ((xx - c[:, :1, None]) / r[:, :1, None]) ** 2 + ((yy - c[:, 1:, None]) / r[:, 1:, None]) ** 2 < 1
+        inside = ((xx - c[:, :1, None]) / r[:, :1, None]) ** 2 + (
+            (yy - c[:, 1:, None]) / r[:, 1:, None]
+        ) ** 2 < 1
         shift = (torch.rand(n, 3, 1, 1, generator=gen) - 0.5) * 120
         img = img + inside[:, None].float() * shift
     noise = torch.rand(n, 1, 1, 1, generator=gen) * 2 + 0.5  # sensor / JPEG noise, in levels
@@ -116,12 +130,20 @@ def face_like_posmaps(gen: torch.Generator, n: int) -> np.ndarray:
     out = torch.empty_like(pts)
     for k in range(n):
         a, b, c = angles[k].tolist()
-        rx = torch.tensor([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]], dtype=torch.float32)
-        ry = torch.tensor([[np.cos(b), 0, -np.sin(b)], [0, 1, 0], [np.sin(b), 0, np.cos(b)]], dtype=torch.float32)
-        rz = torch.tensor([[np.cos(c), np.sin(c), 0], [-np.sin(c), np.cos(c), 0], [0, 0, 1]], dtype=torch.float32)
+        rx = torch.tensor(
+            [[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]], dtype=torch.float32
+        )
+        ry = torch.tensor(
+            [[np.cos(b), 0, -np.sin(b)], [0, 1, 0], [np.sin(b), 0, np.cos(b)]], dtype=torch.float32
+        )
+        rz = torch.tensor(
+            [[np.cos(c), np.sin(c), 0], [-np.sin(c), np.cos(c), 0], [0, 0, 1]], dtype=torch.float32
+        )
         out[k] = pts[k] @ (rx @ ry @ rz).T
     scale = torch.rand(n, 1, 1, 1, generator=gen) * 0.2 + 0.9
-    centre = torch.tensor([128.0, 128.0, 0.0]) + torch.cat([(torch.rand(n, 2, generator=gen) - 0.5) * 20, torch.zeros(n, 1)], 1)
+    centre = torch.tensor([128.0, 128.0, 0.0]) + torch.cat(
+        [(torch.rand(n, 2, generator=gen) - 0.5) * 20, torch.zeros(n, 1)], 1
+    )
     out = out * scale + centre[:, None, None, :]
     out[..., 2] -= out[..., 2].amin(dim=(1, 2))[:, None, None]
     return out.numpy()
@@ -157,7 +179,12 @@ def _uv() -> UVData:
 
 
 def build(
-    spec: str, count: int, shard_size: int, folder: Path, seed: int, photos: list[Image.Image] | None = None
+    spec: str,
+    count: int,
+    shard_size: int,
+    folder: Path,
+    seed: int,
+    photos: list[Image.Image] | None = None,
 ) -> tuple[Path, float, float]:
     """Write ``count`` samples as shards and merge them; return (file, write seconds, merge seconds).
 
@@ -178,7 +205,12 @@ def build(
         shards.append(shard)
     out = folder / f"{tag}.h5"
     t0 = time.perf_counter()
-    merge_shards(shards, out, _uv(), {"model_checksum": "bench", "params": {"count": count}, "split": "train"})
+    merge_shards(
+        shards,
+        out,
+        _uv(),
+        {"model_checksum": "bench", "params": {"count": count}, "split": "train"},
+    )
     t_merge = time.perf_counter() - t0
     for shard in shards:
         shard.unlink()
@@ -212,13 +244,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=2000, help="samples per file (default 2000)")
     ap.add_argument("--shard-size", type=int, default=100, help="samples per shard (default 100)")
-    ap.add_argument("--reads", type=int, default=2000, help="random reads per measurement (default 2000)")
-    ap.add_argument("--repeats", type=int, default=3, help="read measurements per file; the best is kept")
-    ap.add_argument("--codecs", nargs="+", default=list(DEFAULT_SPECS), metavar="IMAGE[:POSMAP]",
-                    help=f"codec specs, each of {CODECS} (default: {' '.join(DEFAULT_SPECS)})")
-    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="scratch folder (default /tmp)")
+    ap.add_argument(
+        "--reads", type=int, default=2000, help="random reads per measurement (default 2000)"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="read measurements per file; the best is kept"
+    )
+    ap.add_argument(
+        "--codecs",
+        nargs="+",
+        default=list(DEFAULT_SPECS),
+        metavar="IMAGE[:POSMAP]",
+        help=f"codec specs, each of {CODECS} (default: {' '.join(DEFAULT_SPECS)})",
+    )
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()),
+        help="scratch folder (default /tmp)",
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--photos", type=Path, help="folder of real *.jpg photos to crop instead of synthetic images")
+    ap.add_argument(
+        "--photos",
+        type=Path,
+        help="folder of real *.jpg photos to crop instead of synthetic images",
+    )
     args = ap.parse_args()
     for spec in args.codecs:
         try:
@@ -237,7 +287,9 @@ def main() -> None:
     rows = []
     try:
         for codec in args.codecs:
-            path, t_write, t_merge = build(codec, args.count, args.shard_size, folder, args.seed, photos)
+            path, t_write, t_merge = build(
+                codec, args.count, args.shard_size, folder, args.seed, photos
+            )
             with h5py.File(path, "r") as f:
                 img_b = f["images"].id.get_storage_size() / args.count
                 map_b = f["posmaps"].id.get_storage_size() / args.count
@@ -251,7 +303,9 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     kind = f"crops of {len(photos)} photos in {args.photos}" if photos else "synthetic images"
-    print(f"\n{args.count} samples ({kind}), {args.reads} random reads (best of {args.repeats}), float16 maps")
+    print(
+        f"\n{args.count} samples ({kind}), {args.reads} random reads (best of {args.repeats}), float16 maps"
+    )
     head = f"{'image:posmap codec':<20} {'image KB':>9} {'posmap KB':>10} {'file MB':>8} {'write s':>8} {'merge s':>8} {'raw/s':>8} {'dataset/s':>10}"
     print(head)
     print("-" * len(head))

@@ -12,6 +12,7 @@ warm-up; the medians are printed, with the machine load (``os.getloadavg``).
 Not timed: reading the JPEG and writing the output files (mesh, texture, depth image...), which
 depend on the disk and on which outputs are asked for.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,9 @@ def main() -> None:
         prn = PRN(net, model_dir=tmp, device="cpu")
         layout = "embedded model"
 
-    timings: dict[str, list[float]] = {k: [] for k in ("detect", "crop", "network", "decode", "total")}
+    timings: dict[str, list[float]] = {
+        k: [] for k in ("detect", "crop", "network", "decode", "total")
+    }
     box = None
     for k in range(args.repeats + 1):
         t0 = time.perf_counter()
@@ -80,14 +83,22 @@ def main() -> None:
         _ = pred.landmarks, pred.vertices
         t4 = time.perf_counter()
         if k:  # the first run warms up
-            for name, dt in zip(("detect", "crop", "network", "decode", "total"),
-                                (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+            for name, dt in zip(
+                ("detect", "crop", "network", "decode", "total"),
+                (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0),
+            ):
                 timings[name].append(dt * 1e3)
-    print(f"prnet predict, CPU, {torch.get_num_threads()} torch threads, 450x450 image, PRNet width 16, "
-          f"layout: {layout}, detector: {args.detector}; median of {args.repeats} (ms):")
+    print(
+        f"prnet predict, CPU, {torch.get_num_threads()} torch threads, 450x450 image, PRNet width 16, "
+        f"layout: {layout}, detector: {args.detector}; median of {args.repeats} (ms):"
+    )
     for name, values in timings.items():
-        print(f"  {name:8s} {statistics.median(values):8.1f}   (min {min(values):.1f}, max {max(values):.1f})")
-    print(f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs; box {box}")
+        print(
+            f"  {name:8s} {statistics.median(values):8.1f}   (min {min(values):.1f}, max {max(values):.1f})"
+        )
+    print(
+        f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs; box {box}"
+    )
     np.testing.assert_equal(pred.landmarks.shape, (68, 3))
 
 

@@ -5,6 +5,7 @@
 Prints samples per second for the embedded model at the default size (5,000 vertices) and,
 with --n-vertices 53215, at the real model's size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ from uvgen.synth.facemodel import make_face_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n-vertices", type=int, default=5000)
@@ -29,7 +32,15 @@ def main() -> None:
         model = make_face_model(n_vertices=args.n_vertices, seed=0)
         save_bfm(model, work / "model")
         tic = time.perf_counter()
-        write_synthetic_set("300wlp", work / "model", work / "300W_LP", args.count, 450, seed=1, workers=args.workers)
+        write_synthetic_set(
+            "300wlp",
+            work / "model",
+            work / "300W_LP",
+            args.count,
+            450,
+            seed=1,
+            workers=args.workers,
+        )
         dt = time.perf_counter() - tic
         print(
             f"{args.count} synthetic 300W-LP samples, {model.n_vertices} vertices, {args.workers} worker(s): "

@@ -18,6 +18,7 @@ fixtures are present, else the embedded model at 53,215 vertices. Training sampl
 fixtures when present (linked repeatedly), else synthetic ones. Inputs are written once into
 --workdir.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def real_scale_model():
     if (SHARED / "bfm_topology").is_dir():
         from uvgen.synth.facemodel import make_real_topology_model
 
-        return make_real_topology_model(SHARED / "bfm_topology", seed=0), "real BFM topology + generated components"
+        return make_real_topology_model(
+            SHARED / "bfm_topology", seed=0
+        ), "real BFM topology + generated components"
     from uvgen.synth.facemodel import make_face_model
 
     return make_face_model(n_vertices=53215, seed=0), "embedded model at 53,215 vertices"
@@ -63,12 +66,22 @@ def link_tree(mats: list[Path], target: Path, count: int, flat: bool) -> None:
                 link.symlink_to(mat.with_suffix(suffix).resolve())
 
 
-def breakdown(split: str, model_dir: Path, root: Path, task_size: int, repeats: int, work: Path) -> None:
+def breakdown(
+    split: str, model_dir: Path, root: Path, task_size: int, repeats: int, work: Path
+) -> None:
     """Per-step CPU ms per sample of run_task, the task's wall ms per sample, and the floor."""
     mats = list_300wlp_samples(root) if split == "train" else list_aflw_samples(root)
     keys = tuple(p.relative_to(root).as_posix() for p in mats)[:task_size]
-    spec = TaskSpec(split=split, model_dir=model_dir, source_root=root, sample_keys=keys,
-                    shard_path=work / f"bench_{split}.h5", seed=0, jitter=True, storage=StorageOptions())
+    spec = TaskSpec(
+        split=split,
+        model_dir=model_dir,
+        source_root=root,
+        sample_keys=keys,
+        shard_path=work / f"bench_{split}.h5",
+        seed=0,
+        jitter=True,
+        storage=StorageOptions(),
+    )
     run_task(spec)  # warm-up: page cache, buffers
     steps: list[dict[str, float]] = []
     walls, floors = [], []
@@ -83,8 +96,10 @@ def breakdown(split: str, model_dir: Path, root: Path, task_size: int, repeats: 
             read_jpeg(p)
         floors.append((time.thread_time() - tic) / len(jpgs))
     written = result.n_written
-    print(f"\n{split} split: {len(keys)} samples per task ({written} written, {len(result.rejects)} rejected), "
-          f"median of {repeats} runs, ms per sample on one core")
+    print(
+        f"\n{split} split: {len(keys)} samples per task ({written} written, {len(result.rejects)} rejected), "
+        f"median of {repeats} runs, ms per sample on one core"
+    )
     total = 0.0
     for name in steps[0]:
         value = statistics.median(s.get(name, 0.0) for s in steps)
@@ -93,17 +108,26 @@ def breakdown(split: str, model_dir: Path, root: Path, task_size: int, repeats: 
     floor = statistics.median(floors)
     print(f"  {'total (CPU)':<26s} {1000 * total:7.3f}")
     print(f"  {'task wall time':<26s} {1000 * statistics.median(walls):7.3f}")
-    print(f"  floor: bare JPEG decode of the same images {1000 * floor:.3f} ms "
-          f"-> total is {total / floor:.2f}x the floor")
+    print(
+        f"  floor: bare JPEG decode of the same images {1000 * floor:.3f} ms "
+        f"-> total is {total / floor:.2f}x the floor"
+    )
 
 
 def end_to_end(model_dir: Path, source: Path, work: Path) -> None:
     for workers, label in ((0, "1 worker (in-process)"), (2, "2 dask workers")):
         out = work / f"train_{workers}.h5"
         settings = BuildSettings(
-            split="train", model_dir=model_dir, source_root=source, out_path=out,
-            rejects_path=work / f"rejects_{workers}.csv", seed=0, jitter=True, task_size=100,
-            storage=StorageOptions(), workers=workers,
+            split="train",
+            model_dir=model_dir,
+            source_root=source,
+            out_path=out,
+            rejects_path=work / f"rejects_{workers}.csv",
+            seed=0,
+            jitter=True,
+            task_size=100,
+            storage=StorageOptions(),
+            workers=workers,
         )
         tic = time.perf_counter()
         report = build_split(settings)
@@ -113,22 +137,36 @@ def end_to_end(model_dir: Path, source: Path, work: Path) -> None:
         busy = report.task_seconds / max(workers, 1)
         startup = max(report.tasks_wall_seconds - busy, 0.0)
         per_sample = (busy + report.merge_seconds) / count
-        full = startup + 122450 * per_sample + (dt - report.tasks_wall_seconds - report.merge_seconds)
-        print(f"\n{label}: {count / dt:.1f} samples/s end to end ({1000 * dt / count:.2f} ms/sample wall, "
-              f"start-up and merge included); in the tasks {per_core:.2f} ms/sample per core; "
-              f"start-up {startup:.1f} s, merge {1000 * report.merge_seconds / count:.2f} ms/sample; "
-              f"122,450 samples -> {full / 60:.1f} min (start-up once + {1000 * per_sample:.2f} ms/sample)")
+        full = (
+            startup + 122450 * per_sample + (dt - report.tasks_wall_seconds - report.merge_seconds)
+        )
+        print(
+            f"\n{label}: {count / dt:.1f} samples/s end to end ({1000 * dt / count:.2f} ms/sample wall, "
+            f"start-up and merge included); in the tasks {per_core:.2f} ms/sample per core; "
+            f"start-up {startup:.1f} s, merge {1000 * report.merge_seconds / count:.2f} ms/sample; "
+            f"122,450 samples -> {full / 60:.1f} min (start-up once + {1000 * per_sample:.2f} ms/sample)"
+        )
         out.unlink()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--unique", type=int, default=100, help="distinct synthetic samples to render per split")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--unique", type=int, default=100, help="distinct synthetic samples to render per split"
+    )
     parser.add_argument("--task-size", type=int, default=100, help="samples per timed task")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per split (median reported)")
-    parser.add_argument("--end-to-end", action="store_true", help="also time whole builds (1 and 2 workers)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per split (median reported)"
+    )
+    parser.add_argument(
+        "--end-to-end", action="store_true", help="also time whole builds (1 and 2 workers)"
+    )
     parser.add_argument("--count", type=int, default=2000, help="samples per end-to-end build")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep inputs here (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep inputs here (default: a temp dir)"
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_uvgen_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -137,21 +175,37 @@ def main() -> None:
     model, kind = real_scale_model()
     if not (model_dir / "BFM.mat").exists():
         save_bfm(model, model_dir)
-    print(f"model: {kind}, {model.n_vertices} vertices, {len(model.full_triangles)} triangles "
-          f"({time.perf_counter() - tic:.1f} s to make)")
+    print(
+        f"model: {kind}, {model.n_vertices} vertices, {len(model.full_triangles)} triangles "
+        f"({time.perf_counter() - tic:.1f} s to make)"
+    )
     if not (work / "unique_train").exists():
-        write_synthetic_set("300wlp", model_dir, work / "unique_train", args.unique, 450, seed=5, workers=2)
+        write_synthetic_set(
+            "300wlp", model_dir, work / "unique_train", args.unique, 450, seed=5, workers=2
+        )
     train_root = work / "300W_LP"
     shutil.rmtree(train_root, ignore_errors=True)
-    link_tree(list_300wlp_samples(work / "unique_train"), train_root,
-              max(args.task_size, args.count if args.end_to_end else 0), flat=False)
+    link_tree(
+        list_300wlp_samples(work / "unique_train"),
+        train_root,
+        max(args.task_size, args.count if args.end_to_end else 0),
+        flat=False,
+    )
     aflw = SHARED / "aflw2000_3d"
     if aflw.is_dir():
-        test_mats, test_kind = sorted(aflw.glob("*.mat")), f"the {len(list(aflw.glob('*.mat')))} real AFLW2000-3D fixtures"
+        test_mats, test_kind = (
+            sorted(aflw.glob("*.mat")),
+            f"the {len(list(aflw.glob('*.mat')))} real AFLW2000-3D fixtures",
+        )
     else:
         if not (work / "unique_test").exists():
-            write_synthetic_set("aflw2000", model_dir, work / "unique_test", args.unique, 450, seed=6, workers=2)
-        test_mats, test_kind = list_aflw_samples(work / "unique_test"), "synthetic AFLW2000-3D samples"
+            write_synthetic_set(
+                "aflw2000", model_dir, work / "unique_test", args.unique, 450, seed=6, workers=2
+            )
+        test_mats, test_kind = (
+            list_aflw_samples(work / "unique_test"),
+            "synthetic AFLW2000-3D samples",
+        )
     test_root = work / "AFLW2000"
     link_tree(test_mats, test_root, args.task_size, flat=True)
     print(f"inputs: synthetic 300W-LP (450x450 JPEG + .mat); test split: {test_kind}")
@@ -159,8 +213,10 @@ def main() -> None:
     model_and_layout(model_dir)
     print(f"model + UV layout loaded once per worker: {time.perf_counter() - tic:.2f} s")
     load = os.getloadavg()
-    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
-          f"CPU affinity {sorted(os.sched_getaffinity(0))}")
+    print(
+        f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
+        f"CPU affinity {sorted(os.sched_getaffinity(0))}"
+    )
     for split, root in (("train", train_root), ("test", test_root)):
         breakdown(split, model_dir, root, args.task_size, args.repeats, work)
     load = os.getloadavg()

@@ -179,7 +179,8 @@ def markdown_report(
         "(the paper's Mean), *std* = their std, *all* = mean over all images; "
         f"*AUC* = area under the CED up to {100 * max_error:g}% (normalised to 1). "
         "Rows marked **published** are the numbers reported on the real AFLW2000-3D (docs/conventions.md section 7), "
-        "not measured here.", "",
+        "not measured here.",
+        "",
     ]
     head = ["method", "source", *STATS, "AUC", "images", "missing", "ms/image"]
     for metric in METRICS:
@@ -209,11 +210,17 @@ def markdown_report(
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if (summary["source"] == PUBLISHED).any():
-        lines += ["Published rows: the papers' numbers on the real AFLW2000-3D (docs/conventions.md section 7); the 3D "
-                  "reconstruction numbers as reported in the PRN paper; PRN's 9.8 ms per image on a GTX 1080.", ""]
-    lines += ["## Coverage and timing", "",
-              "| method | predictions | images | missing | extra | ms/image | timed on |",
-              "|---|---|---:|---:|---:|---:|---|"]
+        lines += [
+            "Published rows: the papers' numbers on the real AFLW2000-3D (docs/conventions.md section 7); the 3D "
+            "reconstruction numbers as reported in the PRN paper; PRN's 9.8 ms per image on a GTX 1080.",
+            "",
+        ]
+    lines += [
+        "## Coverage and timing",
+        "",
+        "| method | predictions | images | missing | extra | ms/image | timed on |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         lines.append(
             f"| {r.method} | `{r.source}` | {r.matching.n_matched} | {len(r.matching.missing)} | "

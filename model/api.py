@@ -19,11 +19,12 @@ were trained with: PRNet's ``uv-data`` folder for its release (``uv_data=``), th
 morphable model folder (``model_dir=``, optionally with the masks of a UV HDF5 file ``uv_file=``)
 for weights trained here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -83,15 +84,20 @@ class Face:
         return uv_texture(self.image, fill_gaps(self.posmap, self.uv), self.uv.face_mask, visible)
 
 
-def load_layout(uv_data: Path | str | None = None, model_dir: Path | str | None = None,
-                uv_file: Path | str | None = None) -> FaceUV:
+def load_layout(
+    uv_data: Path | str | None = None,
+    model_dir: Path | str | None = None,
+    uv_file: Path | str | None = None,
+) -> FaceUV:
     """The UV layout from PRNet's ``uv_data`` folder or from the morphable model in ``model_dir``."""
     if uv_data is not None:
         from model.release import load_uv_data
 
         return load_uv_data(uv_data)
     if model_dir is None:
-        raise ValueError("give uv_data (PRNet's uv-data folder) or model_dir (the project's face model)")
+        raise ValueError(
+            "give uv_data (PRNet's uv-data folder) or model_dir (the project's face model)"
+        )
     from model.uses import build_face_uv
     from uvgen.formats.bfm import load_bfm
     from uvgen.groundtruth import build_uv_layout
@@ -116,10 +122,17 @@ class PRN:
     see :class:`model.inference.Predictor`.
     """
 
-    def __init__(self, weights: Path | str | PRNet, uv_data: Path | str | None = None,
-                 model_dir: Path | str | None = None, uv_file: Path | str | None = None,
-                 detector_weights: Path | str | None = None, all_faces: bool = False,
-                 device: str = "auto", batch_size: int | None = None):
+    def __init__(
+        self,
+        weights: Path | str | PRNet,
+        uv_data: Path | str | None = None,
+        model_dir: Path | str | None = None,
+        uv_file: Path | str | None = None,
+        detector_weights: Path | str | None = None,
+        all_faces: bool = False,
+        device: str = "auto",
+        batch_size: int | None = None,
+    ):
         if isinstance(weights, PRNet):
             net = weights
         else:
@@ -129,12 +142,22 @@ class PRN:
                 from model.release import weights_meta
 
                 if weights_meta(weights).get("uv_layout") == "prnet":
-                    raise DataError(weights, None, "weights imported from PRNet's release need PRNet's UV "
-                                                   "layout: pass its uv-data folder (uv_data= / --uv-data)")
+                    raise DataError(
+                        weights,
+                        None,
+                        "weights imported from PRNet's release need PRNet's UV "
+                        "layout: pass its uv-data folder (uv_data= / --uv-data)",
+                    )
             net = load_weights(Path(weights))
         self.uv = load_layout(uv_data, model_dir, uv_file)
-        self.predictor = Predictor(net, self.uv.kpt_uv, self.uv.face_ind, device=device, batch_size=batch_size,
-                                   exact_crop=True)
+        self.predictor = Predictor(
+            net,
+            self.uv.kpt_uv,
+            self.uv.face_ind,
+            device=device,
+            batch_size=batch_size,
+            exact_crop=True,
+        )
         self.detector_weights = detector_weights
         self.all_faces = all_faces
         self._detector: FaceDetector | None = None
@@ -156,8 +179,12 @@ class PRN:
         """The faces the detector keeps (largest first; only the largest unless ``all_faces``)."""
         return select_faces(self.detector(image), self.all_faces)
 
-    def process(self, image: np.ndarray | Path | str, bbox: Sequence[float] | None = None,
-                points: np.ndarray | None = None) -> list[Face]:
+    def process(
+        self,
+        image: np.ndarray | Path | str,
+        bbox: Sequence[float] | None = None,
+        points: np.ndarray | None = None,
+    ) -> list[Face]:
         """The faces of one image (a path or an (H, W, 3) uint8 RGB array). Raises
         :class:`NoFaceError` when the detector finds none, ``FaceRegionError`` for a box or
         points that cannot give a crop (outside the image, degenerate)."""
@@ -165,7 +192,9 @@ class PRN:
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         if bbox is not None or points is not None:
-            regions: list[tuple[Sequence[float] | None, np.ndarray | None, FaceBox | None]] = [(bbox, points, None)]
+            regions: list[tuple[Sequence[float] | None, np.ndarray | None, FaceBox | None]] = [
+                (bbox, points, None)
+            ]
         else:
             boxes = self.detect(img)
             if not boxes:
@@ -183,7 +212,9 @@ class PRN:
             faces.append(Face(img, pred.posmap, t, self.uv, box))
         return faces
 
-    def process_batch(self, images: Sequence[np.ndarray | Path | str]) -> list[list[Face] | Exception]:
+    def process_batch(
+        self, images: Sequence[np.ndarray | Path | str]
+    ) -> list[list[Face] | Exception]:
         """:meth:`process` for each image; an image that fails gives its exception in its place
         (no face, bad region, unreadable file) and the others go on."""
         out: list[list[Face] | Exception] = []

@@ -16,6 +16,7 @@ Then a per-channel colour scale (clamped to [0, 1]) and, with some probability, 
 noise texture per image (occlusion; the map is unchanged). All randomness comes from the given
 ``torch.Generator`` (put it on the images' device for speed; draws are moved to that device).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,16 +48,22 @@ class AugmentConfig:
     noise_cell_px: int = 4
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None,
-             device: torch.device) -> torch.Tensor:
+def _uniform(
+    shape: tuple[int, ...],
+    low: float,
+    high: float,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> torch.Tensor:
     """Uniform draws in [low, high) from ``generator`` (on its device), returned on ``device``."""
     gen_device = generator.device if generator is not None else device
     u = torch.rand(shape, generator=generator, device=gen_device, dtype=torch.float64)
     return (low + (high - low) * u).to(device)
 
 
-def make_affine(angle_rad: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                size: tuple[int, int]) -> torch.Tensor:
+def make_affine(
+    angle_rad: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
     """(B,) angles, (B,) scales, (B, 2) shifts in pixels -> (B, 2, 3) float64 affines (see module doc).
 
     size = (H, W); the rotation/scale centre is ((W-1)/2, (H-1)/2).
@@ -65,17 +72,26 @@ def make_affine(angle_rad: torch.Tensor, scale: torch.Tensor, shift: torch.Tenso
     c = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], dtype=torch.float64, device=angle_rad.device)
     cos, sin = torch.cos(angle_rad).double(), torch.sin(angle_rad).double()
     s = scale.double()
-    lin = torch.stack([torch.stack([s * cos, -s * sin], -1), torch.stack([s * sin, s * cos], -1)], -2)
+    lin = torch.stack(
+        [torch.stack([s * cos, -s * sin], -1), torch.stack([s * sin, s * cos], -1)], -2
+    )
     trans = c - (lin @ c) + shift.double()
     return torch.cat([lin, trans.unsqueeze(-1)], dim=-1)
 
 
-def random_affine(batch: int, generator: torch.Generator | None, params: AugmentConfig,
-                  size: tuple[int, int] = (256, 256), device: torch.device | str | None = None
-                  ) -> torch.Tensor:
+def random_affine(
+    batch: int,
+    generator: torch.Generator | None,
+    params: AugmentConfig,
+    size: tuple[int, int] = (256, 256),
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Draw ``batch`` random rotation/scale/shift affines (B, 2, 3), float64, in crop pixels."""
-    device = torch.device(device) if device is not None else (
-        generator.device if generator is not None else torch.device("cpu"))
+    device = (
+        torch.device(device)
+        if device is not None
+        else (generator.device if generator is not None else torch.device("cpu"))
+    )
     h, w = size
     r = _uniform((batch, 4), 0.0, 1.0, generator, device)
     angle = math.radians(params.rotation_deg) * (2 * r[:, 0] - 1)
@@ -105,8 +121,11 @@ def warp_images(images: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     normalised coordinates are x_n = 2 x / (W - 1) - 1, i.e. grid_sample(align_corners=True).
     """
     b, _, h, w = images.shape
-    to_norm = torch.tensor([[2.0 / (w - 1), 0.0, -1.0], [0.0, 2.0 / (h - 1), -1.0], [0.0, 0.0, 1.0]],
-                           dtype=torch.float64, device=images.device)
+    to_norm = torch.tensor(
+        [[2.0 / (w - 1), 0.0, -1.0], [0.0, 2.0 / (h - 1), -1.0], [0.0, 0.0, 1.0]],
+        dtype=torch.float64,
+        device=images.device,
+    )
     inv = invert_affine(A.to(device=images.device, dtype=torch.float64))
     inv3 = torch.cat([inv, to_norm[2:].expand(b, 1, 3)], dim=1)
     theta = (to_norm @ inv3 @ torch.linalg.inv(to_norm))[:, :2]
@@ -127,10 +146,16 @@ def transform_maps(maps: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return torch.cat([xy, z], dim=1)
 
 
-def random_color_factors(batch: int, generator: torch.Generator | None, color_range: tuple[float, float],
-                         device: torch.device | str = "cpu") -> torch.Tensor:
+def random_color_factors(
+    batch: int,
+    generator: torch.Generator | None,
+    color_range: tuple[float, float],
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """(B, 3) per-channel colour multipliers, uniform in color_range."""
-    return _uniform((batch, 3), color_range[0], color_range[1], generator, torch.device(device)).float()
+    return _uniform(
+        (batch, 3), color_range[0], color_range[1], generator, torch.device(device)
+    ).float()
 
 
 def color_scale(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -139,8 +164,13 @@ def color_scale(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return (images * f).clamp_(0.0, 1.0)
 
 
-def occlude(images: torch.Tensor, generator: torch.Generator | None, prob: float,
-            size_range: tuple[float, float] = (0.1, 0.5), noise_cell_px: int = 4) -> torch.Tensor:
+def occlude(
+    images: torch.Tensor,
+    generator: torch.Generator | None,
+    prob: float,
+    size_range: tuple[float, float] = (0.1, 0.5),
+    noise_cell_px: int = 4,
+) -> torch.Tensor:
     """With probability ``prob`` per image, fill one random axis-aligned rectangle with noise texture.
 
     Rectangle height/width are uniform in size_range times H/W, placed uniformly inside the image.
@@ -164,8 +194,13 @@ def occlude(images: torch.Tensor, generator: torch.Generator | None, prob: float
     return torch.where(mask, texture, images)
 
 
-def augment_batch(images_uint8: torch.Tensor, maps: torch.Tensor, generator: torch.Generator | None,
-                  config: AugmentConfig = AugmentConfig(), return_affine: bool = False):
+def augment_batch(
+    images_uint8: torch.Tensor,
+    maps: torch.Tensor,
+    generator: torch.Generator | None,
+    config: AugmentConfig = AugmentConfig(),
+    return_affine: bool = False,
+):
     """Augment a training batch on its device.
 
     images_uint8: (B, H, W, 3) crops with values 0..255 (uint8, or any dtype holding those values).
@@ -177,7 +212,9 @@ def augment_batch(images_uint8: torch.Tensor, maps: torch.Tensor, generator: tor
     if images_uint8.dim() != 4 or images_uint8.shape[-1] != 3:
         raise ValueError(f"images must be (B, H, W, 3), got {tuple(images_uint8.shape)}")
     if maps.shape != images_uint8.shape:
-        raise ValueError(f"maps shape {tuple(maps.shape)} != images shape {tuple(images_uint8.shape)}")
+        raise ValueError(
+            f"maps shape {tuple(maps.shape)} != images shape {tuple(images_uint8.shape)}"
+        )
     b, h, w, _ = images_uint8.shape
     dev = images_uint8.device
     images = images_uint8.permute(0, 3, 1, 2).to(torch.float32) / 255.0
@@ -189,8 +226,9 @@ def augment_batch(images_uint8: torch.Tensor, maps: torch.Tensor, generator: tor
     maps_out = transform_maps(maps_chw, A)
     images = color_scale(images, random_color_factors(b, generator, config.color_range, dev))
     if config.occlusion_prob > 0:
-        images = occlude(images, generator, config.occlusion_prob, config.occlusion_size,
-                         config.noise_cell_px)
+        images = occlude(
+            images, generator, config.occlusion_prob, config.occlusion_size, config.noise_cell_px
+        )
     if return_affine:
         return images, maps_out, A
     return images, maps_out

@@ -12,10 +12,11 @@ where ``shift`` (appending len(b) zero bytes) is a linear map over GF(2): a 32x3
 applied to many values through four 256-entry byte tables. 53 MB (the release's weights) take
 about 0.5 s on the shared 2-core development machine (``python benchmarks/bench_import.py``).
 """
+
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def _apply(cols: tuple[int, ...], x: int) -> int:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zeros_matrix(log2_bytes: int) -> tuple[int, ...]:
     """Columns of the map "append 2**log2_bytes zero bytes" on the raw CRC register."""
     if log2_bytes == 0:
@@ -95,7 +96,7 @@ def _shift(crc: int, nbytes: int) -> int:
     return crc
 
 
-@lru_cache(maxsize=None)
+@cache
 def _byte_tables(log2_bytes: int) -> np.ndarray:
     """(4, 256) uint32: the zero-append map of 2**log2_bytes bytes, one table per input byte."""
     cols = np.array(_zeros_matrix(log2_bytes), dtype=np.uint32)
@@ -103,13 +104,17 @@ def _byte_tables(log2_bytes: int) -> np.ndarray:
     out = np.zeros((4, 256), dtype=np.uint32)
     for b in range(4):
         for bit in range(8):
-            out[b] ^= np.where((values >> bit) & 1, cols[8 * b + bit], np.uint32(0)).astype(np.uint32)
+            out[b] ^= np.where((values >> bit) & 1, cols[8 * b + bit], np.uint32(0)).astype(
+                np.uint32
+            )
     return out
 
 
 def _shift_many(crcs: np.ndarray, log2_bytes: int) -> np.ndarray:
     t = _byte_tables(log2_bytes)
-    return (t[0][crcs & 0xFF] ^ t[1][(crcs >> 8) & 0xFF] ^ t[2][(crcs >> 16) & 0xFF] ^ t[3][crcs >> 24])
+    return (
+        t[0][crcs & 0xFF] ^ t[1][(crcs >> 8) & 0xFF] ^ t[2][(crcs >> 16) & 0xFF] ^ t[3][crcs >> 24]
+    )
 
 
 def _raw_small(data: bytes | memoryview, crc: int) -> int:
@@ -126,7 +131,7 @@ def _raw_zero_state(buf: np.ndarray) -> int:
     lanes_log = max(0, math.ceil(math.log2(-(-n // (1 << lane_log)))))
     lane, lanes = 1 << lane_log, 1 << lanes_log
     padded = np.zeros(lane * lanes, dtype=np.uint8)
-    padded[padded.size - n:] = buf  # leading zeros: a zero register stays zero
+    padded[padded.size - n :] = buf  # leading zeros: a zero register stays zero
     # (L/2, P): row i = bytes 2i, 2i+1 of every lane as one little-endian uint16
     steps = padded.reshape(lanes, lane).view("<u2").T.astype(np.uint32)
     crc = np.zeros(lanes, dtype=np.uint32)

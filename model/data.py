@@ -13,12 +13,13 @@ non-blocking on CUDA) and :func:`prepare_batch` turns them into network tensors 
 float32 in [0, 1], maps in crop pixels, optionally augmented on the device (model.augment) and in
 channels-last memory format.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -111,16 +112,25 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
-def make_loader(dataset: PositionMapDataset, *, batch_sampler: Sampler | None = None,
-                batch_size: int = 1, sampler: Sampler | None = None, num_workers: int = 0,
-                pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    dataset: PositionMapDataset,
+    *,
+    batch_sampler: Sampler | None = None,
+    batch_size: int = 1,
+    sampler: Sampler | None = None,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
     """A DataLoader of (uint8 images (B,H,W,3), float32 maps (B,H,W,3)).
 
     Workers (if any) are persistent and prefetch 4 batches each; each opens the HDF5 file itself.
     """
     # A private generator: creating the loader's iterator then leaves the global torch RNG alone.
-    kwargs: dict = {"num_workers": num_workers, "pin_memory": pin_memory,
-                    "generator": torch.Generator().manual_seed(0)}
+    kwargs: dict = {
+        "num_workers": num_workers,
+        "pin_memory": pin_memory,
+        "generator": torch.Generator().manual_seed(0),
+    }
     if num_workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=4)
     if batch_sampler is not None:
@@ -137,7 +147,9 @@ class DataSplit:
     uv: UVData
 
 
-def load_split(train_file: Path, val_file: Path | None, val_fraction: float, seed: int) -> DataSplit:
+def load_split(
+    train_file: Path, val_file: Path | None, val_fraction: float, seed: int
+) -> DataSplit:
     """Open the training file; validation = ``val_file`` if given, else a held-out fraction."""
     with PositionMapFile(train_file) as f:
         n, uv = len(f), f.uv
@@ -148,16 +160,22 @@ def load_split(train_file: Path, val_file: Path | None, val_fraction: float, see
     return DataSplit(PositionMapDataset(train_file, train_idx), val, uv)
 
 
-def to_device(images: torch.Tensor, maps: torch.Tensor, device: torch.device
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def to_device(
+    images: torch.Tensor, maps: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Move a raw batch to ``device`` (non-blocking: use pinned loader memory on CUDA)."""
     non_blocking = device.type == "cuda"
     return images.to(device, non_blocking=non_blocking), maps.to(device, non_blocking=non_blocking)
 
 
-def prepare_batch(images: torch.Tensor, maps: torch.Tensor, *, augment: AugmentConfig | None = None,
-                  generator: torch.Generator | None = None, channels_last: bool = False
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare_batch(
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    *,
+    augment: AugmentConfig | None = None,
+    generator: torch.Generator | None = None,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw batch on its device -> (images (B,3,H,W) float32 in [0,1], maps (B,3,H,W) crop pixels).
 
     images: (B,H,W,3) uint8; maps: (B,H,W,3) float crop pixels. With ``augment`` the batch goes
@@ -170,7 +188,6 @@ def prepare_batch(images: torch.Tensor, maps: torch.Tensor, *, augment: AugmentC
         y = maps.permute(0, 3, 1, 2).to(torch.float32)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt)
-
 
 
 def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str = "train") -> Path:
@@ -195,8 +212,12 @@ def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str
     weights = np.where(face, 3.0, 0.0)
     weights[r2 <= 0.3] = 4.0
     weights[kpt_uv[1], kpt_uv[0]] = 16.0
-    uv = UVData(weight_mask=weights.astype(np.float32), face_mask=face, kpt_uv=kpt_uv,
-                face_ind=np.flatnonzero(face).astype(np.int64))
+    uv = UVData(
+        weight_mask=weights.astype(np.float32),
+        face_mask=face,
+        kpt_uv=kpt_uv,
+        face_ind=np.flatnonzero(face).astype(np.int64),
+    )
     images = np.empty((n, size, size, 3), np.uint8)
     maps = np.empty((n, size, size, 3), np.float32)
     records = []
@@ -216,11 +237,27 @@ def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str
         img = np.where(inside[..., None], tex, rng.uniform(0, 0.3, (size, size, 3)))
         images[k] = np.clip(img * 255, 0, 255).astype(np.uint8)
         transform = np.eye(3)
-        records.append(SampleRecord(name=f"toy_{k:05d}", source="toy", shape_para=np.zeros(199),
-                                    exp_para=np.zeros(29), pose_para=np.zeros(7), transform=transform,
-                                    jitter=np.full(3, 0.5), yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0))
+        records.append(
+            SampleRecord(
+                name=f"toy_{k:05d}",
+                source="toy",
+                shape_para=np.zeros(199),
+                exp_para=np.zeros(29),
+                pose_para=np.zeros(7),
+                transform=transform,
+                jitter=np.full(3, 0.5),
+                yaw_deg=0.0,
+                pitch_deg=0.0,
+                roll_deg=0.0,
+            )
+        )
     shard = path.with_name(path.name + ".shard000.h5")
     write_shard(shard, images, maps, records, StorageOptions(posmap_dtype="float32"))
-    merge_shards([shard], path, uv, {"model_checksum": "toy", "params": {"seed": seed, "n": n}, "split": split})
+    merge_shards(
+        [shard],
+        path,
+        uv,
+        {"model_checksum": "toy", "params": {"seed": seed, "n": n}, "split": split},
+    )
     shard.unlink()
     return path

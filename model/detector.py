@@ -10,11 +10,13 @@ Boxes are :class:`FaceBox` in image pixels: ``left``/``top`` the first pixel ins
 before it is cropped: a region entirely outside the image or smaller than ``MIN_FACE_PX``
 would give a black or empty crop, so it is refused with a one-line :class:`FaceRegionError`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +55,10 @@ def import_dlib() -> Any:
     try:
         import dlib
     except ImportError:
-        raise DetectorUnavailable("the face detector needs dlib: `pip install dlib-bin` "
-                                  "(or give faces with --boxes or 68-landmark .mat files)") from None
+        raise DetectorUnavailable(
+            "the face detector needs dlib: `pip install dlib-bin` "
+            "(or give faces with --boxes or 68-landmark .mat files)"
+        ) from None
     return dlib
 
 
@@ -72,28 +76,53 @@ class FaceDetector:
             self._hog = dlib.get_frontal_face_detector()
         else:
             if not self.weights.is_file():
-                raise DataError(self.weights, None, "missing face detector file (PRNet ships "
-                                                    "mmod_human_face_detector.dat in Data/net-data)")
+                raise DataError(
+                    self.weights,
+                    None,
+                    "missing face detector file (PRNet ships "
+                    "mmod_human_face_detector.dat in Data/net-data)",
+                )
             try:
                 self._cnn = dlib.cnn_face_detection_model_v1(str(self.weights))
             except RuntimeError as exc:
-                raise DataError(self.weights, None, f"not a dlib CNN face detector file ({str(exc).strip().splitlines()[0]})") from exc
+                raise DataError(
+                    self.weights,
+                    None,
+                    f"not a dlib CNN face detector file ({str(exc).strip().splitlines()[0]})",
+                ) from exc
             self.kind = "cnn"
 
     def __call__(self, image: np.ndarray) -> list[FaceBox]:
         img = np.ascontiguousarray(image)
         if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
-            raise ValueError(f"image must be (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}")
+            raise ValueError(
+                f"image must be (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}"
+            )
         faces = []
         if self.kind == "hog":
             rects, scores, _ = self._hog.run(img, self.upsample, 0.0)
             for r, s in zip(rects, scores):
-                faces.append(FaceBox(float(r.left()), float(r.right()), float(r.top()), float(r.bottom()), float(s)))
+                faces.append(
+                    FaceBox(
+                        float(r.left()),
+                        float(r.right()),
+                        float(r.top()),
+                        float(r.bottom()),
+                        float(s),
+                    )
+                )
         else:
             for d in self._cnn(img, self.upsample):
                 r = d.rect
-                faces.append(FaceBox(float(r.left()), float(r.right()), float(r.top()), float(r.bottom()),
-                                     float(d.confidence)))
+                faces.append(
+                    FaceBox(
+                        float(r.left()),
+                        float(r.right()),
+                        float(r.top()),
+                        float(r.bottom()),
+                        float(d.confidence),
+                    )
+                )
         return sorted(faces, key=lambda f: -f.area)
 
 

@@ -4,6 +4,7 @@
 MASTER_PORT; a WORLD_SIZE above 1 turns DDP on (NCCL on CUDA, gloo on the CPU). Rank 0 alone writes
 checkpoints, metrics and weights; the others wait at barriers.
 """
+
 from __future__ import annotations
 
 import os

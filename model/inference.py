@@ -22,12 +22,13 @@ scale). Landmarks = ``map[kpt_uv[1], kpt_uv[0]]`` (68, 3); dense vertices =
 Speed: :func:`fold_batchnorm` folds every batch norm that follows a convolution into it (eval
 mode), and :class:`Predictor` runs batches (bf16 autocast and channels-last on CUDA).
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -53,7 +54,9 @@ def box_from_bbox(left: float, right: float, top: float, bottom: float) -> CropB
     """PRNet's crop box for a face-detector box, in original-image pixels."""
     old_size = (right - left + bottom - top) / 2.0
     center = (right - (right - left) / 2.0, bottom - (bottom - top) / 2.0 + old_size * BOX_SHIFT)
-    return CropBox((float(center[0]), float(center[1])), float(int(old_size * BOX_SCALE)), float(old_size))
+    return CropBox(
+        (float(center[0]), float(center[1])), float(int(old_size * BOX_SCALE)), float(old_size)
+    )
 
 
 def box_from_points(points: np.ndarray) -> CropBox:
@@ -79,8 +82,15 @@ class FaceRegionError(ValueError):
     """A face box or landmark set that cannot give a crop (outside the image, degenerate, NaN)."""
 
 
-def check_face_region(left: float, right: float, top: float, bottom: float, width: int, height: int,
-                      what: str = "face box") -> None:
+def check_face_region(
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    width: int,
+    height: int,
+    what: str = "face box",
+) -> None:
     """Raise :class:`FaceRegionError` unless the region is finite, at least ``MIN_FACE_PX`` on
     each side, and overlaps the (width x height) image."""
     values = np.array([left, right, top, bottom], dtype=np.float64)
@@ -88,14 +98,21 @@ def check_face_region(left: float, right: float, top: float, bottom: float, widt
         raise FaceRegionError(f"{what} has non-finite coordinates {values.tolist()}")
     w, h = right - left, bottom - top
     if w < MIN_FACE_PX or h < MIN_FACE_PX:
-        raise FaceRegionError(f"{what} is degenerate ({w:g} x {h:g} px; at least {MIN_FACE_PX:g} px a side needed)")
+        raise FaceRegionError(
+            f"{what} is degenerate ({w:g} x {h:g} px; at least {MIN_FACE_PX:g} px a side needed)"
+        )
     if right < 0 or bottom < 0 or left > width - 1 or top > height - 1:
-        raise FaceRegionError(f"{what} [left {left:g}, right {right:g}, top {top:g}, bottom {bottom:g}] "
-                              f"lies entirely outside the {width}x{height} image")
+        raise FaceRegionError(
+            f"{what} [left {left:g}, right {right:g}, top {top:g}, bottom {bottom:g}] "
+            f"lies entirely outside the {width}x{height} image"
+        )
 
 
-def check_region(image_shape: Sequence[int], bbox: Sequence[float] | None = None,
-                 points: np.ndarray | None = None) -> None:
+def check_region(
+    image_shape: Sequence[int],
+    bbox: Sequence[float] | None = None,
+    points: np.ndarray | None = None,
+) -> None:
     """Raise :class:`FaceRegionError` (one line) when the box (left, right, top, bottom)
     or the 68 points' box lies entirely outside the image or is degenerate: such a region would
     be cropped to a black or empty input."""
@@ -107,8 +124,15 @@ def check_region(image_shape: Sequence[int], bbox: Sequence[float] | None = None
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] < 2 or not np.all(np.isfinite(pts[:, :2])):
             raise FaceRegionError(f"landmarks must be finite (N, 2+) pixels, got shape {pts.shape}")
-        check_face_region(pts[:, 0].min(), pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max(), w, h,
-                          "landmarks' box")
+        check_face_region(
+            pts[:, 0].min(),
+            pts[:, 0].max(),
+            pts[:, 1].min(),
+            pts[:, 1].max(),
+            w,
+            h,
+            "landmarks' box",
+        )
 
 
 def map_to_image(map_crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -163,8 +187,12 @@ class _FoldedConv(nn.Module):
             left, _, _ = same_padding(out_w, k, s)
             y = F.conv_transpose2d(x, self.weight, self.bias, stride=s, padding=(top, left))
             y = y[..., :out_h, :out_w]
-            if y.shape[-2] < out_h or y.shape[-1] < out_w:  # kernel < stride only; bias fills the gap
-                y = F.pad(y - self.bias[:, None, None], (0, out_w - y.shape[-1], 0, out_h - y.shape[-2]))
+            if (
+                y.shape[-2] < out_h or y.shape[-1] < out_w
+            ):  # kernel < stride only; bias fills the gap
+                y = F.pad(
+                    y - self.bias[:, None, None], (0, out_w - y.shape[-1], 0, out_h - y.shape[-2])
+                )
                 y = y + self.bias[:, None, None]
             return y
         top, bottom, _ = same_padding(x.shape[-2], k, s)
@@ -229,8 +257,17 @@ class Predictor:
     and 128 on CUDA) exact_crop: float crops (see :meth:`crop`).
     """
 
-    def __init__(self, model: PRNet, kpt_uv: np.ndarray, face_ind: np.ndarray, device: str = "auto",
-                 amp: str = "bf16", batch_size: int | None = None, fold: bool = True, exact_crop: bool = False):
+    def __init__(
+        self,
+        model: PRNet,
+        kpt_uv: np.ndarray,
+        face_ind: np.ndarray,
+        device: str = "auto",
+        amp: str = "bf16",
+        batch_size: int | None = None,
+        fold: bool = True,
+        exact_crop: bool = False,
+    ):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -261,11 +298,17 @@ class Predictor:
     def predict_maps(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
         """(B, S, S, 3) uint8 crops -> (B, S, S, 3) float32 position maps in crop pixels."""
         crops_t = torch.as_tensor(crops)
-        if crops_t.dim() != 4 or crops_t.shape[-1] != 3 or crops_t.shape[1:3] != (self.in_size, self.in_size):
-            raise ValueError(f"crops must be (B, {self.in_size}, {self.in_size}, 3), got {tuple(crops_t.shape)}")
+        if (
+            crops_t.dim() != 4
+            or crops_t.shape[-1] != 3
+            or crops_t.shape[1:3] != (self.in_size, self.in_size)
+        ):
+            raise ValueError(
+                f"crops must be (B, {self.in_size}, {self.in_size}, 3), got {tuple(crops_t.shape)}"
+            )
         out = []
         for start in range(0, len(crops_t), self.batch_size):
-            out.append(self.predict_maps_tensor(crops_t[start:start + self.batch_size]).cpu())
+            out.append(self.predict_maps_tensor(crops_t[start : start + self.batch_size]).cpu())
         if not out:
             return np.zeros((0, self.in_size, self.in_size, 3), np.float32)
         return torch.cat(out).numpy()
@@ -275,13 +318,19 @@ class Predictor:
         """One forward pass: (B, S, S, 3) uint8 crops (any device) -> (B, S, S, 3) float32 maps in
         crop pixels, left on the predictor's device (a strided view of channels-last memory)."""
         x = crops.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        x = x.contiguous(
+            memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
+        )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             y = self.net(x)
         return (y.float() * MAP_SCALE).permute(0, 2, 3, 1)
 
-    def crop(self, image: np.ndarray, bbox: Sequence[float] | None = None,
-             points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def crop(
+        self,
+        image: np.ndarray,
+        bbox: Sequence[float] | None = None,
+        points: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(crop (S, S, 3), transform (3, 3)) of one face; see the module docstring. The crop is
         uint8 (rounded, like the training crops), or float32 on the 0..255 scale unrounded with
         ``exact_crop`` (PRNet's demo warps the image / 255 as floats). Raises FaceRegionError for
@@ -303,11 +352,20 @@ class Predictor:
     def decode(self, map_crop: np.ndarray, transform: np.ndarray, crop: np.ndarray) -> Prediction:
         """A crop-pixel map -> :class:`Prediction` in original-image pixels."""
         posmap = map_to_image(map_crop, transform)
-        return Prediction(landmarks_from_map(posmap, self.kpt_uv), vertices_from_map(posmap, self.face_ind),
-                          posmap, transform, crop)
+        return Prediction(
+            landmarks_from_map(posmap, self.kpt_uv),
+            vertices_from_map(posmap, self.face_ind),
+            posmap,
+            transform,
+            crop,
+        )
 
-    def predict(self, images: Sequence[np.ndarray], bboxes: Sequence[Sequence[float]] | None = None,
-                points: Sequence[np.ndarray] | None = None) -> list[Prediction]:
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        bboxes: Sequence[Sequence[float]] | None = None,
+        points: Sequence[np.ndarray] | None = None,
+    ) -> list[Prediction]:
         """One face per image, given by its detector box or its 68 points; batched forward passes."""
         if (bboxes is None) == (points is None):
             raise ValueError("give exactly one of bboxes or points")
@@ -316,8 +374,11 @@ class Predictor:
             raise ValueError(f"{len(images)} images but {len(faces)} faces")
         crops, transforms = [], []
         for k, image in enumerate(images):
-            c, t = self.crop(image, bbox=bboxes[k] if bboxes is not None else None,
-                             points=points[k] if points is not None else None)
+            c, t = self.crop(
+                image,
+                bbox=bboxes[k] if bboxes is not None else None,
+                points=points[k] if points is not None else None,
+            )
             crops.append(c)
             transforms.append(t)
         if not crops:
@@ -325,8 +386,15 @@ class Predictor:
         maps = self.predict_maps(np.stack(crops))
         return [self.decode(m, t, c) for m, t, c in zip(maps, transforms, crops)]
 
-    def predict_one(self, image: np.ndarray, bbox: Sequence[float] | None = None,
-                    points: np.ndarray | None = None) -> Prediction:
+    def predict_one(
+        self,
+        image: np.ndarray,
+        bbox: Sequence[float] | None = None,
+        points: np.ndarray | None = None,
+    ) -> Prediction:
         """:meth:`predict` for a single image."""
-        return self.predict([image], bboxes=None if bbox is None else [bbox],
-                            points=None if points is None else [points])[0]
+        return self.predict(
+            [image],
+            bboxes=None if bbox is None else [bbox],
+            points=None if points is None else [points],
+        )[0]

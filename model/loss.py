@@ -8,6 +8,7 @@
   not normalised: the mean runs over all H*W pixels, including the zero-weight ones, so the value
   scales with the weights exactly as written.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,11 +16,17 @@ import torch
 
 from model.prnet import MAP_SCALE
 
-PAPER_WEIGHTS: dict[str, float] = {"keypoint": 16.0, "eye_nose_mouth": 4.0, "face": 3.0, "outside": 0.0}
+PAPER_WEIGHTS: dict[str, float] = {
+    "keypoint": 16.0,
+    "eye_nose_mouth": 4.0,
+    "face": 3.0,
+    "outside": 0.0,
+}
 
 
-def weighted_map_loss(pred: torch.Tensor, target_map_px: torch.Tensor,
-                      weight_mask: torch.Tensor) -> torch.Tensor:
+def weighted_map_loss(
+    pred: torch.Tensor, target_map_px: torch.Tensor, weight_mask: torch.Tensor
+) -> torch.Tensor:
     """Weighted squared error between a predicted and a target UV position map (scalar tensor).
 
     pred: (B, 3, H, W) network output in [0, 1]. target_map_px: (B, 3, H, W) in crop pixels.
@@ -28,14 +35,20 @@ def weighted_map_loss(pred: torch.Tensor, target_map_px: torch.Tensor,
     if pred.dim() != 4 or pred.shape[1] != 3:
         raise ValueError(f"pred must be (B, 3, H, W), got {tuple(pred.shape)}")
     if target_map_px.shape != pred.shape:
-        raise ValueError(f"target shape {tuple(target_map_px.shape)} != pred shape {tuple(pred.shape)}")
+        raise ValueError(
+            f"target shape {tuple(target_map_px.shape)} != pred shape {tuple(pred.shape)}"
+        )
     if weight_mask.shape[-2:] != pred.shape[-2:] or weight_mask.dim() not in (2, 3):
-        raise ValueError(f"weight_mask must be (H, W) or (B, H, W) matching pred, got {tuple(weight_mask.shape)}")
+        raise ValueError(
+            f"weight_mask must be (H, W) or (B, H, W) matching pred, got {tuple(weight_mask.shape)}"
+        )
     sq = (pred - target_map_px / MAP_SCALE).square().sum(dim=1)  # (B, H, W)
     return (sq * weight_mask.to(sq.dtype)).mean()
 
 
-def weights_from_prnet_mask(mask_png: np.ndarray, face_mask: np.ndarray | None = None) -> np.ndarray:
+def weights_from_prnet_mask(
+    mask_png: np.ndarray, face_mask: np.ndarray | None = None
+) -> np.ndarray:
     """PRNet's ``uv_weight_mask.png`` grey levels -> raw paper weights, float32 (H, W).
 
     The png stores 255 (key points), 64 (eyes, nose, mouth) and 48 (rest, also outside the face),

@@ -7,6 +7,7 @@ their winding, which viewers read as counter-clockwise = front face; the ``.obj`
 uint8; ``.obj`` gets ``v x y z r g b`` with floats in [0, 1] (the extension MeshLab, Blender and
 Open3D read), ``.ply`` gets ``red green blue`` uchar properties. Files appear atomically.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,9 @@ import numpy as np
 from uvgen.formats.matfile import atomic_output
 
 
-def _check(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _check(
+    vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
         raise ValueError(f"vertices must be (n, 3), got {v.shape}")
@@ -37,7 +39,11 @@ def _check(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | Non
         c = np.asarray(colors)
         if c.shape != v.shape:
             raise ValueError(f"colors must be {v.shape}, got {c.shape}")
-        c = c.astype(np.float64) / 255.0 if c.dtype == np.uint8 else np.clip(c.astype(np.float64), 0.0, 1.0)
+        c = (
+            c.astype(np.float64) / 255.0
+            if c.dtype == np.uint8
+            else np.clip(c.astype(np.float64), 0.0, 1.0)
+        )
     return v, t, c
 
 
@@ -48,8 +54,9 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
     return buf.getvalue().encode("ascii")
 
 
-def write_obj(path: str | Path, vertices: np.ndarray, triangles: np.ndarray,
-              colors: np.ndarray | None = None) -> Path:
+def write_obj(
+    path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
+) -> Path:
     """Write ``v x y z [r g b]`` lines then ``f i j k`` lines (1-based indices); returns the path."""
     v, t, c = _check(vertices, triangles, colors)
     path = Path(path)
@@ -64,14 +71,21 @@ def write_obj(path: str | Path, vertices: np.ndarray, triangles: np.ndarray,
     return path
 
 
-def write_ply(path: str | Path, vertices: np.ndarray, triangles: np.ndarray,
-              colors: np.ndarray | None = None) -> Path:
+def write_ply(
+    path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
+) -> Path:
     """Write an ASCII PLY: ``vertex`` elements (float x y z [, uchar red green blue]) and ``face``
     elements (``vertex_indices``, 3 per face, 0-based); returns the path."""
     v, t, c = _check(vertices, triangles, colors)
     path = Path(path)
-    header = ["ply", "format ascii 1.0", f"element vertex {len(v)}",
-              "property float x", "property float y", "property float z"]
+    header = [
+        "ply",
+        "format ascii 1.0",
+        f"element vertex {len(v)}",
+        "property float x",
+        "property float y",
+        "property float z",
+    ]
     if c is not None:
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header += [f"element face {len(t)}", "property list uchar int vertex_indices", "end_header"]

@@ -10,6 +10,7 @@
   network was trained with (the real BFM's UV map). PRNet's ``canonical_vertices.npy`` has y
   pointing down; it is flipped to the model space's y up here.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,10 @@ from uvgen.formats.errors import DataError
 RELEASE_IN_SIZE = 256
 STEM = f"{TF_SCOPE}/Conv/weights"
 #: Names of optimizer state and counters, which an inference import skips.
-_EXTRA = re.compile(r"(^|/)(Adam(_\d+)?|Momentum|RMSProp(_\d+)?|ExponentialMovingAverage)$"
-                    r"|^(beta[12]_power(_\d+)?|global_step)$")
+_EXTRA = re.compile(
+    r"(^|/)(Adam(_\d+)?|Momentum|RMSProp(_\d+)?|ExponentialMovingAverage)$"
+    r"|^(beta[12]_power(_\d+)?|global_step)$"
+)
 _FLOAT_CODES = {1, 2, 14, 19}  # float, double, bfloat16, half
 UV_FILES = ("uv_kpt_ind.txt", "face_ind.txt", "canonical_vertices.npy")
 
@@ -47,14 +50,22 @@ def infer_width(ckpt: Checkpoint) -> int:
     entry = ckpt.entries.get(STEM)
     if entry is None:
         nets = sorted(n for n in ckpt.entries if not is_optimizer_state(n))
-        raise CheckpointError(ckpt.index_path, STEM, "not a PRNet (resfcn256) checkpoint: no stem kernel; "
-                                                     f"it holds {len(nets)} variables, e.g. {_examples(nets)}")
+        raise CheckpointError(
+            ckpt.index_path,
+            STEM,
+            "not a PRNet (resfcn256) checkpoint: no stem kernel; "
+            f"it holds {len(nets)} variables, e.g. {_examples(nets)}",
+        )
     if len(entry.shape) != 4 or entry.shape[:3] != (4, 4, 3) or entry.shape[3] < 1:
-        raise CheckpointError(ckpt.index_path, STEM, f"shape {list(entry.shape)}, expected [4, 4, 3, width]")
+        raise CheckpointError(
+            ckpt.index_path, STEM, f"shape {list(entry.shape)}, expected [4, 4, 3, width]"
+        )
     return int(entry.shape[3])
 
 
-def import_tf_checkpoint(prefix: Path | str, in_size: int = RELEASE_IN_SIZE, verify: bool = True) -> PRNet:
+def import_tf_checkpoint(
+    prefix: Path | str, in_size: int = RELEASE_IN_SIZE, verify: bool = True
+) -> PRNet:
     """A PRNet (eval mode) filled from the TensorFlow checkpoint ``prefix`` (see module docstring).
 
     Raises :class:`CheckpointError` (one line, naming the file and variable) for a missing index
@@ -69,20 +80,35 @@ def import_tf_checkpoint(prefix: Path | str, in_size: int = RELEASE_IN_SIZE, ver
         missing = sorted(set(targets) - present)
         unexpected = sorted(present - set(targets))
         if missing or unexpected:
-            raise CheckpointError(ckpt.index_path, None, f"not PRNet's graph at width {width}: "
-                                  f"{len(missing)} variables missing ({_examples(missing) or 'none'}), "
-                                  f"{len(unexpected)} unexpected ({_examples(unexpected) or 'none'})")
+            raise CheckpointError(
+                ckpt.index_path,
+                None,
+                f"not PRNet's graph at width {width}: "
+                f"{len(missing)} variables missing ({_examples(missing) or 'none'}), "
+                f"{len(unexpected)} unexpected ({_examples(unexpected) or 'none'})",
+            )
         arrays = {}
         for name, target in targets.items():
             entry = ckpt.entries[name]
             if entry.dtype_code not in _FLOAT_CODES:
-                raise CheckpointError(ckpt.index_path, name, f"unsupported dtype {entry.dtype_name} for a weight "
-                                                             "(expected a floating-point type)")
+                raise CheckpointError(
+                    ckpt.index_path,
+                    name,
+                    f"unsupported dtype {entry.dtype_name} for a weight "
+                    "(expected a floating-point type)",
+                )
             want = tuple(target.shape)
-            got = entry.shape if len(entry.shape) != 4 else tuple(entry.shape[i] for i in (3, 2, 0, 1))
+            got = (
+                entry.shape
+                if len(entry.shape) != 4
+                else tuple(entry.shape[i] for i in (3, 2, 0, 1))
+            )
             if got != want:
-                raise CheckpointError(ckpt.index_path, name, f"shape {list(entry.shape)} does not fit PRNet at "
-                                                             f"width {width}")
+                raise CheckpointError(
+                    ckpt.index_path,
+                    name,
+                    f"shape {list(entry.shape)} does not fit PRNet at width {width}",
+                )
             arrays[name] = ckpt.read(name, verify=verify).astype(np.float32)
     load_tf_weights(model, arrays)
     return model.eval()
@@ -94,8 +120,11 @@ def import_weights_file(prefix: Path | str, out: Path | str) -> PRNet:
     from model.checkpoint import save_weights
 
     model = import_tf_checkpoint(prefix)
-    save_weights(Path(out), model, meta={"source": "tensorflow", "checkpoint": Path(str(prefix)).name,
-                                         "uv_layout": "prnet"})
+    save_weights(
+        Path(out),
+        model,
+        meta={"source": "tensorflow", "checkpoint": Path(str(prefix)).name, "uv_layout": "prnet"},
+    )
     return model
 
 
@@ -119,26 +148,53 @@ def load_uv_data(folder: Path | str, size: int = 256) -> FaceUV:
     folder = Path(folder)
     for name in UV_FILES:
         if not (folder / name).is_file():
-            raise DataError(folder / name, None, "missing file of PRNet's uv-data folder "
-                                                 f"(needs {', '.join(UV_FILES)})")
+            raise DataError(
+                folder / name,
+                None,
+                f"missing file of PRNet's uv-data folder (needs {', '.join(UV_FILES)})",
+            )
     kpt_uv = np.asarray(load_prnet_kpt_uv(folder / "uv_kpt_ind.txt"), dtype=np.int64)
     face_ind = np.asarray(load_prnet_face_ind(folder / "face_ind.txt"), dtype=np.int64)
     if kpt_uv.shape != (2, 68) or kpt_uv.min() < 0 or kpt_uv.max() >= size:
-        raise DataError(folder / "uv_kpt_ind.txt", None, f"expected (2, 68) pixels in 0..{size - 1}")
-    if face_ind.ndim != 1 or len(face_ind) == 0 or face_ind.min() < 0 or face_ind.max() >= size * size \
-            or np.any(np.diff(face_ind) <= 0):
-        raise DataError(folder / "face_ind.txt", None, f"expected ascending flat indices in 0..{size * size - 1}")
+        raise DataError(
+            folder / "uv_kpt_ind.txt", None, f"expected (2, 68) pixels in 0..{size - 1}"
+        )
+    if (
+        face_ind.ndim != 1
+        or len(face_ind) == 0
+        or face_ind.min() < 0
+        or face_ind.max() >= size * size
+        or np.any(np.diff(face_ind) <= 0)
+    ):
+        raise DataError(
+            folder / "face_ind.txt",
+            None,
+            f"expected ascending flat indices in 0..{size * size - 1}",
+        )
     try:
         canonical = np.load(folder / "canonical_vertices.npy").astype(np.float64)
     except (OSError, ValueError) as exc:
-        raise DataError(folder / "canonical_vertices.npy", None, f"not a .npy array ({exc})") from exc
+        raise DataError(
+            folder / "canonical_vertices.npy", None, f"not a .npy array ({exc})"
+        ) from exc
     if canonical.shape != (len(face_ind), 3) or not np.isfinite(canonical).all():
-        raise DataError(folder / "canonical_vertices.npy", None,
-                        f"expected ({len(face_ind)}, 3) finite values, got {canonical.shape}")
+        raise DataError(
+            folder / "canonical_vertices.npy",
+            None,
+            f"expected ({len(face_ind)}, 3) finite values, got {canonical.shape}",
+        )
     mask = np.zeros(size * size, dtype=bool)
     mask[face_ind] = True
     mask = mask.reshape(size, size)
     empty = np.zeros(0, dtype=np.int64)
-    return FaceUV(face_mask=mask, kpt_uv=kpt_uv, face_ind=face_ind, triangles=uv_grid_triangles(mask),
-                  canonical=canonical * [1.0, -1.0, 1.0], rigid=rigid_pixels(face_ind, kpt_uv, size),
-                  gaps=empty, gap_sources=np.zeros((0, 4), np.int64), gap_weights=np.zeros((0, 4)))
+    return FaceUV(
+        face_mask=mask,
+        kpt_uv=kpt_uv,
+        face_ind=face_ind,
+        triangles=uv_grid_triangles(mask),
+        canonical=canonical * [1.0, -1.0, 1.0],
+        rigid=rigid_pixels(face_ind, kpt_uv, size),
+        gaps=empty,
+        gap_sources=np.zeros((0, 4), np.int64),
+        gap_weights=np.zeros((0, 4)),
+    )

@@ -26,6 +26,7 @@ Protocol buffers (decoded here with a minimal wire-format reader):
 Shard data: each tensor's raw little-endian bytes at ``offset`` in shard ``shard_id``.
 Errors name the file and the variable: :class:`CheckpointError` (a ``DataError``).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,15 +46,43 @@ BLOCK_TRAILER_SIZE = 5
 
 #: TensorFlow DataType enum -> numpy dtype (little-endian) for the types read here.
 DTYPES: dict[int, np.dtype] = {
-    1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<i4"), 4: np.dtype("u1"), 5: np.dtype("<i2"),
-    6: np.dtype("i1"), 9: np.dtype("<i8"), 10: np.dtype("?"), 14: np.dtype("<u2"),  # bfloat16 bits
-    17: np.dtype("<u2"), 19: np.dtype("<f2"), 22: np.dtype("<u4"), 23: np.dtype("<u8"),
+    1: np.dtype("<f4"),
+    2: np.dtype("<f8"),
+    3: np.dtype("<i4"),
+    4: np.dtype("u1"),
+    5: np.dtype("<i2"),
+    6: np.dtype("i1"),
+    9: np.dtype("<i8"),
+    10: np.dtype("?"),
+    14: np.dtype("<u2"),  # bfloat16 bits
+    17: np.dtype("<u2"),
+    19: np.dtype("<f2"),
+    22: np.dtype("<u4"),
+    23: np.dtype("<u8"),
 }
 DTYPE_NAMES: dict[int, str] = {
-    1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8",
-    7: "DT_STRING", 8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 11: "DT_QINT8", 12: "DT_QUINT8",
-    13: "DT_QINT32", 14: "DT_BFLOAT16", 15: "DT_QINT16", 16: "DT_QUINT16", 17: "DT_UINT16",
-    18: "DT_COMPLEX128", 19: "DT_HALF", 20: "DT_RESOURCE", 21: "DT_VARIANT", 22: "DT_UINT32",
+    1: "DT_FLOAT",
+    2: "DT_DOUBLE",
+    3: "DT_INT32",
+    4: "DT_UINT8",
+    5: "DT_INT16",
+    6: "DT_INT8",
+    7: "DT_STRING",
+    8: "DT_COMPLEX64",
+    9: "DT_INT64",
+    10: "DT_BOOL",
+    11: "DT_QINT8",
+    12: "DT_QUINT8",
+    13: "DT_QINT32",
+    14: "DT_BFLOAT16",
+    15: "DT_QINT16",
+    16: "DT_QUINT16",
+    17: "DT_UINT16",
+    18: "DT_COMPLEX128",
+    19: "DT_HALF",
+    20: "DT_RESOURCE",
+    21: "DT_VARIANT",
+    22: "DT_UINT32",
     23: "DT_UINT64",
 }
 BFLOAT16 = 14
@@ -67,7 +96,9 @@ class CheckpointError(DataError):
 # Varints and protobuf wire format
 
 
-def read_varint(buf: bytes | memoryview, pos: int, path: Path | str = "?", what: str | None = None) -> tuple[int, int]:
+def read_varint(
+    buf: bytes | memoryview, pos: int, path: Path | str = "?", what: str | None = None
+) -> tuple[int, int]:
     """(value, new position) of the base-128 varint at ``pos``."""
     result, shift = 0, 0
     while True:
@@ -83,7 +114,9 @@ def read_varint(buf: bytes | memoryview, pos: int, path: Path | str = "?", what:
             raise CheckpointError(path, what, "varint longer than 10 bytes")
 
 
-def proto_fields(buf: bytes, path: Path | str = "?", what: str | None = None) -> Iterator[tuple[int, int, int | bytes]]:
+def proto_fields(
+    buf: bytes, path: Path | str = "?", what: str | None = None
+) -> Iterator[tuple[int, int, int | bytes]]:
     """(field number, wire type, value) of each field of a serialised message: varints as int,
     fixed64/fixed32 as unsigned int, length-delimited as bytes."""
     pos = 0
@@ -101,7 +134,7 @@ def proto_fields(buf: bytes, path: Path | str = "?", what: str | None = None) ->
             n, pos = read_varint(buf, pos, path, what)
             if pos + n > len(buf):
                 raise CheckpointError(path, what, "truncated length-delimited field")
-            value = bytes(buf[pos:pos + n])
+            value = bytes(buf[pos : pos + n])
             pos += n
         elif wire == 5:
             if pos + 4 > len(buf):
@@ -109,7 +142,9 @@ def proto_fields(buf: bytes, path: Path | str = "?", what: str | None = None) ->
             value = struct.unpack_from("<I", buf, pos)[0]
             pos += 4
         else:
-            raise CheckpointError(path, what, f"unsupported protobuf wire type {wire} (field {field})")
+            raise CheckpointError(
+                path, what, f"unsupported protobuf wire type {wire} (field {field})"
+            )
         yield field, wire, value
 
 
@@ -215,16 +250,26 @@ def read_block(data: bytes, offset: int, size: int, path: Path, what: str) -> by
     """A block's contents (trailer checked: no compression, masked CRC32C of contents + type)."""
     end = offset + size + BLOCK_TRAILER_SIZE
     if offset < 0 or end > len(data):
-        raise CheckpointError(path, what, f"block at {offset} (+{size}) runs past the end of the file "
-                                          f"({len(data)} bytes): truncated index")
-    contents = data[offset:offset + size]
+        raise CheckpointError(
+            path,
+            what,
+            f"block at {offset} (+{size}) runs past the end of the file "
+            f"({len(data)} bytes): truncated index",
+        )
+    contents = data[offset : offset + size]
     ctype = data[offset + size]
     stored = struct.unpack_from("<I", data, offset + size + 1)[0]
-    if mask(crc32c(data[offset:offset + size + 1])) != stored:
-        raise CheckpointError(path, what, f"block CRC32C mismatch at offset {offset}: corrupt index")
+    if mask(crc32c(data[offset : offset + size + 1])) != stored:
+        raise CheckpointError(
+            path, what, f"block CRC32C mismatch at offset {offset}: corrupt index"
+        )
     if ctype != 0:
-        raise CheckpointError(path, what, f"compressed block (type {ctype}); only uncompressed "
-                                          "tables (what TensorFlow writes) are supported")
+        raise CheckpointError(
+            path,
+            what,
+            f"compressed block (type {ctype}); only uncompressed "
+            "tables (what TensorFlow writes) are supported",
+        )
     return contents
 
 
@@ -246,9 +291,9 @@ def block_entries(block: bytes, path: Path, what: str) -> Iterator[tuple[bytes, 
         vlen, pos = read_varint(block, pos, path, what)
         if shared > len(key) or pos + unshared + vlen > limit:
             raise CheckpointError(path, what, f"corrupt block entry at {pos}")
-        key = key[:shared] + block[pos:pos + unshared]
+        key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
-        yield key, block[pos:pos + vlen]
+        yield key, block[pos : pos + vlen]
         pos += vlen
 
 
@@ -262,11 +307,15 @@ def table_entries(path: Path) -> Iterator[tuple[bytes, bytes]]:
     except OSError as exc:
         raise CheckpointError(path, None, f"cannot read ({exc})") from exc
     if len(data) < FOOTER_SIZE:
-        raise CheckpointError(path, "footer", f"file of {len(data)} bytes is shorter than the 48-byte footer")
+        raise CheckpointError(
+            path, "footer", f"file of {len(data)} bytes is shorter than the 48-byte footer"
+        )
     footer = data[-FOOTER_SIZE:]
     magic = struct.unpack_from("<Q", footer, 40)[0]
     if magic != TABLE_MAGIC:
-        raise CheckpointError(path, "footer", f"bad magic {magic:#018x}: not a TensorFlow checkpoint index")
+        raise CheckpointError(
+            path, "footer", f"bad magic {magic:#018x}: not a TensorFlow checkpoint index"
+        )
     _, _, pos = _block_handle(footer, 0, path)  # metaindex (unused by bundles)
     idx_off, idx_size, _ = _block_handle(footer, pos, path)
     index = read_block(data, idx_off, idx_size, path, "index block")
@@ -289,9 +338,9 @@ def normalise_prefix(prefix: Path | str) -> Path:
     """The checkpoint prefix from a prefix, its ``.index`` or one of its ``.data-*`` files."""
     s = str(prefix)
     if s.endswith(".index"):
-        return Path(s[:-len(".index")])
+        return Path(s[: -len(".index")])
     if ".data-" in Path(s).name:
-        return Path(s[:s.rindex(".data-")])
+        return Path(s[: s.rindex(".data-")])
     return Path(s)
 
 
@@ -313,12 +362,18 @@ class Checkpoint:
             try:
                 name = key.decode("utf-8")
             except UnicodeDecodeError:
-                raise CheckpointError(self.index_path, repr(key), "variable name is not UTF-8") from None
+                raise CheckpointError(
+                    self.index_path, repr(key), "variable name is not UTF-8"
+                ) from None
             self.entries[name] = parse_entry(name, value, self.index_path)
         if not seen_header:
-            raise CheckpointError(self.index_path, "BundleHeaderProto", "no bundle header: not a V2 checkpoint")
+            raise CheckpointError(
+                self.index_path, "BundleHeaderProto", "no bundle header: not a V2 checkpoint"
+            )
         if self.header.big_endian:
-            raise CheckpointError(self.index_path, "BundleHeaderProto", "big-endian checkpoints are not supported")
+            raise CheckpointError(
+                self.index_path, "BundleHeaderProto", "big-endian checkpoints are not supported"
+            )
         self._mmaps: dict[int, np.memmap] = {}
 
     def __contains__(self, name: str) -> bool:
@@ -332,8 +387,11 @@ class Checkpoint:
 
     def _shard_bytes(self, entry: TensorEntry) -> np.ndarray:
         if not 0 <= entry.shard_id < self.header.num_shards:
-            raise CheckpointError(self.index_path, entry.name,
-                                  f"shard {entry.shard_id} outside 0..{self.header.num_shards - 1}")
+            raise CheckpointError(
+                self.index_path,
+                entry.name,
+                f"shard {entry.shard_id} outside 0..{self.header.num_shards - 1}",
+            )
         if entry.shard_id not in self._mmaps:
             path = self.shard(entry.shard_id)
             if not path.is_file():
@@ -350,20 +408,30 @@ class Checkpoint:
         if entry is None:
             raise CheckpointError(self.index_path, name, "no such variable in the checkpoint")
         if entry.num_slices:
-            raise CheckpointError(self.index_path, name, "partitioned (sliced) variables are not supported")
+            raise CheckpointError(
+                self.index_path, name, "partitioned (sliced) variables are not supported"
+            )
         dtype = entry.dtype
         if dtype is None:
             raise CheckpointError(self.index_path, name, f"unsupported dtype {entry.dtype_name}")
         count = int(np.prod(entry.shape, dtype=np.int64)) if entry.shape else 1
         if any(d < 0 for d in entry.shape) or count * dtype.itemsize != entry.size:
-            raise CheckpointError(self.index_path, name, f"{entry.size} bytes do not hold a {entry.dtype_name} "
-                                                         f"tensor of shape {list(entry.shape)}")
+            raise CheckpointError(
+                self.index_path,
+                name,
+                f"{entry.size} bytes do not hold a {entry.dtype_name} "
+                f"tensor of shape {list(entry.shape)}",
+            )
         data = self._shard_bytes(entry)
         path = self.shard(entry.shard_id)
         if entry.offset < 0 or entry.offset + entry.size > data.size:
-            raise CheckpointError(path, name, f"truncated data: needs bytes {entry.offset}..{entry.offset + entry.size},"
-                                              f" the file has {data.size}")
-        raw = np.array(data[entry.offset:entry.offset + entry.size])  # a copy, off the memmap
+            raise CheckpointError(
+                path,
+                name,
+                f"truncated data: needs bytes {entry.offset}..{entry.offset + entry.size},"
+                f" the file has {data.size}",
+            )
+        raw = np.array(data[entry.offset : entry.offset + entry.size])  # a copy, off the memmap
         if verify and entry.crc32c is not None and mask(crc32c(raw)) != entry.crc32c:
             raise CheckpointError(path, name, "CRC32C mismatch: the variable's bytes are corrupt")
         arr = raw.view(dtype).reshape(entry.shape)
@@ -384,7 +452,9 @@ class Checkpoint:
         self.close()
 
 
-def read_checkpoint(prefix: Path | str, names: Iterable[str] | None = None, verify: bool = True) -> dict[str, np.ndarray]:
+def read_checkpoint(
+    prefix: Path | str, names: Iterable[str] | None = None, verify: bool = True
+) -> dict[str, np.ndarray]:
     """Variables of a checkpoint (all, or ``names``) as numpy arrays, CRCs verified."""
     with Checkpoint(prefix) as ckpt:
         return ckpt.read_many(ckpt.names() if names is None else names, verify)

@@ -27,10 +27,12 @@ one with exactly three in the mask gives the triangle of those three. Triangles 
 counter-clockwise in the camera frame for a face seen from the front (outward normals towards the
 viewer), because UV columns follow the face's x and UV rows its downward y.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -42,13 +44,36 @@ from uvgen.masks import UVMasks, build_uv_masks
 from uvgen.raster import Rasterization, rasterize
 
 __all__ = [
-    "FaceUV", "build_face_uv", "uv_grid_triangles", "canonical_vertices", "rigid_pixels", "face_pose",
-    "gap_neighbours", "fill_gaps",
-    "landmarks", "dense_vertices", "sample_bilinear", "uv_texture", "vertex_colors",
-    "FaceMesh", "face_mesh", "to_camera_frame",
-    "render_raster", "depth_image", "depth_to_uint8", "visible_vertices", "uv_visibility",
-    "HeadPose", "similarity_fit", "rotation_angles", "estimate_pose",
-    "feather_alpha", "match_colors", "paint_texture", "swap_face", "draw_landmarks",
+    "FaceUV",
+    "build_face_uv",
+    "uv_grid_triangles",
+    "canonical_vertices",
+    "rigid_pixels",
+    "face_pose",
+    "gap_neighbours",
+    "fill_gaps",
+    "landmarks",
+    "dense_vertices",
+    "sample_bilinear",
+    "uv_texture",
+    "vertex_colors",
+    "FaceMesh",
+    "face_mesh",
+    "to_camera_frame",
+    "render_raster",
+    "depth_image",
+    "depth_to_uint8",
+    "visible_vertices",
+    "uv_visibility",
+    "HeadPose",
+    "similarity_fit",
+    "rotation_angles",
+    "estimate_pose",
+    "feather_alpha",
+    "match_colors",
+    "paint_texture",
+    "swap_face",
+    "draw_landmarks",
 ]
 
 #: Depth slack (pixels) of :func:`visible_vertices`.
@@ -118,17 +143,22 @@ def uv_grid_triangles(face_mask: np.ndarray) -> np.ndarray:
     a, b = index[:-1, :-1].ravel(), index[:-1, 1:].ravel()
     c, d = index[1:, :-1].ravel(), index[1:, 1:].ravel()
     ha, hb, hc, hd = a >= 0, b >= 0, c >= 0, d >= 0
-    forms = np.stack([
-        np.stack([a, c, b], axis=1),  # full block or d missing
-        np.stack([c, d, b], axis=1),  # full block or a missing
-        np.stack([a, d, b], axis=1),  # c missing
-        np.stack([a, c, d], axis=1),  # b missing
-    ], axis=1)  # (blocks, 4, 3)
+    forms = np.stack(
+        [
+            np.stack([a, c, b], axis=1),  # full block or d missing
+            np.stack([c, d, b], axis=1),  # full block or a missing
+            np.stack([a, d, b], axis=1),  # c missing
+            np.stack([a, c, d], axis=1),  # b missing
+        ],
+        axis=1,
+    )  # (blocks, 4, 3)
     valid = np.stack([ha & hc & hb, hc & hd & hb, ha & hd & hb & ~hc, ha & hc & hd & ~hb], axis=1)
     return forms[valid].astype(np.int64)
 
 
-def gap_neighbours(face_mask: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gap_neighbours(
+    face_mask: np.ndarray, covered: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gaps (J,), sources (J, 4), weights (J, 4)) for :class:`FaceUV`: the face pixels not
     ``covered`` and their covered face 4-neighbours (up, down, left, right), weights summing to 1
     (all 0 for a gap without such neighbours)."""
@@ -161,7 +191,9 @@ def fill_gaps(posmap: np.ndarray, uv: FaceUV) -> np.ndarray:
     return out
 
 
-def canonical_vertices(mean_vertices: np.ndarray, layout: UVLayout, face_ind: np.ndarray) -> np.ndarray:
+def canonical_vertices(
+    mean_vertices: np.ndarray, layout: UVLayout, face_ind: np.ndarray
+) -> np.ndarray:
     """(K, 3) float64: the model-space mean shape (n, 3) drawn through the UV ``layout`` (the map
     of the mean face, as the ground truth is drawn) at the pixels ``face_ind``; NaN where no
     triangle covers a pixel. Stands in for PRNet's ``canonical_vertices.npy``."""
@@ -177,8 +209,13 @@ def rigid_pixels(face_ind: np.ndarray, kpt_uv: np.ndarray, size: int) -> np.ndar
     return np.asarray(face_ind) // size <= int(np.asarray(kpt_uv)[1, NOSE_BASE])
 
 
-def build_face_uv(model: Any, masks: UVMasks | None = None, layout: UVLayout | None = None,
-                  face_mask: np.ndarray | None = None, kpt_uv: np.ndarray | None = None) -> FaceUV:
+def build_face_uv(
+    model: Any,
+    masks: UVMasks | None = None,
+    layout: UVLayout | None = None,
+    face_mask: np.ndarray | None = None,
+    kpt_uv: np.ndarray | None = None,
+) -> FaceUV:
     """The :class:`FaceUV` of a morphable model (``MorphableModel``; its mean = ``shape_mu +
     exp_mu``). The face mask and key points come from ``face_mask``/``kpt_uv`` when given (e.g.
     those a UV file was trained with), else from ``masks``, else :func:`uvgen.masks.build_uv_masks`
@@ -197,14 +234,26 @@ def build_face_uv(model: Any, masks: UVMasks | None = None, layout: UVLayout | N
         kpt_uv = masks.kpt_uv if kpt_uv is None else kpt_uv
     face_mask = np.asarray(face_mask, dtype=bool)
     if face_mask.shape != (layout.size, layout.size):
-        raise ValueError(f"face mask is {face_mask.shape}, the layout is {layout.size}x{layout.size}")
+        raise ValueError(
+            f"face mask is {face_mask.shape}, the layout is {layout.size}x{layout.size}"
+        )
     face_ind = np.flatnonzero(face_mask).astype(np.int64)
     kpt_uv = np.asarray(kpt_uv, dtype=np.int64)
     gaps, sources, weights = gap_neighbours(face_mask, layout.raster.mask)
-    uv = FaceUV(face_mask=face_mask, kpt_uv=kpt_uv, face_ind=face_ind, triangles=uv_grid_triangles(face_mask),
-                canonical=np.zeros((len(face_ind), 3)), rigid=rigid_pixels(face_ind, kpt_uv, layout.size),
-                gaps=gaps, gap_sources=sources, gap_weights=weights)
-    mean = (np.asarray(model.shape_mu, np.float64) + np.asarray(model.exp_mu, np.float64)).reshape(-1, 3)
+    uv = FaceUV(
+        face_mask=face_mask,
+        kpt_uv=kpt_uv,
+        face_ind=face_ind,
+        triangles=uv_grid_triangles(face_mask),
+        canonical=np.zeros((len(face_ind), 3)),
+        rigid=rigid_pixels(face_ind, kpt_uv, layout.size),
+        gaps=gaps,
+        gap_sources=sources,
+        gap_weights=weights,
+    )
+    mean = (np.asarray(model.shape_mu, np.float64) + np.asarray(model.exp_mu, np.float64)).reshape(
+        -1, 3
+    )
     mean_map = fill_gaps(layout.raster.interpolate(mean), uv).reshape(-1, 3)  # float64
     canonical = mean_map[face_ind]
     still = np.zeros(layout.size * layout.size, dtype=bool)
@@ -258,8 +307,12 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return top * (1 - fy) + bottom * fy
 
 
-def uv_texture(image: np.ndarray, posmap: np.ndarray, face_mask: np.ndarray | None = None,
-               visible: np.ndarray | None = None) -> np.ndarray:
+def uv_texture(
+    image: np.ndarray,
+    posmap: np.ndarray,
+    face_mask: np.ndarray | None = None,
+    visible: np.ndarray | None = None,
+) -> np.ndarray:
     """(S, S, 3) uint8 UV texture map: at each map pixel, the image (H, W, 3) read bilinearly at
     the pixel's (x, y) in image pixels (``posmap`` (S, S, 3) in image pixels; pass it through
     :func:`fill_gaps` first where the layout has gaps). Pixels outside ``face_mask`` (S, S) and,
@@ -317,15 +370,22 @@ def face_mesh(image: np.ndarray, posmap: np.ndarray, uv: FaceUV) -> FaceMesh:
 # Rendering: depth, visibility
 
 
-def render_raster(vertices: np.ndarray, triangles: np.ndarray, height: int, width: int) -> Rasterization:
+def render_raster(
+    vertices: np.ndarray, triangles: np.ndarray, height: int, width: int
+) -> Rasterization:
     """The mesh (vertices in image pixels) rasterised into an (height, width) image with a
     z-buffer: each covered pixel shows the front-most surface (largest z)."""
     v = np.asarray(vertices, dtype=np.float64)
     return rasterize(v[:, :2], triangles, height, width, depth=v[:, 2])
 
 
-def depth_image(vertices: np.ndarray, triangles: np.ndarray, height: int, width: int,
-                raster: Rasterization | None = None) -> tuple[np.ndarray, np.ndarray]:
+def depth_image(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    height: int,
+    width: int,
+    raster: Rasterization | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(depth (h, w) float32, mask (h, w) bool): the z (image pixels, larger = closer) of the
     front-most surface at each pixel the mesh covers; 0 and False elsewhere."""
     if raster is None:
@@ -348,9 +408,15 @@ def depth_to_uint8(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def visible_vertices(vertices: np.ndarray, triangles: np.ndarray, height: int, width: int,
-                     raster: Rasterization | None = None, tolerance: float = VISIBILITY_TOLERANCE,
-                     solid: bool = False) -> np.ndarray:
+def visible_vertices(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    height: int,
+    width: int,
+    raster: Rasterization | None = None,
+    tolerance: float = VISIBILITY_TOLERANCE,
+    solid: bool = False,
+) -> np.ndarray:
     """(K,) bool: which vertices (image pixels) the camera sees.
 
     A vertex inside the image is visible when, at one of the four pixel centres around it, the
@@ -377,11 +443,19 @@ def visible_vertices(vertices: np.ndarray, triangles: np.ndarray, height: int, w
     return out & covered if solid else out
 
 
-def uv_visibility(posmap: np.ndarray, uv: FaceUV, height: int, width: int,
-                  raster: Rasterization | None = None, solid: bool = False) -> np.ndarray:
+def uv_visibility(
+    posmap: np.ndarray,
+    uv: FaceUV,
+    height: int,
+    width: int,
+    raster: Rasterization | None = None,
+    solid: bool = False,
+) -> np.ndarray:
     """(S, S) bool: the face pixels of ``posmap`` (image pixels) whose surface point is visible in
     an (height, width) image (:func:`visible_vertices` on the map's mesh)."""
-    vis = visible_vertices(dense_vertices(posmap, uv), uv.triangles, height, width, raster, solid=solid)
+    vis = visible_vertices(
+        dense_vertices(posmap, uv), uv.triangles, height, width, raster, solid=solid
+    )
     out = np.zeros(uv.face_mask.size, dtype=bool)
     out[uv.face_ind] = vis
     return out.reshape(uv.face_mask.shape)
@@ -421,15 +495,19 @@ class HeadPose:
     def to_dict(self) -> dict[str, Any]:
         p, y, r = self.degrees
         return {
-            "pitch_deg": p, "yaw_deg": y, "roll_deg": r,
-            "pitch": self.pitch, "yaw": self.yaw, "roll": self.roll,
+            "pitch_deg": p,
+            "yaw_deg": y,
+            "roll_deg": r,
+            "pitch": self.pitch,
+            "yaw": self.yaw,
+            "roll": self.roll,
             "scale": self.scale,
             "rotation": np.asarray(self.rotation).tolist(),
             "translation": np.asarray(self.translation).tolist(),
             "pose_para": self.pose_para.tolist(),
             "convention": "R = Rx(pitch) @ Ry(yaw) @ Rz(roll), transposed factors (300W-LP Pose_Para); "
-                          "camera = scale * canonical @ R.T + translation, camera frame x right, y up "
-                          "(y = h - 1 - y_img), z towards the viewer",
+            "camera = scale * canonical @ R.T + translation, camera frame x right, y up "
+            "(y = h - 1 - y_img), z towards the viewer",
         }
 
 
@@ -439,7 +517,9 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
-        raise ValueError(f"need two matching (k >= 3, 3) point sets, got {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"need two matching (k >= 3, 3) point sets, got {src.shape} and {dst.shape}"
+        )
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
     sc, dc = src - mu_s, dst - mu_d
     cov = dc.T @ sc / len(src)
@@ -448,7 +528,7 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         d[2] = -1.0
     rot = u @ np.diag(d) @ vt
-    var_s = (sc ** 2).sum() / len(src)
+    var_s = (sc**2).sum() / len(src)
     scale = float((sig * d).sum() / var_s)
     return scale, rot, mu_d - scale * rot @ mu_s
 
@@ -474,8 +554,9 @@ def rotation_angles(rotation: np.ndarray) -> tuple[float, float, float]:
     return pitch, yaw, roll
 
 
-def estimate_pose(vertices: np.ndarray, canonical: np.ndarray, image_height: int,
-                  select: np.ndarray | None = None) -> HeadPose:
+def estimate_pose(
+    vertices: np.ndarray, canonical: np.ndarray, image_height: int, select: np.ndarray | None = None
+) -> HeadPose:
     """Head pose from dense vertices (K, 3) in image pixels and the matching ``canonical`` (K, 3)
     model-space vertices (:attr:`FaceUV.canonical`; NaN rows are skipped): the least-squares
     similarity that takes the canonical face onto the vertices in the camera frame, its rotation
@@ -531,9 +612,15 @@ def match_colors(texture: np.ndarray, reference: np.ndarray, mask: np.ndarray) -
     return (tex - mu_t) * gain + mu_r
 
 
-def paint_texture(image: np.ndarray, posmap: np.ndarray, texture: np.ndarray, uv: FaceUV,
-                  valid: np.ndarray | None = None, feather_px: float = FEATHER_PX,
-                  raster: Rasterization | None = None) -> np.ndarray:
+def paint_texture(
+    image: np.ndarray,
+    posmap: np.ndarray,
+    texture: np.ndarray,
+    uv: FaceUV,
+    valid: np.ndarray | None = None,
+    feather_px: float = FEATHER_PX,
+    raster: Rasterization | None = None,
+) -> np.ndarray:
     """Draw a UV ``texture`` (S, S, 3) onto the face of ``posmap`` (image pixels) and blend it
     into ``image`` (H, W, 3) uint8; returns a new uint8 image (texture editing: edit the face's
     own :func:`uv_texture` and paint it back; face swapping: paint another face's texture).
@@ -563,9 +650,15 @@ def paint_texture(image: np.ndarray, posmap: np.ndarray, texture: np.ndarray, uv
     return out
 
 
-def swap_face(source_image: np.ndarray, source_posmap: np.ndarray, target_image: np.ndarray,
-              target_posmap: np.ndarray, uv: FaceUV, feather_px: float = FEATHER_PX,
-              colour_match: bool = True) -> np.ndarray:
+def swap_face(
+    source_image: np.ndarray,
+    source_posmap: np.ndarray,
+    target_image: np.ndarray,
+    target_posmap: np.ndarray,
+    uv: FaceUV,
+    feather_px: float = FEATHER_PX,
+    colour_match: bool = True,
+) -> np.ndarray:
     """The source face's UV texture drawn onto the target face's geometry and blended into the
     target image (uint8, the target's size). Only texture pixels visible in the source (and read
     from face pixels only: ``solid``) are used, elsewhere the target keeps its own face. With
@@ -581,20 +674,41 @@ def swap_face(source_image: np.ndarray, source_posmap: np.ndarray, target_image:
         tgt_vis = uv_visibility(target_posmap, uv, th, tw, raster=target_raster)
         tgt_tex = uv_texture(target_image, target_posmap, uv.face_mask, tgt_vis)
         src_tex = match_colors(src_tex, tgt_tex, src_vis & tgt_vis)
-    return paint_texture(target_image, target_posmap, src_tex, uv, valid=src_vis,
-                         feather_px=feather_px, raster=target_raster)
+    return paint_texture(
+        target_image,
+        target_posmap,
+        src_tex,
+        uv,
+        valid=src_vis,
+        feather_px=feather_px,
+        raster=target_raster,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Preview
 
 #: iBUG-68 contours: (first, last, closed).
-LANDMARK_CONTOURS = ((0, 16, False), (17, 21, False), (22, 26, False), (27, 30, False), (31, 35, False),
-                     (36, 41, True), (42, 47, True), (48, 59, True), (60, 67, True))
+LANDMARK_CONTOURS = (
+    (0, 16, False),
+    (17, 21, False),
+    (22, 26, False),
+    (27, 30, False),
+    (31, 35, False),
+    (36, 41, True),
+    (42, 47, True),
+    (48, 59, True),
+    (60, 67, True),
+)
 
 
-def draw_landmarks(image: np.ndarray, points: np.ndarray, color: Sequence[int] = (0, 255, 0),
-                   radius: float | None = None, lines: bool = True) -> np.ndarray:
+def draw_landmarks(
+    image: np.ndarray,
+    points: np.ndarray,
+    color: Sequence[int] = (0, 255, 0),
+    radius: float | None = None,
+    lines: bool = True,
+) -> np.ndarray:
     """A uint8 copy of ``image`` (H, W, 3) with the (68, 2+) ``points`` (image pixels) drawn as
     dots, joined along the iBUG-68 contours when ``lines``. ``radius`` defaults to ~1/150 of the
     image size."""
@@ -607,7 +721,7 @@ def draw_landmarks(image: np.ndarray, points: np.ndarray, color: Sequence[int] =
     col = tuple(int(c) for c in color)
     if lines and len(pts) == 68:
         for first, last, closed in LANDMARK_CONTOURS:
-            seq = [tuple(p) for p in pts[first:last + 1]]
+            seq = [tuple(p) for p in pts[first : last + 1]]
             if closed:
                 seq.append(seq[0])
             draw.line(seq, fill=col, width=max(1, int(round(r / 2))))

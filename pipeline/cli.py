@@ -43,6 +43,7 @@ with: the morphable model in ``--model-dir`` for weights trained here (``--uv-fi
 face mask and key points from a UV HDF5 file), PRNet's own ``uv-data`` folder (``--uv-data``)
 for its released model, imported with ``prnet import-weights`` (TensorFlow is not needed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,9 @@ import glob
 import io
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -102,11 +103,15 @@ def list_images(inputs: Sequence[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
         elif path.is_file():
             found = [path]
         else:
-            found = sorted(Path(p) for p in glob.glob(item) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                Path(p) for p in glob.glob(item) if Path(p).suffix.lower() in IMAGE_SUFFIXES
+            )
             if not found:
                 raise DataError(path, None, "no such image file, folder or matching pattern")
         out.extend(p for p in found if p not in out)
@@ -122,16 +127,27 @@ def load_boxes(path: Path) -> dict[str, tuple[float, float, float, float]]:
     except (OSError, ValueError) as exc:
         raise DataError(path, None, f"not a JSON file ({exc})") from exc
     if not isinstance(raw, dict):
-        raise DataError(path, None, "expected a JSON object mapping image names to [left, right, top, bottom]")
+        raise DataError(
+            path, None, "expected a JSON object mapping image names to [left, right, top, bottom]"
+        )
     boxes = {}
     for name, box in raw.items():
         try:
             values = tuple(float(v) for v in box)
         except (TypeError, ValueError):
             values = ()
-        if len(values) != 4 or not np.all(np.isfinite(values)) or values[1] <= values[0] or values[3] <= values[2]:
-            raise DataError(path, name, "expected [left, right, top, bottom] with right > left and "
-                                        f"bottom > top, got {box!r}")
+        if (
+            len(values) != 4
+            or not np.all(np.isfinite(values))
+            or values[1] <= values[0]
+            or values[3] <= values[2]
+        ):
+            raise DataError(
+                path,
+                name,
+                "expected [left, right, top, bottom] with right > left and "
+                f"bottom > top, got {box!r}",
+            )
         boxes[name] = values  # type: ignore[assignment]
     return boxes
 
@@ -151,8 +167,12 @@ def read_points_mat(path: Path) -> np.ndarray:
     raise DataError(path, "pt3d_68", "no 68 landmarks: need pt3d_68 (3, 68) or pt2d (2, 68)")
 
 
-def face_spec(image: Path, boxes: dict[str, tuple] | None, landmarks_dir: Path | None,
-              boxes_path: Path | None = None) -> FaceSpec:
+def face_spec(
+    image: Path,
+    boxes: dict[str, tuple] | None,
+    landmarks_dir: Path | None,
+    boxes_path: Path | None = None,
+) -> FaceSpec:
     """The face of ``image``: its box in ``boxes`` (by file name, stem or path), else the 68
     points of ``NAME.mat`` in ``landmarks_dir`` (default: beside the image), else neither (the
     face detector finds it)."""
@@ -185,14 +205,31 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array)
 
 
-def write_outputs(out_dir: Path, name: str, image: np.ndarray, posmap: np.ndarray, uv: FaceUV,
-                  visible_only: bool = False, save_posmap: bool = False) -> dict[str, Path]:
+def write_outputs(
+    out_dir: Path,
+    name: str,
+    image: np.ndarray,
+    posmap: np.ndarray,
+    uv: FaceUV,
+    visible_only: bool = False,
+    save_posmap: bool = False,
+) -> dict[str, Path]:
     """Write every per-image output (see the module docstring) for one face; returns the paths."""
     h, w = image.shape[:2]
     posmap = fill_gaps(posmap, uv)
-    paths = {k: out_dir / f"{name}{suffix}" for k, suffix in (
-        ("kpt", "_kpt.txt"), ("vertices", "_vertices.npy"), ("texture", "_texture.png"), ("obj", ".obj"),
-        ("ply", ".ply"), ("pose", "_pose.json"), ("depth", "_depth.png"), ("preview", "_preview.png"))}
+    paths = {
+        k: out_dir / f"{name}{suffix}"
+        for k, suffix in (
+            ("kpt", "_kpt.txt"),
+            ("vertices", "_vertices.npy"),
+            ("texture", "_texture.png"),
+            ("obj", ".obj"),
+            ("ply", ".ply"),
+            ("pose", "_pose.json"),
+            ("depth", "_depth.png"),
+            ("preview", "_preview.png"),
+        )
+    }
     kpt = landmarks(posmap, uv)
     mesh = face_mesh(image, posmap, uv)
     raster = render_raster(mesh.vertices, mesh.triangles, h, w)
@@ -250,30 +287,53 @@ def predict(args: argparse.Namespace) -> int:
     stems = [p.stem for p in images]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
-        raise DataError(Path(args.images[0]), None, f"several images share the name(s) {dupes}: outputs would clash")
+        raise DataError(
+            Path(args.images[0]),
+            None,
+            f"several images share the name(s) {dupes}: outputs would clash",
+        )
     boxes = load_boxes(args.boxes) if args.boxes else None
     specs = [face_spec(p, boxes, args.landmarks_dir, args.boxes) for p in images]
-    swap_spec = face_spec(Path(args.swap), boxes, args.landmarks_dir, args.boxes) if args.swap else None
+    swap_spec = (
+        face_spec(Path(args.swap), boxes, args.landmarks_dir, args.boxes) if args.swap else None
+    )
 
     if not Path(args.weights).is_file():
-        raise DataError(args.weights, None, "missing weights file (train first: dvc repro train, "
-                                            "`prnet import-weights` PRNet's release, or pass --weights)")
-    prn = PRN(args.weights, uv_data=args.uv_data, model_dir=None if args.uv_data else args.model_dir,
-              uv_file=args.uv_file, detector_weights=args.detector_weights, all_faces=args.all_faces,
-              device=args.device, batch_size=args.batch_size)
+        raise DataError(
+            args.weights,
+            None,
+            "missing weights file (train first: dvc repro train, "
+            "`prnet import-weights` PRNet's release, or pass --weights)",
+        )
+    prn = PRN(
+        args.weights,
+        uv_data=args.uv_data,
+        model_dir=None if args.uv_data else args.model_dir,
+        uv_file=args.uv_file,
+        detector_weights=args.detector_weights,
+        all_faces=args.all_faces,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    needs_detector = [s for s in specs + ([swap_spec] if swap_spec else []) if s.bbox is None and s.points is None]
+    needs_detector = [
+        s for s in specs + ([swap_spec] if swap_spec else []) if s.bbox is None and s.points is None
+    ]
     if needs_detector:  # a missing dlib or detector file stops the run before any image
         try:
             prn.detector
         except DetectorUnavailable as exc:
-            raise DataError(needs_detector[0].image, None, f"no box or landmarks given, and {exc}") from exc
+            raise DataError(
+                needs_detector[0].image, None, f"no box or landmarks given, and {exc}"
+            ) from exc
     source = None
     if swap_spec is not None:
         try:
-            source_faces = prn.process(read_jpeg(swap_spec.image), bbox=swap_spec.bbox, points=swap_spec.points)
+            source_faces = prn.process(
+                read_jpeg(swap_spec.image), bbox=swap_spec.bbox, points=swap_spec.points
+            )
         except (NoFaceError, FaceRegionError) as exc:
             raise DataError(swap_spec.image, None, f"--swap source: {exc}") from exc
         source = (source_faces[0].image, source_faces[0].posmap)
@@ -290,16 +350,23 @@ def predict(args: argparse.Namespace) -> int:
         stem = spec.image.stem
         names = [f"{stem}_face{k}" for k in range(len(faces))] if args.all_faces else [stem]
         for face, name in zip(faces, names):
-            write_outputs(out_dir, name, image, face.posmap, prn.uv, args.visible_only, args.save_posmap)
+            write_outputs(
+                out_dir, name, image, face.posmap, prn.uv, args.visible_only, args.save_posmap
+            )
             if source is not None:
-                _save_png(out_dir / f"{name}_swap.png", swap_face(source[0], source[1], image, face.posmap, prn.uv))
+                _save_png(
+                    out_dir / f"{name}_swap.png",
+                    swap_face(source[0], source[1], image, face.posmap, prn.uv),
+                )
             print(f"{spec.image} -> {out_dir / name}_*")
         rows.append((str(spec.image), len(faces), "ok", ""))
     _write_report(out_dir / REPORT_NAME, rows)
     done = sum(r[2] == "ok" for r in rows)
     if done < len(rows):
-        print(f"prnet: {len(rows) - done} of {len(rows)} images gave no output (see {out_dir / REPORT_NAME})",
-              file=sys.stderr)
+        print(
+            f"prnet: {len(rows) - done} of {len(rows)} images gave no output (see {out_dir / REPORT_NAME})",
+            file=sys.stderr,
+        )
     return 0 if done else 1
 
 
@@ -309,50 +376,114 @@ def import_weights(args: argparse.Namespace) -> int:
     from model.release import import_weights_file
 
     model = import_weights_file(args.checkpoint, args.out)
-    print(f"{args.checkpoint} -> {args.out}: PRNet width {model.width}, "
-          f"{count_parameters(model):,} parameters (use it with --uv-data PRNet/Data/uv-data)")
+    print(
+        f"{args.checkpoint} -> {args.out}: PRNet width {model.width}, "
+        f"{count_parameters(model):,} parameters (use it with --uv-data PRNet/Data/uv-data)"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="prnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="landmarks, mesh, texture, pose, depth (and face swap) for images",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "predict",
+        help="landmarks, mesh, texture, pose, depth (and face swap) for images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--out", type=Path, default=Path("prnet_results"), help="output folder (default prnet_results)")
-    p.add_argument("--weights", type=Path, default=Path("data/train/model.pt"),
-                   help="trained weights (model.pt or a checkpoint)")
-    p.add_argument("--model-dir", type=Path, default=Path("data/face_model"),
-                   help="face3d-layout morphable model (BFM.mat, BFM_UV.mat, BFM_info.mat)")
-    p.add_argument("--uv-file", type=Path, default=None,
-                   help="take the face mask and key points from this UV HDF5 file")
-    p.add_argument("--uv-data", type=Path, default=None, metavar="DIR",
-                   help="PRNet's own uv-data folder (uv_kpt_ind.txt, face_ind.txt, canonical_vertices.npy): "
-                        "the layout of its released model; replaces --model-dir")
-    p.add_argument("--detector-weights", type=Path, default=None, metavar="DAT",
-                   help="dlib CNN face detector (PRNet's mmod_human_face_detector.dat); default: dlib's HOG detector")
-    p.add_argument("--all-faces", action="store_true",
-                   help="every detected face (outputs NAME_faceK_*, largest first) instead of the largest")
-    p.add_argument("--boxes", type=Path, default=None,
-                   help="JSON {image name: [left, right, top, bottom]} face boxes")
-    p.add_argument("--landmarks-dir", type=Path, default=None,
-                   help="folder of NAME.mat landmark files (default: beside each image)")
-    p.add_argument("--swap", default=None, metavar="SRC_IMAGE",
-                   help="also paste this image's face onto every face (NAME_swap.png)")
-    p.add_argument("--visible-only", action="store_true", help="blank texture pixels the camera does not see (or sees only at the silhouette)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("prnet_results"),
+        help="output folder (default prnet_results)",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=Path("data/train/model.pt"),
+        help="trained weights (model.pt or a checkpoint)",
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("data/face_model"),
+        help="face3d-layout morphable model (BFM.mat, BFM_UV.mat, BFM_info.mat)",
+    )
+    p.add_argument(
+        "--uv-file",
+        type=Path,
+        default=None,
+        help="take the face mask and key points from this UV HDF5 file",
+    )
+    p.add_argument(
+        "--uv-data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="PRNet's own uv-data folder (uv_kpt_ind.txt, face_ind.txt, canonical_vertices.npy): "
+        "the layout of its released model; replaces --model-dir",
+    )
+    p.add_argument(
+        "--detector-weights",
+        type=Path,
+        default=None,
+        metavar="DAT",
+        help="dlib CNN face detector (PRNet's mmod_human_face_detector.dat); default: dlib's HOG detector",
+    )
+    p.add_argument(
+        "--all-faces",
+        action="store_true",
+        help="every detected face (outputs NAME_faceK_*, largest first) instead of the largest",
+    )
+    p.add_argument(
+        "--boxes",
+        type=Path,
+        default=None,
+        help="JSON {image name: [left, right, top, bottom]} face boxes",
+    )
+    p.add_argument(
+        "--landmarks-dir",
+        type=Path,
+        default=None,
+        help="folder of NAME.mat landmark files (default: beside each image)",
+    )
+    p.add_argument(
+        "--swap",
+        default=None,
+        metavar="SRC_IMAGE",
+        help="also paste this image's face onto every face (NAME_swap.png)",
+    )
+    p.add_argument(
+        "--visible-only",
+        action="store_true",
+        help="blank texture pixels the camera does not see (or sees only at the silhouette)",
+    )
     p.add_argument("--save-posmap", action="store_true", help="also write NAME_posmap.npy")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--batch-size", type=int, default=8, help="faces per forward pass (of one image)")
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="faces per forward pass (of one image)"
+    )
     p.set_defaults(func=predict)
-    q = sub.add_parser("import-weights", help="PRNet's released TensorFlow checkpoint -> a weights file (no TensorFlow)",
-                       description="Read a TensorFlow V2 checkpoint of PRNet's graph (PREFIX.index + "
-                                   "PREFIX.data-*; CRCs verified, Adam slots skipped) and write the "
-                                   "project's weights file. The width is inferred from the shapes.")
-    q.add_argument("checkpoint", type=Path, metavar="CKPT_PREFIX",
-                   help="checkpoint prefix, e.g. Data/net-data/256_256_resfcn256_weight (or its .index file)")
-    q.add_argument("--out", required=True, type=Path, help="weights file to write (e.g. prnet_release.pt)")
+    q = sub.add_parser(
+        "import-weights",
+        help="PRNet's released TensorFlow checkpoint -> a weights file (no TensorFlow)",
+        description="Read a TensorFlow V2 checkpoint of PRNet's graph (PREFIX.index + "
+        "PREFIX.data-*; CRCs verified, Adam slots skipped) and write the "
+        "project's weights file. The width is inferred from the shapes.",
+    )
+    q.add_argument(
+        "checkpoint",
+        type=Path,
+        metavar="CKPT_PREFIX",
+        help="checkpoint prefix, e.g. Data/net-data/256_256_resfcn256_weight (or its .index file)",
+    )
+    q.add_argument(
+        "--out", required=True, type=Path, help="weights file to write (e.g. prnet_release.pt)"
+    )
     q.set_defaults(func=import_weights)
     return parser
 

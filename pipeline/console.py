@@ -1,5 +1,6 @@
 """Console-script entry points (pyproject.toml ``[project.scripts]``), each under
 :func:`pipeline.stage.run` (one-line errors, ``--debug``)."""
+
 from __future__ import annotations
 
 from typing import NoReturn

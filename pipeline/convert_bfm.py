@@ -8,6 +8,7 @@ Usage:
 ``Model_Expression.mat`` and ``Model_tri_mouth.mat`` with 3DDFA, ``BFM_UV.mat`` with 3DMMasSTN.
 The output directory is what the project's ``model_dir`` settings point to.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> None:
         paths = write_face3d_bfm(model, args.out, model_info_mat=args.info)
     except DataError as err:
         sys.exit(f"convert_bfm: {err}")
-    print(f"convert_bfm: {model.n_vertices} vertices, {len(model.tri)} + {len(model.tri_mouth)} triangles -> "
-          + ", ".join(str(p) for p in paths))
+    print(
+        f"convert_bfm: {model.n_vertices} vertices, {len(model.tri)} + {len(model.tri_mouth)} triangles -> "
+        + ", ".join(str(p) for p in paths)
+    )
 
 
 if __name__ == "__main__":

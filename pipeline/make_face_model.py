@@ -1,4 +1,5 @@
 """Stage `face_model`: generate the embedded procedural morphable model in face3d's BFM layout."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     p = load_params(args.params).face_model
     model = make_face_model(n_vertices=p.n_vertices, seed=p.seed)
     save_bfm(model, p.out_dir)
-    print(f"face model: {model.n_vertices} vertices, {len(model.full_triangles)} triangles -> {p.out_dir}")
+    print(
+        f"face model: {model.n_vertices} vertices, {len(model.full_triangles)} triangles -> {p.out_dir}"
+    )
 
 
 if __name__ == "__main__":

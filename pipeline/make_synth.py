@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
-from uvgen.model_checksum import model_checksum
 from uvgen.lifetime import die_with_parent
+from uvgen.model_checksum import model_checksum
 from uvgen.resumable import (
     BuildLockedError,
     ForeignDirectoryError,

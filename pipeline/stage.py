@@ -22,6 +22,7 @@ A stage's ``if __name__ == "__main__":`` line is ``run(main)``. Then
 
 Exit statuses: 0 success, 1 error, 2 usage (argparse), 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,7 +96,11 @@ def _hdf5_missing_object(exc: KeyError) -> str | None:
     tb = exc.__traceback__
     while tb is not None:
         frame = tb.tb_frame
-        if "h5py" in frame.f_code.co_filename and "name" in frame.f_locals and "self" in frame.f_locals:
+        if (
+            "h5py" in frame.f_code.co_filename
+            and "name" in frame.f_locals
+            and "self" in frame.f_locals
+        ):
             try:
                 filename = frame.f_locals["self"].file.filename
             except Exception:  # noqa: BLE001 - a closed file has no name to give: look in the callers
@@ -133,7 +138,7 @@ def describe(exc: BaseException) -> str:
             reason = exc.strerror or str(exc)
             if isinstance(exc, FileNotFoundError):
                 return f"{where}: no such file" if where else _one_line(reason)
-            detail = reason[reason.find("(") + 1:reason.rfind(")")] if "(" in reason else reason
+            detail = reason[reason.find("(") + 1 : reason.rfind(")")] if "(" in reason else reason
             return _one_line(f"{where or 'HDF5 file'}: not a readable HDF5 file ({detail})")
         if isinstance(exc, FileNotFoundError):
             return f"{where}: no such file or directory" if where else _one_line(str(exc))
@@ -152,8 +157,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory (try fewer workers or a smaller batch; --debug shows where)"
     text = _one_line(str(exc))
-    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__) + \
-        f" (unexpected; rerun with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)"
+    return (
+        f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    ) + f" (unexpected; rerun with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)"
 
 
 def _format_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -161,7 +167,11 @@ def _format_warning(message, category, filename, lineno, file=None, line=None) -
 
     stream = file if file is not None else sys.stderr
     if isinstance(message, DataWarning):
-        where = _display(message.path) if message.field is None else f"{_display(message.path)}: {message.field}"
+        where = (
+            _display(message.path)
+            if message.field is None
+            else f"{_display(message.path)}: {message.field}"
+        )
         text = f"warning: {where}: {message.reason}"
     else:
         text = f"warning: {category.__name__}: {message}"
@@ -201,8 +211,13 @@ def die_with_parent_hook() -> None:
     die_with_parent()
 
 
-def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
-        with_parent: bool = True, stderr: TextIO | None = None) -> NoReturn:
+def run(
+    main: Callable[[list[str]], Any],
+    argv: Sequence[str] | None = None,
+    *,
+    with_parent: bool = True,
+    stderr: TextIO | None = None,
+) -> NoReturn:
     """Call ``main(argv)`` (default ``sys.argv[1:]``, ``--debug`` removed) and exit: its return
     value as the status (None = 0), or one ``error:`` line and a non-zero status (module docstring).
     ``with_parent``: die with the parent process (stages; not needed for an interactive command)."""
@@ -239,4 +254,3 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
     finally:
         argparse.ArgumentParser.error = usage_error  # type: ignore[method-assign]
     sys.exit(status if isinstance(status, int) else 0)
-

@@ -16,6 +16,7 @@ configurations on a GPU, with PRN's (train.epochs=40, train.device=cuda, ...):
 
     dvc exp run -S train_3ddfa.width=1.0 -S train_defa.width=32 -S train.epochs=40 -S train.device=cuda ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,17 @@ def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
     """The baseline section of a params file (completed from ``train``) as a validated BaselineConfig
     (ConfigError naming the key; a test-split ``train_file`` is refused)."""
     params = load_baseline_params(kind, path)
-    check_split(params.train_file, "train", f"{BASELINE_SECTIONS[kind]}.train_file", display_path(path))
+    check_split(
+        params.train_file, "train", f"{BASELINE_SECTIONS[kind]}.train_file", display_path(path)
+    )
     with config_errors(display_path(path), BASELINE_SECTIONS[kind]):
         return BaselineConfig(kind=kind, **dataclasses.asdict(params))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("kind", choices=KINDS, help="which baseline to train")
     parser.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml to read")
     args = parser.parse_args(argv)
@@ -50,11 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     result = train_baseline(cfg)
     if result.history:
         last = result.history[-1]
-        print(f"train_baseline {cfg.kind}: {len(result.history)} epochs, train loss "
-              f"{result.history[0]['train_loss']:.4f} -> {last['train_loss']:.4f} ({last['loss_kind']}), "
-              f"val NME {last['val_nme_pct']:.2f} %; weights -> {cfg.out_dir / 'model.pt'}"
-              if last.get("val_nme_pct") is not None else
-              f"train_baseline {cfg.kind}: {len(result.history)} epochs; weights -> {cfg.out_dir / 'model.pt'}")
+        print(
+            f"train_baseline {cfg.kind}: {len(result.history)} epochs, train loss "
+            f"{result.history[0]['train_loss']:.4f} -> {last['train_loss']:.4f} ({last['loss_kind']}), "
+            f"val NME {last['val_nme_pct']:.2f} %; weights -> {cfg.out_dir / 'model.pt'}"
+            if last.get("val_nme_pct") is not None
+            else f"train_baseline {cfg.kind}: {len(result.history)} epochs; weights -> {cfg.out_dir / 'model.pt'}"
+        )
 
 
 if __name__ == "__main__":

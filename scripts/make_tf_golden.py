@@ -26,6 +26,7 @@ float32 in [0, 1] (NHWC), ``outputs`` (2, S, S, 3) float32 the graph's sigmoid (
 float64 (every variable cast on read; it separates semantics from float32 rounding, which in this
 random width-2 network reaches about 0.01 px), ``width``, ``size`` and ``tf_version``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,16 @@ class Graph:
                 self.bns.append((x, mean_var, self.last))
         return tf.nn.batch_normalization(x, mean, var, beta, gamma, EPS)
 
-    def conv(self, x: tf.Tensor, out: int, k: int, stride: int, act=tf.nn.relu, bn: bool = True,
-             scope: str | None = None) -> tf.Tensor:
+    def conv(
+        self,
+        x: tf.Tensor,
+        out: int,
+        k: int,
+        stride: int,
+        act=tf.nn.relu,
+        bn: bool = True,
+        scope: str | None = None,
+    ) -> tf.Tensor:
         cin = int(x.shape[-1])
         with v1.variable_scope(scope or self.unique("Conv")):
             w = self.var("weights", self.glorot((k, k, cin, out), k * k * cin, k * k * out))
@@ -92,7 +101,9 @@ class Graph:
         cin = int(x.shape[-1])
         with v1.variable_scope(self.unique("Conv2d_transpose")):
             w = self.var("weights", self.glorot((k, k, out, cin), k * k * cin, k * k * out))
-            shape = tf.stack([tf.shape(x)[0], int(x.shape[1]) * stride, int(x.shape[2]) * stride, out])
+            shape = tf.stack(
+                [tf.shape(x)[0], int(x.shape[1]) * stride, int(x.shape[2]) * stride, out]
+            )
             y = tf.nn.conv2d_transpose(x, w, shape, strides=[1, stride, stride, 1], padding="SAME")
             y = tf.reshape(y, [-1, int(x.shape[1]) * stride, int(x.shape[2]) * stride, out])
             return act(self.batch_norm(y))
@@ -163,11 +174,19 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         saver = v1.train.Saver(write_version=v1.train.SaverDef.V2)
         saver.save(sess, str(args.out / "model"), write_meta_graph=False, write_state=False)
-    np.savez_compressed(args.out / "golden.npz", inputs=inputs, outputs=outputs.astype(np.float32),
-                        outputs64=outputs64,
-                        width=args.width, size=s, tf_version=tf.__version__)
-    print(f"TensorFlow {tf.__version__}: {len(v1.global_variables())} variables, output range "
-          f"{outputs.min():.3f}..{outputs.max():.3f}, std {outputs.std():.3f}")
+    np.savez_compressed(
+        args.out / "golden.npz",
+        inputs=inputs,
+        outputs=outputs.astype(np.float32),
+        outputs64=outputs64,
+        width=args.width,
+        size=s,
+        tf_version=tf.__version__,
+    )
+    print(
+        f"TensorFlow {tf.__version__}: {len(v1.global_variables())} variables, output range "
+        f"{outputs.min():.3f}..{outputs.max():.3f}, std {outputs.std():.3f}"
+    )
     for p in sorted(args.out.iterdir()):
         print(f"  {p} {p.stat().st_size} bytes")
 

@@ -1,5 +1,6 @@
 """Shared test fixtures: the real sample data in ../shared/fixtures (skipped when absent) and one
 torch thread."""
+
 from __future__ import annotations
 
 import sys
@@ -66,10 +67,15 @@ def small_tmpfs(tmp_path):
 
     mount = tmp_path / "tmpfs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
+        pytest.skip(
+            f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}"
+        )
     try:
         yield mount
     finally:

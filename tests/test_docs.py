@@ -1,4 +1,5 @@
 """The conventions document ships with the project, and every reference to one of its sections exists."""
+
 from __future__ import annotations
 
 import re
@@ -32,6 +33,11 @@ def test_every_section_reference_exists() -> None:
 
 
 def test_no_reference_outside_the_project() -> None:
-    stale = [str(p.relative_to(ROOT)) for p, text in _texts() if p != Path(__file__).resolve()
-             and "shared/" + "docs/conventions" in text or re.search(r"(?<!docs/)\bconventions (section|\d)", text)]
+    stale = [
+        str(p.relative_to(ROOT))
+        for p, text in _texts()
+        if p != Path(__file__).resolve()
+        and "shared/" + "docs/conventions" in text
+        or re.search(r"(?<!docs/)\bconventions (section|\d)", text)
+    ]
     assert not stale, f"references to a conventions file a clone does not have: {stale}"

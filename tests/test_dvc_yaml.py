@@ -8,6 +8,7 @@ file itself or a directory above it); a package ``__init__.py`` that holds only 
 exempt. Conversely a code dep that contains none of those files is reported as unneeded (editing
 it would re-run the stage for nothing).
 """
+
 from __future__ import annotations
 
 import ast
@@ -45,13 +46,18 @@ def imported_names(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.level:  # relative import: resolve against the file's package
                 package = path.relative_to(ROOT).parent.parts
-                base = ".".join(package[: len(package) - node.level + 1] + tuple(node.module.split(".")))
+                base = ".".join(
+                    package[: len(package) - node.level + 1] + tuple(node.module.split("."))
+                )
             else:
                 base = node.module
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", node.value):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", node.value)
+        ):
             names.add(node.value)
     return names
 
@@ -79,7 +85,10 @@ def is_trivial(path: Path) -> bool:
 
 
 def load_dvc() -> tuple[dict, dict]:
-    return (yaml.safe_load((ROOT / "dvc.yaml").read_text()), yaml.safe_load((ROOT / "params.yaml").read_text()))
+    return (
+        yaml.safe_load((ROOT / "dvc.yaml").read_text()),
+        yaml.safe_load((ROOT / "params.yaml").read_text()),
+    )
 
 
 def interpolate(text: str, params: dict) -> str:
@@ -115,8 +124,9 @@ def test_stage_depends_on_all_the_code_it_runs(name: str) -> None:
     stage = dvc["stages"][name]
     module, files = stage_code(stage, params)
     deps = [ROOT / interpolate(d, params) for d in _entries(stage.get("deps"))]
-    missing = sorted(str(f.relative_to(ROOT)) for f in files
-                     if not any(f == d or d in f.parents for d in deps))
+    missing = sorted(
+        str(f.relative_to(ROOT)) for f in files if not any(f == d or d in f.parents for d in deps)
+    )
     assert not missing, f"stage {name} ({module}) runs code it does not depend on: {missing}"
 
 
@@ -148,6 +158,7 @@ def _path_params(params: dict) -> dict[str, str]:
                 walk(f"{prefix}[{i}]", value)
         elif isinstance(node, str) and "/" in node:
             out[prefix] = node.rstrip("/")
+
     walk("", params)
     return out
 
@@ -168,7 +179,9 @@ def test_data_paths_come_from_params(name: str) -> None:
                 if entry == value or entry.startswith(value + "/"):
                     literal.append(f"{kind}: {entry} (params {key})")
     assert not literal, f"stage {name}: write these as ${{...}}: {literal}"
-    for entry in [e for kind in ("deps", "outs", "metrics", "plots") for e in _entries(stage.get(kind))]:
+    for entry in [
+        e for kind in ("deps", "outs", "metrics", "plots") for e in _entries(stage.get(kind))
+    ]:
         interpolate(entry, params)  # every ${...} names an existing key
 
 

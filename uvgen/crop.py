@@ -5,6 +5,7 @@ and constant 0 outside, as PRNet's generator computes it: crop pixel (x, y) samp
 ``T^-1 @ [x, y, 1]`` with bilinear weights, and a neighbour outside the image counts as 0.
 Pixel centres are at integer coordinates (x right, y down). The result is rounded to uint8.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,7 +73,9 @@ def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) 
         img = img[..., None]
     t = np.asarray(transform, dtype=np.float64)
     if t.shape != (3, 3) or not np.all(np.isfinite(t)) or abs(np.linalg.det(t[:2, :2])) < 1e-12:
-        raise ValueError(f"crop transform must be a finite invertible (3, 3) matrix, got {t.tolist()}")
+        raise ValueError(
+            f"crop transform must be a finite invertible (3, 3) matrix, got {t.tolist()}"
+        )
     inv = np.linalg.inv(t)
     if abs(inv[0, 1]) < 1e-12 * abs(inv[0, 0]) and abs(inv[1, 0]) < 1e-12 * abs(inv[1, 1]):
         # No rotation (the crop box is axis-aligned; Umeyama leaves ~1e-16 off the diagonal).

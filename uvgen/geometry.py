@@ -6,6 +6,7 @@ Coordinate frames:
   (larger z = closer to the viewer), orthographic;
 - crop space: pixels of the 256x256 crop, x right, y down, z scaled like x and shifted so min z = 0.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,9 @@ def check_image(image_shape: tuple[int, ...]) -> None:
     """Raise :class:`GeometryError` ('image') for an image smaller than MIN_IMAGE_SIDE."""
     h, w = int(image_shape[0]), int(image_shape[1])
     if min(h, w) < MIN_IMAGE_SIDE:
-        raise GeometryError("image", f"{w}x{h} px image is smaller than {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+        raise GeometryError(
+            "image", f"{w}x{h} px image is smaller than {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
+        )
 
 
 def check_face_box(keypoints_xy: np.ndarray, image_shape: tuple[int, ...], field: str) -> None:
@@ -65,12 +68,19 @@ def check_face_box(keypoints_xy: np.ndarray, image_shape: tuple[int, ...], field
     size = ((right - left) + (bottom - top)) / 2
     h, w = int(image_shape[0]), int(image_shape[1])
     if size < MIN_FACE_PX:
-        raise GeometryError(field, f"the 68 key points span {size:.3g} px (fewer than {MIN_FACE_PX:g}): a degenerate face")
+        raise GeometryError(
+            field,
+            f"the 68 key points span {size:.3g} px (fewer than {MIN_FACE_PX:g}): a degenerate face",
+        )
     if size > MAX_FACE_FACTOR * max(h, w):
-        raise GeometryError(field, f"the 68 key points span {size:.3g} px, over {MAX_FACE_FACTOR:g}x the {w}x{h} image")
+        raise GeometryError(
+            field,
+            f"the 68 key points span {size:.3g} px, over {MAX_FACE_FACTOR:g}x the {w}x{h} image",
+        )
     if right < 0 or bottom < 0 or left > w - 1 or top > h - 1:
         raise GeometryError(
-            field, f"the face (key points x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g}) lies outside the {w}x{h} image"
+            field,
+            f"the face (key points x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g}) lies outside the {w}x{h} image",
         )
 
 
@@ -131,7 +141,9 @@ def keypoint_box(keypoints_xy: np.ndarray) -> tuple[np.ndarray, float]:
     return center, float(old_size)
 
 
-def training_crop_box(keypoints_xy: np.ndarray, draws: tuple[float, float, float] = NO_JITTER) -> CropBox:
+def training_crop_box(
+    keypoints_xy: np.ndarray, draws: tuple[float, float, float] = NO_JITTER
+) -> CropBox:
     """The training crop: key-point box, ``size = int(1.5 * old_size)``, then the jitter.
 
     ``draws`` = (r1, r2, r3) in [0, 1): centre shift ``r*2m - m`` with ``m = 0.1 * old_size``
@@ -156,7 +168,9 @@ def evaluation_crop_box(keypoints_xy: np.ndarray, factor: float = 1.6) -> CropBo
     right, bottom = kpt.max(axis=0)
     center = np.array([right - (right - left) / 2.0, bottom - (bottom - top) / 2.0])
     old_size = ((right - left) + (bottom - top)) / 2
-    return CropBox((float(center[0]), float(center[1])), float(int(old_size * factor)), float(old_size))
+    return CropBox(
+        (float(center[0]), float(center[1])), float(int(old_size * factor)), float(old_size)
+    )
 
 
 def jitter_draws(seed: int, name: str) -> tuple[float, float, float]:
@@ -199,7 +213,10 @@ def crop_transform(box: CropBox, out_size: int = 256) -> np.ndarray:
     cx, cy = box.center
     size = float(box.size)
     if not (np.isfinite(cx) and np.isfinite(cy) and np.isfinite(size)) or size <= 0:
-        raise GeometryError("crop box", f"the crop box (centre ({cx:g}, {cy:g}), size {size:g} px) is empty or not finite")
+        raise GeometryError(
+            "crop box",
+            f"the crop box (centre ({cx:g}, {cy:g}), size {size:g} px) is empty or not finite",
+        )
     k = (out_size - 1) / size
     half = size / 2
     return np.array([[k, 0.0, -k * (cx - half)], [0.0, k, -k * (cy - half)], [0.0, 0.0, 1.0]])

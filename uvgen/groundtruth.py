@@ -5,6 +5,7 @@ position (x right, y down in crop pixels; z depth, min 0) of the surface point t
 stands for. What depends only on the model (the UV rasterisation) is a :class:`UVLayout`, built
 once per model; everything per sample is a few small array operations plus one sparse product.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -107,7 +108,11 @@ def fit_vertices(
     a = np.atleast_2d(np.asarray(shape_params, dtype=np.float32))
     b = np.atleast_2d(np.asarray(exp_params, dtype=np.float32))
     batch = len(a)
-    slots = np.arange(batch) % PRODUCT_ROWS if slots is None else np.asarray(slots, dtype=np.int64) % PRODUCT_ROWS
+    slots = (
+        np.arange(batch) % PRODUCT_ROWS
+        if slots is None
+        else np.asarray(slots, dtype=np.int64) % PRODUCT_ROWS
+    )
     if slots.shape != (batch,):
         raise ValueError(f"slots must be ({batch},), got {slots.shape}")
     basis = vertex_basis(model)
@@ -159,7 +164,9 @@ class CropPair:
     crop_vertices: np.ndarray
 
 
-def crop_affine(pose_para: np.ndarray, image_height: int, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def crop_affine(
+    pose_para: np.ndarray, image_height: int, transform: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(M (3, 3), o (3,)) with ``crop = V @ M.T + o`` before the z shift, for model-space V.
 
     Composes the pose (``s R v + t``), the image axis (``y_img = h - y - 1``) and the crop
@@ -175,7 +182,9 @@ def crop_affine(pose_para: np.ndarray, image_height: int, transform: np.ndarray)
     return m, o
 
 
-def crop_positions(vertices: np.ndarray, pose_para: np.ndarray, image_height: int, transform: np.ndarray) -> np.ndarray:
+def crop_positions(
+    vertices: np.ndarray, pose_para: np.ndarray, image_height: int, transform: np.ndarray
+) -> np.ndarray:
     """(n, 3) crop-space positions of model-space vertices (section 4), min z = 0.
 
     Computed in the vertices' precision (float32 in, float32 out; else float64)."""

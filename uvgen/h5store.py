@@ -56,15 +56,17 @@ Shards are written to a temporary name of their writer beside the final name
 never leaves a half-written file under its final name, and two writers never share a file. Merging
 copies the stored (possibly compressed) chunks of the shards as they are, shard by shard.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import h5py
 import hdf5plugin
@@ -97,7 +99,14 @@ _ARRAY_FIELDS: dict[str, tuple[int, ...]] = {
 }
 _EXTRAS = "extras"
 _UV = "uv"
-_FILE_ATTRS = ("format_version", "model_checksum", "params", "split", "posmap_offset", "posmap_dtype")
+_FILE_ATTRS = (
+    "format_version",
+    "model_checksum",
+    "params",
+    "split",
+    "posmap_offset",
+    "posmap_dtype",
+)
 
 
 class PosmapPrecisionWarning(UserWarning):
@@ -136,7 +145,8 @@ class SampleRecord:
         if self.extras.keys() != other.extras.keys():
             return False
         return all(
-            self.extras[k].dtype == other.extras[k].dtype and np.array_equal(self.extras[k], other.extras[k])
+            self.extras[k].dtype == other.extras[k].dtype
+            and np.array_equal(self.extras[k], other.extras[k])
             for k in self.extras
         )
 
@@ -172,7 +182,9 @@ class StorageOptions:
 
     def __post_init__(self) -> None:
         if self.posmap_dtype not in POSMAP_DTYPES:
-            raise ValueError(f"posmap_dtype must be one of {POSMAP_DTYPES}, got {self.posmap_dtype!r}")
+            raise ValueError(
+                f"posmap_dtype must be one of {POSMAP_DTYPES}, got {self.posmap_dtype!r}"
+            )
         for name in ("compression", "posmap_compression"):
             value = getattr(self, name)
             if value not in COMPRESSIONS and not (name == "posmap_compression" and value is None):
@@ -198,7 +210,9 @@ def stored_posmap_dtype(storage: StorageOptions) -> np.dtype:
     return np.dtype(np.float16 if storage.posmap_dtype == "float16" else np.float32)
 
 
-def encode_posmap_into(posmap: np.ndarray, storage: StorageOptions, out: np.ndarray, scratch: np.ndarray | None = None) -> int:
+def encode_posmap_into(
+    posmap: np.ndarray, storage: StorageOptions, out: np.ndarray, scratch: np.ndarray | None = None
+) -> int:
     """Encode one map (H,W,3) float in crop pixels into ``out`` (the stored dtype); return the
     count of values stored coarser than 1/8 px (always 0 for float32).
 
@@ -213,9 +227,11 @@ def encode_posmap_into(posmap: np.ndarray, storage: StorageOptions, out: np.ndar
         return 0
     offset = storage.posmap_offset
     shifted = np.empty(posmap.shape, np.float64) if scratch is None else scratch
-    np.subtract(posmap, offset, out=shifted, dtype=np.float64)  # exact: float32 values minus 128, in float64
+    np.subtract(
+        posmap, offset, out=shifted, dtype=np.float64
+    )  # exact: float32 values minus 128, in float64
     lossy = 0
-    if not (-FLOAT16_SAFE_HALF_RANGE < lo - offset and hi - offset < FLOAT16_SAFE_HALF_RANGE):
+    if not (lo - offset > -FLOAT16_SAFE_HALF_RANGE and hi - offset < FLOAT16_SAFE_HALF_RANGE):
         lossy = int(np.count_nonzero(~(np.abs(shifted) < FLOAT16_SAFE_HALF_RANGE)))
     out[...] = shifted  # the one rounding, float64 -> float16
     return lossy
@@ -293,23 +309,37 @@ def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
         raise
 
 
-def _check_batch(path: Path, images: np.ndarray, posmaps: np.ndarray, records: Sequence[SampleRecord]) -> None:
+def _check_batch(
+    path: Path, images: np.ndarray, posmaps: np.ndarray, records: Sequence[SampleRecord]
+) -> None:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise DataError(path, "images", f"expected (B,H,W,3) uint8, got {images.shape} {images.dtype}")
+        raise DataError(
+            path, "images", f"expected (B,H,W,3) uint8, got {images.shape} {images.dtype}"
+        )
     if posmaps.shape != images.shape or not np.issubdtype(posmaps.dtype, np.floating):
-        raise DataError(path, "posmaps", f"expected float {images.shape}, got {posmaps.shape} {posmaps.dtype}")
+        raise DataError(
+            path, "posmaps", f"expected float {images.shape}, got {posmaps.shape} {posmaps.dtype}"
+        )
     if len(records) != len(images):
         raise DataError(path, "records", f"{len(records)} records for {len(images)} images")
     extras_spec = _extras_spec(records[0]) if records else {}
     for i, rec in enumerate(records):
         for key, shape in _ARRAY_FIELDS.items():
             if np.shape(getattr(rec, key)) != shape:
-                raise DataError(path, f"records[{i}].{key}", f"expected shape {shape}, got {np.shape(getattr(rec, key))}")
+                raise DataError(
+                    path,
+                    f"records[{i}].{key}",
+                    f"expected shape {shape}, got {np.shape(getattr(rec, key))}",
+                )
         if _extras_spec(rec) != extras_spec:
-            raise DataError(path, f"records[{i}].extras", f"expected {extras_spec}, got {_extras_spec(rec)}")
+            raise DataError(
+                path, f"records[{i}].extras", f"expected {extras_spec}, got {_extras_spec(rec)}"
+            )
     for key in extras_spec:
         if not key or "/" in key:
-            raise DataError(path, f"extras/{key}", "extras names must be non-empty and contain no '/'")
+            raise DataError(
+                path, f"extras/{key}", "extras names must be non-empty and contain no '/'"
+            )
 
 
 def _extras_spec(rec: SampleRecord) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -327,10 +357,24 @@ def _create_sample_datasets(
     h, w = image_hw
     chunk = (1, h, w, 3)
     maxshape = (None, h, w, 3)  # lets an empty shard hold a (1,H,W,3) chunk layout
-    f.create_dataset("images", track_times=False, shape=(n, h, w, 3), dtype=np.uint8, chunks=chunk, maxshape=maxshape,
-                     **_compression_kwargs(storage.compression))
-    f.create_dataset("posmaps", track_times=False, shape=(n, h, w, 3), dtype=storage.posmap_dtype, chunks=chunk, maxshape=maxshape,
-                     **_compression_kwargs(storage.posmap_codec))
+    f.create_dataset(
+        "images",
+        track_times=False,
+        shape=(n, h, w, 3),
+        dtype=np.uint8,
+        chunks=chunk,
+        maxshape=maxshape,
+        **_compression_kwargs(storage.compression),
+    )
+    f.create_dataset(
+        "posmaps",
+        track_times=False,
+        shape=(n, h, w, 3),
+        dtype=storage.posmap_dtype,
+        chunks=chunk,
+        maxshape=maxshape,
+        **_compression_kwargs(storage.posmap_codec),
+    )
     for dname in _STRING_FIELDS.values():
         f.create_dataset(dname, track_times=False, shape=(n,), dtype=h5py.string_dtype())
     for key, shape in _ARRAY_FIELDS.items():
@@ -353,7 +397,9 @@ def _write_records(f: h5py.File, start: int, records: Sequence[SampleRecord]) ->
     for attr, dname in _STRING_FIELDS.items():
         f[dname][start:stop] = [str(getattr(r, attr)) for r in records]
     for key in _ARRAY_FIELDS:
-        f[key][start:stop] = np.stack([np.asarray(getattr(r, key), dtype=np.float64) for r in records])
+        f[key][start:stop] = np.stack(
+            [np.asarray(getattr(r, key), dtype=np.float64) for r in records]
+        )
     for key in f[_EXTRAS]:
         f[_EXTRAS][key][start:stop] = np.stack([np.asarray(r.extras[key]) for r in records])
 
@@ -399,7 +445,11 @@ def write_encoded_shard(
     path = Path(path)
     lap = lap or (lambda step: None)
     if stored.dtype != stored_posmap_dtype(storage):
-        raise DataError(path, "posmaps", f"expected stored dtype {stored_posmap_dtype(storage)}, got {stored.dtype}")
+        raise DataError(
+            path,
+            "posmaps",
+            f"expected stored dtype {stored_posmap_dtype(storage)}, got {stored.dtype}",
+        )
     _check_batch(path, images, stored, records)
     if lossy:
         warnings.warn(
@@ -448,7 +498,9 @@ def _check_samples(f: h5py.File, path: Path) -> int:
     """Check the per-sample layout (shard or final file); return the sample count."""
     version = _attr(f, path, "format_version")
     if int(version) != FORMAT_VERSION:
-        raise DataError(path, "format_version", f"unsupported version {version} (expected {FORMAT_VERSION})")
+        raise DataError(
+            path, "format_version", f"unsupported version {version} (expected {FORMAT_VERSION})"
+        )
     posmap_dtype = _attr(f, path, "posmap_dtype")
     if posmap_dtype not in POSMAP_DTYPES:
         raise DataError(path, "posmap_dtype", f"unknown value {posmap_dtype!r}")
@@ -457,17 +509,25 @@ def _check_samples(f: h5py.File, path: Path) -> int:
         raise DataError(path, "posmap_offset", f"non-finite value {offset}")
     images = _dataset(f, path, "images")
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise DataError(path, "images", f"expected (N,H,W,3) uint8, got {images.shape} {images.dtype}")
+        raise DataError(
+            path, "images", f"expected (N,H,W,3) uint8, got {images.shape} {images.dtype}"
+        )
     n = images.shape[0]
     posmaps = _dataset(f, path, "posmaps")
     if posmaps.shape != images.shape or posmaps.dtype != np.dtype(posmap_dtype):
-        raise DataError(path, "posmaps", f"expected {images.shape} {posmap_dtype}, got {posmaps.shape} {posmaps.dtype}")
+        raise DataError(
+            path,
+            "posmaps",
+            f"expected {images.shape} {posmap_dtype}, got {posmaps.shape} {posmaps.dtype}",
+        )
     expected = {d: (n,) for d in _STRING_FIELDS.values()}
     expected.update({k: (n, *s) for k, s in _ARRAY_FIELDS.items()})
     for name, shape in expected.items():
         shape_on_disk = _dataset(f, path, name).shape
         if shape_on_disk != shape:
-            raise DataError(path, name, f"expected shape {shape} for {n} samples, got {shape_on_disk}")
+            raise DataError(
+                path, name, f"expected shape {shape} for {n} samples, got {shape_on_disk}"
+            )
     extras = f.get(_EXTRAS, {})
     for key in extras:
         dset = _dataset(f, path, f"{_EXTRAS}/{key}")
@@ -567,7 +627,9 @@ def _read_records(f: h5py.File, start: int = 0, stop: int | None = None) -> list
     extras = {k: f[_EXTRAS][k][start:stop] for k in f.get(_EXTRAS, {})}
     out = []
     for j in range(stop - start):
-        scalars = {k: (float(arrays[k][j]) if _ARRAY_FIELDS[k] == () else arrays[k][j]) for k in arrays}
+        scalars = {
+            k: (float(arrays[k][j]) if _ARRAY_FIELDS[k] == () else arrays[k][j]) for k in arrays
+        }
         out.append(
             SampleRecord(
                 name=str(names[j]),
@@ -617,13 +679,17 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
                 layout = this
             for key, value in this.items():
                 if value != layout[key]:
-                    raise DataError(p, key, f"{value!r} differs from {layout[key]!r} in {shard_paths[0]}")
+                    raise DataError(
+                        p, key, f"{value!r} differs from {layout[key]!r} in {shard_paths[0]}"
+                    )
             if counts[-1]:
                 spec = {k: (d.shape[1:], d.dtype) for k, d in sorted(f.get(_EXTRAS, {}).items())}
                 if extras_spec is None:
                     extras_spec = spec
                 elif spec != extras_spec:
-                    raise DataError(p, _EXTRAS, f"extras {spec} differ from earlier shards' {extras_spec}")
+                    raise DataError(
+                        p, _EXTRAS, f"extras {spec} differ from earlier shards' {extras_spec}"
+                    )
             lossy += int(f.attrs.get("posmap_lossy_values", 0))
     storage = StorageOptions(
         posmap_dtype=layout["posmap_dtype"],
@@ -648,10 +714,16 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
                     out[_EXTRAS][key][start : start + n] = f[_EXTRAS][key][...]
             start += n
         grp = out.create_group(_UV)
-        grp.create_dataset("weight_mask", track_times=False, data=np.asarray(uv.weight_mask, dtype=np.float32))
-        grp.create_dataset("face_mask", track_times=False, data=np.asarray(uv.face_mask).astype(np.uint8))
+        grp.create_dataset(
+            "weight_mask", track_times=False, data=np.asarray(uv.weight_mask, dtype=np.float32)
+        )
+        grp.create_dataset(
+            "face_mask", track_times=False, data=np.asarray(uv.face_mask).astype(np.uint8)
+        )
         grp.create_dataset("kpt_uv", track_times=False, data=np.asarray(uv.kpt_uv, dtype=np.int32))
-        grp.create_dataset("face_ind", track_times=False, data=np.asarray(uv.face_ind, dtype=np.int64))
+        grp.create_dataset(
+            "face_ind", track_times=False, data=np.asarray(uv.face_ind, dtype=np.int64)
+        )
         for key, value in attrs.items():
             if key == "params" and not isinstance(value, str):
                 value = json.dumps(value, sort_keys=True)
@@ -662,9 +734,15 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
 
 def _check_uv_arrays(path: Path, uv: UVData, hw: tuple[int, int]) -> None:
     h, w = hw
-    for name, shape in {"weight_mask": (h, w), "face_mask": (h, w), "kpt_uv": (2, N_KEYPOINTS)}.items():
+    for name, shape in {
+        "weight_mask": (h, w),
+        "face_mask": (h, w),
+        "kpt_uv": (2, N_KEYPOINTS),
+    }.items():
         if np.shape(getattr(uv, name)) != shape:
-            raise DataError(path, f"{_UV}/{name}", f"expected shape {shape}, got {np.shape(getattr(uv, name))}")
+            raise DataError(
+                path, f"{_UV}/{name}", f"expected shape {shape}, got {np.shape(getattr(uv, name))}"
+            )
     if np.ndim(uv.face_ind) != 1:
         raise DataError(path, f"{_UV}/face_ind", f"expected (K,), got {np.shape(uv.face_ind)}")
 

@@ -21,6 +21,7 @@ How PRNet's own files were made, as measured against the real BFM topology
   points on its sides at the heights of jaw key points 0 and 16 (plus the margin), and disks of
   radius 6 px around the 17 jaw key points (0-16). Face IoU with PRNet's mask: 0.980.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,7 +63,17 @@ PRNET_FILES = {
 # Every byte PRNet's weight PNG holds, decoded to the mean vertex weight it was made from
 # (``floor(16 * mean)``: 53 = (4+3+3)/3, 58 = (4+4+3)/3, 117 = (16+3+3)/3, 122 = (16+4+3)/3,
 # 128 = (16+4+4)/3). Other bytes decode as byte / 16.
-_PNG_EXACT = {0: 0.0, 48: 3.0, 53: 10 / 3, 58: 11 / 3, 64: 4.0, 117: 22 / 3, 122: 23 / 3, 128: 8.0, 255: 16.0}
+_PNG_EXACT = {
+    0: 0.0,
+    48: 3.0,
+    53: 10 / 3,
+    58: 11 / 3,
+    64: 4.0,
+    117: 22 / 3,
+    122: 23 / 3,
+    128: 8.0,
+    255: 16.0,
+}
 # The same bytes as weight classes: blends take the majority of their vertices; for blends with a
 # key vertex the two other vertices decide and a 3/4 tie (122) goes to 4.
 _PNG_CLASS = {0: 0.0, 48: 3.0, 53: 3.0, 58: 4.0, 64: 4.0, 117: 3.0, 122: 4.0, 128: 4.0, 255: 16.0}
@@ -133,7 +144,9 @@ def uv_pixel_coords(uv: np.ndarray, size: int = UV_SIZE) -> np.ndarray:
     return np.stack([uv[:, 0] * s, s - uv[:, 1] * s], axis=1)
 
 
-def keypoint_uv_pixels(model_or_uv: Any, kpt_ind: np.ndarray | None = None, size: int = UV_SIZE) -> np.ndarray:
+def keypoint_uv_pixels(
+    model_or_uv: Any, kpt_ind: np.ndarray | None = None, size: int = UV_SIZE
+) -> np.ndarray:
     """(2, k) int64 rounded UV pixels of the key vertices: row 0 = column (x), row 1 = row (y).
 
     ``model_or_uv`` is a model (its ``uv`` and, when ``kpt_ind`` is None, its ``kpt_ind``) or an
@@ -155,7 +168,12 @@ def uv_rasterization(model: Any, size: int = UV_SIZE, precision: str = "float32"
     triangle 105917's barycentric denominator is exactly 0 in float32, so face3d counts the pixel
     covered by it with weights (1, 0, 0), while float64 gives it to triangle 105919."""
     return rasterize(
-        uv_pixel_coords(model.uv, size), _triangles_of(model), size, size, border=FACE3D_BORDER, precision=precision
+        uv_pixel_coords(model.uv, size),
+        _triangles_of(model),
+        size,
+        size,
+        border=FACE3D_BORDER,
+        precision=precision,
     )
 
 
@@ -405,11 +423,15 @@ def build_uv_masks(
             raise ValueError(f"PRNet's masks are {UV_SIZE}x{UV_SIZE}, size={size} asked")
         prnet_dir = Path(prnet_dir)
         face = load_prnet_face_mask(prnet_dir / PRNET_FILES["face_mask"])
-        weights = load_prnet_weight_mask(prnet_dir / PRNET_FILES["weight_mask"], face_mask=face, mode=weight_mode)
+        weights = load_prnet_weight_mask(
+            prnet_dir / PRNET_FILES["weight_mask"], face_mask=face, mode=weight_mode
+        )
         kpt_uv = load_prnet_kpt_uv(prnet_dir / PRNET_FILES["kpt_uv"])
     else:
         raise ValueError(f"source must be 'model' or 'prnet', got {source!r}")
-    return UVMasks(face=face, weights=weights, kpt_uv=kpt_uv, face_ind=np.flatnonzero(face).astype(np.int64))
+    return UVMasks(
+        face=face, weights=weights, kpt_uv=kpt_uv, face_ind=np.flatnonzero(face).astype(np.int64)
+    )
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> dict:

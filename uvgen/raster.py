@@ -21,6 +21,7 @@ Who wins a pixel covered by several triangles:
   * with per-vertex depth z (larger = closer to the viewer): the largest interpolated
     ``w0*z0 + w1*z1 + w2*z2``; equal depths go to the earlier triangle (a strict '>' z-buffer test).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ temporary name, renamed when complete, so a killed run leaves only finished shar
 samples become rejects (file, field, reason) and are left out. Everything a task needs is in its
 spec; the model and its UV layout are loaded once per worker process and cached.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,21 @@ from uvgen.geometry import (
     jitter_draws,
     training_crop_box,
 )
-from uvgen.groundtruth import CropPair, UVLayout, build_uv_layout, fit_vertices, make_pair, single_thread_blas
-from uvgen.h5store import SampleRecord, StorageOptions, encode_posmap_into, stored_posmap_dtype, write_encoded_shard
+from uvgen.groundtruth import (
+    CropPair,
+    UVLayout,
+    build_uv_layout,
+    fit_vertices,
+    make_pair,
+    single_thread_blas,
+)
+from uvgen.h5store import (
+    SampleRecord,
+    StorageOptions,
+    encode_posmap_into,
+    stored_posmap_dtype,
+    write_encoded_shard,
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,9 @@ def _buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return buf[: shape[0]]
 
 
-def _buffers(n: int, size: int, stored_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _buffers(
+    n: int, size: int, stored_dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images (n,size,size,3) uint8, stored maps (n,size,size,3), float64 scratch for one map)."""
     return (
         _buffer((n, size, size, 3), np.uint8),
@@ -131,7 +147,9 @@ def _check_image(path: Path, image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _read_samples(spec: TaskSpec, rejects: list[Reject], clock: StepClock) -> list[tuple[int, str, object, np.ndarray]]:
+def _read_samples(
+    spec: TaskSpec, rejects: list[Reject], clock: StepClock
+) -> list[tuple[int, str, object, np.ndarray]]:
     """(index in the task, key, fit, image) of each readable sample; the others go to ``rejects``."""
     reader = read_300wlp_mat if spec.split == "train" else read_aflw_mat
     out = []
@@ -152,6 +170,7 @@ def _read_samples(spec: TaskSpec, rejects: list[Reject], clock: StepClock) -> li
 def _box_field(model: MorphableModel, vertices: np.ndarray) -> str:
     """Which fit field to blame for an absurd key-point box: 'Shape_Para' when the unposed key
     vertices already span over 10x the mean face's, else 'Pose_Para'."""
+
     def span(v: np.ndarray) -> float:
         return float(np.ptp(v[:, :2], axis=0).max())
 
@@ -194,14 +213,18 @@ def make_sample_pair(
     check_pose(pose)
     check_image(image.shape)
     if not np.all(np.isfinite(vertices)):
-        raise GeometryError("Shape_Para", "the fit's vertices overflow float32 (Shape_Para/Exp_Para far too large)")
+        raise GeometryError(
+            "Shape_Para", "the fit's vertices overflow float32 (Shape_Para/Exp_Para far too large)"
+        )
     extras: dict[str, np.ndarray] = {}
     if split == "train":
         key_img = image_vertices(vertices[model.kpt_ind], pose, image.shape[0])
         try:
             check_face_box(key_img, image.shape, "Pose_Para")
         except GeometryError as err:
-            raise GeometryError(_box_field(model, vertices) if "over" in err.reason else err.field, err.reason) from None
+            raise GeometryError(
+                _box_field(model, vertices) if "over" in err.reason else err.field, err.reason
+            ) from None
         pair = make_pair(layout, image, vertices, pose, training_crop_box(key_img, draws), lap=lap)
     else:
         landmarks = np.asarray(fit.pt3d_68, dtype=np.float64).T  # (68, 3) image pixels
@@ -211,7 +234,7 @@ def make_sample_pair(
     lo, hi = float(pair.posmap.min()), float(pair.posmap.max())
     if lap:
         lap("map checks")
-    if not (-MAX_MAP_ABS <= lo and hi <= MAX_MAP_ABS):
+    if not (lo >= -MAX_MAP_ABS and hi <= MAX_MAP_ABS):
         raise GeometryError(
             "posmap",
             f"position-map values span {lo:.4g}..{hi:.4g} crop px (bound +-{MAX_MAP_ABS:g}): "
@@ -231,7 +254,9 @@ def run_task(spec: TaskSpec, timings: dict[str, float] | None = None) -> TaskRes
         return _run_task(spec, model, layout, timings)
 
 
-def _run_task(spec: TaskSpec, model: MorphableModel, layout: UVLayout, timings: dict[str, float] | None) -> TaskResult:
+def _run_task(
+    spec: TaskSpec, model: MorphableModel, layout: UVLayout, timings: dict[str, float] | None
+) -> TaskResult:
     started = time.perf_counter()
     clock = StepClock(timings)
     lap = clock.lap if timings is not None else None
@@ -250,7 +275,9 @@ def _run_task(spec: TaskSpec, model: MorphableModel, layout: UVLayout, timings: 
     for (_, key, fit, image), vertices in zip(samples, all_vertices if samples else []):
         draws = jitter_draws(spec.seed, key) if spec.split == "train" and spec.jitter else NO_JITTER
         try:
-            pair, extras = make_sample_pair(spec.split, model, layout, fit, image, vertices, draws, lap)
+            pair, extras = make_sample_pair(
+                spec.split, model, layout, fit, image, vertices, draws, lap
+            )
         except (GeometryError, ValueError) as err:
             field = getattr(err, "field", None)
             reason = getattr(err, "reason", str(err))
@@ -277,7 +304,11 @@ def _run_task(spec: TaskSpec, model: MorphableModel, layout: UVLayout, timings: 
             )
         )
         clock.lap("records")
-    save_rejects(spec.shard_path, rejects)  # before the shard appears: a finished shard has its rejects
+    save_rejects(
+        spec.shard_path, rejects
+    )  # before the shard appears: a finished shard has its rejects
     n = len(records)
-    write_encoded_shard(spec.shard_path, images[:n], stored[:n], lossy, records, spec.storage, lap=lap)
+    write_encoded_shard(
+        spec.shard_path, images[:n], stored[:n], lossy, records, spec.storage, lap=lap
+    )
     return TaskResult(spec.shard_path, n, rejects, time.perf_counter() - started)

@@ -16,6 +16,7 @@ Parameters: 3.45 M at w = 32 (this project's paper configuration, about MobileNe
 0.78 M at w = 12 (the default CPU run; MobileNet-V1 at width 0.5: 0.85 M). Input (B, 3, S, S) float
 normalised to [-1, 1], S a multiple of 32 (the head's input size follows S).
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,11 @@ HIDDEN = 256
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DeFANet(nn.Module):
@@ -36,7 +40,9 @@ class DeFANet(nn.Module):
     def __init__(self, num_outputs: int = 236, width: int = 32, in_size: int = 128):
         super().__init__()
         if in_size % 32 or width < 1:
-            raise ValueError(f"in_size must be a multiple of 32 and width positive, got {in_size}, {width}")
+            raise ValueError(
+                f"in_size must be a multiple of 32 and width positive, got {in_size}, {width}"
+            )
         self.width, self.in_size, self.num_outputs = int(width), int(in_size), int(num_outputs)
         layers: list[nn.Module] = [_conv(3, width, 2)]
         cin = width
@@ -46,8 +52,12 @@ class DeFANet(nn.Module):
             cin = c
         self.features = nn.Sequential(*layers)
         side = in_size // 32
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * side * side, HIDDEN), nn.ReLU(inplace=True),
-                                  nn.Linear(HIDDEN, num_outputs))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(cin * side * side, HIDDEN),
+            nn.ReLU(inplace=True),
+            nn.Linear(HIDDEN, num_outputs),
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -24,6 +24,7 @@ the target camera maps straight onto the ground truth, see params3dmm).
 DeFA: :func:`parameter_loss` = mean squared whitened error; :func:`landmark_loss` = mean squared 2D
 distance (px^2) of the 68 landmarks (decoded as PRN decodes a map) to the ground truth's.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,13 @@ def parameter_loss(pred_w: torch.Tensor, target_w: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def wpdc_weights(spec: ParamSpec, pred_raw: torch.Tensor, target_raw: torch.Tensor, basis: VertexBasis,
-                 gram: torch.Tensor) -> torch.Tensor:
+def wpdc_weights(
+    spec: ParamSpec,
+    pred_raw: torch.Tensor,
+    target_raw: torch.Tensor,
+    basis: VertexBasis,
+    gram: torch.Tensor,
+) -> torch.Tensor:
     """(B, D) WPDC weights (each row sums to 1; see the module docstring). Affine camera only.
 
     basis: the vertex subsample; gram: ``basis.gram()`` (S+E, 3, 3).
@@ -68,16 +74,32 @@ def wpdc_weights(spec: ParamSpec, pred_raw: torch.Tensor, target_raw: torch.Tens
     return (w / w.sum(dim=1, keepdim=True).clamp_min(1e-30)).to(pred_raw.dtype)
 
 
-def wpdc_loss(spec: ParamSpec, pred_w: torch.Tensor, target_w: torch.Tensor, whitening: Whitening,
-              basis: VertexBasis, gram: torch.Tensor) -> torch.Tensor:
+def wpdc_loss(
+    spec: ParamSpec,
+    pred_w: torch.Tensor,
+    target_w: torch.Tensor,
+    whitening: Whitening,
+    basis: VertexBasis,
+    gram: torch.Tensor,
+) -> torch.Tensor:
     """Batch mean of ``sum_i w_i (pred_w - target_w)_i^2`` (WPDC, whitened errors)."""
-    w = wpdc_weights(spec, whitening.unwhiten(pred_w.detach().double()), whitening.unwhiten(target_w.double()),
-                     basis, gram)
+    w = wpdc_weights(
+        spec,
+        whitening.unwhiten(pred_w.detach().double()),
+        whitening.unwhiten(target_w.double()),
+        basis,
+        gram,
+    )
     return (w.to(pred_w.dtype) * (pred_w - target_w).square()).sum(dim=1).mean()
 
 
-def vdc_loss(spec: ParamSpec, pred_w: torch.Tensor, target_w: torch.Tensor, whitening: Whitening,
-             basis: VertexBasis) -> torch.Tensor:
+def vdc_loss(
+    spec: ParamSpec,
+    pred_w: torch.Tensor,
+    target_w: torch.Tensor,
+    whitening: Whitening,
+    basis: VertexBasis,
+) -> torch.Tensor:
     """Mean squared 3D vertex distance (px^2) over the batch and the basis's vertices."""
     pred = crop_vertices_torch(spec, whitening.unwhiten(pred_w), basis)
     with torch.no_grad():
@@ -87,7 +109,12 @@ def vdc_loss(spec: ParamSpec, pred_w: torch.Tensor, target_w: torch.Tensor, whit
 
 def landmark_loss(pred_landmarks: torch.Tensor, gt_landmarks: torch.Tensor) -> torch.Tensor:
     """Mean squared 2D distance (px^2) between (B, 68, 2+) landmark sets (x, y used)."""
-    return (pred_landmarks[..., :2] - gt_landmarks[..., :2].to(pred_landmarks.dtype)).square().sum(-1).mean()
+    return (
+        (pred_landmarks[..., :2] - gt_landmarks[..., :2].to(pred_landmarks.dtype))
+        .square()
+        .sum(-1)
+        .mean()
+    )
 
 
 def landmark_nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -97,4 +124,11 @@ def landmark_nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
 
 
-__all__ = ["parameter_loss", "wpdc_weights", "wpdc_loss", "vdc_loss", "landmark_loss", "landmark_nme"]
+__all__ = [
+    "parameter_loss",
+    "wpdc_weights",
+    "wpdc_loss",
+    "vdc_loss",
+    "landmark_loss",
+    "landmark_nme",
+]

@@ -17,15 +17,27 @@ classes (the paper's 4.2 M); with 62 outputs 3,270,526 (:func:`count_parameters`
 is zero-initialised here, so an untrained network predicts whitened zeros = the training-set mean
 parameters (3DDFA initialises it randomly; zero is a better start for short runs).
 """
+
 from __future__ import annotations
 
-from torch import nn
 import torch
+from torch import nn
 
 # (output channels, stride) of the 13 depthwise-separable blocks
 BLOCKS: tuple[tuple[int, int], ...] = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
 )
 STEM_CHANNELS = 32
 
@@ -36,8 +48,11 @@ def scaled(channels: int, alpha: float) -> int:
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DepthwiseSeparable(nn.Sequential):

@@ -32,12 +32,14 @@ landmarks and dense vertices come out of exactly PRN's map decoding.
 
 Whitening (:class:`Whitening`): each entry minus its training-set mean, over its standard deviation.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +77,12 @@ class ParamSpec:
         return self.camera_dim + self.n_shape + self.n_exp
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "camera": self.camera, "n_shape": self.n_shape, "n_exp": self.n_exp}
+        return {
+            "name": self.name,
+            "camera": self.camera,
+            "n_shape": self.n_shape,
+            "n_exp": self.n_exp,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ParamSpec:
@@ -111,7 +118,9 @@ class CropFits:
 
     def take(self, idx: np.ndarray | Sequence[int]) -> CropFits:
         idx = np.asarray(idx, dtype=np.int64)
-        return CropFits(self.M[idx], self.o[idx], self.shape[idx], self.exp[idx], self.landmarks[idx])
+        return CropFits(
+            self.M[idx], self.o[idx], self.shape[idx], self.exp[idx], self.landmarks[idx]
+        )
 
 
 @dataclass(frozen=True)
@@ -133,8 +142,12 @@ class PixelSampler:
         rows = np.searchsorted(raster.pixels, flat)
         rows = np.minimum(rows, len(raster.pixels) - 1)
         if not np.array_equal(raster.pixels[rows], flat):
-            raise ValueError(f"{int((raster.pixels[rows] != flat).sum())} UV pixels are not covered by the mesh")
-        return cls(flat, raster.vertex_ids[rows].astype(np.int64), raster.bary[rows].astype(np.float64))
+            raise ValueError(
+                f"{int((raster.pixels[rows] != flat).sum())} UV pixels are not covered by the mesh"
+            )
+        return cls(
+            flat, raster.vertex_ids[rows].astype(np.int64), raster.bary[rows].astype(np.float64)
+        )
 
     @classmethod
     def keypoints(cls, layout: UVLayout, kpt_uv: np.ndarray) -> PixelSampler:
@@ -149,7 +162,9 @@ class PixelSampler:
             w = torch.as_tensor(self.bary, device=vertices.device, dtype=vertices.dtype)
             picked = vertices[..., ids, :]  # (..., P, 3 vertices, 3 coords)
             return (picked * w[..., None]).sum(dim=-2)
-        return np.einsum("...pjc,pj->...pc", np.asarray(vertices)[..., self.vertex_ids, :], self.bary)
+        return np.einsum(
+            "...pjc,pj->...pc", np.asarray(vertices)[..., self.vertex_ids, :], self.bary
+        )
 
 
 def fit_pixels(layout: UVLayout, face_ind: np.ndarray, count: int = 256) -> np.ndarray:
@@ -157,7 +172,9 @@ def fit_pixels(layout: UVLayout, face_ind: np.ndarray, count: int = 256) -> np.n
     covered = np.intersect1d(np.asarray(face_ind, dtype=np.int64), layout.raster.pixels)
     if len(covered) == 0:
         raise ValueError("no face pixel is covered by the model's UV layout")
-    pick = np.unique(np.linspace(0, len(covered) - 1, min(count, len(covered))).round().astype(np.int64))
+    pick = np.unique(
+        np.linspace(0, len(covered) - 1, min(count, len(covered))).round().astype(np.int64)
+    )
     return covered[pick]
 
 
@@ -166,8 +183,14 @@ def camera_linear(pose_para: np.ndarray, transform: np.ndarray) -> np.ndarray:
     return crop_affine(pose_para, 0, transform)[0]
 
 
-def read_crop_fits(path: Path, model: MorphableModel, layout: UVLayout, indices: Sequence[int] | None = None,
-                   tol_px: float = 0.5, n_pixels: int = 256) -> CropFits:
+def read_crop_fits(
+    path: Path,
+    model: MorphableModel,
+    layout: UVLayout,
+    indices: Sequence[int] | None = None,
+    tol_px: float = 0.5,
+    n_pixels: int = 256,
+) -> CropFits:
     """The :class:`CropFits` of the samples ``indices`` (default all) of a UV HDF5 file.
 
     Reads the records and the stored maps (see the module docstring for o). Raises DataError
@@ -191,7 +214,7 @@ def read_crop_fits(path: Path, model: MorphableModel, layout: UVLayout, indices:
         local = np.searchsorted(ids, pix.vertex_ids)
         local_pix = PixelSampler(pix.pixels, local, pix.bary)
         rows3 = (3 * ids[:, None] + np.arange(3)).ravel()
-        mu = (model.shape_mu[rows3, 0].astype(np.float64) + model.exp_mu[rows3, 0].astype(np.float64))
+        mu = model.shape_mu[rows3, 0].astype(np.float64) + model.exp_mu[rows3, 0].astype(np.float64)
         spc = model.shape_pc[rows3].astype(np.float64)
         epc = model.exp_pc[rows3].astype(np.float64)
         rr, cc = np.divmod(pix.pixels, layout.size)
@@ -206,8 +229,12 @@ def read_crop_fits(path: Path, model: MorphableModel, layout: UVLayout, indices:
             o[k] = np.median(diff, axis=0)
             resid = np.median(np.abs(diff - o[k]).max(axis=1))
             if not resid <= tol_px:
-                raise DataError(path, "posmaps", f"sample {int(i)} ({rec.name}): the map is {resid:.3g} px "
-                                f"from the record's fit under this model (model_dir mismatch?)")
+                raise DataError(
+                    path,
+                    "posmaps",
+                    f"sample {int(i)} ({rec.name}): the map is {resid:.3g} px "
+                    f"from the record's fit under this model (model_dir mismatch?)",
+                )
             landmarks[k] = posmap[kpt[1], kpt[0]]
     return CropFits(M, o, shape, exp, landmarks)
 
@@ -226,7 +253,11 @@ def encode(spec: ParamSpec, M, o, shape, exp):
     numpy or torch in, the same out. Coefficients beyond ``n_shape``/``n_exp`` are dropped.
     """
     xp = _xp(M)
-    cam = xp.concatenate([M, o[:, :, None]], axis=2) if xp is np else torch.cat([M, o[:, :, None]], dim=2)
+    cam = (
+        xp.concatenate([M, o[:, :, None]], axis=2)
+        if xp is np
+        else torch.cat([M, o[:, :, None]], dim=2)
+    )
     rows = 3 if spec.camera == AFFINE else 2
     cam = cam[:, :rows].reshape(len(M), rows * 4)
     parts = [cam, shape[:, : spec.n_shape], exp[:, : spec.n_exp]]
@@ -241,7 +272,7 @@ def encode_fits(spec: ParamSpec, fits: CropFits) -> np.ndarray:
 def split_params(spec: ParamSpec, p):
     """(B, dim) -> (camera (B, 12|8), shape (B, n_shape), exp (B, n_exp))."""
     c, s = spec.camera_dim, spec.n_shape
-    return p[:, :c], p[:, c:c + s], p[:, c + s:c + s + spec.n_exp]
+    return p[:, :c], p[:, c : c + s], p[:, c + s : c + s + spec.n_exp]
 
 
 def camera_from_params(spec: ParamSpec, cam):
@@ -279,9 +310,15 @@ class VertexBasis:
     ``sum_k A_k A_k^T`` over the vertices (for WPDC's sensitivities).
     """
 
-    def __init__(self, model: MorphableModel, n_shape: int, n_exp: int,
-                 vertex_ids: np.ndarray | None = None, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        model: MorphableModel,
+        n_shape: int,
+        n_exp: int,
+        vertex_ids: np.ndarray | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ):
         n = model.n_vertices
         ids = np.arange(n) if vertex_ids is None else np.asarray(vertex_ids, dtype=np.int64)
         rows = (3 * ids[:, None] + np.arange(3)).ravel()
@@ -291,17 +328,23 @@ class VertexBasis:
         self.n_shape, self.n_exp = n_shape, n_exp
         self.mean = torch.as_tensor(mean, dtype=dtype, device=device)  # (3k,)
         # (S, 3k) row per component: one matrix product decodes a batch
-        self.shape_pc = torch.as_tensor(np.ascontiguousarray(model.shape_pc[rows, :n_shape].T), dtype=dtype,
-                                        device=device)
-        self.exp_pc = torch.as_tensor(np.ascontiguousarray(model.exp_pc[rows, :n_exp].T), dtype=dtype,
-                                      device=device)
+        self.shape_pc = torch.as_tensor(
+            np.ascontiguousarray(model.shape_pc[rows, :n_shape].T), dtype=dtype, device=device
+        )
+        self.exp_pc = torch.as_tensor(
+            np.ascontiguousarray(model.exp_pc[rows, :n_exp].T), dtype=dtype, device=device
+        )
 
     @property
     def device(self) -> torch.device:
         return self.mean.device
 
     def vertices(self, shape: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
-        flat = self.mean + shape.to(self.mean.dtype) @ self.shape_pc + exp.to(self.mean.dtype) @ self.exp_pc
+        flat = (
+            self.mean
+            + shape.to(self.mean.dtype) @ self.shape_pc
+            + exp.to(self.mean.dtype) @ self.exp_pc
+        )
         return flat.reshape(len(shape), self.k, 3)
 
     def gram(self) -> torch.Tensor:
@@ -310,8 +353,9 @@ class VertexBasis:
         return torch.einsum("ski,skj->sij", comps, comps)
 
 
-def crop_vertices_torch(spec: ParamSpec, params: torch.Tensor, basis: VertexBasis,
-                        shift_z: bool = False) -> torch.Tensor:
+def crop_vertices_torch(
+    spec: ParamSpec, params: torch.Tensor, basis: VertexBasis, shift_z: bool = False
+) -> torch.Tensor:
     """(B, dim) raw parameters -> (B, k, 3) crop-space positions of the basis's vertices.
 
     ``shift_z``: subtract the min z over these vertices (the ground truth's convention when the
@@ -322,7 +366,9 @@ def crop_vertices_torch(spec: ParamSpec, params: torch.Tensor, basis: VertexBasi
     v = basis.vertices(a, b)
     pos = v @ M.transpose(1, 2).to(v.dtype) + o[:, None, :].to(v.dtype)
     if shift_z:
-        pos = torch.cat([pos[..., :2], pos[..., 2:] - pos[..., 2:].amin(dim=1, keepdim=True)], dim=-1)
+        pos = torch.cat(
+            [pos[..., :2], pos[..., 2:] - pos[..., 2:].amin(dim=1, keepdim=True)], dim=-1
+        )
     return pos
 
 
@@ -334,8 +380,15 @@ class LandmarkDecoder:
     reading it at ``kpt_uv``, without the map. z is not min-shifted (use it for x, y only).
     """
 
-    def __init__(self, spec: ParamSpec, model: MorphableModel, layout: UVLayout, kpt_uv: np.ndarray,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        spec: ParamSpec,
+        model: MorphableModel,
+        layout: UVLayout,
+        kpt_uv: np.ndarray,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ):
         full = PixelSampler.keypoints(layout, kpt_uv)
         ids = np.unique(full.vertex_ids)
         self.spec = spec
@@ -347,8 +400,9 @@ class LandmarkDecoder:
         return self.sampler.sample(crop_vertices_torch(self.spec, params, self.basis))
 
 
-def decode_params_to_crop_vertices(params: np.ndarray, spec: ParamSpec, model: MorphableModel | VertexBasis,
-                                   shift_z: bool = True) -> np.ndarray:
+def decode_params_to_crop_vertices(
+    params: np.ndarray, spec: ParamSpec, model: MorphableModel | VertexBasis, shift_z: bool = True
+) -> np.ndarray:
     """Raw (unwhitened) parameters (B, dim) or (dim,) -> crop-space vertices (B, n, 3) or (n, 3).
 
     ``model``: the morphable model (all n vertices, float64) or a prepared :class:`VertexBasis`.
@@ -360,11 +414,22 @@ def decode_params_to_crop_vertices(params: np.ndarray, spec: ParamSpec, model: M
     p = np.atleast_2d(p)
     if p.shape[1] != spec.dim:
         raise ValueError(f"{spec.name} parameters must have {spec.dim} entries, got {p.shape[1]}")
-    basis = model if isinstance(model, VertexBasis) else VertexBasis(model, spec.n_shape, spec.n_exp,
-                                                                       dtype=torch.float64)
+    basis = (
+        model
+        if isinstance(model, VertexBasis)
+        else VertexBasis(model, spec.n_shape, spec.n_exp, dtype=torch.float64)
+    )
     with torch.no_grad():
-        out = crop_vertices_torch(spec, torch.as_tensor(p, dtype=basis.mean.dtype, device=basis.device),
-                                  basis, shift_z).cpu().numpy()
+        out = (
+            crop_vertices_torch(
+                spec,
+                torch.as_tensor(p, dtype=basis.mean.dtype, device=basis.device),
+                basis,
+                shift_z,
+            )
+            .cpu()
+            .numpy()
+        )
     return out[0] if single else out
 
 
@@ -420,7 +485,9 @@ class Whitening:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Whitening:
-        return cls(np.asarray(state["mean"], dtype=np.float64), np.asarray(state["std"], dtype=np.float64))
+        return cls(
+            np.asarray(state["mean"], dtype=np.float64), np.asarray(state["std"], dtype=np.float64)
+        )
 
 
 def _lift(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -429,7 +496,9 @@ def _lift(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return lin, t, torch.sqrt(torch.abs(torch.linalg.det(lin)))
 
 
-def augment_camera(M: torch.Tensor, o: torch.Tensor, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_camera(
+    M: torch.Tensor, o: torch.Tensor, A: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The camera after a crop augmentation ``p' = A @ [x, y, 1]``, ``z' = s z`` (model.augment).
 
     ``M' = L M``, ``o' = L o + [t, 0]`` with ``L = [[A_lin, 0], [0, s]]``: the decoded vertices
@@ -457,10 +526,34 @@ def model_dir_of(path: Path) -> Path:
             params = json.loads(f.attrs["params"])
             return Path(params["model_dir"])
         except (KeyError, TypeError, ValueError) as err:
-            raise DataError(path, "params", f"no model_dir in the file's params attribute ({err})") from err
+            raise DataError(
+                path, "params", f"no model_dir in the file's params attribute ({err})"
+            ) from err
 
 
-__all__ = ["ParamSpec", "SPEC_3DDFA", "SPEC_DEFA", "SPECS", "AFFINE", "WEAK", "CropFits", "PixelSampler",
-           "read_crop_fits", "fit_pixels", "camera_linear", "encode", "encode_fits", "split_params",
-           "camera_from_params", "VertexBasis", "LandmarkDecoder", "crop_vertices_torch", "decode_params_to_crop_vertices",
-           "position_maps", "Whitening", "augment_camera", "augment_points", "model_dir_of"]
+__all__ = [
+    "ParamSpec",
+    "SPEC_3DDFA",
+    "SPEC_DEFA",
+    "SPECS",
+    "AFFINE",
+    "WEAK",
+    "CropFits",
+    "PixelSampler",
+    "read_crop_fits",
+    "fit_pixels",
+    "camera_linear",
+    "encode",
+    "encode_fits",
+    "split_params",
+    "camera_from_params",
+    "VertexBasis",
+    "LandmarkDecoder",
+    "crop_vertices_torch",
+    "decode_params_to_crop_vertices",
+    "position_maps",
+    "Whitening",
+    "augment_camera",
+    "augment_points",
+    "model_dir_of",
+]

@@ -10,11 +10,12 @@ training checkpoint) over a UV HDF5 file (the test file); the morphable model co
 weights' ``model_dir`` (or the argument) and must be the one the file was made with
 (``model_checksum``), else DataError.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -54,8 +55,16 @@ def load_baseline(path: Path, map_location: torch.device | str = "cpu") -> Loade
     net = build_network(meta["kind"], meta["width"], int(meta["input_size"]))
     net.load_state_dict(blob["model"])
     net.to(map_location).eval()
-    return LoadedBaseline(net, meta["kind"], ParamSpec.from_json(meta["spec"]), Whitening.from_state(meta["whitening"]),
-                          int(meta["input_size"]), Path(meta["model_dir"]), str(meta["model_checksum"]), meta)
+    return LoadedBaseline(
+        net,
+        meta["kind"],
+        ParamSpec.from_json(meta["spec"]),
+        Whitening.from_state(meta["whitening"]),
+        int(meta["input_size"]),
+        Path(meta["model_dir"]),
+        str(meta["model_checksum"]),
+        meta,
+    )
 
 
 class BaselinePredictor:
@@ -73,7 +82,9 @@ class BaselinePredictor:
         self.model_dir = Path(model_dir) if model_dir is not None else self.loaded.model_dir
         self.model: MorphableModel = load_bfm(self.model_dir)
         self.layout: UVLayout = build_uv_layout(self.model)
-        self.basis = VertexBasis(self.model, self.loaded.spec.n_shape, self.loaded.spec.n_exp, device=self.device)
+        self.basis = VertexBasis(
+            self.model, self.loaded.spec.n_shape, self.loaded.spec.n_exp, device=self.device
+        )
 
     @torch.inference_mode()
     def predict_params(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -93,8 +104,13 @@ class BaselinePredictor:
         return position_maps(self.layout, self.crop_vertices(crops))
 
 
-def iter_predicted_maps(weights: Path, uv_file: Path, batch_size: int = 32, device: str = "auto",
-                        model_dir: Path | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_predicted_maps(
+    weights: Path,
+    uv_file: Path,
+    batch_size: int = 32,
+    device: str = "auto",
+    model_dir: Path | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, maps (B, 256, 256, 3) float32)`` over the samples of ``uv_file`` in order."""
     predictor = BaselinePredictor(weights, model_dir, device)
     resolve_model_dir(predictor.model_dir, uv_file)  # the file must come from this model
@@ -105,8 +121,13 @@ def iter_predicted_maps(weights: Path, uv_file: Path, batch_size: int = 32, devi
             yield start, predictor.predict_maps(crops)
 
 
-def predict_maps(weights: Path, uv_file: Path, batch_size: int = 32, device: str = "auto",
-                 model_dir: Path | None = None) -> np.ndarray:
+def predict_maps(
+    weights: Path,
+    uv_file: Path,
+    batch_size: int = 32,
+    device: str = "auto",
+    model_dir: Path | None = None,
+) -> np.ndarray:
     """(N, 256, 256, 3) float32 predicted maps of all samples of ``uv_file`` (0.79 MB each)."""
     with PositionMapFile(Path(uv_file)) as f:
         n = len(f)
@@ -114,8 +135,14 @@ def predict_maps(weights: Path, uv_file: Path, batch_size: int = 32, device: str
     for start, maps in iter_predicted_maps(weights, uv_file, batch_size, device, model_dir):
         if out.shape[1:] != maps.shape[1:]:
             out = np.zeros((n, *maps.shape[1:]), np.float32)
-        out[start:start + len(maps)] = maps
+        out[start : start + len(maps)] = maps
     return out
 
 
-__all__ = ["LoadedBaseline", "load_baseline", "BaselinePredictor", "iter_predicted_maps", "predict_maps"]
+__all__ = [
+    "LoadedBaseline",
+    "load_baseline",
+    "BaselinePredictor",
+    "iter_predicted_maps",
+    "predict_maps",
+]

@@ -31,7 +31,10 @@ def test_model_vertices_are_drawn_into_the_uv_map_like_the_ground_truth():
     verts = np.column_stack([10 + 100 * uv[:, 0], 20 + 50 * uv[:, 1], 3 * uv[:, 0] - uv[:, 1]])
     out = m @ verts
     col, row = face_ind % 256, face_ind // 256
-    u, v = col / 255, 1 - row / 255  # docs/conventions.md section 5: u_px = u*(W-1), v_px = (H-1) - v*(H-1)
+    u, v = (
+        col / 255,
+        1 - row / 255,
+    )  # docs/conventions.md section 5: u_px = u*(W-1), v_px = (H-1) - v*(H-1)
     assert np.allclose(out, np.column_stack([10 + 100 * u, 20 + 50 * v, 3 * u - v]), atol=1e-9)
 
 

@@ -1,5 +1,6 @@
 """The Python API: PRNet's demo pipeline (detector box -> crop -> network -> map -> landmarks,
 vertices, pose, texture) against a reference written from the conventions, and face selection."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,9 @@ def prn(prnet_uv_dir: Path) -> api.PRN:
 def photo() -> np.ndarray:
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:300, 0:400]
-    img = np.stack([xx * 0.5, yy * 0.7, 128 + 60 * np.sin(xx / 17.0)], axis=-1) + rng.normal(0, 8, (300, 400, 3))
+    img = np.stack([xx * 0.5, yy * 0.7, 128 + 60 * np.sin(xx / 17.0)], axis=-1) + rng.normal(
+        0, 8, (300, 400, 3)
+    )
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -52,7 +55,9 @@ def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_detector_box_pipeline_is_prnets_demo(prn: api.PRN, photo: np.ndarray, prnet_uv_dir: Path) -> None:
+def test_detector_box_pipeline_is_prnets_demo(
+    prn: api.PRN, photo: np.ndarray, prnet_uv_dir: Path
+) -> None:
     """PRNet's demo for a detector box, written out: centre moved down 0.14 * old_size, side
     int(1.58 * old_size), the similarity to 256x256, input image / 255, output * 256 * 1.1,
     back through the inverse; landmarks at uv_kpt_ind, vertices at face_ind."""
@@ -75,7 +80,9 @@ def test_detector_box_pipeline_is_prnets_demo(prn: api.PRN, photo: np.ndarray, p
         x = torch.from_numpy(ours.transpose(2, 0, 1)[None].copy()).float() / 255.0
         out = net(x.contiguous(memory_format=torch.channels_last)).numpy()[0].transpose(1, 2, 0)
     pos = out * 256 * 1.1
-    ref = np.stack([pos[..., 0] / s + cx - size / 2, pos[..., 1] / s + cy - size / 2, pos[..., 2] / s], axis=-1)
+    ref = np.stack(
+        [pos[..., 0] / s + cx - size / 2, pos[..., 1] / s + cy - size / 2, pos[..., 2] / s], axis=-1
+    )
     kpt = np.loadtxt(prnet_uv_dir / "uv_kpt_ind.txt").astype(int)
     face_ind = np.loadtxt(prnet_uv_dir / "face_ind.txt").astype(int)
     assert np.abs(face.posmap - ref).max() < 1e-3
@@ -84,9 +91,13 @@ def test_detector_box_pipeline_is_prnets_demo(prn: api.PRN, photo: np.ndarray, p
     assert face.box is not None and face.box.bbox == (left, right, top, bottom)
     assert np.isfinite(face.pose.degrees).all()
     tex = face.texture()
-    assert tex.shape == (256, 256, 3) and tex.dtype == np.uint8 and tex[~prn.uv.face_mask].max() == 0
+    assert (
+        tex.shape == (256, 256, 3) and tex.dtype == np.uint8 and tex[~prn.uv.face_mask].max() == 0
+    )
     seen = face.texture(visible_only=True)
-    assert seen.shape == tex.shape and np.all((seen == 0) | (seen == tex))  # a subset of the texture
+    assert seen.shape == tex.shape and np.all(
+        (seen == 0) | (seen == tex)
+    )  # a subset of the texture
     assert MAP_SCALE == 256 * 1.1
 
 
@@ -129,5 +140,7 @@ def test_release_weights_need_prnets_uv_data(tmp_path: Path, embedded_model) -> 
 
     import_weights_file(GOLDEN / "model", tmp_path / "release.pt")
     save_bfm(embedded_model, tmp_path / "face_model")
-    with pytest.raises(DataError, match="release.pt: weights imported from PRNet's release need PRNet's UV"):
+    with pytest.raises(
+        DataError, match="release.pt: weights imported from PRNet's release need PRNet's UV"
+    ):
         api.PRN(tmp_path / "release.pt", model_dir=tmp_path / "face_model")

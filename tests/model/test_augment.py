@@ -1,4 +1,5 @@
 """On-device augmentation: image and position map move together, colour scale, occlusion, seeding."""
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,9 @@ from model.augment import (
 )
 
 SIZE = 256
-KPT_FILE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "prnet_uv" / "uv_kpt_ind.txt"
+KPT_FILE = (
+    Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "prnet_uv" / "uv_kpt_ind.txt"
+)
 
 
 def _uv_kpt() -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +50,7 @@ def _synthetic_pair(batch: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]
     lm = _landmarks()
     img = np.zeros((SIZE, SIZE, 3), np.uint8)
     for x, y, _ in lm.astype(int):
-        img[y - 1:y + 2, x - 1:x + 2] = 128  # 3x3 dot centred on the landmark pixel
+        img[y - 1 : y + 2, x - 1 : x + 2] = 128  # 3x3 dot centred on the landmark pixel
     rng = np.random.default_rng(0)
     pmap = rng.uniform(0, 255, (SIZE, SIZE, 3))
     ku, kv = _uv_kpt()
@@ -59,8 +62,8 @@ def _synthetic_pair(batch: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]
 
 def _dot_centroid(gray: np.ndarray, q: np.ndarray, radius: int = 4) -> np.ndarray:
     cx, cy = int(round(q[0])), int(round(q[1]))
-    win = gray[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1]
-    ys, xs = np.mgrid[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1]
+    win = gray[cy - radius : cy + radius + 1, cx - radius : cx + radius + 1]
+    ys, xs = np.mgrid[cy - radius : cy + radius + 1, cx - radius : cx + radius + 1]
     return np.array([(win * xs).sum(), (win * ys).sum()]) / win.sum()
 
 
@@ -113,12 +116,20 @@ def test_warp_identity_translation_and_rotation_exact() -> None:
     zero = torch.zeros(1, dtype=torch.float64)
     ident = make_affine(zero, torch.ones(1, dtype=torch.float64), torch.zeros(1, 2), (16, 16))
     torch.testing.assert_close(warp_images(img, ident), img)
-    shift = make_affine(zero, torch.ones(1, dtype=torch.float64), torch.tensor([[3.0, -2.0]]), (16, 16))
+    shift = make_affine(
+        zero, torch.ones(1, dtype=torch.float64), torch.tensor([[3.0, -2.0]]), (16, 16)
+    )
     out = warp_images(img, shift)
     torch.testing.assert_close(out[..., :14, 3:], img[..., 2:, :13])  # pixel (x, y) -> (x+3, y-2)
-    assert out[..., :, :3].abs().max() < 1e-9 and out[..., 14:, :].abs().max() < 1e-9  # zeros outside
-    quarter = make_affine(torch.tensor([math.pi / 2], dtype=torch.float64),
-                          torch.ones(1, dtype=torch.float64), torch.zeros(1, 2), (16, 16))
+    assert (
+        out[..., :, :3].abs().max() < 1e-9 and out[..., 14:, :].abs().max() < 1e-9
+    )  # zeros outside
+    quarter = make_affine(
+        torch.tensor([math.pi / 2], dtype=torch.float64),
+        torch.ones(1, dtype=torch.float64),
+        torch.zeros(1, 2),
+        (16, 16),
+    )
     out = warp_images(img, quarter)
     # x' = c - (y - c), y' = x  (c = 7.5): out[x, 15 - y] = img[y, x]
     ys, xs = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")

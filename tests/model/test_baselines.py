@@ -1,4 +1,5 @@
 """The 3DDFA / DeFA baselines: parameter targets, whitening, losses, networks, training, resume, maps."""
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,14 @@ from uvgen.formats.bfm import MorphableModel, save_bfm
 from uvgen.formats.errors import DataError
 from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
-from uvgen.h5store import PositionMapFile, SampleRecord, StorageOptions, UVData, merge_shards, write_shard
+from uvgen.h5store import (
+    PositionMapFile,
+    SampleRecord,
+    StorageOptions,
+    UVData,
+    merge_shards,
+    write_shard,
+)
 from uvgen.masks import build_uv_masks
 from uvgen.model_checksum import model_checksum
 from uvgen.synth.dataset import draw_sample
@@ -53,8 +61,9 @@ from uvgen.synth.facemodel import make_face_model
 N_VERTICES = 900  # the embedded model's minimum: fast
 
 
-def _write_uv_file(path: Path, model: MorphableModel, model_dir: Path, n: int, seed: int,
-                   truncate: bool = False) -> list[np.ndarray]:
+def _write_uv_file(
+    path: Path, model: MorphableModel, model_dir: Path, n: int, seed: int, truncate: bool = False
+) -> list[np.ndarray]:
     """A UV file of n synthetic samples (float32 maps); returns each sample's crop vertices.
 
     truncate: shape coefficients beyond 40 and expression beyond 10 set to 0 (3DDFA's truncation
@@ -69,20 +78,52 @@ def _write_uv_file(path: Path, model: MorphableModel, model_dir: Path, n: int, s
         if truncate:
             shape[40:], exp[10:] = 0.0, 0.0
         pose = s.pose_para.astype(np.float64)
-        pair = training_pair(model, layout, s.image, fit_vertices(model, shape, exp)[0], pose,
-                             jitter_draws(seed, f"s{i}"))
+        pair = training_pair(
+            model,
+            layout,
+            s.image,
+            fit_vertices(model, shape, exp)[0],
+            pose,
+            jitter_draws(seed, f"s{i}"),
+        )
         images.append(pair.image)
         maps.append(pair.posmap)
         crop_verts.append(pair.crop_vertices)
-        records.append(SampleRecord(name=f"s{i:03d}", source="test", shape_para=shape, exp_para=exp, pose_para=pose,
-                                    transform=pair.transform, jitter=np.full(3, 0.5), yaw_deg=0.0, pitch_deg=0.0,
-                                    roll_deg=0.0))
+        records.append(
+            SampleRecord(
+                name=f"s{i:03d}",
+                source="test",
+                shape_para=shape,
+                exp_para=exp,
+                pose_para=pose,
+                transform=pair.transform,
+                jitter=np.full(3, 0.5),
+                yaw_deg=0.0,
+                pitch_deg=0.0,
+                roll_deg=0.0,
+            )
+        )
     shard = path.with_name(path.name + ".shard.h5")
-    write_shard(shard, np.stack(images), np.stack(maps), records, StorageOptions(posmap_dtype="float32"))
+    write_shard(
+        shard, np.stack(images), np.stack(maps), records, StorageOptions(posmap_dtype="float32")
+    )
     masks = build_uv_masks(model, layout.size, raster=layout.raster)
-    uv = UVData(weight_mask=masks.weights, face_mask=masks.face, kpt_uv=masks.kpt_uv, face_ind=masks.face_ind)
-    merge_shards([shard], path, uv, {"model_checksum": model_checksum(model_dir),
-                                     "params": {"model_dir": str(model_dir)}, "split": "train"})
+    uv = UVData(
+        weight_mask=masks.weights,
+        face_mask=masks.face,
+        kpt_uv=masks.kpt_uv,
+        face_ind=masks.face_ind,
+    )
+    merge_shards(
+        [shard],
+        path,
+        uv,
+        {
+            "model_checksum": model_checksum(model_dir),
+            "params": {"model_dir": str(model_dir)},
+            "split": "train",
+        },
+    )
     shard.unlink()
     return crop_verts
 
@@ -98,8 +139,15 @@ def world(tmp_path_factory):
     _write_uv_file(train, model, model_dir, 16, seed=1)
     trunc = root / "trunc.h5"
     trunc_verts = _write_uv_file(trunc, model, model_dir, 4, seed=2, truncate=True)
-    return {"model": model, "model_dir": model_dir, "layout": build_uv_layout(model), "train": train,
-            "trunc": trunc, "trunc_verts": trunc_verts, "root": root}
+    return {
+        "model": model,
+        "model_dir": model_dir,
+        "layout": build_uv_layout(model),
+        "train": train,
+        "trunc": trunc,
+        "trunc_verts": trunc_verts,
+        "root": root,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,7 +174,9 @@ def test_defa_vector_round_trip_and_maps_equal_ground_truth(world) -> None:
     # the weak-perspective depth row is the true third row of the camera
     M, _ = camera_from_params(SPEC_DEFA, p[:, :8])
     np.testing.assert_allclose(M, fits.M, rtol=1e-9, atol=1e-12)
-    maps = position_maps(world["layout"], decode_params_to_crop_vertices(p, SPEC_DEFA, world["model"]))
+    maps = position_maps(
+        world["layout"], decode_params_to_crop_vertices(p, SPEC_DEFA, world["model"])
+    )
     with PositionMapFile(world["train"]) as f:
         gt = np.stack([f.posmap(i) for i in (0, 5, 7)])
         kpt = f.uv.kpt_uv
@@ -153,8 +203,10 @@ def test_camera_augmentation_moves_vertices_like_the_map(world) -> None:
     A = random_affine(2, torch.Generator().manual_seed(4), AugmentConfig())
     M, o = augment_camera(torch.as_tensor(fits.M), torch.as_tensor(fits.o), A)
     aug = fits.__class__(M.numpy(), o.numpy(), fits.shape, fits.exp, fits.landmarks)
-    maps = position_maps(world["layout"], decode_params_to_crop_vertices(encode_fits(SPEC_DEFA, aug), SPEC_DEFA,
-                                                                         world["model"]))
+    maps = position_maps(
+        world["layout"],
+        decode_params_to_crop_vertices(encode_fits(SPEC_DEFA, aug), SPEC_DEFA, world["model"]),
+    )
     with PositionMapFile(world["train"]) as f:
         gt = torch.as_tensor(np.stack([f.posmap(1), f.posmap(2)])).permute(0, 3, 1, 2)
         kpt = f.uv.kpt_uv
@@ -176,7 +228,9 @@ def test_whitening_round_trip() -> None:
     np.testing.assert_allclose(w.unwhiten(z), t, rtol=1e-12, atol=1e-12)
     back = Whitening.from_state(w.to_state())
     np.testing.assert_array_equal(back.mean, w.mean)
-    np.testing.assert_allclose(back.unwhiten(w.whiten(torch.as_tensor(t))).numpy(), t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        back.unwhiten(w.whiten(torch.as_tensor(t))).numpy(), t, rtol=1e-12, atol=1e-12
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,11 +240,22 @@ def test_whitening_round_trip() -> None:
 def _tiny_model(mean: np.ndarray, shape_pc: np.ndarray, exp_pc: np.ndarray) -> MorphableModel:
     n = len(mean) // 3
     z = np.zeros((3 * n, 1))
-    return MorphableModel(shape_mu=mean.reshape(-1, 1), shape_pc=shape_pc, shape_ev=np.ones((shape_pc.shape[1], 1)),
-                          exp_mu=z, exp_pc=exp_pc, exp_ev=np.ones((exp_pc.shape[1], 1)), tex_mu=z,
-                          tex_pc=np.zeros((3 * n, 1)), tex_ev=np.ones((1, 1)), tri=np.zeros((0, 3), np.int32),
-                          tri_mouth=np.zeros((0, 3), np.int32), kpt_ind=np.zeros(68, np.int32),
-                          uv=np.zeros((n, 2)), segbin=np.zeros((4, n), np.uint8))
+    return MorphableModel(
+        shape_mu=mean.reshape(-1, 1),
+        shape_pc=shape_pc,
+        shape_ev=np.ones((shape_pc.shape[1], 1)),
+        exp_mu=z,
+        exp_pc=exp_pc,
+        exp_ev=np.ones((exp_pc.shape[1], 1)),
+        tex_mu=z,
+        tex_pc=np.zeros((3 * n, 1)),
+        tex_ev=np.ones((1, 1)),
+        tri=np.zeros((0, 3), np.int32),
+        tri_mouth=np.zeros((0, 3), np.int32),
+        kpt_ind=np.zeros(68, np.int32),
+        uv=np.zeros((n, 2)),
+        segbin=np.zeros((4, n), np.uint8),
+    )
 
 
 SPEC_TINY = ParamSpec("tiny", AFFINE, 1, 1)
@@ -202,8 +267,11 @@ def _gt_vector(M=np.eye(3), o=np.zeros(3), a=0.0, b=0.0) -> torch.Tensor:
 
 def test_wpdc_by_hand() -> None:
     # two vertices (1,0,0) and (0,2,0); the shape component lifts vertex 0 in z by 1 per unit
-    model = _tiny_model(np.array([1.0, 0, 0, 0, 2, 0]), np.array([[0.0], [0], [1], [0], [0], [0]]),
-                        np.array([[1.0], [0], [0], [1], [0], [0]]))
+    model = _tiny_model(
+        np.array([1.0, 0, 0, 0, 2, 0]),
+        np.array([[0.0], [0], [1], [0], [0], [0]]),
+        np.array([[1.0], [0], [0], [1], [0], [0]]),
+    )
     basis = VertexBasis(model, 1, 1, dtype=torch.float64)
     ident = Whitening(np.zeros(14), np.ones(14))
     gt = _gt_vector()
@@ -213,7 +281,9 @@ def test_wpdc_by_hand() -> None:
     pred[0, 7] += e
     pred[0, 12] += al
     w = wpdc_weights(SPEC_TINY, pred, gt, basis, basis.gram())[0]
-    raw = torch.tensor([abs(d) * 1.0, abs(e) * math.sqrt(2), abs(al) * 1.0], dtype=torch.float64)  # ||X[:,0]||, sqrt(k), ||M A||
+    raw = torch.tensor(
+        [abs(d) * 1.0, abs(e) * math.sqrt(2), abs(al) * 1.0], dtype=torch.float64
+    )  # ||X[:,0]||, sqrt(k), ||M A||
     np.testing.assert_allclose(w[[0, 7, 12]].numpy(), (raw / raw.sum()).numpy(), rtol=1e-12)
     assert float(w.sum()) == pytest.approx(1.0) and float(w[[1, 2, 3, 13]].abs().sum()) == 0.0
     loss = wpdc_loss(SPEC_TINY, pred.float(), gt.float(), ident, basis, basis.gram())
@@ -225,11 +295,18 @@ def test_wpdc_weights_equal_the_published_definition() -> None:
     """w_i = ||V(p^d(i)) - V(p^g)||, p^d(i) = ground truth with entry i predicted, normalised."""
     rng = np.random.default_rng(3)
     k = 7
-    model = _tiny_model(rng.normal(size=3 * k) * 1e4, rng.normal(size=(3 * k, 3)), rng.normal(size=(3 * k, 2)))
+    model = _tiny_model(
+        rng.normal(size=3 * k) * 1e4, rng.normal(size=(3 * k, 3)), rng.normal(size=(3 * k, 2))
+    )
     spec = ParamSpec("t", AFFINE, 3, 2)
     basis = VertexBasis(model, 3, 2, dtype=torch.float64)
-    gt = torch.as_tensor(np.r_[(rng.normal(size=(3, 4)) * [1e-3, 1e-3, 1e-3, 100]).ravel(),
-                               rng.normal(size=3) * 1e3, rng.normal(size=2)])[None]
+    gt = torch.as_tensor(
+        np.r_[
+            (rng.normal(size=(3, 4)) * [1e-3, 1e-3, 1e-3, 100]).ravel(),
+            rng.normal(size=3) * 1e3,
+            rng.normal(size=2),
+        ]
+    )[None]
     pred = gt + torch.as_tensor(rng.normal(size=gt.shape)) * gt.abs().clamp_min(1e-3) * 0.3
     w = wpdc_weights(spec, pred, gt, basis, basis.gram())[0]
     v_gt = crop_vertices_torch(spec, gt, basis)
@@ -248,7 +325,9 @@ def test_vdc_by_hand() -> None:
     ident = Whitening(np.zeros(14), np.ones(14))
     gt = _gt_vector()
     pred = _gt_vector(o=np.array([3.0, 4.0, 0.0]))
-    assert float(vdc_loss(SPEC_TINY, pred, gt, ident, basis)) == pytest.approx(25.0)  # every vertex 5 px off
+    assert float(vdc_loss(SPEC_TINY, pred, gt, ident, basis)) == pytest.approx(
+        25.0
+    )  # every vertex 5 px off
     pred = _gt_vector(M=np.diag([2.0, 1.0, 1.0]))  # vertex 0 moves 1 px, vertex 1 stays
     assert float(vdc_loss(SPEC_TINY, pred, gt, ident, basis)) == pytest.approx(0.5)
 
@@ -267,12 +346,18 @@ def test_landmark_nme() -> None:
 
 def test_mobilenet_shapes_and_parameter_count() -> None:
     net = MobileNetV1(62, alpha=1.0)
-    assert count_parameters(net) == 3_270_526  # 62 outputs; the ImageNet net (1000 classes) has 4.2 M:
+    assert (
+        count_parameters(net) == 3_270_526
+    )  # 62 outputs; the ImageNet net (1000 classes) has 4.2 M:
     assert count_parameters(MobileNetV1(1000, alpha=1.0)) == 4_231_976
     out = net.eval()(torch.rand(2, 3, 120, 120))
-    assert out.shape == (2, 62) and torch.all(out == 0)  # zero-initialised head: the mean parameters
+    assert out.shape == (2, 62) and torch.all(
+        out == 0
+    )  # zero-initialised head: the mean parameters
     small = MobileNetV1(62, alpha=0.25)
-    assert small.features[-1][1][0].out_channels == 256 and small(torch.rand(1, 3, 120, 120)).shape == (1, 62)
+    assert small.features[-1][1][0].out_channels == 256 and small(
+        torch.rand(1, 3, 120, 120)
+    ).shape == (1, 62)
 
 
 def test_defa_net_shapes() -> None:
@@ -288,13 +373,29 @@ def test_defa_net_shapes() -> None:
 
 
 def _cfg(world, tmp_path: Path, kind: str, **over) -> BaselineConfig:
-    base = dict(kind=kind, train_file=world["train"], out_dir=tmp_path / kind, epochs=2, batch_size=4,
-                lr=1e-3, lr_step_epochs=1, width=0.25 if kind == "3ddfa" else 4, val_fraction=0.2, seed=3,
-                device="cpu", num_workers=0, checkpoint_every=0, progress=False, loss_vertices=200)
+    base = dict(
+        kind=kind,
+        train_file=world["train"],
+        out_dir=tmp_path / kind,
+        epochs=2,
+        batch_size=4,
+        lr=1e-3,
+        lr_step_epochs=1,
+        width=0.25 if kind == "3ddfa" else 4,
+        val_fraction=0.2,
+        seed=3,
+        device="cpu",
+        num_workers=0,
+        checkpoint_every=0,
+        progress=False,
+        loss_vertices=200,
+    )
     return BaselineConfig(**{**base, **over})
 
 
-@pytest.mark.parametrize("kind,loss_kind", [("3ddfa", "wpdc"), ("3ddfa", "vdc"), ("defa", "param+lmk")])
+@pytest.mark.parametrize(
+    "kind,loss_kind", [("3ddfa", "wpdc"), ("3ddfa", "vdc"), ("defa", "param+lmk")]
+)
 def test_a_few_steps_lower_the_loss(world, tmp_path, kind, loss_kind) -> None:
     cfg = _cfg(world, tmp_path, kind)
     model, layout = world["model"], world["layout"]
@@ -305,7 +406,9 @@ def test_a_few_steps_lower_the_loss(world, tmp_path, kind, loss_kind) -> None:
         kpt = f.uv.kpt_uv
     torch.manual_seed(0)
     net = build_network(kind, cfg.width, cfg.input_size)
-    loss_fn = LossFn(cfg, model, whitening, LandmarkDecoder(cfg.spec, model, layout, kpt), torch.device("cpu"))
+    loss_fn = LossFn(
+        cfg, model, whitening, LandmarkDecoder(cfg.spec, model, layout, kpt), torch.device("cpu")
+    )
     table = FitTable(fits, torch.device("cpu"))
     x, _ = augment_images(images, None, None, cfg.input_size)
     target, lmk = table.targets(cfg.spec, torch.arange(8))
@@ -333,7 +436,9 @@ def test_train_resume_metrics_and_prediction(world, tmp_path) -> None:
     assert resumed.resumed_from is not None and resumed.resumed_from.epoch == 1
     assert state_digest(resumed.model) == state_digest(straight.model)
     # settings that change the numbers start afresh
-    other = train_baseline(_cfg(world, tmp_path / "b", "3ddfa", augment=True, wpdc_fraction=0.5, lr=2e-3))
+    other = train_baseline(
+        _cfg(world, tmp_path / "b", "3ddfa", augment=True, wpdc_fraction=0.5, lr=2e-3)
+    )
     assert other.resumed_from is None
 
     maps = predict_maps(cfg.out_dir / "model.pt", world["trunc"], batch_size=4)
@@ -348,7 +453,9 @@ def test_train_resume_metrics_and_prediction(world, tmp_path) -> None:
 
 def test_defa_training_runs(world, tmp_path) -> None:
     result = train_baseline(_cfg(world, tmp_path, "defa", epochs=1))
-    assert result.history[0]["loss_kind"] == "param+lmk" and np.isfinite(result.history[0]["train_loss"])
+    assert result.history[0]["loss_kind"] == "param+lmk" and np.isfinite(
+        result.history[0]["train_loss"]
+    )
     maps = predict_maps(tmp_path / "defa" / "model.pt", world["trunc"], batch_size=4)
     assert maps.shape == (4, 256, 256, 3) and np.isfinite(maps).all()
 
@@ -363,7 +470,15 @@ def test_params_sections_inherit_the_prn_budget(tmp_path) -> None:
     for kind in ("3ddfa", "defa"):
         cfg = config_from_params(kind)
         assert cfg.kind == kind and cfg.input_size == {"3ddfa": 120, "defa": 128}[kind]
-        for key in ("train_file", "epochs", "batch_size", "seed", "val_fraction", "rotation_deg", "occlusion_prob"):
+        for key in (
+            "train_file",
+            "epochs",
+            "batch_size",
+            "seed",
+            "val_fraction",
+            "rotation_deg",
+            "occlusion_prob",
+        ):
             assert getattr(cfg, key) == getattr(train, key), key
         assert cfg.color_range == tuple(train.color_range)
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())

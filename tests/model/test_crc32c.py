@@ -1,4 +1,5 @@
 """CRC32C: known values, the lane-parallel path against the plain loop, masking."""
+
 from __future__ import annotations
 
 import numpy as np

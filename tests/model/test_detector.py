@@ -1,5 +1,6 @@
 """The face detector: dlib's HOG detector on a synthetic face the project renders and on real
 photographs (fixtures), its CNN detector's file errors, face selection, and region checks."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,8 +13,10 @@ import pytest
 from model import detector as D
 from uvgen.formats.errors import DataError
 
-needs_dlib = pytest.mark.skipif(importlib.util.find_spec("dlib") is None,
-                                reason="dlib (the dlib-bin wheel, a project dependency) is not installed")
+needs_dlib = pytest.mark.skipif(
+    importlib.util.find_spec("dlib") is None,
+    reason="dlib (the dlib-bin wheel, a project dependency) is not installed",
+)
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -54,7 +57,9 @@ def test_hog_finds_real_faces_where_their_landmarks_are(aflw_fixture_dir: Path) 
             pts = np.asarray(load_mat(path.with_suffix(".mat"))["pt3d_68"]).T
             assert _iou(faces[0].bbox, _points_box(pts)) > 0.3, path.name  # dlib's box is tighter
             found += 1
-    assert found >= len(names) // 2  # measured: 13 of 17 (profile faces are missed, as dlib's HOG does)
+    assert (
+        found >= len(names) // 2
+    )  # measured: 13 of 17 (profile faces are missed, as dlib's HOG does)
 
 
 @needs_dlib

@@ -1,4 +1,5 @@
 """Inference: crop boxes, decoding a known map back to the original image, BN folding, batching."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,9 @@ def _face_points(seed: int = 0) -> np.ndarray:
     return np.concatenate([xy, rng.uniform(0, 80, size=(68, 1))], axis=1)
 
 
-def _known_map(points: np.ndarray, transform: np.ndarray, kpt_uv: np.ndarray, seed: int = 1
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _known_map(
+    points: np.ndarray, transform: np.ndarray, kpt_uv: np.ndarray, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """A map in original pixels (random elsewhere, the points at the key pixels) and the same map in
     crop pixels, converted the way the ground truth is made: (x, y) -> T (x, y), z -> z * T[0, 0]."""
     rng = np.random.default_rng(seed)
@@ -78,7 +80,9 @@ def test_decode_known_map_gives_back_landmarks_and_vertices() -> None:
     back = map_to_image(crop_map, t)
     np.testing.assert_allclose(back, orig, atol=2e-3)  # float32 output, pixels
     np.testing.assert_allclose(landmarks_from_map(back, kpt_uv), points, atol=2e-3)
-    np.testing.assert_allclose(vertices_from_map(back, face_ind), orig.reshape(-1, 3)[face_ind], atol=2e-3)
+    np.testing.assert_allclose(
+        vertices_from_map(back, face_ind), orig.reshape(-1, 3)[face_ind], atol=2e-3
+    )
     # batch of maps with one transform broadcasts the same way
     np.testing.assert_allclose(map_to_image(np.stack([crop_map, crop_map]), t)[1], back, atol=1e-6)
 
@@ -89,7 +93,9 @@ class _FixedMapNet(nn.Module):
     def __init__(self, map_crop: np.ndarray):
         super().__init__()
         self.in_size = S
-        self.register_buffer("out", torch.from_numpy(map_crop / MAP_SCALE).float().permute(2, 0, 1)[None])
+        self.register_buffer(
+            "out", torch.from_numpy(map_crop / MAP_SCALE).float().permute(2, 0, 1)[None]
+        )
         self.seen: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Weighted position-map loss: hand-made cases with known values."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """PRNet's release in PyTorch: TensorFlow's own checkpoint and outputs (the golden, written by
 scripts/make_tf_golden.py with TensorFlow 2.21.0) reproduced; wrong checkpoints refused; PRNet's
 uv-data folder equal to the model's layout on the real topology."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.model.tf_bundle_helpers import write_bundle
 
 from model.checkpoint import load_weights
 from model.prnet import MAP_SCALE, PRNet, export_tf_weights
 from model.release import import_tf_checkpoint, import_weights_file, load_uv_data, weights_meta
 from model.tf_checkpoint import CheckpointError
+from tests.model.tf_bundle_helpers import write_bundle
 from uvgen.formats.errors import DataError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden"
@@ -41,7 +42,7 @@ def test_pytorch_equals_tensorflow_on_tensorflows_checkpoint(golden) -> None:
     assert str(golden["tf_version"]) == "2.21.0"
     out64 = _run(model, golden["inputs"], torch.float64)
     assert np.abs(out64 - golden["outputs64"]).max() * MAP_SCALE < 1e-3
-    assert np.ptp(golden["outputs64"]) > 0.9 and 0.05 < golden["outputs64"].std()  # not saturated
+    assert np.ptp(golden["outputs64"]) > 0.9 and golden["outputs64"].std() > 0.05  # not saturated
     out32 = _run(model, golden["inputs"], torch.float32)
     tf_noise = np.abs(golden["outputs"] - golden["outputs64"]).max()
     assert np.abs(out32 - golden["outputs"]).max() <= 2 * tf_noise
@@ -53,7 +54,10 @@ def test_pytorch_equals_tensorflow_on_tensorflows_checkpoint(golden) -> None:
     assert np.abs(maps / MAP_SCALE - golden["outputs64"]).max() <= 2 * tf_noise
     # the weights really matter: another network's output is far away
     other = PRNet(width=2, in_size=int(golden["size"])).eval()
-    assert np.abs(_run(other, golden["inputs"], torch.float64) - golden["outputs64"]).max() * MAP_SCALE > 10
+    assert (
+        np.abs(_run(other, golden["inputs"], torch.float64) - golden["outputs64"]).max() * MAP_SCALE
+        > 10
+    )
 
 
 def test_import_weights_file_round_trip(tmp_path: Path, golden) -> None:
@@ -72,8 +76,11 @@ def test_another_network_lists_missing_and_unexpected(tmp_path: Path) -> None:
     del tf["resfcn256/Conv2d_transpose_16/weights"]
     tf["resfcn256/Conv2d_transpose_16/weights/Adam"] = np.zeros(3, np.float32)  # slots are fine
     write_bundle(tmp_path / "ck", tf)
-    with pytest.raises(CheckpointError, match=r"1 variables missing \(resfcn256/Conv2d_transpose_16/weights\), "
-                                              r"1 unexpected \(vgg/conv1/weights\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"1 variables missing \(resfcn256/Conv2d_transpose_16/weights\), "
+        r"1 unexpected \(vgg/conv1/weights\)",
+    ):
         import_tf_checkpoint(tmp_path / "ck")
     write_bundle(tmp_path / "vgg", {"vgg/conv1/weights": np.zeros((3, 3, 3, 8), np.float32)})
     with pytest.raises(CheckpointError, match=r"not a PRNet .* vgg/conv1/weights"):
@@ -85,7 +92,9 @@ def test_wrong_shape_and_dtype_name_the_variable(tmp_path: Path) -> None:
     bad = dict(tf)
     bad["resfcn256/resBlock_2/Conv/weights"] = np.zeros((1, 1, 4, 5), np.float32)
     write_bundle(tmp_path / "shape", bad)
-    with pytest.raises(CheckpointError, match=r"resBlock_2/Conv/weights.*does not fit PRNet at width 2"):
+    with pytest.raises(
+        CheckpointError, match=r"resBlock_2/Conv/weights.*does not fit PRNet at width 2"
+    ):
         import_tf_checkpoint(tmp_path / "shape")
     ints = dict(tf)
     ints["resfcn256/Conv/BatchNorm/beta"] = np.zeros(2, np.int32)
@@ -96,7 +105,9 @@ def test_wrong_shape_and_dtype_name_the_variable(tmp_path: Path) -> None:
     wide = {k: v.astype(np.float64) for k, v in tf.items()}
     write_bundle(tmp_path / "f64", wide, num_shards=2)
     model = import_tf_checkpoint(tmp_path / "f64", in_size=64)
-    assert np.allclose(export_tf_weights(model)["resfcn256/Conv/weights"], tf["resfcn256/Conv/weights"])
+    assert np.allclose(
+        export_tf_weights(model)["resfcn256/Conv/weights"], tf["resfcn256/Conv/weights"]
+    )
 
 
 def test_corrupt_data_stops_the_import_naming_the_variable(tmp_path: Path) -> None:
@@ -117,7 +128,9 @@ def test_corrupt_data_stops_the_import_naming_the_variable(tmp_path: Path) -> No
 # PRNet's uv-data folder
 
 
-def test_uv_data_equals_the_models_layout_on_the_real_topology(prnet_uv_dir, real_topology_model) -> None:
+def test_uv_data_equals_the_models_layout_on_the_real_topology(
+    prnet_uv_dir, real_topology_model
+) -> None:
     """PRNet's uv-data read as a FaceUV is the layout the project builds from the real BFM topology
     with PRNet's face mask: the same key-point pixels, face pixels, mesh and rigid region, and
     the same canonical face up to a similarity (PRNet's file is in other units)."""
@@ -125,7 +138,9 @@ def test_uv_data_equals_the_models_layout_on_the_real_topology(prnet_uv_dir, rea
     from uvgen.masks import load_prnet_face_mask
 
     theirs = load_uv_data(prnet_uv_dir)
-    ours = build_face_uv(real_topology_model, face_mask=load_prnet_face_mask(prnet_uv_dir / "uv_face_mask.png"))
+    ours = build_face_uv(
+        real_topology_model, face_mask=load_prnet_face_mask(prnet_uv_dir / "uv_face_mask.png")
+    )
     assert len(theirs.face_ind) == 43_867
     assert np.array_equal(theirs.kpt_uv, ours.kpt_uv)  # the model's own key-point pixels
     assert np.array_equal(theirs.face_ind, ours.face_ind)
@@ -134,9 +149,9 @@ def test_uv_data_equals_the_models_layout_on_the_real_topology(prnet_uv_dir, rea
     assert np.array_equal(theirs.rigid, ours.rigid)
     assert len(ours.gaps) == 0 and len(theirs.gaps) == 0
     # canonical: the real mean face through the real layout vs PRNet's canonical_vertices.npy
+    from model.uses import canonical_vertices
     from uvgen.formats.bfm import load_topology
     from uvgen.groundtruth import build_uv_layout
-    from model.uses import canonical_vertices
 
     topo = load_topology(prnet_uv_dir.parent / "bfm_topology")
     mean = (topo.mean_shape.astype(np.float64) + topo.mean_exp).reshape(-1, 3)

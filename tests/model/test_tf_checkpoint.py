@@ -1,6 +1,7 @@
 """The TensorFlow-free checkpoint reader: PRNet's real release index, TensorFlow's own checkpoint
 (tests/fixtures/tf_golden, written by scripts/make_tf_golden.py with TensorFlow 2.21.0), bundles
 written by the test helper, and every kind of damage."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.model.tf_bundle_helpers import write_bundle
 
 from model.prnet import PRNet, count_parameters, tf_variable_map
 from model.release import is_optimizer_state
 from model.tf_checkpoint import Checkpoint, CheckpointError, normalise_prefix, read_checkpoint
+from tests.model.tf_bundle_helpers import write_bundle
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden"
 RELEASE_DATA_BYTES = 160_290_984  # the release's .data-00000-of-00001 (shared/README.md)
@@ -50,14 +51,22 @@ def test_release_index_holds_every_prnet_variable_with_its_shape(release_index: 
     for name, shape in expected.items():
         e = ckpt.entries[name]
         assert e.shape == shape, name
-        assert e.dtype_name == "DT_FLOAT" and e.size == 4 * int(np.prod(shape)) and e.crc32c is not None
+        assert (
+            e.dtype_name == "DT_FLOAT"
+            and e.size == 4 * int(np.prod(shape))
+            and e.crc32c is not None
+        )
     trainable = sum(int(np.prod(e.shape)) for n, e in weights.items() if "moving_" not in n)
     assert trainable == count_parameters(model) == 13_353_618
     # the rest are Adam's two slots per trainable variable and the counters
     extras = set(ckpt.entries) - set(weights)
     assert {"beta1_power", "beta2_power"} <= extras
     n_trainable = sum("moving_" not in n for n in weights)
-    assert sum(n.endswith("/Adam") for n in extras) == sum(n.endswith("/Adam_1") for n in extras) == n_trainable
+    assert (
+        sum(n.endswith("/Adam") for n in extras)
+        == sum(n.endswith("/Adam_1") for n in extras)
+        == n_trainable
+    )
     assert ckpt.entries["resfcn256/Conv/weights/Adam"].shape == (4, 4, 3, 16)
 
 
@@ -68,7 +77,9 @@ def test_release_index_offsets_tile_the_data_file(release_index: Checkpoint) -> 
 
 
 def test_release_data_file_absent_gives_a_missing_shard_error(release_index: Checkpoint) -> None:
-    with pytest.raises(CheckpointError, match=r"resfcn256/Conv/weights.*missing checkpoint data shard"):
+    with pytest.raises(
+        CheckpointError, match=r"resfcn256/Conv/weights.*missing checkpoint data shard"
+    ):
         release_index.read("resfcn256/Conv/weights")
 
 
@@ -99,11 +110,16 @@ def test_prefix_forms() -> None:
 
 def test_round_trip_several_shards_blocks_and_dtypes(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    tensors = {f"net/layer_{i:03d}/kernel": rng.normal(size=(i % 5 + 1, 3)).astype(np.float32) for i in range(60)}
+    tensors = {
+        f"net/layer_{i:03d}/kernel": rng.normal(size=(i % 5 + 1, 3)).astype(np.float32)
+        for i in range(60)
+    }
     tensors["net/double"] = rng.normal(size=(2, 2))
     tensors["net/half"] = rng.normal(size=(7,)).astype(np.float16)
     tensors["net/count"] = np.array(12345, dtype=np.int64)
-    tensors["net/big"] = rng.normal(size=(40, 50)).astype(np.float32)  # > 4096 bytes: lane-parallel CRC
+    tensors["net/big"] = rng.normal(size=(40, 50)).astype(
+        np.float32
+    )  # > 4096 bytes: lane-parallel CRC
     write_bundle(tmp_path / "ck", tensors, num_shards=3, block_size=200, restart_every=3)
     got = read_checkpoint(tmp_path / "ck")
     assert set(got) == set(tensors)
@@ -113,7 +129,9 @@ def test_round_trip_several_shards_blocks_and_dtypes(tmp_path: Path) -> None:
 
 
 def test_unsupported_dtype_names_the_variable(tmp_path: Path) -> None:
-    write_bundle(tmp_path / "ck", {"a/strings": np.zeros(4, np.float32)}, dtype_codes={"a/strings": 7})
+    write_bundle(
+        tmp_path / "ck", {"a/strings": np.zeros(4, np.float32)}, dtype_codes={"a/strings": 7}
+    )
     with pytest.raises(CheckpointError, match=r"a/strings.*unsupported dtype DT_STRING"):
         Checkpoint(tmp_path / "ck").read("a/strings")
 
@@ -138,7 +156,9 @@ def test_flipped_byte_in_the_data_gives_a_crc_error_naming_the_variable(golden_c
     raw[e.offset + e.size // 2] ^= 0x10
     data.write_bytes(bytes(raw))
     ckpt = Checkpoint(golden_copy)
-    with pytest.raises(CheckpointError, match=rf"data-00000-of-00001 \[field '{name}'\]: CRC32C mismatch"):
+    with pytest.raises(
+        CheckpointError, match=rf"data-00000-of-00001 \[field '{name}'\]: CRC32C mismatch"
+    ):
         ckpt.read(name)
     assert ckpt.read(name, verify=False).shape == e.shape  # readable when asked not to verify
     ckpt.read("resfcn256/resBlock_7/Conv/weights")  # its neighbours are intact
@@ -155,8 +175,11 @@ def test_truncated_data_file(golden_copy: Path) -> None:
 
 def test_missing_shard_and_missing_index(golden_copy: Path) -> None:
     Path(f"{golden_copy}.data-00000-of-00001").unlink()
-    with pytest.raises(CheckpointError, match=r"model.data-00000-of-00001 \[field 'resfcn256/Conv/weights'\]: "
-                                              r"missing checkpoint data shard"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"model.data-00000-of-00001 \[field 'resfcn256/Conv/weights'\]: "
+        r"missing checkpoint data shard",
+    ):
         Checkpoint(golden_copy).read("resfcn256/Conv/weights")
     with pytest.raises(CheckpointError, match="missing checkpoint index file"):
         Checkpoint(golden_copy.with_name("nothing"))

@@ -1,8 +1,8 @@
 """Uses of a position map, checked on synthetic faces whose ground-truth maps stand in for a network."""
+
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +70,7 @@ def _rotation_error_deg(r1: np.ndarray, r2: np.ndarray) -> float:
 
 
 def test_grid_triangles_of_a_small_mask() -> None:
-    mask = np.array([[1, 1, 1],
-                     [1, 1, 0],
-                     [1, 0, 0]], dtype=bool)
+    mask = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
     tri = uses.uv_grid_triangles(mask)
     # block (0,0) full -> 2 triangles; block (0,1) misses its bottom right -> 1; block (1,0) -> 1
     assert tri.shape == (4, 3)
@@ -123,7 +121,9 @@ def test_gaps_in_a_layout_are_filled_from_their_neighbours(setup) -> None:
     assert np.array_equal(filled[others], broken.reshape(-1, 3)[others])
 
 
-def test_canonical_vertices_of_the_real_topology_match_prnets(bfm_topology_dir, prnet_uv_dir) -> None:
+def test_canonical_vertices_of_the_real_topology_match_prnets(
+    bfm_topology_dir, prnet_uv_dir
+) -> None:
     """Our canonical shape (the real mean shape through the real UV layout at PRNet's face pixels) is
     PRNet's canonical_vertices.npy up to a similarity and PRNet's y axis (its file has y down)."""
     from uvgen.formats.bfm import load_topology
@@ -179,8 +179,11 @@ def test_landmarks_are_the_projected_key_vertices(setup, seed) -> None:
 
 def test_rotation_angles_invert_the_conventions_rotation() -> None:
     rng = np.random.default_rng(0)
-    angles = np.c_[rng.uniform(-np.pi, np.pi, 200), rng.uniform(-np.pi / 2, np.pi / 2, 200) * 0.999,
-                   rng.uniform(-np.pi, np.pi, 200)]
+    angles = np.c_[
+        rng.uniform(-np.pi, np.pi, 200),
+        rng.uniform(-np.pi / 2, np.pi / 2, 200) * 0.999,
+        rng.uniform(-np.pi, np.pi, 200),
+    ]
     for a in angles:
         back = uses.rotation_angles(rotation_matrix(*a))
         assert np.allclose(back, a, atol=1e-9)
@@ -232,8 +235,15 @@ def _render_flat(model, s, verts, colors, background=None):
     img_verts = image_vertices(verts, s.pose_para.astype(np.float64), SIZE)
     if background is None:
         background = np.random.default_rng(7).random((SIZE, SIZE, 3), dtype=np.float32)
-    image, raster = render(img_verts, model.full_triangles, colors, np.array([0.0, 0.0, 1.0]), 1.0, background,
-                           diffuse=0.0)
+    image, raster = render(
+        img_verts,
+        model.full_triangles,
+        colors,
+        np.array([0.0, 0.0, 1.0]),
+        1.0,
+        background,
+        diffuse=0.0,
+    )
     return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8), raster
 
 
@@ -345,7 +355,7 @@ def _parse_ply(path: Path):
     nv = int(next(h for h in header if h.startswith("element vertex")).split()[-1])
     nf = int(next(h for h in header if h.startswith("element face")).split()[-1])
     props = [h.split()[-1] for h in header if h.startswith("property") and "list" not in h]
-    body = lines[end + 1:]
+    body = lines[end + 1 :]
     assert len(body) == nv + nf
     v = np.array([[float(x) for x in line.split()] for line in body[:nv]])
     f = np.array([[int(x) for x in line.split()] for line in body[nv:]])
@@ -371,7 +381,9 @@ def test_mesh_files_parse_back(setup, tmp_path) -> None:
     props, pv, pf = _parse_ply(write_ply(tmp_path / "face.ply", cam, mesh.triangles, mesh.colors))
     assert props == ["x", "y", "z", "red", "green", "blue"]
     assert pv.shape == (len(cam), 6) and np.allclose(pv[:, :3], cam, atol=1e-5)
-    assert np.abs(pv[:, 3:] - np.rint(mesh.colors.astype(np.float64) * 255)).max() <= 1  # rounding at .5
+    assert (
+        np.abs(pv[:, 3:] - np.rint(mesh.colors.astype(np.float64) * 255)).max() <= 1
+    )  # rounding at .5
     assert np.all(pf[:, 0] == 3) and np.array_equal(pf[:, 1:], mesh.triangles)
 
     _, plain = _parse_obj(write_obj(tmp_path / "plain.obj", cam[:3], np.array([[0, 1, 2]])))

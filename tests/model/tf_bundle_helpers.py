@@ -4,6 +4,7 @@ It writes the SSTable with prefix-compressed keys and a restart point every ``re
 entries, data blocks of about ``block_size`` bytes, a block index, the footer, masked CRCs; so
 tests can make checkpoints TensorFlow would not (other dtypes, other networks, several shards).
 """
+
 from __future__ import annotations
 
 import struct
@@ -14,8 +15,13 @@ import numpy as np
 from model.crc32c import crc32c, mask
 from model.tf_checkpoint import TABLE_MAGIC
 
-NP_TO_TF = {np.dtype("<f4"): 1, np.dtype("<f8"): 2, np.dtype("<i4"): 3, np.dtype("<i8"): 9,
-            np.dtype("<f2"): 19}
+NP_TO_TF = {
+    np.dtype("<f4"): 1,
+    np.dtype("<f8"): 2,
+    np.dtype("<i4"): 3,
+    np.dtype("<i8"): 9,
+    np.dtype("<f2"): 19,
+}
 
 
 def varint(v: int) -> bytes:
@@ -38,11 +44,19 @@ def field_bytes(num: int, b: bytes) -> bytes:
     return varint((num << 3) | 2) + varint(len(b)) + b
 
 
-def entry_proto(dtype: int, shape: tuple[int, ...], shard: int, offset: int, size: int, crc: int) -> bytes:
+def entry_proto(
+    dtype: int, shape: tuple[int, ...], shard: int, offset: int, size: int, crc: int
+) -> bytes:
     shape_pb = b"".join(field_bytes(2, field_varint(1, d)) for d in shape)
-    return (field_varint(1, dtype) + field_bytes(2, shape_pb) + (field_varint(3, shard) if shard else b"")
-            + (field_varint(4, offset) if offset else b"") + field_varint(5, size)
-            + varint((6 << 3) | 5) + struct.pack("<I", crc))
+    return (
+        field_varint(1, dtype)
+        + field_bytes(2, shape_pb)
+        + (field_varint(3, shard) if shard else b"")
+        + (field_varint(4, offset) if offset else b"")
+        + field_varint(5, size)
+        + varint((6 << 3) | 5)
+        + struct.pack("<I", crc)
+    )
 
 
 def _block(entries: list[tuple[bytes, bytes]], restart_every: int) -> bytes:
@@ -64,7 +78,9 @@ def _with_trailer(block: bytes) -> bytes:
     return block + b"\x00" + struct.pack("<I", mask(crc32c(block + b"\x00")))
 
 
-def write_table(path: Path, entries: list[tuple[bytes, bytes]], block_size: int = 512, restart_every: int = 4) -> None:
+def write_table(
+    path: Path, entries: list[tuple[bytes, bytes]], block_size: int = 512, restart_every: int = 4
+) -> None:
     entries = sorted(entries)
     data, index = bytearray(), []
     i = 0
@@ -88,8 +104,13 @@ def write_table(path: Path, entries: list[tuple[bytes, bytes]], block_size: int 
     Path(path).write_bytes(bytes(data))
 
 
-def write_bundle(prefix: Path, tensors: dict[str, np.ndarray], num_shards: int = 1,
-                 dtype_codes: dict[str, int] | None = None, **table_kwargs) -> None:
+def write_bundle(
+    prefix: Path,
+    tensors: dict[str, np.ndarray],
+    num_shards: int = 1,
+    dtype_codes: dict[str, int] | None = None,
+    **table_kwargs,
+) -> None:
     """``prefix.index`` + ``prefix.data-*``: tensor i goes to shard i % num_shards."""
     shards = [bytearray() for _ in range(num_shards)]
     entries = [(b"", field_varint(1, num_shards) + field_bytes(3, field_varint(1, 1)))]
@@ -98,7 +119,12 @@ def write_bundle(prefix: Path, tensors: dict[str, np.ndarray], num_shards: int =
         raw = arr.tobytes()
         s = i % num_shards
         code = (dtype_codes or {}).get(name, NP_TO_TF.get(arr.dtype.newbyteorder("<"), 1))
-        entries.append((name.encode(), entry_proto(code, arr.shape, s, len(shards[s]), len(raw), mask(crc32c(raw)))))
+        entries.append(
+            (
+                name.encode(),
+                entry_proto(code, arr.shape, s, len(shards[s]), len(raw), mask(crc32c(raw))),
+            )
+        )
         shards[s] += raw
     write_table(Path(f"{prefix}.index"), entries, **table_kwargs)
     for s, buf in enumerate(shards):

@@ -5,6 +5,7 @@ The stages run in-process through :func:`pipeline.stage.run` (as ``python -m pip
 on tiny data: a 900-vertex face model and a few synthetic samples, built once. Progress bars
 (tqdm) are not counted as lines. One test runs real subprocesses to cover the ``__main__`` blocks.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -74,21 +75,39 @@ def tiny(tmp_path_factory) -> dict:
     write_synthetic_set("aflw2000", model_dir, root / "AFLW2000", 2, 160, 0, workers=1)
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     raw["face_model"].update(out_dir=str(model_dir), n_vertices=900)
-    raw["uvgen"].update(model_dir=str(model_dir), train_root=str(root / "300W_LP"),
-                        test_root=str(root / "AFLW2000"), train_out=str(root / "uv" / "train.h5"),
-                        test_out=str(root / "uv" / "test.h5"), workers=0, task_size=10, on_bad_sample="fail")
+    raw["uvgen"].update(
+        model_dir=str(model_dir),
+        train_root=str(root / "300W_LP"),
+        test_root=str(root / "AFLW2000"),
+        train_out=str(root / "uv" / "train.h5"),
+        test_out=str(root / "uv" / "test.h5"),
+        workers=0,
+        task_size=10,
+        on_bad_sample="fail",
+    )
     for section in ("synth_300wlp", "synth_aflw2000"):
         raw[section].update(out_dir=str(root / section), count=1, image_size=64, workers=1)
-    raw["train"].update(train_file=str(root / "uv" / "train.h5"), out_dir=str(root / "train"), progress=False)
+    raw["train"].update(
+        train_file=str(root / "uv" / "train.h5"), out_dir=str(root / "train"), progress=False
+    )
     for section in ("train_3ddfa", "train_defa"):
         raw[section]["out_dir"] = str(root / section)
     raw["predict"].update(test_file=str(root / "uv" / "test.h5"), out_dir=str(root / "pred"))
-    raw["predict"]["methods"] = [{"name": "PRN", "kind": "prn", "checkpoint": str(root / "absent.pt")}]
-    raw["evaluate"].update(test_file=str(root / "uv" / "test.h5"), predictions_dir=str(root / "pred"),
-                           out_dir=str(root / "eval"))
-    raw["figures"].update(test_file=str(root / "uv" / "test.h5"), model_dir=str(model_dir),
-                          predictions_dir=str(root / "pred"), eval_dir=str(root / "eval"),
-                          out_dir=str(root / "figures"))
+    raw["predict"]["methods"] = [
+        {"name": "PRN", "kind": "prn", "checkpoint": str(root / "absent.pt")}
+    ]
+    raw["evaluate"].update(
+        test_file=str(root / "uv" / "test.h5"),
+        predictions_dir=str(root / "pred"),
+        out_dir=str(root / "eval"),
+    )
+    raw["figures"].update(
+        test_file=str(root / "uv" / "test.h5"),
+        model_dir=str(model_dir),
+        predictions_dir=str(root / "pred"),
+        eval_dir=str(root / "eval"),
+        out_dir=str(root / "figures"),
+    )
     return {"root": root, "raw": raw, "model_dir": model_dir}
 
 
@@ -195,6 +214,7 @@ def _set_field(name, value):
         else:
             data[name] = value(data[name]) if callable(value) else value
         scipy.io.savemat(path, data)
+
     return mutate
 
 
@@ -209,7 +229,10 @@ BAD_SAMPLES = {
     "missing_field": (_set_field("Shape_Para", None), "Shape_Para"),
     "wrong_shape": (_set_field("Pose_Para", np.zeros((1, 6), np.float32)), "Pose_Para"),
     "nan": (_set_field("Exp_Para", _with_nan), "Exp_Para"),
-    "corrupt_jpg": (lambda p: p.with_suffix(".jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg"), None),
+    "corrupt_jpg": (
+        lambda p: p.with_suffix(".jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg"),
+        None,
+    ),
 }
 
 
@@ -217,7 +240,9 @@ BAD_SAMPLES = {
 def test_uv_bad_sample_fails_naming_file_and_field(capsys, tmp_path, tiny, case) -> None:
     mutate, field = BAD_SAMPLES[case]
     root, mat = _bad_sample(tmp_path, tiny, mutate)
-    code, lines = _uv(capsys, tmp_path, tiny, train_root=str(root), train_out=str(tmp_path / "uv" / "train.h5"))
+    code, lines = _uv(
+        capsys, tmp_path, tiny, train_root=str(root), train_out=str(tmp_path / "uv" / "train.h5")
+    )
     name = mat.stem
     line = assert_one_line(code, lines, name)
     if field:
@@ -260,8 +285,12 @@ def test_predict_inputs(capsys, tmp_path, tiny) -> None:
 
 
 def test_evaluate_and_figures_without_predictions(capsys, tmp_path, tiny) -> None:
-    params = write_params(tmp_path, tiny, evaluate={"predictions_dir": str(tmp_path / "nopred")},
-                          figures={"predictions_dir": str(tmp_path / "nopred")})
+    params = write_params(
+        tmp_path,
+        tiny,
+        evaluate={"predictions_dir": str(tmp_path / "nopred")},
+        figures={"predictions_dir": str(tmp_path / "nopred")},
+    )
     assert_one_line(*run_stage(capsys, "evaluate", "--params", params), "nopred")
     assert_one_line(*run_stage(capsys, "figures", "--params", params))
 
@@ -281,15 +310,27 @@ def test_convert_bfm_missing_input(capsys, tmp_path) -> None:
 
 
 def test_prnet_predict_bad_inputs(capsys, tmp_path) -> None:
-    code, lines = run_stage(capsys, "cli", "predict", str(tmp_path / "none.jpg"), "--out", str(tmp_path / "o"))
+    code, lines = run_stage(
+        capsys, "cli", "predict", str(tmp_path / "none.jpg"), "--out", str(tmp_path / "o")
+    )
     assert_one_line(code, lines, "none.jpg")
     image = tmp_path / "face.jpg"
     image.write_bytes(b"\xff\xd8\xff garbage")
     (tmp_path / "boxes.json").write_text('{"face.jpg": [10, 100, 10, 100]}')
     weights = tmp_path / "model.pt"
     weights.write_bytes(b"not a checkpoint")
-    code, lines = run_stage(capsys, "cli", "predict", str(image), "--out", str(tmp_path / "o"),
-                            "--boxes", str(tmp_path / "boxes.json"), "--weights", str(weights))
+    code, lines = run_stage(
+        capsys,
+        "cli",
+        "predict",
+        str(image),
+        "--out",
+        str(tmp_path / "o"),
+        "--boxes",
+        str(tmp_path / "boxes.json"),
+        "--weights",
+        str(weights),
+    )
     assert_one_line(code, lines)
 
 
@@ -301,7 +342,9 @@ def test_debug_shows_the_traceback(capsys, tmp_path, tiny, monkeypatch) -> None:
     main = importlib.import_module("pipeline.train").main
     from pipeline.config import ConfigError
 
-    with pytest.raises(ConfigError):  # --debug: the exception goes through (Python prints the traceback)
+    with pytest.raises(
+        ConfigError
+    ):  # --debug: the exception goes through (Python prints the traceback)
         run(main, ["--params", params, "--debug"], with_parent=False)
     monkeypatch.setenv("PRNET_DEBUG", "1")
     with pytest.raises(ConfigError):
@@ -312,30 +355,62 @@ def test_subprocess_entries(tmp_path, tiny) -> None:
     """The real ``python -m`` entry and the ``prnet`` console script: one line, status, traceback."""
     params = write_params(tmp_path, tiny, train={"epochs": 2.7})
     env_python = [sys.executable, "-m"]
-    done = subprocess.run(env_python + ["pipeline.make_face_model", "--params", params],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        env_python + ["pipeline.make_face_model", "--params", params],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     params2 = write_params(tmp_path, tiny, face_model={"seed": "zero"})
-    done = subprocess.run(env_python + ["pipeline.make_face_model", "--params", params2],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        env_python + ["pipeline.make_face_model", "--params", params2],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
-        f"error: {params2}: face_model.seed: expected an integer, got 'zero' (a string)"]
-    debug = subprocess.run(env_python + ["pipeline.make_face_model", "--params", params2, "--debug"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+        f"error: {params2}: face_model.seed: expected an integer, got 'zero' (a string)"
+    ]
+    debug = subprocess.run(
+        env_python + ["pipeline.make_face_model", "--params", params2, "--debug"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
-    console = subprocess.run([sys.executable, "-c", "from pipeline.console import prnet; prnet()",
-                              "predict", str(tmp_path / "none.jpg"), "--out", str(tmp_path / "o")],
-                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    console = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pipeline.console import prnet; prnet()",
+            "predict",
+            str(tmp_path / "none.jpg"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert console.returncode != 0 and len(console.stderr.strip().splitlines()) == 1
     assert "none.jpg" in console.stderr and "Traceback" not in console.stderr
 
 
-def test_real_aflw_variants_are_built_with_a_warning(capsys, tmp_path, tiny, aflw_fixture_dir) -> None:
+def test_real_aflw_variants_are_built_with_a_warning(
+    capsys, tmp_path, tiny, aflw_fixture_dir
+) -> None:
     """All 17 real AFLW2000-3D fixtures (read in place) reach the test file, with on_bad_sample:
     fail; image01198's (2, 23) pt2d is one warning line, not a reject."""
     from uvgen.h5store import PositionMapFile
 
     out = tmp_path / "uv" / "test.h5"
-    params = write_params(tmp_path, tiny, uvgen={"test_root": str(aflw_fixture_dir), "test_out": str(out)})
+    params = write_params(
+        tmp_path, tiny, uvgen={"test_root": str(aflw_fixture_dir), "test_out": str(out)}
+    )
     code, lines = run_stage(capsys, "make_uv", "test", "--params", params)
     assert code == 0, lines
     warned = [line for line in lines if line.startswith("warning:")]

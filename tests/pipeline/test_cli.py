@@ -1,4 +1,5 @@
 """The ``prnet predict`` command line, end to end on synthetic images with a tiny random network."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ from uvgen.formats.matfile import atomic_save_jpeg, atomic_savemat
 from uvgen.synth.dataset import aflw21_points, draw_sample, landmark_roi
 
 SIZE = 256
-PER_IMAGE = ("_kpt.txt", "_vertices.npy", "_texture.png", ".obj", ".ply", "_pose.json", "_depth.png",
-             "_preview.png")
+PER_IMAGE = (
+    "_kpt.txt",
+    "_vertices.npy",
+    "_texture.png",
+    ".obj",
+    ".ply",
+    "_pose.json",
+    "_depth.png",
+    "_preview.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +44,17 @@ def workspace(embedded_model, tmp_path_factory):
     images.mkdir()
     samples = [draw_sample(embedded_model, SIZE, np.random.default_rng(seed)) for seed in (3, 5)]
     s = samples[0]
-    write_aflw_sample(images, "face0", s.image, pose_para=s.pose_para, shape_para=s.shape_para,
-                      exp_para=s.exp_para, pt2d=aflw21_points(s.landmarks), pt3d_68=s.landmarks.T,
-                      roi=landmark_roi(s.landmarks))
+    write_aflw_sample(
+        images,
+        "face0",
+        s.image,
+        pose_para=s.pose_para,
+        shape_para=s.shape_para,
+        exp_para=s.exp_para,
+        pt2d=aflw21_points(s.landmarks),
+        pt3d_68=s.landmarks.T,
+        roi=landmark_roi(s.landmarks),
+    )
     atomic_save_jpeg(images / "face1.jpg", samples[1].image)
     lo, hi = samples[1].landmarks[:, :2].min(axis=0), samples[1].landmarks[:, :2].max(axis=0)
     boxes = root / "boxes.json"
@@ -59,9 +76,25 @@ def _obj_counts(path: Path) -> tuple[int, int, int]:
 def test_predict_writes_every_output_for_a_folder(workspace, capsys) -> None:
     root, images, boxes = workspace
     out = root / "out"
-    rc = cli.main(["predict", str(images), "--out", str(out), "--weights", str(root / "model.pt"),
-                   "--model-dir", str(root / "face_model"), "--boxes", str(boxes),
-                   "--swap", str(images / "face0.jpg"), "--save-posmap", "--device", "cpu"])
+    rc = cli.main(
+        [
+            "predict",
+            str(images),
+            "--out",
+            str(out),
+            "--weights",
+            str(root / "model.pt"),
+            "--model-dir",
+            str(root / "face_model"),
+            "--boxes",
+            str(boxes),
+            "--swap",
+            str(images / "face0.jpg"),
+            "--save-posmap",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     for name in ("face0", "face1"):
         for suffix in PER_IMAGE + ("_swap.png", "_posmap.npy"):
@@ -103,9 +136,18 @@ def fake_detector(monkeypatch):
     return FakeDetector
 
 
-def test_images_without_a_face_are_reported_and_the_others_go_on(workspace, fake_detector, capsys) -> None:
+def test_images_without_a_face_are_reported_and_the_others_go_on(
+    workspace, fake_detector, capsys
+) -> None:
     root, images, _ = workspace
-    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    common = [
+        "--weights",
+        str(root / "model.pt"),
+        "--model-dir",
+        str(root / "face_model"),
+        "--device",
+        "cpu",
+    ]
     out = root / "noface"
     # face0 has its .mat (landmarks win over the detector); face1 has nothing and no face is found
     rc = cli.main(["predict", str(images), "--out", str(out)] + common)
@@ -115,7 +157,9 @@ def test_images_without_a_face_are_reported_and_the_others_go_on(workspace, fake
     assert "face1.jpg: no face detected" in err and "Traceback" not in err
     report = (out / "report.csv").read_text().splitlines()
     assert report[0] == "image,faces,status,detail"
-    assert any("face0.jpg,1,ok," in r for r in report) and any("face1.jpg,0,no_face" in r for r in report)
+    assert any("face0.jpg,1,ok," in r for r in report) and any(
+        "face1.jpg,0,no_face" in r for r in report
+    )
     # no image gave output: exit status 1
     rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(root / "none")] + common)
     assert rc == 1
@@ -127,26 +171,59 @@ def test_detector_faces_all_or_largest(workspace, fake_detector, capsys) -> None
 
     root, images, _ = workspace
     fake_detector.boxes = [FaceBox(10, 60, 10, 60, 0.9), FaceBox(60, 200, 50, 210, 0.2)]
-    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    common = [
+        "--weights",
+        str(root / "model.pt"),
+        "--model-dir",
+        str(root / "face_model"),
+        "--device",
+        "cpu",
+    ]
     out = root / "all"
-    assert cli.main(["predict", str(images / "face1.jpg"), "--out", str(out), "--all-faces"] + common) == 0
+    assert (
+        cli.main(["predict", str(images / "face1.jpg"), "--out", str(out), "--all-faces"] + common)
+        == 0
+    )
     assert (out / "face1_face0_kpt.txt").is_file() and (out / "face1_face1_kpt.txt").is_file()
     big = np.loadtxt(out / "face1_face0_kpt.txt")
     out = root / "largest"
     assert cli.main(["predict", str(images / "face1.jpg"), "--out", str(out)] + common) == 0
-    assert np.array_equal(np.loadtxt(out / "face1_kpt.txt"), big)  # the largest face, named as the image
+    assert np.array_equal(
+        np.loadtxt(out / "face1_kpt.txt"), big
+    )  # the largest face, named as the image
     assert not (out / "face1_face1_kpt.txt").exists()
 
 
-def test_boxes_outside_the_image_or_degenerate_are_one_line_reports(workspace, tmp_path, capsys) -> None:
+def test_boxes_outside_the_image_or_degenerate_are_one_line_reports(
+    workspace, tmp_path, capsys
+) -> None:
     root, images, _ = workspace
     boxes = tmp_path / "boxes.json"
-    boxes.write_text(json.dumps({"face0.jpg": [300, 400, 10, 100], "face1.jpg": [10, 10.5, 10, 10.5]}))
-    rc = cli.main(["predict", str(images), "--out", str(tmp_path / "out"), "--boxes", str(boxes),
-                   "--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"])
+    boxes.write_text(
+        json.dumps({"face0.jpg": [300, 400, 10, 100], "face1.jpg": [10, 10.5, 10, 10.5]})
+    )
+    rc = cli.main(
+        [
+            "predict",
+            str(images),
+            "--out",
+            str(tmp_path / "out"),
+            "--boxes",
+            str(boxes),
+            "--weights",
+            str(root / "model.pt"),
+            "--model-dir",
+            str(root / "face_model"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
-    assert "face0.jpg: face box [left 300, right 400, top 10, bottom 100] lies entirely outside the 256x256 image" in err
+    assert (
+        "face0.jpg: face box [left 300, right 400, top 10, bottom 100] lies entirely outside the 256x256 image"
+        in err
+    )
     assert "face1.jpg: face box is degenerate (0.5 x 0.5 px" in err
     assert "Traceback" not in err and not list((tmp_path / "out").glob("*_kpt.txt"))
 
@@ -161,26 +238,57 @@ def test_real_dlib_detector_through_the_command_line(tmp_path, embedded_model, c
     save_bfm(embedded_model, tmp_path / "face_model")
     torch.manual_seed(0)
     save_weights(tmp_path / "model.pt", PRNet(width=2))
-    rc = cli.main(["predict", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out"),
-                   "--weights", str(tmp_path / "model.pt"), "--model-dir", str(tmp_path / "face_model"),
-                   "--device", "cpu"])
+    rc = cli.main(
+        [
+            "predict",
+            str(tmp_path / "photo.jpg"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            str(tmp_path / "model.pt"),
+            "--model-dir",
+            str(tmp_path / "face_model"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "out" / "photo_kpt.txt").is_file()
     assert "photo.jpg,1,ok," in (tmp_path / "out" / "report.csv").read_text()
 
 
-def test_import_weights_and_predict_with_prnets_uv_data(tmp_path, prnet_uv_dir, workspace, capsys) -> None:
+def test_import_weights_and_predict_with_prnets_uv_data(
+    tmp_path, prnet_uv_dir, workspace, capsys
+) -> None:
     root, images, boxes = workspace
     golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden" / "model"
     assert cli.main(["import-weights", str(golden), "--out", str(tmp_path / "release.pt")]) == 0
     assert "PRNet width 2" in capsys.readouterr().out
     common = ["--weights", str(tmp_path / "release.pt"), "--boxes", str(boxes), "--device", "cpu"]
     # the release's layout is PRNet's: without --uv-data the run stops with a one-line error
-    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "x"),
-                   "--model-dir", str(root / "face_model")] + common)
+    rc = cli.main(
+        [
+            "predict",
+            str(images / "face1.jpg"),
+            "--out",
+            str(tmp_path / "x"),
+            "--model-dir",
+            str(root / "face_model"),
+        ]
+        + common
+    )
     assert rc == 2 and "need PRNet's UV layout" in capsys.readouterr().err
-    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "out"),
-                   "--uv-data", str(prnet_uv_dir)] + common)
+    rc = cli.main(
+        [
+            "predict",
+            str(images / "face1.jpg"),
+            "--out",
+            str(tmp_path / "out"),
+            "--uv-data",
+            str(prnet_uv_dir),
+        ]
+        + common
+    )
     assert rc == 0
     assert np.load(tmp_path / "out" / "face1_vertices.npy").shape == (43_867, 3)
     # a bad checkpoint is a one-line error naming the file
@@ -221,12 +329,30 @@ def test_console_script_is_declared() -> None:
     assert 'prnet = "pipeline.console:prnet"' in text  # pipeline.cli.main under pipeline.stage.run
 
 
-def test_detector_problems_stop_the_run_with_one_line(workspace, tmp_path, monkeypatch, capsys) -> None:
+def test_detector_problems_stop_the_run_with_one_line(
+    workspace, tmp_path, monkeypatch, capsys
+) -> None:
     root, images, _ = workspace
-    common = ["--weights", str(root / "model.pt"), "--model-dir", str(root / "face_model"), "--device", "cpu"]
+    common = [
+        "--weights",
+        str(root / "model.pt"),
+        "--model-dir",
+        str(root / "face_model"),
+        "--device",
+        "cpu",
+    ]
     pytest.importorskip("dlib")
-    rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "a"),
-                   "--detector-weights", str(tmp_path / "mmod_human_face_detector.dat")] + common)
+    rc = cli.main(
+        [
+            "predict",
+            str(images / "face1.jpg"),
+            "--out",
+            str(tmp_path / "a"),
+            "--detector-weights",
+            str(tmp_path / "mmod_human_face_detector.dat"),
+        ]
+        + common
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mmod_human_face_detector.dat: missing face detector file" in err[0]

@@ -1,4 +1,5 @@
 """The typed configuration reader: strict types, enumerations, the file and key named on one line."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,25 +37,52 @@ BAD = [
     ("  epochs: 3 ", "  epochs: 3.0 ", "train.epochs", "expected an integer, got 3.0"),
     ("  task_size: 100", '  task_size: "ten"', "uvgen.task_size", "expected an integer, got 'ten'"),
     ("  task_size: 100", "  task_size: 0", "uvgen.task_size", "[1, 10000]"),
-    ("  compression: blosc-lz4", "  compression: lz5", "uvgen.compression", "one of 'none', 'blosc-lz4'"),
-    ("  on_bad_sample: skip", "  on_bad_sample: true", "uvgen.on_bad_sample", "one of 'skip', 'fail'"),
+    (
+        "  compression: blosc-lz4",
+        "  compression: lz5",
+        "uvgen.compression",
+        "one of 'none', 'blosc-lz4'",
+    ),
+    (
+        "  on_bad_sample: skip",
+        "  on_bad_sample: true",
+        "uvgen.on_bad_sample",
+        "one of 'skip', 'fail'",
+    ),
     ("  lr: 1.0e-4", "  lr: true", "train.lr", "expected a number"),
     ("  lr: 1.0e-4", "  lr: .nan", "train.lr", "finite"),
-    ("  seed: 0\n  out_dir: data/face_model", "  seed: '0'\n  out_dir: data/face_model", "face_model.seed",
-     "expected an integer"),
-    ("  model_dir: data/face_model        # a face3d", "  model_dir: 5        # a face3d", "uvgen.model_dir",
-     "expected a path"),
+    (
+        "  seed: 0\n  out_dir: data/face_model",
+        "  seed: '0'\n  out_dir: data/face_model",
+        "face_model.seed",
+        "expected an integer",
+    ),
+    (
+        "  model_dir: data/face_model        # a face3d",
+        "  model_dir: 5        # a face3d",
+        "uvgen.model_dir",
+        "expected a path",
+    ),
     ("  count: 600", "  count: -5", "synth_300wlp.count", ">= 1"),
     ("{name: PRN, kind: prn,", "{name: PRN, kind: tf,", "predict.methods[0].kind", "one of 'prn'"),
-    ("  recon_scale: false", "  recon_scale: 0", "evaluate.recon_scale", "expected true or false, got 0"),
+    (
+        "  recon_scale: false",
+        "  recon_scale: 0",
+        "evaluate.recon_scale",
+        "expected true or false, got 0",
+    ),
     ("  epochs: 3 ", "  epoch: 3 ", "train.epoch", "unknown key"),
     ("  pdf: true", "  pdf: yes please", "figures.pdf", "expected true or false"),
     ("  width: 0.5 ", "  width: half ", "train_3ddfa.width", "expected a number"),
 ]
 
 
-@pytest.mark.parametrize("old, new, key, reason", BAD, ids=[b[2] + ":" + b[1].split(":")[-1].strip() for b in BAD])
-def test_bad_value_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    "old, new, key, reason", BAD, ids=[b[2] + ":" + b[1].split(":")[-1].strip() for b in BAD]
+)
+def test_bad_value_names_file_and_key(
+    tmp_path: Path, old: str, new: str, key: str, reason: str
+) -> None:
     path = _params_with(tmp_path, old, new)
     with pytest.raises(ConfigError) as info:
         load_params(path)
@@ -78,9 +106,13 @@ def test_good_values_and_yaml12_floats(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("  val_fraction: 0.1", "  val_fraction: 0", 1))
     p = load_params(path)
     assert p.train.lr == 1e-4 and isinstance(p.train.lr, float)
-    assert p.train.val_fraction == 0.0 and isinstance(p.train.val_fraction, float)  # ints are numbers
+    assert p.train.val_fraction == 0.0 and isinstance(
+        p.train.val_fraction, float
+    )  # ints are numbers
     assert p.uvgen.jitter is True and p.uvgen.model_dir == Path("data/face_model")
-    assert p.uvgen.scheduler_address is None and p.predict.methods[0].checkpoint == Path("data/train/model.pt")
+    assert p.uvgen.scheduler_address is None and p.predict.methods[0].checkpoint == Path(
+        "data/train/model.pt"
+    )
     assert load_figures_params(path).ced_axis_max == "auto"
 
 
@@ -96,7 +128,9 @@ def test_missing_file_section_and_bad_yaml(tmp_path: Path) -> None:
         load_params(bad)
     cut = tmp_path / "cut.yaml"
     cut.write_text(TEXT.split("\nuvgen:")[0] + "\n")
-    with pytest.raises(ConfigError, match=r"cut.yaml: uvgen: expected a mapping \(a section\), got null"):
+    with pytest.raises(
+        ConfigError, match=r"cut.yaml: uvgen: expected a mapping \(a section\), got null"
+    ):
         load_params(cut)
 
 
@@ -116,20 +150,33 @@ class _Section:
 
 
 def test_generic_reader_on_any_dataclass() -> None:
-    s = read_section(_Section, {"pair": [1, 2.5], "names": ["p"], "mode": None, "inner": {"a": 3},
-                                "items": [{"a": 1, "b": 2}]}, "sec")
+    s = read_section(
+        _Section,
+        {
+            "pair": [1, 2.5],
+            "names": ["p"],
+            "mode": None,
+            "inner": {"a": 3},
+            "items": [{"a": 1, "b": 2}],
+        },
+        "sec",
+    )
     assert s.pair == (1.0, 2.5) and s.names == ["p"] and s.mode is None
     assert s.inner == _Inner(3, 0.5) and s.items == (_Inner(1, 2.0),)
     base = {"pair": [1, 2], "names": [], "mode": "x", "inner": {"a": 1}}
-    for change, key, reason in [({"pair": [1]}, "sec.pair", "2 values"),
-                                ({"names": ["a", 3]}, "sec.names[1]", "expected a string"),
-                                ({"mode": "z"}, "sec.mode", "one of 'x', 'y' or null"),
-                                ({"inner": {"a": 1.5}}, "sec.inner.a", "expected an integer"),
-                                ({"inner": {"b": 1.0}}, "sec.inner.a", "missing key"),
-                                ({"items": [{"a": True}]}, "sec.items[0].a", "expected an integer, got True")]:
+    for change, key, reason in [
+        ({"pair": [1]}, "sec.pair", "2 values"),
+        ({"names": ["a", 3]}, "sec.names[1]", "expected a string"),
+        ({"mode": "z"}, "sec.mode", "one of 'x', 'y' or null"),
+        ({"inner": {"a": 1.5}}, "sec.inner.a", "expected an integer"),
+        ({"inner": {"b": 1.0}}, "sec.inner.a", "missing key"),
+        ({"items": [{"a": True}]}, "sec.items[0].a", "expected an integer, got True"),
+    ]:
         with pytest.raises(ConfigError) as info:
             read_section(_Section, {**base, **change}, "sec", "p.yaml")
-        assert str(info.value).startswith(f"p.yaml: {key}: ") and reason in str(info.value), str(info.value)
+        assert str(info.value).startswith(f"p.yaml: {key}: ") and reason in str(info.value), str(
+            info.value
+        )
 
 
 def _h5(path: Path, split: str) -> Path:

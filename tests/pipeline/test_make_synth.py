@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pipeline.config import ConfigError
 import yaml
 
+from pipeline.config import ConfigError
 from pipeline.make_synth import main
 from uvgen.formats.bfm import save_bfm
 from uvgen.resumable import MANIFEST, exclusive_lock

@@ -1,4 +1,5 @@
 """pipeline.stage.run: one line per error class, the exit statuses, --debug, warnings."""
+
 from __future__ import annotations
 
 import errno
@@ -33,24 +34,47 @@ def test_success_and_status(capsys) -> None:
 def _raiser(exc: BaseException):
     def main(argv):
         raise exc
+
     return main
 
 
-@pytest.mark.parametrize("exc, line", [
-    (DataError("data/synth/x.mat", "Pose_Para", "expected 7 values, got 6"),
-     "error: data/synth/x.mat: Pose_Para: expected 7 values, got 6"),
-    (DataError("data/uv/train.h5", None, "missing file"), "error: data/uv/train.h5: missing file"),
-    (ConfigError("params.yaml", "train.epochs", "expected an integer, got 2.7"),
-     "error: params.yaml: train.epochs: expected an integer, got 2.7"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope/a.mat"),
-     "error: /nope/a.mat: no such file or directory"),
-    (PermissionError(errno.EACCES, "Permission denied", "/root/x"), "error: /root/x: permission denied"),
-    (OSError(errno.ENOSPC, "No space left on device", "/data/uv/x.h5"),
-     "error: No space left on device: /data/uv/x.h5"),
-    (MemoryError(), "error: out of memory"),
-    (OSError("Can't write data (file write failed: time = x, filename = 'a.h5', errno = 28, error message = "
-             "'No space left on device')"), "error: No space left on device: "),
-])
+@pytest.mark.parametrize(
+    "exc, line",
+    [
+        (
+            DataError("data/synth/x.mat", "Pose_Para", "expected 7 values, got 6"),
+            "error: data/synth/x.mat: Pose_Para: expected 7 values, got 6",
+        ),
+        (
+            DataError("data/uv/train.h5", None, "missing file"),
+            "error: data/uv/train.h5: missing file",
+        ),
+        (
+            ConfigError("params.yaml", "train.epochs", "expected an integer, got 2.7"),
+            "error: params.yaml: train.epochs: expected an integer, got 2.7",
+        ),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope/a.mat"),
+            "error: /nope/a.mat: no such file or directory",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/root/x"),
+            "error: /root/x: permission denied",
+        ),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/uv/x.h5"),
+            "error: No space left on device: /data/uv/x.h5",
+        ),
+        (MemoryError(), "error: out of memory"),
+        (
+            OSError(
+                "Can't write data (file write failed: time = x, filename = 'a.h5', errno = 28, error message = "
+                "'No space left on device')"
+            ),
+            "error: No space left on device: ",
+        ),
+    ],
+)
 def test_error_classes_are_one_line(capsys, exc, line) -> None:
     code, lines = _run(capsys, _raiser(exc))
     assert code == 1 and len(lines) == 1 and lines[0].startswith(line)
@@ -59,7 +83,10 @@ def test_error_classes_are_one_line(capsys, exc, line) -> None:
 def test_unexpected_error_hints_at_debug(capsys) -> None:
     code, lines = _run(capsys, _raiser(ZeroDivisionError("division by zero\nsecond line")))
     assert code == 1 and len(lines) == 1
-    assert lines[0].startswith("error: ZeroDivisionError: division by zero second line") and "--debug" in lines[0]
+    assert (
+        lines[0].startswith("error: ZeroDivisionError: division by zero second line")
+        and "--debug" in lines[0]
+    )
 
 
 def test_full_disk_names_the_file_being_written(capsys) -> None:
@@ -103,7 +130,9 @@ def test_keyboard_interrupt(capsys) -> None:
 
 def test_sys_exit_message_and_usage_errors(capsys) -> None:
     assert _run(capsys, _raiser(SystemExit("uvgen train: 2 bad samples\nsee x.csv"))) == (
-        1, ["error: uvgen train: 2 bad samples see x.csv"])
+        1,
+        ["error: uvgen train: 2 bad samples see x.csv"],
+    )
     assert _run(capsys, _raiser(SystemExit(2)))[0] == 2
 
 
@@ -120,7 +149,9 @@ def test_debug_flag_and_environment(monkeypatch) -> None:
 
 def test_data_warning_is_one_line(capsys) -> None:
     def main(argv):
-        warnings.warn(DataWarning("AFLW/image01198.mat", "pt2d", "wrong shape (2, 23)"), stacklevel=1)
+        warnings.warn(
+            DataWarning("AFLW/image01198.mat", "pt2d", "wrong shape (2, 23)"), stacklevel=1
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -130,7 +161,10 @@ def test_data_warning_is_one_line(capsys) -> None:
 
 def test_describe_relative_paths(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert describe(DataError(tmp_path / "a" / "b.mat", "x", "bad")) == f"{os.path.join('a', 'b.mat')}: x: bad"
+    assert (
+        describe(DataError(tmp_path / "a" / "b.mat", "x", "bad"))
+        == f"{os.path.join('a', 'b.mat')}: x: bad"
+    )
 
 
 def test_usage_error_is_one_line(capsys) -> None:
@@ -142,4 +176,8 @@ def test_usage_error_is_one_line(capsys) -> None:
         parser.parse_args(argv)
 
     code, lines = _run(capsys, main, ["bogus"])
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: make_uv: argument split: invalid choice")
+    assert (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith("error: make_uv: argument split: invalid choice")
+    )

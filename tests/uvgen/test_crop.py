@@ -1,4 +1,5 @@
 """The bilinear crop warp against a plain per-pixel implementation of skimage's rule."""
+
 import numpy as np
 
 from uvgen.crop import warp_to_crop
@@ -50,7 +51,9 @@ def test_rotated_transform_uses_the_general_path_and_matches_reference():
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, size=(30, 30, 3), dtype=np.uint8)
     a, s = 0.3, 0.8
-    t = np.array([[s * np.cos(a), -s * np.sin(a), 4.0], [s * np.sin(a), s * np.cos(a), -2.0], [0, 0, 1]])
+    t = np.array(
+        [[s * np.cos(a), -s * np.sin(a), 4.0], [s * np.sin(a), s * np.cos(a), -2.0], [0, 0, 1]]
+    )
     ours = warp_to_crop(image, t, 20)
     ref = reference_warp(image, t, 20)
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1

@@ -1,4 +1,5 @@
 """Pose, projection and crop geometry against docs/conventions.md section 4."""
+
 import numpy as np
 import pytest
 
@@ -91,7 +92,9 @@ def test_closed_form_crop_transform_equals_umeyama_of_the_corners():
     cx, cy, half = 231.37, 190.05, 287.3 / 2
     src = np.array([[cx - half, cy - half], [cx - half, cy + half], [cx + half, cy - half]])
     dst = np.array([[0.0, 0.0], [0.0, 255.0], [255.0, 0.0]])
-    np.testing.assert_allclose(g.crop_transform(box, 256), g.similarity_transform(src, dst), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        g.crop_transform(box, 256), g.similarity_transform(src, dst), rtol=0, atol=1e-10
+    )
 
 
 def test_plausibility_checks_name_the_field():
@@ -107,7 +110,11 @@ def test_plausibility_checks_name_the_field():
     assert err.value.field == "image"
     pts = np.array([[100.0, 120.0], [180.0, 200.0]])
     g.check_face_box(pts, (450, 450, 3), "pt3d_68")
-    for bad, words in [(np.zeros((68, 2)), "degenerate"), (pts + 1e4, "outside"), (pts * 1e4, "over")]:
+    for bad, words in [
+        (np.zeros((68, 2)), "degenerate"),
+        (pts + 1e4, "outside"),
+        (pts * 1e4, "over"),
+    ]:
         with pytest.raises(g.GeometryError, match=words) as err:
             g.check_face_box(bad, (450, 450, 3), "pt3d_68")
         assert err.value.field == "pt3d_68"

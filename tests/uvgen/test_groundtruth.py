@@ -2,6 +2,7 @@
 triangles) written here from docs/conventions.md, at the real 53,215-vertex scale and on the embedded
 model. The reference decides coverage and barycentric weights in float32, as face3d's C++
 rasteriser does (PRNet's maps came from it); everything else is float64."""
+
 import math
 
 import numpy as np
@@ -14,11 +15,21 @@ from uvgen.synth.poses import sample_pose
 
 def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=256):
     """Conventions sections 3-5 literally: float64 throughout, triangles drawn one by one."""
-    v = (model.shape_mu.astype(np.float64) + model.exp_mu.astype(np.float64)
-         + model.shape_pc.astype(np.float64) @ shape_para.reshape(-1, 1)
-         + model.exp_pc.astype(np.float64) @ exp_para.reshape(-1, 1)).reshape(-1, 3)
+    v = (
+        model.shape_mu.astype(np.float64)
+        + model.exp_mu.astype(np.float64)
+        + model.shape_pc.astype(np.float64) @ shape_para.reshape(-1, 1)
+        + model.exp_pc.astype(np.float64) @ exp_para.reshape(-1, 1)
+    ).reshape(-1, 3)
     pitch, yaw, roll, tx, ty, tz, s = (float(x) for x in pose_para)
-    cx, sx, cy, sy, cz, sz = math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw), math.cos(roll), math.sin(roll)
+    cx, sx, cy, sy, cz, sz = (
+        math.cos(pitch),
+        math.sin(pitch),
+        math.cos(yaw),
+        math.sin(yaw),
+        math.cos(roll),
+        math.sin(roll),
+    )
     rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
     ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
     rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
@@ -49,18 +60,31 @@ def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=2
     done = np.zeros((size, size), bool)
     for a, b, c in model.full_triangles.tolist():
         (x0, y0), (x1, y1), (x2, y2) = uv[a], uv[b], uv[c]
-        for y in range(max(math.ceil(min(y0, y1, y2)), 0), min(math.floor(max(y0, y1, y2)), size - 1) + 1):
-            for x in range(max(math.ceil(min(x0, x1, x2)), 0), min(math.floor(max(x0, x1, x2)), size - 1) + 1):
+        for y in range(
+            max(math.ceil(min(y0, y1, y2)), 0), min(math.floor(max(y0, y1, y2)), size - 1) + 1
+        ):
+            for x in range(
+                max(math.ceil(min(x0, x1, x2)), 0), min(math.floor(max(x0, x1, x2)), size - 1) + 1
+            ):
                 if done[y, x]:
                     continue
-                v0x, v0y, v1x, v1y, v2x, v2y = x2 - x0, y2 - y0, x1 - x0, y1 - y0, f(x) - x0, f(y) - y0
+                v0x, v0y, v1x, v1y, v2x, v2y = (
+                    x2 - x0,
+                    y2 - y0,
+                    x1 - x0,
+                    y1 - y0,
+                    f(x) - x0,
+                    f(y) - y0,
+                )
                 d00, d01, d02 = v0x * v0x + v0y * v0y, v0x * v1x + v0y * v1y, v0x * v2x + v0y * v2y
                 d11, d12 = v1x * v1x + v1y * v1y, v1x * v2x + v1y * v2y
                 den = d00 * d11 - d01 * d01
                 inv = f(0) if den == 0 else f(1) / den
                 u = (d11 * d02 - d01 * d12) * inv
                 w = (d00 * d12 - d01 * d02) * inv
-                edge = x < 2 or x > size - 3 or y < 2 or y > size - 3  # face3d's covered border band
+                edge = (
+                    x < 2 or x > size - 3 or y < 2 or y > size - 3
+                )  # face3d's covered border band
                 if edge or (u >= 0 and w >= 0 and u + w < 1):
                     u, w = float(u), float(w)
                     out[y, x] = (1 - u - w) * pos[a] + w * pos[b] + u * pos[c]
@@ -88,7 +112,9 @@ def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fix
     assert model.n_vertices == 53215
     rng = np.random.default_rng(0)
     shape, exp, _ = sample_parameters(model, rng)
-    covered = _compare(model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x"))
+    covered = _compare(
+        model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x")
+    )
     assert covered.all()  # the real UV layout covers every pixel
 
 
@@ -103,9 +129,13 @@ def test_fast_map_equals_reference_on_embedded_model(embedded_model):
 def test_batched_vertices_match_float64(embedded_model):
     rng = np.random.default_rng(2)
     params = [sample_parameters(embedded_model, rng)[:2] for _ in range(4)]
-    batch = fit_vertices(embedded_model, np.stack([p[0] for p in params]), np.stack([p[1] for p in params]))
+    batch = fit_vertices(
+        embedded_model, np.stack([p[0] for p in params]), np.stack([p[1] for p in params])
+    )
     for (shape, exp), got in zip(params, batch):
-        np.testing.assert_allclose(got, embedded_model.vertices(shape, exp), atol=0.5)  # BFM units (~1e-5 px)
+        np.testing.assert_allclose(
+            got, embedded_model.vertices(shape, exp), atol=0.5
+        )  # BFM units (~1e-5 px)
         assert got.dtype == np.float32
 
 
@@ -117,8 +147,13 @@ def test_landmarks_decoded_from_map_match_projected_key_vertices(embedded_model)
     shape, exp, _ = sample_parameters(embedded_model, rng)
     pose = sample_pose(embedded_model.vertices(shape, exp), 450, rng)
     layout = build_uv_layout(embedded_model)
-    pair = training_pair(embedded_model, layout, np.zeros((450, 450, 3), np.uint8),
-                         fit_vertices(embedded_model, shape, exp)[0], pose.astype(np.float64))
+    pair = training_pair(
+        embedded_model,
+        layout,
+        np.zeros((450, 450, 3), np.uint8),
+        fit_vertices(embedded_model, shape, exp)[0],
+        pose.astype(np.float64),
+    )
     kpt_uv = keypoint_uv_pixels(embedded_model)
     decoded = pair.posmap[kpt_uv[1], kpt_uv[0]]
     truth = pair.crop_vertices[embedded_model.kpt_ind]

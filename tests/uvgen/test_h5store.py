@@ -1,4 +1,5 @@
 """uvgen.h5store: shards -> merged file -> reader (the torch Dataset is tested in tests/model/test_h5dataset.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,11 @@ from uvgen.h5store import (
 )
 
 N = 12
-ATTRS = {"model_checksum": "sha256:abc", "params": {"crop": {"scale": 1.5}, "seed": 3}, "split": "test"}
+ATTRS = {
+    "model_checksum": "sha256:abc",
+    "params": {"crop": {"scale": 1.5}, "seed": 3},
+    "split": "test",
+}
 
 
 def _samples(n: int = N, seed: int = 0, lo: float = -127.9, hi: float = 383.9):
@@ -65,7 +70,13 @@ def _build(tmp: Path, sizes: list[int], storage: StorageOptions, name: str = "da
     shards, start = [], 0
     for k, n in enumerate(sizes):
         shard = tmp / f"{name}.shard{k:03d}.h5"
-        write_shard(shard, images[start : start + n], posmaps[start : start + n], records[start : start + n], storage)
+        write_shard(
+            shard,
+            images[start : start + n],
+            posmaps[start : start + n],
+            records[start : start + n],
+            storage,
+        )
         shards.append(shard)
         start += n
     out = tmp / name
@@ -130,7 +141,11 @@ def test_out_of_range_values_warn_and_are_counted(tmp_path: Path):
 def _contents(path: Path) -> dict[str, np.ndarray]:
     out = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[...]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: (
+                out.__setitem__(name, obj[...]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
         out["@attrs"] = dict(f.attrs)
     return out
 
@@ -139,11 +154,24 @@ def _contents(path: Path) -> dict[str, np.ndarray]:
     "compression, posmap_compression",
     [("none", None), ("blosc-lz4", None), ("gzip", None), ("none", "blosc-lz4")],
 )
-def test_merged_file_independent_of_sharding(tmp_path: Path, compression: str, posmap_compression: str | None):
+def test_merged_file_independent_of_sharding(
+    tmp_path: Path, compression: str, posmap_compression: str | None
+):
     storage = StorageOptions(compression=compression, posmap_compression=posmap_compression)
-    files = [_build(tmp_path, sizes, storage, f"m{k}.h5") for k, sizes in enumerate([[N], [3, 4, 5], [1] * N, [0, N, 0]])]
+    files = [
+        _build(tmp_path, sizes, storage, f"m{k}.h5")
+        for k, sizes in enumerate([[N], [3, 4, 5], [1] * N, [0, N, 0]])
+    ]
     ref = _contents(files[0])
-    assert set(ref) >= {"images", "posmaps", "names", "sources", "shape_para", "extras/landmarks_gt", "uv/face_ind"}
+    assert set(ref) >= {
+        "images",
+        "posmaps",
+        "names",
+        "sources",
+        "shape_para",
+        "extras/landmarks_gt",
+        "uv/face_ind",
+    }
     for other in files[1:]:
         got = _contents(other)
         assert got.keys() == ref.keys()
@@ -157,7 +185,9 @@ def test_merged_file_independent_of_sharding(tmp_path: Path, compression: str, p
         assert f.attrs["compression"] == compression
         assert f.attrs["posmap_compression"] == (posmap_compression or compression)
         assert (f["images"].id.get_create_plist().get_nfilters() > 0) == (compression != "none")
-        assert (f["posmaps"].id.get_create_plist().get_nfilters() > 0) == (storage.posmap_codec != "none")
+        assert (f["posmaps"].id.get_create_plist().get_nfilters() > 0) == (
+            storage.posmap_codec != "none"
+        )
 
 
 def test_merge_decodes_chunks_it_cannot_copy_as_stored(tmp_path: Path):
@@ -203,7 +233,9 @@ def test_interrupted_shard_write_leaves_nothing_under_final_name(tmp_path: Path,
 def test_interrupted_merge_leaves_nothing_under_final_name(tmp_path: Path, monkeypatch):
     images, posmaps, records = _samples(2)
     write_shard(tmp_path / "s.h5", images, posmaps, records, StorageOptions())
-    monkeypatch.setattr(h5store, "_copy_chunked", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+    monkeypatch.setattr(
+        h5store, "_copy_chunked", lambda *a: (_ for _ in ()).throw(RuntimeError("killed"))
+    )
     with pytest.raises(RuntimeError):
         merge_shards([tmp_path / "s.h5"], tmp_path / "out.h5", _uv(), ATTRS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
@@ -221,7 +253,9 @@ def test_merge_rejects_shards_with_different_storage(tmp_path: Path):
 def test_write_shard_rejects_bad_input(tmp_path: Path):
     images, posmaps, records = _samples(2)
     with pytest.raises(DataError) as err:
-        write_shard(tmp_path / "s.h5", images.astype(np.float32), posmaps, records, StorageOptions())
+        write_shard(
+            tmp_path / "s.h5", images.astype(np.float32), posmaps, records, StorageOptions()
+        )
     assert err.value.field == "images"
     bad = posmaps.copy()
     bad[1, 2, 3, 0] = np.nan
@@ -251,7 +285,10 @@ def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
         (lambda f: f.__delitem__("posmaps"), "posmaps"),
         (lambda f: f.attrs.__delitem__("model_checksum"), "model_checksum"),
         (lambda f: _replace(f, "shape_para", np.zeros((N - 1, 199))), "shape_para"),
-        (lambda f: _replace(f, "extras/landmarks_gt", np.zeros((N + 1, 68, 3))), "extras/landmarks_gt"),
+        (
+            lambda f: _replace(f, "extras/landmarks_gt", np.zeros((N + 1, 68, 3))),
+            "extras/landmarks_gt",
+        ),
         (lambda f: f.attrs.__setitem__("split", "val"), "split"),
         (lambda f: f.attrs.__setitem__("format_version", 2), "format_version"),
     ]

@@ -1,4 +1,5 @@
 """UV masks from the model vs PRNet's own files (real topology + PRNet's uv-data fixtures)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -82,7 +83,9 @@ def test_weight_classes_agree_with_prnet(agreement):
     assert w["classes"]["keypoint"]["iou"] == 1.0
     conf = w["confusion"]
     assert conf.sum() == 256 * 256
-    assert conf[2, :2].sum() == 0 and conf[:2, 2].sum() == 0  # regions never confused with face/outside
+    assert (
+        conf[2, :2].sum() == 0 and conf[:2, 2].sum() == 0
+    )  # regions never confused with face/outside
     assert agreement["keypoints"]["equal"] == 68
 
 
@@ -139,7 +142,12 @@ def _grid_model(k: int = 33):
     uu, vv = np.meshgrid(g, g)
     uv = np.stack([uu.ravel(), vv.ravel()], axis=1)
     idx = np.arange(k * k).reshape(k, k)
-    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    a, b, c, d = (
+        idx[:-1, :-1].ravel(),
+        idx[:-1, 1:].ravel(),
+        idx[1:, :-1].ravel(),
+        idx[1:, 1:].ravel(),
+    )
     tri = np.concatenate([np.stack([a, b, c], 1), np.stack([b, d, c], 1)]).astype(np.int32)
     # Jaw (0-16) along a U from (row 8, col 3) down to (row 2, col 16) and back up; rest inside.
     t = np.linspace(-1, 1, 17)
@@ -151,7 +159,9 @@ def _grid_model(k: int = 33):
     segbin = np.zeros((4, k * k), np.uint8)
     segbin[1, idx[16:22, 12:21].ravel()] = 1
     segbin[3] = 1 - segbin[:3].max(0)
-    return SimpleNamespace(uv=uv, tri=tri, tri_mouth=np.zeros((0, 3), np.int32), kpt_ind=kpt, segbin=segbin)
+    return SimpleNamespace(
+        uv=uv, tri=tri, tri_mouth=np.zeros((0, 3), np.int32), kpt_ind=kpt, segbin=segbin
+    )
 
 
 def test_synthetic_model_masks():
@@ -184,7 +194,9 @@ def test_prnet_png_decoding(tmp_path):
     np.testing.assert_array_equal(classes[0, : len(bytes_)], [0, 3, 3, 4, 4, 3, 4, 4, 16])
     assert np.all(classes[255] == 0.0) and np.all(classes[1:255] == 3.0)
     exact = M.load_prnet_weight_mask(tmp_path / "uv_weight_mask.png", face_mask=face, mode="exact")
-    np.testing.assert_allclose(exact[0, : len(bytes_)], [0, 3, 10 / 3, 11 / 3, 4, 22 / 3, 23 / 3, 8, 16], rtol=1e-6)
+    np.testing.assert_allclose(
+        exact[0, : len(bytes_)], [0, 3, 10 / 3, 11 / 3, 4, 22 / 3, 23 / 3, 8, 16], rtol=1e-6
+    )
     np.testing.assert_array_equal(M.weights_to_png(exact), np.where(face, img, 0))
 
 

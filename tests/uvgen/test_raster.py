@@ -1,4 +1,5 @@
 """The vectorised rasteriser against a plain loop that states face3d's rule literally."""
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,16 @@ def random_mesh(rng: np.random.Generator, h: int, w: int):
     grid[::3] = np.round(grid[::3])
     points = np.vstack([free, grid, [[3.0, 3.0], [6.0, 6.0], [9.0, 9.0], [2.5, 7.5]]])
     base = n_free
-    quads = [(base + r * 6 + c, base + r * 6 + c + 1, base + (r + 1) * 6 + c) for r in range(4) for c in range(5)]
-    quads += [(base + r * 6 + c + 1, base + (r + 1) * 6 + c + 1, base + (r + 1) * 6 + c) for r in range(4) for c in range(5)]
+    quads = [
+        (base + r * 6 + c, base + r * 6 + c + 1, base + (r + 1) * 6 + c)
+        for r in range(4)
+        for c in range(5)
+    ]
+    quads += [
+        (base + r * 6 + c + 1, base + (r + 1) * 6 + c + 1, base + (r + 1) * 6 + c)
+        for r in range(4)
+        for c in range(5)
+    ]
     k = len(points) - 4
     random_tris = rng.integers(0, n_free, size=(30, 3))
     special = [(k, k + 1, k + 2), (k + 3, k + 3, k + 3), (k + 3, k + 3, k + 1)]  # degenerate
@@ -173,8 +182,13 @@ def test_empty_and_bad_input():
 
 
 INNER_MOUTH_1BASED = [
-    [6420, 6542, 6664], [6420, 6294, 6167], [6167, 6297, 6420], [6167, 6297, 6296],
-    [6167, 6296, 6295], [6167, 6295, 6039], [6168, 6295, 6039],
+    [6420, 6542, 6664],
+    [6420, 6294, 6167],
+    [6167, 6297, 6420],
+    [6167, 6297, 6296],
+    [6167, 6296, 6295],
+    [6167, 6295, 6039],
+    [6168, 6295, 6039],
 ]
 
 
@@ -229,7 +243,9 @@ def test_real_uv_layout_float32_differs_at_one_nearly_degenerate_triangle(uv_lay
 
 
 def test_far_away_and_huge_triangles():
-    points = np.array([[1e18, 1e18], [2e18, 1e18], [1e18, 2e18], [-1e6, -1e6], [3e6, -1e6], [-1e6, 3e6]])
+    points = np.array(
+        [[1e18, 1e18], [2e18, 1e18], [1e18, 2e18], [-1e6, -1e6], [3e6, -1e6], [-1e6, 3e6]]
+    )
     r = rasterize(points, np.array([[0, 1, 2], [3, 4, 5]]), 5, 7)
     # The far triangle has no candidates; the huge one covers the whole (small) image.
     assert r.mask.all() and (r.tri_index == 1).all()

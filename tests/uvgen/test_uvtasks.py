@@ -1,6 +1,7 @@
 """The UV tasks: the same stored bytes whatever the grouping (at the real 53,215-vertex scale),
 and absurd or degenerate samples become reject rows naming the file and the reason, never an
 exception, an all-black crop or an infinite map."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ def _fields(mat_path: Path) -> dict:
     return {k: v for k, v in sio.loadmat(mat_path).items() if not k.startswith("__")}
 
 
-def _write_sample(folder: Path, name: str, fields: dict, jpg: Path | None = None, image=None) -> str:
+def _write_sample(
+    folder: Path, name: str, fields: dict, jpg: Path | None = None, image=None
+) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     sio.savemat(folder / f"{name}.mat", fields)
     if image is not None:
@@ -41,14 +44,25 @@ def _write_sample(folder: Path, name: str, fields: dict, jpg: Path | None = None
 
 
 def _spec(model_dir, root, keys, shard, split="train", first_index=0):
-    return TaskSpec(split=split, model_dir=model_dir, source_root=root, sample_keys=tuple(keys), shard_path=shard,
-                    seed=0, jitter=True, storage=StorageOptions(), first_index=first_index)
+    return TaskSpec(
+        split=split,
+        model_dir=model_dir,
+        source_root=root,
+        sample_keys=tuple(keys),
+        shard_path=shard,
+        seed=0,
+        jitter=True,
+        storage=StorageOptions(),
+        first_index=first_index,
+    )
 
 
 def _stored(shard: Path) -> dict[str, tuple[bytes, bytes]]:
     with h5py.File(shard, "r") as f:
         names = list(f["names"].asstr()[...])
-        return {n: (f["images"][j].tobytes(), f["posmaps"][j].tobytes()) for j, n in enumerate(names)}
+        return {
+            n: (f["images"][j].tobytes(), f["posmaps"][j].tobytes()) for j, n in enumerate(names)
+        }
 
 
 def test_vertices_do_not_depend_on_the_batch_at_real_scale(real_topology_model):
@@ -58,7 +72,9 @@ def test_vertices_do_not_depend_on_the_batch_at_real_scale(real_topology_model):
     first = PRODUCT_ROWS - 3  # the batch straddles two products
     together = fit_vertices(real_topology_model, shapes, exps, slots=first + np.arange(7))
     for i in (0, 3, 6):
-        alone = fit_vertices(real_topology_model, shapes[i : i + 1], exps[i : i + 1], slots=[first + i])
+        alone = fit_vertices(
+            real_topology_model, shapes[i : i + 1], exps[i : i + 1], slots=[first + i]
+        )
         assert alone.tobytes() == together[i].tobytes()
     pair = fit_vertices(real_topology_model, shapes[2:4], exps[2:4], slots=[first + 2, first + 3])
     assert pair.tobytes() == together[2:4].tobytes()
@@ -66,7 +82,9 @@ def test_vertices_do_not_depend_on_the_batch_at_real_scale(real_topology_model):
     np.testing.assert_allclose(together[0], reference, atol=0.5)  # BFM units (~1e-5 crop px)
 
 
-def test_stored_bytes_do_not_depend_on_the_task_grouping_at_real_scale(real_model_dir, lp300w_fixture_dir, tmp_path):
+def test_stored_bytes_do_not_depend_on_the_task_grouping_at_real_scale(
+    real_model_dir, lp300w_fixture_dir, tmp_path
+):
     base_mat = lp300w_fixture_dir / "IBUG_image_008_1_0.mat"
     base = _fields(base_mat)
     rng = np.random.default_rng(3)
@@ -74,9 +92,15 @@ def test_stored_bytes_do_not_depend_on_the_task_grouping_at_real_scale(real_mode
     keys = []
     for i in range(6):
         fields = dict(base)
-        fields["Shape_Para"] = base["Shape_Para"] * rng.uniform(0.6, 1.4, size=base["Shape_Para"].shape)
+        fields["Shape_Para"] = base["Shape_Para"] * rng.uniform(
+            0.6, 1.4, size=base["Shape_Para"].shape
+        )
         fields["Exp_Para"] = base["Exp_Para"] * rng.uniform(0.6, 1.4, size=base["Exp_Para"].shape)
-        keys.append(_write_sample(root / "IBUG", f"IBUG_image_{i:03d}_1_0", fields, base_mat.with_suffix(".jpg")))
+        keys.append(
+            _write_sample(
+                root / "IBUG", f"IBUG_image_{i:03d}_1_0", fields, base_mat.with_suffix(".jpg")
+            )
+        )
     keys.sort()
     run_task(_spec(real_model_dir, root, keys, tmp_path / "all.h5"))
     whole = _stored(tmp_path / "all.h5")
@@ -86,13 +110,22 @@ def test_stored_bytes_do_not_depend_on_the_task_grouping_at_real_scale(real_mode
     run_task(_spec(real_model_dir, root, keys[2:], tmp_path / "b.h5", first_index=2))
     regrouped = {**_stored(tmp_path / "a.h5"), **_stored(tmp_path / "b.h5")}
     for i in (0, 4):
-        regrouped.update(_stored(run_task(_spec(real_model_dir, root, keys[i : i + 1], tmp_path / f"s{i}.h5",
-                                                first_index=i)).shard_path))
+        regrouped.update(
+            _stored(
+                run_task(
+                    _spec(
+                        real_model_dir, root, keys[i : i + 1], tmp_path / f"s{i}.h5", first_index=i
+                    )
+                ).shard_path
+            )
+        )
     assert regrouped == whole
     assert len({v[1] for v in whole.values()}) == 6  # the samples do differ
 
 
-def test_absurd_training_fits_are_rejected_with_the_reason(real_model_dir, lp300w_fixture_dir, tmp_path):
+def test_absurd_training_fits_are_rejected_with_the_reason(
+    real_model_dir, lp300w_fixture_dir, tmp_path
+):
     base_mat = lp300w_fixture_dir / "IBUG_image_008_1_0.mat"
     jpg = base_mat.with_suffix(".jpg")
     base = _fields(base_mat)
@@ -131,7 +164,9 @@ def test_absurd_training_fits_are_rejected_with_the_reason(real_model_dir, lp300
         assert np.isfinite(f["posmaps"][0]).all() and f["images"][0].max() > 0
 
 
-def test_degenerate_test_landmarks_and_absurd_fit_are_rejected(real_model_dir, aflw_fixture_dir, tmp_path):
+def test_degenerate_test_landmarks_and_absurd_fit_are_rejected(
+    real_model_dir, aflw_fixture_dir, tmp_path
+):
     base_mat = aflw_fixture_dir / "image00050.mat"
     base = _fields(base_mat)
     root = tmp_path / "AFLW2000"
@@ -139,7 +174,12 @@ def test_degenerate_test_landmarks_and_absurd_fit_are_rejected(real_model_dir, a
     far[0, 3] = 1e9
     keys = [
         _write_sample(root, "image00001", base, base_mat.with_suffix(".jpg")),
-        _write_sample(root, "image00002", {**base, "pt3d_68": np.zeros_like(base["pt3d_68"])}, base_mat.with_suffix(".jpg")),
+        _write_sample(
+            root,
+            "image00002",
+            {**base, "pt3d_68": np.zeros_like(base["pt3d_68"])},
+            base_mat.with_suffix(".jpg"),
+        ),
         _write_sample(root, "image00003", {**base, "Pose_Para": far}, base_mat.with_suffix(".jpg")),
     ]
     result = run_task(_spec(real_model_dir, root, keys, tmp_path / "shard.h5", split="test"))

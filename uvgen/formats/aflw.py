@@ -8,6 +8,7 @@ The test split uses the fit (pose, shape, expression) and ``pt3d_68``; ``pt2d``,
 appearance fields are optional for the reader. Real files vary: ``image01198``, ``image02899`` and
 ``image03189`` store ``pt2d`` as (2, 23); they are read with a DataWarning, never rejected.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,9 +23,9 @@ from uvgen.formats.lp300w import (
     FIT_PARAM_SPECS,
     N_LANDMARKS_68,
     PoseMixin,
-    with_default_appearance,
     check_image_beside,
     check_sample_name,
+    with_default_appearance,
 )
 from uvgen.formats.matfile import (
     FieldSpec,
@@ -42,7 +43,9 @@ N_AFLW_POINTS = 21
 AFLW_NAME = re.compile(r"image\d{5}\.mat")
 
 AFLW_SPECS: tuple[FieldSpec, ...] = FIT_PARAM_SPECS + (
-    FieldSpec("pt2d", "pt2d", (2, N_AFLW_POINTS), np.dtype(np.float64), "f", vector=False, required=False),
+    FieldSpec(
+        "pt2d", "pt2d", (2, N_AFLW_POINTS), np.dtype(np.float64), "f", vector=False, required=False
+    ),
     FieldSpec("pt3d_68", "pt3d_68", (3, N_LANDMARKS_68), np.dtype(np.float32), "f", vector=False),
 )
 
@@ -120,9 +123,19 @@ def write_aflw_mat(
     ``pt2d`` must be (2, 21) (-1 = invisible), ``pt3d_68`` (3, 68) pixels (stored as float32).
     Other arguments as :func:`uvgen.formats.lp300w.write_300wlp_mat`.
     """
-    values = with_default_appearance(dict(pose_para=pose_para, shape_para=shape_para, exp_para=exp_para,
-                                 pt2d=pt2d, pt3d_68=pt3d_68, roi=roi, tex_para=tex_para,
-                                 color_para=color_para, illum_para=illum_para))
+    values = with_default_appearance(
+        dict(
+            pose_para=pose_para,
+            shape_para=shape_para,
+            exp_para=exp_para,
+            pt2d=pt2d,
+            pt3d_68=pt3d_68,
+            roi=roi,
+            tex_para=tex_para,
+            color_para=color_para,
+            illum_para=illum_para,
+        )
+    )
     mat_path = Path(mat_path)
     atomic_savemat(mat_path, pack_fields(values, AFLW_SPECS))
     return mat_path

@@ -21,6 +21,7 @@ What face3d's Matlab script (``examples/Data/BFM/generate.m``) does, in Python:
 In memory everything is 0-based (:class:`~uvgen.formats.bfm.MorphableModel`); on disk 1-based.
 Every input problem raises :class:`DataError` naming the file and the field.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -43,7 +44,13 @@ from uvgen.formats.bfm import (
     with_inner_mouth,
 )
 from uvgen.formats.errors import DataError
-from uvgen.formats.matfile import atomic_savemat, load_mat, require_field, require_index, struct_fields
+from uvgen.formats.matfile import (
+    atomic_savemat,
+    load_mat,
+    require_field,
+    require_index,
+    struct_fields,
+)
 
 #: face3d's UV repair: (vertex, its neighbours), 1-based indices into the trimmed vertices.
 UV_FIXES_1BASED: tuple[tuple[int, tuple[int, ...]], ...] = (
@@ -140,8 +147,12 @@ def read_model_info(path: str | Path) -> ModelInfo3DDFA:
     trim = require_index(mat, path, "trimIndex", (None, 1), np.iinfo(np.int64).max)[:, 0]
     n = len(trim)
     if n < MIN_TRIMMED_VERTICES:
-        raise DataError(path, "trimIndex", f"{n} vertices; face3d's trimmed model needs at least "
-                        f"{MIN_TRIMMED_VERTICES} (its UV repair and inner-mouth triangles index them)")
+        raise DataError(
+            path,
+            "trimIndex",
+            f"{n} vertices; face3d's trimmed model needs at least "
+            f"{MIN_TRIMMED_VERTICES} (its UV repair and inner-mouth triangles index them)",
+        )
     if len(np.unique(trim)) != n:
         raise DataError(path, "trimIndex", "repeated vertex indices")
     kpt = require_index(mat, path, "keypoints", (1, N_KEYPOINTS), n)[0].astype(np.int32)
@@ -156,9 +167,19 @@ def read_model_info(path: str | Path) -> ModelInfo3DDFA:
         seg_tri = require_field(mat, path, "segbin_tri", (m, N_SEGMENTS), "biuf")
         segbin_tri = _one_hot_segments(seg_tri, path, "segbin_tri")
     symlist = require_index(mat, path, "symlist", (2, None), n) if "symlist" in mat else None
-    symlist_tri = require_index(mat, path, "symlist_tri", (2, None), m) if "symlist_tri" in mat else None
-    return ModelInfo3DDFA(path=path, trim_index=trim, kpt_ind=kpt, tri=tri, segbin=segbin,
-                          segbin_tri=segbin_tri, symlist=symlist, symlist_tri=symlist_tri)
+    symlist_tri = (
+        require_index(mat, path, "symlist_tri", (2, None), m) if "symlist_tri" in mat else None
+    )
+    return ModelInfo3DDFA(
+        path=path,
+        trim_index=trim,
+        kpt_ind=kpt,
+        tri=tri,
+        segbin=segbin,
+        segbin_tri=segbin_tri,
+        symlist=symlist,
+        symlist_tri=symlist_tri,
+    )
 
 
 def read_expression(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,13 +226,21 @@ def read_basel_trimmed(path: str | Path, info: ModelInfo3DDFA) -> tuple[dict[str
         raise DataError(path, "shapeMU", f"length {shape_mu.shape[0]} is not a multiple of 3")
     n_full = shape_mu.shape[0] // 3
     del shape_mu
-    shapes = {"shapeMU": (3 * n_full, 1), "shapePC": (3 * n_full, N_SHAPE), "shapeEV": (N_SHAPE, 1),
-              "texMU": (3 * n_full, 1), "texPC": (3 * n_full, N_SHAPE), "texEV": (N_SHAPE, 1)}
+    shapes = {
+        "shapeMU": (3 * n_full, 1),
+        "shapePC": (3 * n_full, N_SHAPE),
+        "shapeEV": (N_SHAPE, 1),
+        "texMU": (3 * n_full, 1),
+        "texPC": (3 * n_full, N_SHAPE),
+        "texEV": (N_SHAPE, 1),
+    }
     for name, shape in shapes.items():
         require_field(mat, path, name, shape, "f")
     top = int(info.trim_index.max())
     if top >= n_full:
-        raise DataError(info.path, "trimIndex", f"vertex {top + 1} beyond the {n_full} vertices of {path.name}")
+        raise DataError(
+            info.path, "trimIndex", f"vertex {top + 1} beyond the {n_full} vertices of {path.name}"
+        )
 
     rows = interleaved_rows(info.trim_index)
     out: dict[str, np.ndarray] = {"shapeEV": mat.pop("shapeEV"), "texEV": mat.pop("texEV")}
@@ -227,27 +256,38 @@ def read_basel_trimmed(path: str | Path, info: ModelInfo3DDFA) -> tuple[dict[str
 # ---------------------------------------------------------------------------------------------
 
 
-def _trimmed_segbin(info: ModelInfo3DDFA, basel: Mapping[str, np.ndarray], basel_path: Path,
-                    n_full: int) -> np.ndarray:
+def _trimmed_segbin(
+    info: ModelInfo3DDFA, basel: Mapping[str, np.ndarray], basel_path: Path, n_full: int
+) -> np.ndarray:
     """(4, n) uint8: ``segbin(trimIndex, :)'`` from model_info (face3d's) or else from the Basel file."""
     if info.segbin is not None:
         path, field, segbin = info.path, "segbin", info.segbin
         if segbin.shape[0] != n_full:
-            raise DataError(path, field, f"{segbin.shape[0]} rows, expected one per Basel vertex ({n_full})")
+            raise DataError(
+                path, field, f"{segbin.shape[0]} rows, expected one per Basel vertex ({n_full})"
+            )
     elif "segbin" in basel:
         path, field, segbin = basel_path, "segbin", basel["segbin"]
     else:
-        raise DataError(info.path, "segbin", f"missing field (and no segbin in {basel_path.name} either)")
+        raise DataError(
+            info.path, "segbin", f"missing field (and no segbin in {basel_path.name} either)"
+        )
     return _one_hot_segments(segbin[info.trim_index], path, field)
 
 
-def _trimmed_uv(uv_full: np.ndarray, info: ModelInfo3DDFA, uv_path: Path, n_full: int) -> np.ndarray:
+def _trimmed_uv(
+    uv_full: np.ndarray, info: ModelInfo3DDFA, uv_path: Path, n_full: int
+) -> np.ndarray:
     """(n, 2) float64 ``UV[trimIndex]`` with face3d's repair, checked to lie in [0, 1]."""
     if uv_full.shape[0] != n_full:
-        raise DataError(uv_path, "UV", f"{uv_full.shape[0]} rows, expected one per Basel vertex ({n_full})")
+        raise DataError(
+            uv_path, "UV", f"{uv_full.shape[0]} rows, expected one per Basel vertex ({n_full})"
+        )
     uv = fix_uv(uv_full[info.trim_index])
     if uv.min() < 0.0 or uv.max() > 1.0:
-        raise DataError(uv_path, "UV", f"kept UV coordinates outside [0, 1]: {uv.min()}..{uv.max()}")
+        raise DataError(
+            uv_path, "UV", f"kept UV coordinates outside [0, 1]: {uv.min()}..{uv.max()}"
+        )
     return uv
 
 
@@ -279,10 +319,18 @@ def convert_basel(
     basel_path = Path(morphable_model_mat)
     basel, n_full = read_basel_trimmed(basel_path, info)
     return MorphableModel(
-        shape_mu=basel["shapeMU"], shape_pc=basel["shapePC"], shape_ev=basel["shapeEV"],
-        exp_mu=exp_mu, exp_pc=exp_pc, exp_ev=exp_ev,
-        tex_mu=basel["texMU"], tex_pc=basel["texPC"], tex_ev=basel["texEV"],
-        tri=info.tri, tri_mouth=with_inner_mouth(tri_mouth), kpt_ind=info.kpt_ind,
+        shape_mu=basel["shapeMU"],
+        shape_pc=basel["shapePC"],
+        shape_ev=basel["shapeEV"],
+        exp_mu=exp_mu,
+        exp_pc=exp_pc,
+        exp_ev=exp_ev,
+        tex_mu=basel["texMU"],
+        tex_pc=basel["texPC"],
+        tex_ev=basel["texEV"],
+        tri=info.tri,
+        tri_mouth=with_inner_mouth(tri_mouth),
+        kpt_ind=info.kpt_ind,
         uv=_trimmed_uv(uv_full, info, Path(uv_mat), n_full),
         segbin=_trimmed_segbin(info, basel, basel_path, n_full),
     )
@@ -307,8 +355,10 @@ def face3d_info_fields(model: MorphableModel, info: ModelInfo3DDFA | None) -> di
     if info is None:
         return fields
     if info.n_vertices != model.n_vertices or len(info.tri) != len(model.tri):
-        raise ValueError(f"{info.path} describes {info.n_vertices} vertices / {len(info.tri)} triangles, "
-                         f"the model has {model.n_vertices} / {len(model.tri)}")
+        raise ValueError(
+            f"{info.path} describes {info.n_vertices} vertices / {len(info.tri)} triangles, "
+            f"the model has {model.n_vertices} / {len(model.tri)}"
+        )
     fields["trimIndex"] = _one_based(info.trim_index).reshape(-1, 1)
     if info.symlist is not None:
         fields["symlist"] = _one_based(info.symlist)
@@ -320,7 +370,16 @@ def face3d_info_fields(model: MorphableModel, info: ModelInfo3DDFA | None) -> di
 
 
 # face3d's order of model_info's fields (those we produce).
-_INFO_ORDER = ("kpt_ind", "trimIndex", "symlist", "symlist_tri", "segbin", "segbin_tri", "tri_mouth", "uv_coords")
+_INFO_ORDER = (
+    "kpt_ind",
+    "trimIndex",
+    "symlist",
+    "symlist_tri",
+    "segbin",
+    "segbin_tri",
+    "tri_mouth",
+    "uv_coords",
+)
 
 
 def write_face3d_bfm(

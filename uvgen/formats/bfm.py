@@ -5,6 +5,7 @@ In memory (:class:`MorphableModel`) indices are 0-based and triangles are rows.
 :func:`load_bfm` / :func:`save_bfm` read and write the three files; :func:`load_topology` reads the
 real topology pieces (mean shape and expression, triangles, UV, segmentation; no components).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from uvgen.formats.errors import DataError, warn_data
-from uvgen.formats.matfile import atomic_savemat, load_mat, require_field, require_index, struct_fields
+from uvgen.formats.matfile import (
+    atomic_savemat,
+    load_mat,
+    require_field,
+    require_index,
+    struct_fields,
+)
 
 N_SHAPE = 199
 N_EXP = 29
@@ -164,7 +171,9 @@ def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | Non
     info = struct_fields(load_mat(path), path, "model_info")
     segbin = require_field(info, path, "model_info.segbin", (len(SEGMENT_NAMES), n), "biuf")
     if not np.isin(segbin, (0, 1)).all() or not (segbin.sum(axis=0) == 1).all():
-        raise DataError(path, "model_info.segbin", "not one-hot: each vertex must be in exactly one segment")
+        raise DataError(
+            path, "model_info.segbin", "not one-hot: each vertex must be in exactly one segment"
+        )
     out: dict[str, np.ndarray | None] = {"segbin": segbin.astype(np.uint8)}
     out.update(kpt_ind=None, tri_mouth=None)
     if "model_info.kpt_ind" in info:
@@ -175,7 +184,9 @@ def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | Non
     if "model_info.uv_coords" in info:
         uv_coords = require_field(info, path, "model_info.uv_coords", (n, 2), "f")
         if not np.array_equal(uv_coords, uv):  # the build uses BFM_UV.mat's UV
-            warn_data(path, "model_info.uv_coords", f"differs from UV in {BFM_UV_FILE}, which is used")
+            warn_data(
+                path, "model_info.uv_coords", f"differs from UV in {BFM_UV_FILE}, which is used"
+            )
     return out
 
 
@@ -200,7 +211,9 @@ def load_bfm(directory: str | Path) -> MorphableModel:
     n = shape_mu.shape[0] // 3
     arrays: dict[str, np.ndarray] = {}
     for field, attr, cols in _MODEL_FLOATS:
-        shape = (3 * n, 1) if cols is None else ((cols, 1) if field.endswith("EV") else (3 * n, cols))
+        shape = (
+            (3 * n, 1) if cols is None else ((cols, 1) if field.endswith("EV") else (3 * n, cols))
+        )
         try:
             arrays[attr] = _float_array(require_field(model, path, f"model.{field}", shape, "f"))
         except DataError as err:
@@ -216,13 +229,17 @@ def load_bfm(directory: str | Path) -> MorphableModel:
     info_path = directory / BFM_INFO_FILE
     info = _read_info(info_path, n, uv)
     if info["kpt_ind"] is not None and not np.array_equal(info["kpt_ind"], kpt_ind):
-        raise DataError(info_path, "model_info.kpt_ind", f"differs from model.kpt_ind in {BFM_FILE}")
+        raise DataError(
+            info_path, "model_info.kpt_ind", f"differs from model.kpt_ind in {BFM_FILE}"
+        )
     info_mouth = info["tri_mouth"]
     without_inner = tri_mouth[: len(tri_mouth) - N_INNER_MOUTH]
     if info_mouth is not None and not (
         np.array_equal(info_mouth, without_inner) or np.array_equal(info_mouth, tri_mouth)
     ):
-        raise DataError(info_path, "model_info.tri_mouth", f"inconsistent with model.tri_mouth in {BFM_FILE}")
+        raise DataError(
+            info_path, "model_info.tri_mouth", f"inconsistent with model.tri_mouth in {BFM_FILE}"
+        )
     return MorphableModel(
         tri=tri, tri_mouth=tri_mouth, kpt_ind=kpt_ind, uv=uv, segbin=info["segbin"], **arrays
     )
@@ -242,7 +259,9 @@ def _check_model(model: MorphableModel) -> None:
         value = getattr(model, attr)
         if value is None and attr in OPTIONAL_MODEL_FIELDS:
             continue
-        want = (3 * n, 1) if cols is None else ((cols, 1) if attr.endswith("_ev") else (3 * n, cols))
+        want = (
+            (3 * n, 1) if cols is None else ((cols, 1) if attr.endswith("_ev") else (3 * n, cols))
+        )
         if value.shape != want or value.dtype.kind != "f":
             raise ValueError(f"{attr} must be float {want}, got {value.dtype} {value.shape}")
     for attr in ("tri", "tri_mouth"):
@@ -287,8 +306,11 @@ def save_bfm(model: MorphableModel, directory: str | Path) -> None:
         return (np.asarray(tri, dtype=np.int64) + 1).T.astype(idx)
 
     kpt = (np.asarray(model.kpt_ind, dtype=np.int64) + 1).reshape(1, -1).astype(idx)
-    struct = {field: _float_array(getattr(model, attr)) for field, attr, _ in _MODEL_FLOATS
-              if getattr(model, attr) is not None}
+    struct = {
+        field: _float_array(getattr(model, attr))
+        for field, attr, _ in _MODEL_FLOATS
+        if getattr(model, attr) is not None
+    }
     struct.update(tri=one_based_t(model.tri), tri_mouth=one_based_t(model.tri_mouth), kpt_ind=kpt)
     atomic_savemat(directory / BFM_FILE, {"model": struct})
     uv = np.asarray(model.uv, dtype=np.float64)
@@ -382,7 +404,16 @@ def load_topology(directory: str | Path, append_inner_mouth: bool = True) -> Top
     if append_inner_mouth:
         need = int(INNER_MOUTH_TRIANGLES_1BASED.max())
         if need > n:
-            raise DataError(info_path, "model_info.tri_mouth", f"inner-mouth triangles need n >= {need}")
+            raise DataError(
+                info_path, "model_info.tri_mouth", f"inner-mouth triangles need n >= {need}"
+            )
         tri_mouth = with_inner_mouth(tri_mouth)
-    return Topology(mean_shape=mean_shape, mean_exp=mean_exp, tri=tri, tri_mouth=tri_mouth,
-                    kpt_ind=info["kpt_ind"], uv=uv, segbin=info["segbin"])
+    return Topology(
+        mean_shape=mean_shape,
+        mean_exp=mean_exp,
+        tri=tri,
+        tri_mouth=tri_mouth,
+        kpt_ind=info["kpt_ind"],
+        uv=uv,
+        segbin=info["segbin"],
+    )

@@ -1,6 +1,7 @@
 """Bad input data: :class:`DataError` (the sample cannot be used) and :class:`DataWarning` (an
 unusual variant of a field the pipeline does not use; the sample is kept). Both name the file and
 the field."""
+
 from __future__ import annotations
 
 import warnings

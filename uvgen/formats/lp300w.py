@@ -10,6 +10,7 @@ an unusual variant gives a :class:`~uvgen.formats.errors.DataWarning` and the sa
 Scanning is split for speed: :func:`list_300wlp_samples` only lists file names (cheap for 122,450
 samples); :func:`read_all` parses them, stopping at the first bad one or collecting rejects.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -32,7 +33,16 @@ from uvgen.formats.matfile import (
 from uvgen.formats.scan import Reject, list_files
 from uvgen.formats.scan import read_all as _read_all
 
-LP300W_FOLDERS = ("AFW", "HELEN", "IBUG", "LFPW", "AFW_Flip", "HELEN_Flip", "IBUG_Flip", "LFPW_Flip")
+LP300W_FOLDERS = (
+    "AFW",
+    "HELEN",
+    "IBUG",
+    "LFPW",
+    "AFW_Flip",
+    "HELEN_Flip",
+    "IBUG_Flip",
+    "LFPW_Flip",
+)
 N_LANDMARKS_68 = 68
 
 #: Fields every 3DDFA fit file has (300W-LP and AFLW2000-3D), at their exact stored layout.
@@ -50,7 +60,9 @@ FIT_PARAM_SPECS: tuple[FieldSpec, ...] = (
 #: 300W-LP's ``pt2d`` (the 68 landmarks) is not used by the build (the training crop comes from the
 #: fit's key vertices): optional.
 LP300W_SPECS: tuple[FieldSpec, ...] = FIT_PARAM_SPECS + (
-    FieldSpec("pt2d", "pt2d", (2, N_LANDMARKS_68), np.dtype(np.float64), "f", vector=False, required=False),
+    FieldSpec(
+        "pt2d", "pt2d", (2, N_LANDMARKS_68), np.dtype(np.float64), "f", vector=False, required=False
+    ),
 )
 
 #: Writer defaults for the appearance fields (3DDFA's layouts): no texture offset; colour
@@ -196,8 +208,11 @@ def read_300wlp_mat(mat_path: str | Path, check_image: bool = False) -> Fit300WL
 def with_default_appearance(values: dict) -> dict:
     """``values`` with ``tex_para``, ``color_para``, ``illum_para`` that are None set to the defaults."""
     values = dict(values)
-    for attr, default in (("tex_para", DEFAULT_TEX_PARA), ("color_para", DEFAULT_COLOR_PARA),
-                          ("illum_para", DEFAULT_ILLUM_PARA)):
+    for attr, default in (
+        ("tex_para", DEFAULT_TEX_PARA),
+        ("color_para", DEFAULT_COLOR_PARA),
+        ("illum_para", DEFAULT_ILLUM_PARA),
+    ):
         if values.get(attr) is None:
             values[attr] = default
     return values
@@ -221,9 +236,18 @@ def write_300wlp_mat(
     Float32 fields (Pose_Para, Color_Para) are rounded to float32. Missing appearance fields get
     the ``DEFAULT_*`` values. Raises ValueError for wrong sizes or non-finite values.
     """
-    values = with_default_appearance(dict(pose_para=pose_para, shape_para=shape_para, exp_para=exp_para,
-                                 pt2d=pt2d, roi=roi, tex_para=tex_para, color_para=color_para,
-                                 illum_para=illum_para))
+    values = with_default_appearance(
+        dict(
+            pose_para=pose_para,
+            shape_para=shape_para,
+            exp_para=exp_para,
+            pt2d=pt2d,
+            roi=roi,
+            tex_para=tex_para,
+            color_para=color_para,
+            illum_para=illum_para,
+        )
+    )
     mat_path = Path(mat_path)
     atomic_savemat(mat_path, pack_fields(values, LP300W_SPECS))
     return mat_path

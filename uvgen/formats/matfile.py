@@ -7,10 +7,10 @@ Writing: :func:`atomic_savemat` and :func:`atomic_save_jpeg` write to a temporar
 target directory and ``os.replace`` it, so an interrupted writer never leaves a half-written file
 under the final name. Every reading problem raises :class:`DataError` naming file and field.
 """
+
 from __future__ import annotations
 
 import io
-
 import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,11 +46,15 @@ def load_mat(path: str | Path, mat_dtype: bool = True) -> dict:
     except NotImplementedError as exc:  # scipy raises this for v7.3 (HDF5) files
         raise DataError(path, None, f"unsupported MATLAB file version: {exc}") from exc
     except Exception as exc:  # scipy raises a zoo of types for truncated/corrupt data
-        raise DataError(path, None, f"cannot read MATLAB file ({type(exc).__name__}: {exc})") from exc
+        raise DataError(
+            path, None, f"cannot read MATLAB file ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _shape_matches(actual: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
-    return len(actual) == len(expected) and all(e is None or a == e for a, e in zip(actual, expected))
+    return len(actual) == len(expected) and all(
+        e is None or a == e for a, e in zip(actual, expected)
+    )
 
 
 def require_field(
@@ -109,7 +113,9 @@ def require_index(
     index = value.astype(np.int64) - 1
     if index.size and (index.min() < 0 or index.max() >= n):
         raise DataError(
-            path, name, f"1-based indices out of range [1, {n}]: found {index.min() + 1}..{index.max() + 1}"
+            path,
+            name,
+            f"1-based indices out of range [1, {n}]: found {index.min() + 1}..{index.max() + 1}",
         )
     return index
 
@@ -140,7 +146,9 @@ def read_jpeg(path: str | Path) -> np.ndarray:
             rgb = img if img.mode == "RGB" else img.convert("RGB")
             array = np.asarray(rgb, dtype=np.uint8)
     except Exception as exc:
-        raise DataError(path, "image", f"cannot decode image ({type(exc).__name__}: {exc})") from exc
+        raise DataError(
+            path, "image", f"cannot decode image ({type(exc).__name__}: {exc})"
+        ) from exc
     return array
 
 
@@ -248,12 +256,15 @@ def read_fields(
     return out
 
 
-def _optional_as_stored(mat: Mapping[str, object], path: str | Path, spec: FieldSpec,
-                        reason: str) -> np.ndarray | None:
+def _optional_as_stored(
+    mat: Mapping[str, object], path: str | Path, spec: FieldSpec, reason: str
+) -> np.ndarray | None:
     """An optional field that failed its check: warn, then keep it as stored when it is numeric."""
     value = mat.get(spec.disk)
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        warn_data(path, spec.disk, f"{reason}; kept as stored (the pipeline does not use this field)")
+        warn_data(
+            path, spec.disk, f"{reason}; kept as stored (the pipeline does not use this field)"
+        )
         dtype = np.float64 if value.dtype.kind == "f" else spec.memory_dtype()  # NaN stays NaN
         array = np.array(value, dtype=dtype)
         array = array.reshape(-1) if spec.vector else array

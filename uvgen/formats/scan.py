@@ -1,4 +1,5 @@
 """Listing and reading many sample files: stop at the first bad one, or collect bad ones and go on."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ class Reject:
     reason: str
 
     @classmethod
-    def from_error(cls, error: DataError) -> "Reject":
+    def from_error(cls, error: DataError) -> Reject:
         return cls(error.path, error.field, error.reason)
 
     def __str__(self) -> str:

@@ -31,6 +31,7 @@ parameters used as stored, and ``tex = texMU + texPC @ t``.
 Everything is deterministic: the semantic components depend only on the mesh, the random ones on
 the seed too (numpy's default_rng).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,20 +39,58 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from uvgen.synth.face_regions import (FaceFrame, cosine_patterns, gaussian, harmonic_weight, mouth_arcs,
-                                      smoothstep)
+from uvgen.synth.face_regions import (
+    FaceFrame,
+    cosine_patterns,
+    gaussian,
+    harmonic_weight,
+    mouth_arcs,
+    smoothstep,
+)
 from uvgen.synth.face_texture import colour_fields, texture_fields, texture_mean
 
 REFERENCE_N = 53215  # the real trimmed BFM's vertex count: columns are orthonormal there
 MOUTH_OPEN = 0  # index of the mouth-opening expression component
 MOUTH_OPEN_PER_UNIT = 5000.0  # how far the lower inner lip moves for b[MOUTH_OPEN] = 1
 
-_SHAPE_EV_LOG10 = ((0, 5.7), (1, 5.52), (2, 5.4), (4, 5.25), (9, 5.05), (19, 4.5), (39, 4.2),
-                   (59, 3.7), (99, 3.35), (149, 2.7), (198, 2.3))
-_EXP_EV = ((0, 1.8), (1, 1.3), (2, 0.9), (3, 0.85), (4, 0.5), (6, 0.42), (9, 0.38), (12, 0.3),
-           (15, 0.25), (20, 0.18), (28, 0.14))
-_TEX_EV = ((0, 4600.0), (1, 3800.0), (2, 3500.0), (3, 2300.0), (4, 1900.0), (9, 900.0),
-           (19, 470.0), (39, 330.0), (99, 100.0), (198, 30.0))
+_SHAPE_EV_LOG10 = (
+    (0, 5.7),
+    (1, 5.52),
+    (2, 5.4),
+    (4, 5.25),
+    (9, 5.05),
+    (19, 4.5),
+    (39, 4.2),
+    (59, 3.7),
+    (99, 3.35),
+    (149, 2.7),
+    (198, 2.3),
+)
+_EXP_EV = (
+    (0, 1.8),
+    (1, 1.3),
+    (2, 0.9),
+    (3, 0.85),
+    (4, 0.5),
+    (6, 0.42),
+    (9, 0.38),
+    (12, 0.3),
+    (15, 0.25),
+    (20, 0.18),
+    (28, 0.14),
+)
+_TEX_EV = (
+    (0, 4600.0),
+    (1, 3800.0),
+    (2, 3500.0),
+    (3, 2300.0),
+    (4, 1900.0),
+    (9, 900.0),
+    (19, 470.0),
+    (39, 330.0),
+    (99, 100.0),
+    (198, 30.0),
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +111,17 @@ class Components:
 
     def __iter__(self):
         """Unpack as (shape_pc, shape_ev, exp_pc, exp_ev, tex_mu, tex_pc, tex_ev)."""
-        return iter((self.shape_pc, self.shape_ev, self.exp_pc, self.exp_ev, self.tex_mu,
-                     self.tex_pc, self.tex_ev))
+        return iter(
+            (
+                self.shape_pc,
+                self.shape_ev,
+                self.exp_pc,
+                self.exp_ev,
+                self.tex_mu,
+                self.tex_pc,
+                self.tex_ev,
+            )
+        )
 
 
 def shape_ev_profile(count: int = 199) -> np.ndarray:
@@ -99,8 +147,9 @@ def tex_ev_profile(count: int = 199) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def cosine_fields(vertices: np.ndarray, count: int, rng: np.random.Generator,
-                  out: np.ndarray | None = None) -> np.ndarray:
+def cosine_fields(
+    vertices: np.ndarray, count: int, rng: np.random.Generator, out: np.ndarray | None = None
+) -> np.ndarray:
     """(n, 3, count) smooth random displacement fields: the patterns of
     :func:`~uvgen.synth.face_regions.cosine_patterns` (one per three fields), each along x, y and
     z, mixed in blocks of 12 by random rotations from ``rng``. Written into ``out`` if given."""
@@ -134,7 +183,7 @@ def orthonormal_columns(fields: np.ndarray, n_vertices: int, chunk: int = 1 << 1
     inv *= np.sqrt(n_vertices / REFERENCE_N)
     out = np.empty(mat.shape, dtype=np.float32)
     for start in range(0, len(mat), chunk):
-        out[start:start + chunk] = mat[start:start + chunk] @ inv
+        out[start : start + chunk] = mat[start : start + chunk] @ inv
     return out
 
 
@@ -161,7 +210,9 @@ def shape_semantic_fields(v: np.ndarray, f: FaceFrame) -> np.ndarray:
     lower = _lower_face(v, f)
     nose_mid = 0.5 * (f.nasion + f.nose_tip)
     g_nose = gaussian(v, nose_mid, 0.22 * iod, 0.4 * iod) * f.front(v, 0.6)
-    g_nose_low = gaussian(v, f.nose_tip + [0, -0.08 * iod, 0], 0.2 * iod, 0.15 * iod) * f.front(v, 0.6)
+    g_nose_low = gaussian(v, f.nose_tip + [0, -0.08 * iod, 0], 0.2 * iod, 0.15 * iod) * f.front(
+        v, 0.6
+    )
     g_eyes = _both(v, f.eye_r, f.eye_l, 0.25 * iod, 0.2 * iod) * f.front(v, 1.0)
     brow_y = 0.5 * (f.brow_r[1] + f.brow_l[1])
     g_brow = gaussian(v, [f.x0, brow_y], 0.75 * iod, 0.12 * iod) * f.front(v, 1.0)
@@ -180,24 +231,26 @@ def shape_semantic_fields(v: np.ndarray, f: FaceFrame) -> np.ndarray:
         return np.column_stack([dx + zero, dy + zero, dz + zero])
 
     fields = [
-        vec(x, 0, 0),                                               # face width
-        vec(0, v[:, 1] - centre_y, 0),                              # face height
-        vec(0, 0, v[:, 2] - zc),                                    # face depth
-        vec(0, -0.3 * g_nose * iod, g_nose * iod),                  # nose size
-        vec(x * lower, 0, 0),                                       # jaw width
-        vec(0, -0.6 * g_chin * iod, g_chin * iod),                  # chin
-        vec(side * g_eyes * iod, 0, 0),                             # eye spacing
-        vec(0, 0.3 * g_brow * iod, g_brow * iod),                   # brow ridge
-        vec((v[:, 0] - f.mouth[0]) * g_mouth, 0, 0),                # mouth width
-        vec(0, 0, g_lips * iod),                                    # lip fullness
-        vec(x * g_nose_low, 0, 0),                                  # nose width
-        vec(-0.5 * g_cheek_r * iod + 0.5 * g_cheek_l * iod, 0, (g_cheek_r + g_cheek_l) * iod),  # cheekbones
-        vec(0, 0, -above_brow * iod),                               # forehead slope
-        vec(0, 0, g_eyes * iod),                                    # eye depth
-        vec(0, -lower * iod, 0),                                    # lower-face length
-        vec(0, 0, x * f.front(v, 1.2)),                             # asymmetry
-        vec(0, 0, g_bridge * iod),                                  # nose bridge
-        vec(0, 0, g_mid * iod),                                     # mid-face
+        vec(x, 0, 0),  # face width
+        vec(0, v[:, 1] - centre_y, 0),  # face height
+        vec(0, 0, v[:, 2] - zc),  # face depth
+        vec(0, -0.3 * g_nose * iod, g_nose * iod),  # nose size
+        vec(x * lower, 0, 0),  # jaw width
+        vec(0, -0.6 * g_chin * iod, g_chin * iod),  # chin
+        vec(side * g_eyes * iod, 0, 0),  # eye spacing
+        vec(0, 0.3 * g_brow * iod, g_brow * iod),  # brow ridge
+        vec((v[:, 0] - f.mouth[0]) * g_mouth, 0, 0),  # mouth width
+        vec(0, 0, g_lips * iod),  # lip fullness
+        vec(x * g_nose_low, 0, 0),  # nose width
+        vec(
+            -0.5 * g_cheek_r * iod + 0.5 * g_cheek_l * iod, 0, (g_cheek_r + g_cheek_l) * iod
+        ),  # cheekbones
+        vec(0, 0, -above_brow * iod),  # forehead slope
+        vec(0, 0, g_eyes * iod),  # eye depth
+        vec(0, -lower * iod, 0),  # lower-face length
+        vec(0, 0, x * f.front(v, 1.2)),  # asymmetry
+        vec(0, 0, g_bridge * iod),  # nose bridge
+        vec(0, 0, g_mid * iod),  # mid-face
     ]
     return np.stack(fields, axis=2)
 
@@ -251,7 +304,9 @@ def _mouth_open(v: np.ndarray, f: FaceFrame, jaw: np.ndarray) -> np.ndarray:
     return d * (MOUTH_OPEN_PER_UNIT / np.linalg.norm(ref))
 
 
-def expression_semantic_fields(v: np.ndarray, f: FaceFrame, tri: np.ndarray | None = None) -> np.ndarray:
+def expression_semantic_fields(
+    v: np.ndarray, f: FaceFrame, tri: np.ndarray | None = None
+) -> np.ndarray:
     """(n, 3, 15) expression displacements for a parameter of 1 (units as the mesh); ``tri``
     refines the jaw weight (see :func:`jaw_weight`)."""
     iod = f.iod
@@ -262,20 +317,33 @@ def expression_semantic_fields(v: np.ndarray, f: FaceFrame, tri: np.ndarray | No
     corners_l = gaussian(v, f.corner_l, 0.2 * iod, 0.2 * iod) * f.front(v, 0.9)
     corners = corners_r + corners_l
     cheek_y = f.nose_tip[1]
-    cheeks = _both(v, [f.x0 - 0.5 * iod, cheek_y], [f.x0 + 0.5 * iod, cheek_y], 0.25 * iod, 0.25 * iod)
+    cheeks = _both(
+        v, [f.x0 - 0.5 * iod, cheek_y], [f.x0 + 0.5 * iod, cheek_y], 0.25 * iod, 0.25 * iod
+    )
     cheeks = cheeks * f.front(v, 1.0)
     brow_y = 0.5 * (f.brow_r[1] + f.brow_l[1])
     brows = gaussian(v, [f.x0, brow_y + 0.05 * iod], 0.75 * iod, 0.2 * iod) * f.front(v, 1.0)
-    inner_brows = _both(v, [f.x0 - 0.3 * iod, brow_y], [f.x0 + 0.3 * iod, brow_y], 0.15 * iod, 0.12 * iod)
+    inner_brows = _both(
+        v, [f.x0 - 0.3 * iod, brow_y], [f.x0 + 0.3 * iod, brow_y], 0.15 * iod, 0.12 * iod
+    )
     inner_brows = inner_brows * f.front(v, 0.8)
     lips = gaussian(v, f.mouth, 0.3 * iod, 0.15 * iod) * f.front(v, 0.6)
     mouth = gaussian(v, f.mouth, 0.45 * iod, 0.22 * iod) * f.front(v, 0.8)
     eye_h = 0.06 * iod
-    lids_up = _both(v, f.eye_r + [0, 0.05 * iod, 0], f.eye_l + [0, 0.05 * iod, 0], 0.15 * iod, eye_h)
-    lids_lo = _both(v, f.eye_r - [0, 0.06 * iod, 0], f.eye_l - [0, 0.06 * iod, 0], 0.15 * iod, eye_h)
+    lids_up = _both(
+        v, f.eye_r + [0, 0.05 * iod, 0], f.eye_l + [0, 0.05 * iod, 0], 0.15 * iod, eye_h
+    )
+    lids_lo = _both(
+        v, f.eye_r - [0, 0.06 * iod, 0], f.eye_l - [0, 0.06 * iod, 0], 0.15 * iod, eye_h
+    )
     lids_up, lids_lo = lids_up * f.front(v, 0.7), lids_lo * f.front(v, 0.7)
-    puff = _both(v, [f.x0 - 0.55 * iod, f.mouth[1] + 0.1 * iod], [f.x0 + 0.55 * iod, f.mouth[1] + 0.1 * iod],
-                 0.25 * iod, 0.25 * iod) * f.front(v, 1.2)
+    puff = _both(
+        v,
+        [f.x0 - 0.55 * iod, f.mouth[1] + 0.1 * iod],
+        [f.x0 + 0.55 * iod, f.mouth[1] + 0.1 * iod],
+        0.25 * iod,
+        0.25 * iod,
+    ) * f.front(v, 1.2)
     wrinkle = gaussian(v, 0.5 * (f.nasion + f.nose_tip), 0.15 * iod, 0.2 * iod) * f.front(v, 0.5)
     jaw = jaw_weight(v, f, tri)
     upper = (1.0 - jaw) * gaussian(v, f.mouth + [0, 0.1 * iod, 0], 0.35 * iod, 0.15 * iod)
@@ -287,31 +355,48 @@ def expression_semantic_fields(v: np.ndarray, f: FaceFrame, tri: np.ndarray | No
 
     fields = [
         _mouth_open(v, f, jaw),
-        vec(4 * k * 0.6 * (corners_l - corners_r), 4 * k * 0.8 * corners + 1.5 * k * cheeks,
-            -1.2 * k * corners + 0.75 * k * cheeks),                          # smile
-        vec(0, 3 * k * brows, 0),                                             # brows raised
+        vec(
+            4 * k * 0.6 * (corners_l - corners_r),
+            4 * k * 0.8 * corners + 1.5 * k * cheeks,
+            -1.2 * k * corners + 0.75 * k * cheeks,
+        ),  # smile
+        vec(0, 3 * k * brows, 0),  # brows raised
         vec(-3 * k * lips * np.clip(x / (0.3 * iod), -1, 1), 0, 3 * k * lips),  # pucker
         vec(-2.5 * k * 0.5 * side * inner_brows, -2.5 * k * inner_brows, 0),  # frown
-        vec(0, -3 * k * lids_up, 0),                                          # eyes closing
-        vec(3 * k * mouth * np.clip(x / (0.3 * iod), -1.5, 1.5), 0, -0.5 * k * mouth),  # mouth stretch
-        vec(3 * k * jaw, 0, 0),                                               # jaw sideways
-        vec(4 * k * 0.6 * corners_l, 4 * k * 0.8 * corners_l, -1.2 * k * corners_l),  # one-sided smile
-        vec(0, 2 * k * upper, 0.6 * k * upper),                               # upper lip raise
-        vec(0, -3 * k * corners, 0),                                          # mouth corners down
-        vec(3 * k * side * puff, 0, 1.5 * k * puff),                          # cheek puff
-        vec(0, 1.5 * k * wrinkle, 0.5 * k * wrinkle),                         # nose wrinkle
-        vec(0, 0, -2 * k * lips),                                             # lips rolled in
-        vec(0, 1.5 * k * lids_lo, 0),                                         # squint
+        vec(0, -3 * k * lids_up, 0),  # eyes closing
+        vec(
+            3 * k * mouth * np.clip(x / (0.3 * iod), -1.5, 1.5), 0, -0.5 * k * mouth
+        ),  # mouth stretch
+        vec(3 * k * jaw, 0, 0),  # jaw sideways
+        vec(
+            4 * k * 0.6 * corners_l, 4 * k * 0.8 * corners_l, -1.2 * k * corners_l
+        ),  # one-sided smile
+        vec(0, 2 * k * upper, 0.6 * k * upper),  # upper lip raise
+        vec(0, -3 * k * corners, 0),  # mouth corners down
+        vec(3 * k * side * puff, 0, 1.5 * k * puff),  # cheek puff
+        vec(0, 1.5 * k * wrinkle, 0.5 * k * wrinkle),  # nose wrinkle
+        vec(0, 0, -2 * k * lips),  # lips rolled in
+        vec(0, 1.5 * k * lids_lo, 0),  # squint
     ]
     return np.stack(fields, axis=2)
 
 
-def expression_random_fields(v: np.ndarray, f: FaceFrame, count: int,
-                             rng: np.random.Generator) -> np.ndarray:
+def expression_random_fields(
+    v: np.ndarray, f: FaceFrame, count: int, rng: np.random.Generator
+) -> np.ndarray:
     """(n, 3, count) smooth random local motions of about 1,500 units at their peak."""
     iod = f.iod
-    anchors = [f.mouth, f.eye_r, f.eye_l, f.brow_r, f.brow_l, f.nose_tip, f.chin,
-               np.array([f.x0 - 0.5 * iod, f.nose_tip[1], 0]), np.array([f.x0 + 0.5 * iod, f.nose_tip[1], 0])]
+    anchors = [
+        f.mouth,
+        f.eye_r,
+        f.eye_l,
+        f.brow_r,
+        f.brow_l,
+        f.nose_tip,
+        f.chin,
+        np.array([f.x0 - 0.5 * iod, f.nose_tip[1], 0]),
+        np.array([f.x0 + 0.5 * iod, f.nose_tip[1], 0]),
+    ]
     out = np.zeros((len(v), 3, count))
     if count == 0:
         return out
@@ -331,8 +416,15 @@ def expression_random_fields(v: np.ndarray, f: FaceFrame, count: int,
 # ---------------------------------------------------------------------------------------------
 
 
-def make_components(mean_vertices: np.ndarray, kpt_ind: np.ndarray, segbin: np.ndarray, seed: int,
-                    n_shape: int = 199, n_exp: int = 29, tri: np.ndarray | None = None) -> Components:
+def make_components(
+    mean_vertices: np.ndarray,
+    kpt_ind: np.ndarray,
+    segbin: np.ndarray,
+    seed: int,
+    n_shape: int = 199,
+    n_exp: int = 29,
+    tri: np.ndarray | None = None,
+) -> Components:
     """Shape, expression and texture components for the mean face ``mean_vertices`` (n, 3).
 
     ``kpt_ind`` (68,) 0-based iBUG-68 key vertices anchor the fields and ``segbin`` (4, n) (nose,
@@ -358,8 +450,8 @@ def make_components(mean_vertices: np.ndarray, kpt_ind: np.ndarray, segbin: np.n
 
     semantic = shape_semantic_fields(v, f)[:, :, :n_shape]
     shape = np.empty((n, 3, n_shape))
-    shape[:, :, :semantic.shape[2]] = semantic
-    cosine_fields(v, n_shape - semantic.shape[2], rng, out=shape[:, :, semantic.shape[2]:])
+    shape[:, :, : semantic.shape[2]] = semantic
+    cosine_fields(v, n_shape - semantic.shape[2], rng, out=shape[:, :, semantic.shape[2] :])
     shape_pc = orthonormal_columns(shape, n)
     del shape, semantic
 
@@ -368,7 +460,9 @@ def make_components(mean_vertices: np.ndarray, kpt_ind: np.ndarray, segbin: np.n
         if tri.ndim != 2 or tri.shape[1] != 3 or tri.min() < 0 or tri.max() >= n:
             raise ValueError("tri must be (m, 3) vertex indices in range")
     exp_sem = expression_semantic_fields(v, f, tri)[:, :, :n_exp]
-    exp = np.concatenate([exp_sem, expression_random_fields(v, f, n_exp - exp_sem.shape[2], rng)], axis=2)
+    exp = np.concatenate(
+        [exp_sem, expression_random_fields(v, f, n_exp - exp_sem.shape[2], rng)], axis=2
+    )
     exp_pc = exp.reshape(3 * n, n_exp).astype(np.float32)
 
     tex_mu = texture_mean(v, f, segbin).reshape(3 * n, 1)

@@ -7,6 +7,7 @@ pixels through docs/conventions.md section 4. Sample ``i`` depends only on (seed
 written in any order, in parallel, and an interrupted run resumes by skipping finished samples
 (a sample is finished when its ``.mat`` exists: the ``.jpg`` is written first, both atomically).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,10 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def draw_sample(
-    model: MorphableModel, image_size: int, rng: np.random.Generator, ranges: PoseRanges = PoseRanges()
+    model: MorphableModel,
+    image_size: int,
+    rng: np.random.Generator,
+    ranges: PoseRanges = PoseRanges(),
 ) -> SyntheticSample:
     """Draw and render one sample of ``model``."""
     shape_para, exp_para, tex_para = sample_parameters(model, rng)
@@ -63,7 +67,9 @@ def draw_sample(
     verts_img = image_vertices(vertices, pose.astype(np.float64), image_size)
     light_dir, ambient = random_light(rng)
     background = cluttered_background(image_size, image_size, rng)
-    image, _ = render(verts_img, model.full_triangles, model.colors(tex_para), light_dir, ambient, background)
+    image, _ = render(
+        verts_img, model.full_triangles, model.colors(tex_para), light_dir, ambient, background
+    )
     image_u8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     theta = np.arccos(np.clip(light_dir[2], -1.0, 1.0))
     phi = np.arctan2(light_dir[1], light_dir[0])
@@ -133,7 +139,12 @@ def _write_one(task: tuple[str, Path, Path, int, int, int]) -> None:
         write_300wlp_sample(target_dir, name, s.image, pt2d=s.landmarks[:, :2].T, **common)
     else:
         write_aflw_sample(
-            target_dir, name, s.image, pt2d=aflw21_points(s.landmarks), pt3d_68=s.landmarks.T, **common
+            target_dir,
+            name,
+            s.image,
+            pt2d=aflw21_points(s.landmarks),
+            pt3d_68=s.landmarks.T,
+            **common,
         )
 
 
@@ -155,7 +166,13 @@ def check_count(count: object, name: str = "count") -> int:
 
 
 def write_synthetic_set(
-    layout: str, model_dir: Path, out_dir: Path, count: int, image_size: int, seed: int, workers: int = 1
+    layout: str,
+    model_dir: Path,
+    out_dir: Path,
+    count: int,
+    image_size: int,
+    seed: int,
+    workers: int = 1,
 ) -> None:
     """Write ``count`` (>= 1) samples in the ``layout`` ('300wlp' or 'aflw2000') under ``out_dir``.
 
@@ -178,6 +195,10 @@ def write_synthetic_set(
         for task in tqdm(tasks, desc=desc, unit="sample"):
             _write_one(task)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=watch_parent, initargs=(os.getpid(),)) as pool:
-        for _ in tqdm(pool.map(_write_one, tasks, chunksize=8), total=len(tasks), desc=desc, unit="sample"):
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=watch_parent, initargs=(os.getpid(),)
+    ) as pool:
+        for _ in tqdm(
+            pool.map(_write_one, tasks, chunksize=8), total=len(tasks), desc=desc, unit="sample"
+        ):
             pass

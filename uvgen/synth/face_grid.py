@@ -15,6 +15,7 @@ The mouth is a slit between the two "lip rows" ``lip_row`` (lower lip) and ``lip
 triangles of that strip are left out of ``tri`` and form ``tri_mouth``: without them the mouth is
 a hole, with them the UV square is tiled exactly once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ z towards the viewer.
 Also here: the segbin regions, smooth random scalar patterns over a mesh, and the mesh-aware
 pieces the jaw needs (the mouth hole's two lip edges, harmonic interpolation over the mesh).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class FaceFrame:
     chin: np.ndarray  # kpt 8
 
     @classmethod
-    def from_mesh(cls, vertices: np.ndarray, kpt_ind: np.ndarray) -> "FaceFrame":
+    def from_mesh(cls, vertices: np.ndarray, kpt_ind: np.ndarray) -> FaceFrame:
         """Anchors of the mesh ``vertices`` (n, 3) with 0-based ``kpt_ind`` (68,)."""
         k = np.asarray(vertices, dtype=np.float64)[np.asarray(kpt_ind)]
         eye_r, eye_l = k[36:42].mean(0), k[42:48].mean(0)
@@ -114,8 +115,13 @@ def segment_masks(vertices: np.ndarray, frame: FaceFrame) -> dict[str, np.ndarra
     nose = (y <= top) & (y >= bottom) & (np.abs(x) <= half) & (frame.front(vertices, 0.5) >= 0.5)
     eye_y = 0.5 * (frame.eye_r[1] + frame.eye_l[1])
     brow_y = 0.5 * (frame.brow_r[1] + frame.brow_l[1])
-    eyes = ((y >= eye_y - 0.38 * iod) & (y <= brow_y + 0.14 * iod) & (np.abs(x) <= 0.95 * iod)
-            & (frame.front(vertices, 0.95) >= 0.5) & ~nose)
+    eyes = (
+        (y >= eye_y - 0.38 * iod)
+        & (y <= brow_y + 0.14 * iod)
+        & (np.abs(x) <= 0.95 * iod)
+        & (frame.front(vertices, 0.95) >= 0.5)
+        & ~nose
+    )
     mx = (vertices[:, 0] - frame.mouth[0]) / (0.67 * iod)
     my = (vertices[:, 1] - frame.mouth[1]) / (0.25 * iod)
     mouth = (mx * mx + my * my <= 1.0) & (frame.front(vertices, 0.7) >= 0.5) & ~nose & ~eyes
@@ -129,8 +135,9 @@ def make_segbin(vertices: np.ndarray, kpt_ind: np.ndarray) -> np.ndarray:
     return np.stack([masks["nose"], masks["eyes"], masks["mouth"], rest]).astype(np.uint8)
 
 
-def cosine_patterns(vertices: np.ndarray, count: int, rng: np.random.Generator,
-                    block: int = 12) -> np.ndarray:
+def cosine_patterns(
+    vertices: np.ndarray, count: int, rng: np.random.Generator, block: int = 12
+) -> np.ndarray:
     """(n, count) smooth random scalar patterns over the mesh.
 
     cos(pi fx X) cos(pi fy Y), X and Y the coordinates rescaled to [0, 1] over the bounding box,
@@ -143,8 +150,10 @@ def cosine_patterns(vertices: np.ndarray, count: int, rng: np.random.Generator,
     X = (vertices[:, 0] - lo[0]) / span[0]
     Y = (vertices[:, 1] - lo[1]) / span[1]
     fmax = int(np.ceil(np.sqrt(count + 1))) + 1
-    pairs = sorted(((fx, fy) for fx in range(fmax) for fy in range(fmax) if fx or fy),
-                   key=lambda p: (p[0] ** 2 + p[1] ** 2, p))[:count]
+    pairs = sorted(
+        ((fx, fy) for fx in range(fmax) for fy in range(fmax) if fx or fy),
+        key=lambda p: (p[0] ** 2 + p[1] ** 2, p),
+    )[:count]
     cx = [np.cos(np.pi * k * X) for k in range(fmax)]
     cy = [np.cos(np.pi * k * Y) for k in range(fmax)]
     out = np.empty((len(vertices), count))
@@ -165,7 +174,9 @@ def cosine_patterns(vertices: np.ndarray, count: int, rng: np.random.Generator,
 def mesh_edges(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique undirected edges (e, 2) of the triangles and a (e,) bool: used by one triangle only
     (a boundary edge)."""
-    e = np.sort(np.vstack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]).astype(np.int64), axis=1)
+    e = np.sort(
+        np.vstack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]).astype(np.int64), axis=1
+    )
     edges, counts = np.unique(e, axis=0, return_counts=True)
     return edges, counts == 1
 
@@ -174,13 +185,16 @@ def _graph(vertices: np.ndarray, edges: np.ndarray) -> sparse.csr_matrix:
     length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
     length = np.maximum(length, 1e-9)
     n = len(vertices)
-    g = sparse.coo_matrix((np.r_[length, length], (np.r_[edges[:, 0], edges[:, 1]],
-                                                   np.r_[edges[:, 1], edges[:, 0]])), shape=(n, n))
+    g = sparse.coo_matrix(
+        (np.r_[length, length], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
+        shape=(n, n),
+    )
     return g.tocsr()
 
 
-def mouth_arcs(vertices: np.ndarray, tri: np.ndarray, frame: FaceFrame
-               ) -> tuple[np.ndarray, np.ndarray] | None:
+def mouth_arcs(
+    vertices: np.ndarray, tri: np.ndarray, frame: FaceFrame
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Vertex indices of the upper and lower lip edges of the mouth hole in ``tri``.
 
     The hole is the boundary loop within 0.5 iod of the mouth centre; it is cut at its two
@@ -213,17 +227,19 @@ def mouth_arcs(vertices: np.ndarray, tri: np.ndarray, frame: FaceFrame
         return None  # more than one loop near the mouth
     loop = np.array(loop)
     end = int(np.argmax(vertices[loop, 0]))
-    arc_a, arc_b = loop[1:end], loop[end + 1:]
+    arc_a, arc_b = loop[1:end], loop[end + 1 :]
     if len(arc_a) == 0 or len(arc_b) == 0:
         return None
-    dist = dijkstra(_graph(vertices, edges), indices=int(frame.kpt_index[62]),
-                    limit=2.0 * frame.iod)
+    dist = dijkstra(
+        _graph(vertices, edges), indices=int(frame.kpt_index[62]), limit=2.0 * frame.iod
+    )
     da, db = np.mean(np.minimum(dist[arc_a], 1e30)), np.mean(np.minimum(dist[arc_b], 1e30))
     return (arc_a, arc_b) if da <= db else (arc_b, arc_a)
 
 
-def harmonic_weight(vertices: np.ndarray, tri: np.ndarray, ones: np.ndarray,
-                    zeros: np.ndarray) -> np.ndarray:
+def harmonic_weight(
+    vertices: np.ndarray, tri: np.ndarray, ones: np.ndarray, zeros: np.ndarray
+) -> np.ndarray:
     """(n,) the harmonic interpolation over the mesh of 1 on ``ones`` and 0 on ``zeros`` (bool
     masks): the smoothest field with those values, edges weighted by inverse length. Vertices
     cut off from both sets get 0."""
@@ -231,8 +247,10 @@ def harmonic_weight(vertices: np.ndarray, tri: np.ndarray, ones: np.ndarray,
     length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
     w = 1.0 / np.maximum(length, 1e-9 * max(float(length.max()), 1.0))
     n = len(vertices)
-    adj = sparse.coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
-                            shape=(n, n)).tocsr()
+    adj = sparse.coo_matrix(
+        (np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
+        shape=(n, n),
+    ).tocsr()
     lap = sparse.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj
     fixed = ones | zeros
     value = ones.astype(np.float64)

@@ -19,6 +19,7 @@ Construction, in three layers:
 
 The mean shape does not depend on any seed. Numbers below are in thousands of units.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,53 +30,92 @@ from uvgen.synth.face_grid import FaceGrid, build_grid
 K = 1000.0  # knot tables are in thousands of BFM units
 
 # Front (midline) profile without nose, lips and chin relief, neck to forehead: (y, z).
-_MIDLINE = np.array([
-    (-114.0, 45.0), (-104.0, 49.5), (-95.0, 54.0), (-88.5, 58.5), (-84.5, 65.0), (-82.0, 74.0),
-    (-79.5, 85.0), (-75.5, 96.0), (-68.0, 103.0), (-57.0, 105.5), (-45.0, 106.5), (-31.0, 109.5),
-    (-20.0, 111.5), (-10.0, 111.5), (5.0, 109.5), (20.0, 107.5), (34.0, 106.5), (43.0, 106.5),
-    (54.0, 108.0), (67.0, 107.5), (83.0, 104.0), (92.0, 101.0), (96.6, 99.0),
-])
+_MIDLINE = np.array(
+    [
+        (-114.0, 45.0),
+        (-104.0, 49.5),
+        (-95.0, 54.0),
+        (-88.5, 58.5),
+        (-84.5, 65.0),
+        (-82.0, 74.0),
+        (-79.5, 85.0),
+        (-75.5, 96.0),
+        (-68.0, 103.0),
+        (-57.0, 105.5),
+        (-45.0, 106.5),
+        (-31.0, 109.5),
+        (-20.0, 111.5),
+        (-10.0, 111.5),
+        (5.0, 109.5),
+        (20.0, 107.5),
+        (34.0, 106.5),
+        (43.0, 106.5),
+        (54.0, 108.0),
+        (67.0, 107.5),
+        (83.0, 104.0),
+        (92.0, 101.0),
+        (96.6, 99.0),
+    ]
+)
 
 # Cross-section by midline height yf: (yf, y_edge, z_edge, half width a, superellipse exponent p).
-_SECTION = np.array([
-    (-114.0, -66.0, -5.0, 54.0, 2.4),
-    (-100.0, -62.0, -6.0, 56.0, 2.4),
-    (-80.0, -36.0, -13.0, 57.0, 2.5),
-    (-42.0, -2.0, -15.0, 67.0, 3.0),
-    (0.0, 32.0, -5.0, 72.0, 2.9),
-    (31.0, 50.0, 13.0, 76.0, 2.4),
-    (69.0, 68.0, 34.0, 72.0, 2.2),
-    (92.0, 73.0, 48.0, 65.0, 2.1),
-    (96.6, 74.0, 52.0, 64.0, 2.1),
-])
+_SECTION = np.array(
+    [
+        (-114.0, -66.0, -5.0, 54.0, 2.4),
+        (-100.0, -62.0, -6.0, 56.0, 2.4),
+        (-80.0, -36.0, -13.0, 57.0, 2.5),
+        (-42.0, -2.0, -15.0, 67.0, 3.0),
+        (0.0, 32.0, -5.0, 72.0, 2.9),
+        (31.0, 50.0, 13.0, 76.0, 2.4),
+        (69.0, 68.0, 34.0, 72.0, 2.2),
+        (92.0, 73.0, 48.0, 65.0, 2.1),
+        (96.6, 74.0, 52.0, 64.0, 2.1),
+    ]
+)
 
 # Nose relief along the midline by height y: (y, amplitude, lateral sigma).
-_NOSE = np.array([
-    (46.0, 0.0, 5.0), (38.0, 1.5, 5.5), (34.0, 4.5, 6.5), (30.0, 7.0, 7.0), (22.0, 12.0, 8.0),
-    (15.0, 16.5, 9.3), (10.0, 19.5, 10.5), (3.0, 22.5, 11.7), (-2.0, 20.0, 11.5), (-6.0, 14.0, 9.5),
-    (-8.5, 8.0, 8.5), (-11.0, 3.5, 8.0), (-14.0, 0.0, 8.0),
-])
+_NOSE = np.array(
+    [
+        (46.0, 0.0, 5.0),
+        (38.0, 1.5, 5.5),
+        (34.0, 4.5, 6.5),
+        (30.0, 7.0, 7.0),
+        (22.0, 12.0, 8.0),
+        (15.0, 16.5, 9.3),
+        (10.0, 19.5, 10.5),
+        (3.0, 22.5, 11.7),
+        (-2.0, 20.0, 11.5),
+        (-6.0, 14.0, 9.5),
+        (-8.5, 8.0, 8.5),
+        (-11.0, 3.5, 8.0),
+        (-14.0, 0.0, 8.0),
+    ]
+)
 _NOSE_POWER = 3.0  # lateral fall-off exp(-|x / sigma|^3 / 2): flat bridge, steep sides
 
 # Gaussian z-relief (x, y, sigma_x, sigma_y, amplitude); mirrored ones get a twin at -x.
-_BUMPS_MIRRORED = np.array([
-    (-9.5, -5.5, 4.0, 3.5, 1.5),       # nose alae
-    (-19.0, 33.0, 8.0, 7.0, -12.0),    # eye socket
-    (-30.5, 34.0, 7.0, 4.5, 2.5),      # eyeball
-    (-38.0, 32.0, 8.0, 5.0, -4.5),     # outer eye socket
-    (-34.0, 54.0, 14.0, 6.0, 3.2),     # brow ridge
-    (-46.0, 8.0, 12.0, 10.0, 3.0),     # cheekbone
-    (-60.0, 55.0, 8.0, 12.0, -3.0),    # temple
-    (-16.0, -13.0, 7.0, 6.0, -2.0),    # nasolabial fold
-    (-24.0, 2.0, 6.0, 10.0, -4.5),     # cheek recess beside the nose
-])
-_BUMPS_CENTRE = np.array([
-    (0.0, -24.5, 14.0, 3.5, 5.5),      # upper lip
-    (0.0, -38.5, 13.0, 3.5, 6.5),      # lower lip
-    (0.0, -31.4, 14.0, 2.0, -1.5),     # lips roll in towards the slit
-    (0.0, -17.0, 4.0, 5.0, 1.0),       # philtrum
-    (0.0, -61.0, 15.0, 8.0, 3.0),      # chin
-])
+_BUMPS_MIRRORED = np.array(
+    [
+        (-9.5, -5.5, 4.0, 3.5, 1.5),  # nose alae
+        (-19.0, 33.0, 8.0, 7.0, -12.0),  # eye socket
+        (-30.5, 34.0, 7.0, 4.5, 2.5),  # eyeball
+        (-38.0, 32.0, 8.0, 5.0, -4.5),  # outer eye socket
+        (-34.0, 54.0, 14.0, 6.0, 3.2),  # brow ridge
+        (-46.0, 8.0, 12.0, 10.0, 3.0),  # cheekbone
+        (-60.0, 55.0, 8.0, 12.0, -3.0),  # temple
+        (-16.0, -13.0, 7.0, 6.0, -2.0),  # nasolabial fold
+        (-24.0, 2.0, 6.0, 10.0, -4.5),  # cheek recess beside the nose
+    ]
+)
+_BUMPS_CENTRE = np.array(
+    [
+        (0.0, -24.5, 14.0, 3.5, 5.5),  # upper lip
+        (0.0, -38.5, 13.0, 3.5, 6.5),  # lower lip
+        (0.0, -31.4, 14.0, 2.0, -1.5),  # lips roll in towards the slit
+        (0.0, -17.0, 4.0, 5.0, 1.0),  # philtrum
+        (0.0, -61.0, 15.0, 8.0, 3.0),  # chin
+    ]
+)
 
 # Lip line and mouth: centre height, corner drop, corner half-width, parting at centre/corners.
 _LIP_Y, _LIP_CORNER_DROP, _MOUTH_HALF_WIDTH = -31.4, 1.8, 23.5
@@ -83,13 +123,31 @@ _GAP_CENTRE, _GAP_CORNER = 2.2, 0.35
 _PINCH_HEIGHT = 0.05  # in v: how far above/below the lip rows the pinch fades out
 
 # iBUG-68 anatomical target positions on the mean face (x, y, z); x < 0 is the subject's right.
-_RIGHT_JAW = [(-73.1, 26.3, 17.0), (-71.2, 6.4, 19.3), (-67.5, -11.6, 21.1), (-63.7, -28.0, 24.9),
-              (-58.2, -45.3, 34.0), (-48.4, -59.2, 50.1), (-36.8, -67.4, 69.8),
-              (-21.9, -74.1, 88.4)]
-_RIGHT_BROW = [(-57.2, 48.1, 79.5), (-48.9, 54.5, 91.6), (-38.2, 56.7, 99.9), (-28.1, 55.7, 105.0),
-               (-18.9, 53.2, 107.5)]
-_RIGHT_EYE = [(-43.1, 33.6, 86.4), (-36.7, 37.7, 94.6), (-27.5, 37.8, 94.7), (-19.0, 33.4, 92.2),
-              (-26.7, 31.2, 94.4), (-36.3, 30.8, 92.2)]
+_RIGHT_JAW = [
+    (-73.1, 26.3, 17.0),
+    (-71.2, 6.4, 19.3),
+    (-67.5, -11.6, 21.1),
+    (-63.7, -28.0, 24.9),
+    (-58.2, -45.3, 34.0),
+    (-48.4, -59.2, 50.1),
+    (-36.8, -67.4, 69.8),
+    (-21.9, -74.1, 88.4),
+]
+_RIGHT_BROW = [
+    (-57.2, 48.1, 79.5),
+    (-48.9, 54.5, 91.6),
+    (-38.2, 56.7, 99.9),
+    (-28.1, 55.7, 105.0),
+    (-18.9, 53.2, 107.5),
+]
+_RIGHT_EYE = [
+    (-43.1, 33.6, 86.4),
+    (-36.7, 37.7, 94.6),
+    (-27.5, 37.8, 94.7),
+    (-19.0, 33.4, 92.2),
+    (-26.7, 31.2, 94.4),
+    (-36.3, 30.8, 92.2),
+]
 
 
 def _mirror(points: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
@@ -109,17 +167,45 @@ def landmark_targets() -> np.ndarray:
     eye_r = _RIGHT_EYE
     eye_l = _mirror([eye_r[3], eye_r[2], eye_r[1], eye_r[0], eye_r[5], eye_r[4]])
     pts = (
-        _RIGHT_JAW + [(0.0, -78.0, 95.7)] + _mirror(_RIGHT_JAW[::-1])
-        + _RIGHT_BROW + _mirror(_RIGHT_BROW[::-1])
+        _RIGHT_JAW
+        + [(0.0, -78.0, 95.7)]
+        + _mirror(_RIGHT_JAW[::-1])
+        + _RIGHT_BROW
+        + _mirror(_RIGHT_BROW[::-1])
         + [(0.0, 34.1, 110.6), (0.0, 22.1, 119.6), (0.0, 10.1, 128.9), (0.0, -0.1, 131.2)]
-        + [(-11.9, -9.3, 108.9), (-6.9, -10.2, 113.5), (0.0, -11.5, 115.5), (6.9, -10.2, 113.5),
-           (11.9, -9.3, 108.9)]
-        + eye_r + eye_l
-        + [(-25.0, -33.6, 98.3), (-16.4, -27.6, 109.6), (-5.7, -23.8, 115.6), (0.0, -25.0, 116.2),
-           (5.7, -23.8, 115.6), (16.4, -27.6, 109.6), (25.0, -33.6, 98.3), (15.8, -37.4, 107.7),
-           (8.2, -40.1, 112.0), (0.0, -40.6, 112.9), (-8.2, -40.1, 112.0), (-15.8, -37.4, 107.7)]
-        + [(-23.0, -33.1, 98.9), (-7.5, -30.5, 110.3), (0.0, -30.4, 112.2), (7.5, -30.5, 110.3),
-           (23.0, -33.1, 98.9), (7.2, -32.1, 110.3), (0.0, -32.4, 111.2), (-7.2, -32.1, 110.3)]
+        + [
+            (-11.9, -9.3, 108.9),
+            (-6.9, -10.2, 113.5),
+            (0.0, -11.5, 115.5),
+            (6.9, -10.2, 113.5),
+            (11.9, -9.3, 108.9),
+        ]
+        + eye_r
+        + eye_l
+        + [
+            (-25.0, -33.6, 98.3),
+            (-16.4, -27.6, 109.6),
+            (-5.7, -23.8, 115.6),
+            (0.0, -25.0, 116.2),
+            (5.7, -23.8, 115.6),
+            (16.4, -27.6, 109.6),
+            (25.0, -33.6, 98.3),
+            (15.8, -37.4, 107.7),
+            (8.2, -40.1, 112.0),
+            (0.0, -40.6, 112.9),
+            (-8.2, -40.1, 112.0),
+            (-15.8, -37.4, 107.7),
+        ]
+        + [
+            (-23.0, -33.1, 98.9),
+            (-7.5, -30.5, 110.3),
+            (0.0, -30.4, 112.2),
+            (7.5, -30.5, 110.3),
+            (23.0, -33.1, 98.9),
+            (7.2, -32.1, 110.3),
+            (0.0, -32.4, 111.2),
+            (-7.2, -32.1, 110.3),
+        ]
     )
     out = np.asarray(pts, dtype=np.float64) * K
     assert out.shape == (68, 3)
@@ -132,7 +218,10 @@ class _Profile:
     def __init__(self) -> None:
         knots = _MIDLINE * K
         chord = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(knots, axis=0), axis=1))])
-        y_of_c, z_of_c = PchipInterpolator(chord, knots[:, 0]), PchipInterpolator(chord, knots[:, 1])
+        y_of_c, z_of_c = (
+            PchipInterpolator(chord, knots[:, 0]),
+            PchipInterpolator(chord, knots[:, 1]),
+        )
         c = np.linspace(0.0, chord[-1], 8001)
         dense = np.column_stack([y_of_c(c), z_of_c(c)])
         arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))])
@@ -140,8 +229,9 @@ class _Profile:
         self._y, self._z = dense[:, 0], dense[:, 1]
         self.length = float(arc[-1])
         sec = _SECTION
-        self._section = [PchipInterpolator(sec[:, 0] * K, sec[:, i] * (K if i < 4 else 1.0))
-                         for i in range(1, 5)]
+        self._section = [
+            PchipInterpolator(sec[:, 0] * K, sec[:, i] * (K if i < 4 else 1.0)) for i in range(1, 5)
+        ]
 
     def midline(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(yf, zf) of the base midline at arc fraction v."""
@@ -165,7 +255,9 @@ def _base_sheet(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     y_edge, z_edge, a, p = _PROFILE.section(yf)
     theta = np.pi * (u - 0.5)
     back = 1.0 - np.abs(np.cos(theta)) ** (2.0 / p)  # 0 at the midline, 1 at the side edge
-    return np.column_stack([a * np.sin(theta), yf + (y_edge - yf) * back, zf + (z_edge - zf) * back])
+    return np.column_stack(
+        [a * np.sin(theta), yf + (y_edge - yf) * back, zf + (z_edge - zf) * back]
+    )
 
 
 def _mouth_half_width_u() -> float:
@@ -234,7 +326,9 @@ def _relief(base: np.ndarray, u: np.ndarray, facing: np.ndarray) -> np.ndarray:
     mirrored = np.vstack([_BUMPS_MIRRORED, _BUMPS_MIRRORED * [-1, 1, 1, 1, 1]])
     dz += _gauss(x, y, mirrored) + _gauss(x, y, _BUMPS_CENTRE)
     # dental arch: the mouth region curves back towards the corners
-    arch = (1.0 - np.exp(-0.5 * (x / (18.0 * K)) ** 2)) * np.exp(-0.5 * ((y + 33.0 * K) / (14.0 * K)) ** 2)
+    arch = (1.0 - np.exp(-0.5 * (x / (18.0 * K)) ** 2)) * np.exp(
+        -0.5 * ((y + 33.0 * K) / (14.0 * K)) ** 2
+    )
     dz -= 7.0 * K * arch
     out = np.zeros_like(base)
     out[:, 2] = dz * facing
@@ -269,8 +363,16 @@ def select_keypoints(vertices: np.ndarray, grid: FaceGrid) -> np.ndarray:
     off = max(1, int(round(0.33 * 0.5 * (right - left))))
     c_r, c_l = max(left + 1, min(mid - 1, mid - off)), min(right - 1, max(mid + 1, mid + off))
     kpt = np.full(68, -1, dtype=np.int64)
-    kpt[60:68] = [grid.index(hi, left), grid.index(hi, c_r), grid.index(hi, mid), grid.index(hi, c_l),
-                  grid.index(hi, right), grid.index(lo, c_l), grid.index(lo, mid), grid.index(lo, c_r)]
+    kpt[60:68] = [
+        grid.index(hi, left),
+        grid.index(hi, c_r),
+        grid.index(hi, mid),
+        grid.index(hi, c_l),
+        grid.index(hi, right),
+        grid.index(lo, c_l),
+        grid.index(lo, mid),
+        grid.index(lo, c_r),
+    ]
     taken = set(kpt[60:68].tolist())
     for i in range(60):
         dist = np.linalg.norm(vertices - targets[i], axis=1)

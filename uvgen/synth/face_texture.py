@@ -6,6 +6,7 @@ lips inside the outer-lip contour (kpt 48-59), eyes inside the eye contours (36-
 with an iris and pupil, dark lash lines), brows along 17-21 and 22-26, nostrils beside kpt 33,
 shading round the eye sockets, flushed cheeks and a slightly darker neck.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,15 +62,17 @@ def feature_masks(v: np.ndarray, f: FaceFrame) -> dict[str, np.ndarray]:
     k = f.kpt[:, :2]
     front = f.front(v, 0.75)
     lips = _soft_polygon(xy, k[48:60], 0.015 * iod) * front
-    brow_dist = np.minimum(_polyline_distance(xy, k[17:22] - [0, 0.025 * iod]),
-                           _polyline_distance(xy, k[22:27] - [0, 0.025 * iod]))
+    brow_dist = np.minimum(
+        _polyline_distance(xy, k[17:22] - [0, 0.025 * iod]),
+        _polyline_distance(xy, k[22:27] - [0, 0.025 * iod]),
+    )
     brows = (1.0 - smoothstep((brow_dist - 0.025 * iod) / (0.02 * iod))) * front
     eyes = np.zeros(len(v))
     iris = np.zeros(len(v))
     pupil = np.zeros(len(v))
     lashes = np.zeros(len(v))
     for lo, centre in ((36, f.eye_r), (42, f.eye_l)):
-        contour = k[lo:lo + 6]
+        contour = k[lo : lo + 6]
         eye = _inside_polygon(xy, contour).astype(np.float64)
         r = np.hypot(xy[:, 0] - centre[0], xy[:, 1] - centre[1])
         eyes += eye
@@ -80,9 +83,13 @@ def feature_masks(v: np.ndarray, f: FaceFrame) -> dict[str, np.ndarray]:
     nostrils = np.zeros(len(v))
     for a, b in ((31, 32), (34, 35)):
         c = 0.5 * (k[a] + k[b]) + [0.0, 0.015 * iod]
-        nostrils += np.exp(-0.5 * (((xy[:, 0] - c[0]) / (0.04 * iod)) ** 2
-                                   + ((xy[:, 1] - c[1]) / (0.022 * iod)) ** 2))
-    sockets = (gaussian(v, f.eye_r, 0.22 * iod, 0.16 * iod) + gaussian(v, f.eye_l, 0.22 * iod, 0.16 * iod))
+        nostrils += np.exp(
+            -0.5
+            * (((xy[:, 0] - c[0]) / (0.04 * iod)) ** 2 + ((xy[:, 1] - c[1]) / (0.022 * iod)) ** 2)
+        )
+    sockets = gaussian(v, f.eye_r, 0.22 * iod, 0.16 * iod) + gaussian(
+        v, f.eye_l, 0.22 * iod, 0.16 * iod
+    )
     front_eyes = f.front(v, 0.6)
     return {
         "lips": lips,
@@ -98,8 +105,10 @@ def feature_masks(v: np.ndarray, f: FaceFrame) -> dict[str, np.ndarray]:
 
 def _cheeks(v: np.ndarray, f: FaceFrame) -> np.ndarray:
     y = f.nose_tip[1] - 0.1 * f.iod
-    return (gaussian(v, [f.x0 - 0.55 * f.iod, y], 0.22 * f.iod, 0.2 * f.iod)
-            + gaussian(v, [f.x0 + 0.55 * f.iod, y], 0.22 * f.iod, 0.2 * f.iod)) * f.front(v, 1.0)
+    return (
+        gaussian(v, [f.x0 - 0.55 * f.iod, y], 0.22 * f.iod, 0.2 * f.iod)
+        + gaussian(v, [f.x0 + 0.55 * f.iod, y], 0.22 * f.iod, 0.2 * f.iod)
+    ) * f.front(v, 1.0)
 
 
 def _neck(v: np.ndarray, f: FaceFrame) -> np.ndarray:
@@ -144,7 +153,9 @@ def texture_fields(v: np.ndarray, f: FaceFrame) -> np.ndarray:
     one = np.ones(n)
     y = (v[:, 1] - f.nose_tip[1]) / f.iod
     x = (v[:, 0] - f.x0) / f.iod
-    beard = smoothstep((f.nose_tip[1] - 0.2 * f.iod - v[:, 1]) / (0.4 * f.iod)) * (1.0 - _neck(v, f))
+    beard = smoothstep((f.nose_tip[1] - 0.2 * f.iod - v[:, 1]) / (0.4 * f.iod)) * (
+        1.0 - _neck(v, f)
+    )
     skin = 1.0 - np.clip(m["lips"] + m["sclera"] + m["brows"], 0, 1)
     grey = [1.0, 1.0, 1.0]
     fields = [
@@ -162,7 +173,9 @@ def texture_fields(v: np.ndarray, f: FaceFrame) -> np.ndarray:
     return np.stack(fields, axis=2)
 
 
-def colour_fields(v: np.ndarray, count: int, rng: np.random.Generator, chroma: float = 0.2) -> np.ndarray:
+def colour_fields(
+    v: np.ndarray, count: int, rng: np.random.Generator, chroma: float = 0.2
+) -> np.ndarray:
     """(n, 3, count) smooth random albedo patterns: one spatial pattern each (low-frequency
     cosines of x and y, mixed in blocks by ``rng``) times a near-grey colour (grey plus a random
     tint of relative size ``chroma``)."""

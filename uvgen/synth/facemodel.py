@@ -28,6 +28,7 @@ down to 0.14 (real fits: |b| up to about 4); ``b[0]`` opens the mouth by about 5
 unit and should be drawn non-negative; ``t ~ N(0, tex_ev^2)`` with tex_ev from 4.6e3 down to 30
 changes colours by about 20 of 255. See :mod:`uvgen.synth.components`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,15 @@ from uvgen.synth.components import MOUTH_OPEN, Components, make_components
 from uvgen.synth.face_regions import make_segbin
 from uvgen.synth.face_shape import face_grid, mean_shape, select_keypoints
 
-__all__ = ["make_face_model", "make_components", "make_real_topology_model", "sample_parameters",
-           "Components", "EXP_MU_OFFSET", "MEAN_MOUTH_OPENING"]
+__all__ = [
+    "make_face_model",
+    "make_components",
+    "make_real_topology_model",
+    "sample_parameters",
+    "Components",
+    "EXP_MU_OFFSET",
+    "MEAN_MOUTH_OPENING",
+]
 
 #: Constant part of the embedded model's expMU (the real u_exp.npy is close to this translation).
 EXP_MU_OFFSET = np.array([0.0, -7700.0, 900.0])
@@ -61,8 +69,9 @@ def make_face_model(n_vertices: int = 5000, seed: int = 0) -> MorphableModel:
     segbin = make_segbin(vertices, kpt_ind)
     comp = make_components(vertices, kpt_ind, segbin, seed, tri=grid.tri)
     n = grid.n_vertices
-    exp_mu = (np.tile(EXP_MU_OFFSET, n).reshape(-1, 1)
-              + MEAN_MOUTH_OPENING * comp.exp_pc[:, MOUTH_OPEN:MOUTH_OPEN + 1].astype(np.float64))
+    exp_mu = np.tile(EXP_MU_OFFSET, n).reshape(-1, 1) + MEAN_MOUTH_OPENING * comp.exp_pc[
+        :, MOUTH_OPEN : MOUTH_OPEN + 1
+    ].astype(np.float64)
     return MorphableModel(
         shape_mu=vertices.reshape(-1, 1),
         shape_pc=comp.shape_pc,
@@ -106,8 +115,9 @@ def make_real_topology_model(topology_dir: str | Path, seed: int = 0) -> Morphab
     )
 
 
-def sample_parameters(model: MorphableModel, rng: np.random.Generator
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_parameters(
+    model: MorphableModel, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random plausible (shape_para (199,), exp_para (29,), tex_para (199,)) float64.
 
     Draws, in this order, ``a = N(0,1) * shape_ev``, ``b = N(0,1) * exp_ev`` with the

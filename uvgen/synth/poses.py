@@ -3,6 +3,7 @@
 A pose is a ``Pose_Para`` vector [pitch, yaw, roll (radians), tx, ty, tz, s] in 300W-LP's convention
 (docs/conventions.md section 4): ``V' = s * V @ R.T + t``, then ``y_img = h - y - 1``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,10 @@ class PoseRanges:
 
 
 def sample_pose(
-    vertices: np.ndarray, image_size: int, rng: np.random.Generator, ranges: PoseRanges = PoseRanges()
+    vertices: np.ndarray,
+    image_size: int,
+    rng: np.random.Generator,
+    ranges: PoseRanges = PoseRanges(),
 ) -> np.ndarray:
     """(7,) float32 ``Pose_Para`` that puts the model-space ``vertices`` (n, 3) in a square image.
 

@@ -3,6 +3,7 @@
 Image space throughout: x to the right (column), y down (row), pixel centres at integers, z towards
 the viewer (larger z = closer). Colours are RGB floats in [0, 1].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,10 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 def _vertex_normals(fn: np.ndarray, triangles: np.ndarray, n: int) -> np.ndarray:
     normals = np.stack(
-        [np.bincount(triangles.ravel(), weights=np.repeat(fn[:, c], 3), minlength=n) for c in range(3)],
+        [
+            np.bincount(triangles.ravel(), weights=np.repeat(fn[:, c], 3), minlength=n)
+            for c in range(3)
+        ],
         axis=1,
     )
     length = np.linalg.norm(normals, axis=1, keepdims=True)

@@ -1,4 +1,5 @@
 """AFLW2000-3D reader/writer on the 17 real samples, plus bad-input handling."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,12 +20,34 @@ from uvgen.formats.aflw import (
 )
 from uvgen.formats.errors import DataError, DataWarning
 
-FIXTURE_NAMES = ["image00050", "image00081", "image00251", "image00430", "image00475", "image00514",
-                 "image00516", "image01038", "image01198", "image01322", "image02283", "image02420", "image02545",
-                 "image02616", "image03324", "image03614", "image04331"]
+FIXTURE_NAMES = [
+    "image00050",
+    "image00081",
+    "image00251",
+    "image00430",
+    "image00475",
+    "image00514",
+    "image00516",
+    "image01038",
+    "image01198",
+    "image01322",
+    "image02283",
+    "image02420",
+    "image02545",
+    "image02616",
+    "image03324",
+    "image03614",
+    "image04331",
+]
 # Yaw of Pose_Para in degrees, read from the files.
-YAW_DEG = {"image00050": 0.94, "image00251": -54.69, "image00475": 65.62, "image02420": 70.90,
-           "image04331": 45.45, "image00516": -35.71}
+YAW_DEG = {
+    "image00050": 0.94,
+    "image00251": -54.69,
+    "image00475": 65.62,
+    "image02420": 70.90,
+    "image04331": 45.45,
+    "image00516": -35.71,
+}
 # Real files whose pt2d is (2, 23) instead of (2, 21) (the data set has three; one is a fixture).
 PT2D_VARIANTS = {"image01198"}
 
@@ -39,7 +62,11 @@ def samples(aflw_fixture_dir: Path) -> list[AFLWSample]:
         found, rejects = scan_aflw(aflw_fixture_dir, collect_rejects=True)
     assert rejects == []
     # Exactly one warning, for image01198's (2, 23) pt2d: the sample is kept.
-    warned = [(w.message.path.stem, w.message.field) for w in record if issubclass(w.category, DataWarning)]
+    warned = [
+        (w.message.path.stem, w.message.field)
+        for w in record
+        if issubclass(w.category, DataWarning)
+    ]
     assert warned == [("image01198", "pt2d")]
     assert "(2, 23)" in str(record[0].message)
     return found
@@ -58,11 +85,17 @@ def test_all_real_samples_parse(samples: list[AFLWSample], aflw_fixture_dir: Pat
     assert [s.name for s in samples] == FIXTURE_NAMES
     for s in samples:
         assert s.image_path == aflw_fixture_dir / f"{s.name}.jpg"
-        assert s.pose_para.shape == (7,) and s.shape_para.shape == (199,) and s.exp_para.shape == (29,)
+        assert (
+            s.pose_para.shape == (7,) and s.shape_para.shape == (199,) and s.exp_para.shape == (29,)
+        )
         assert s.pt2d.shape == ((2, 23) if s.name in PT2D_VARIANTS else (2, 21))
         assert s.pt3d_68.shape == (3, 68) and s.roi.shape == (4,)
         assert s.pt3d_68.dtype == np.float64 and s.roi.dtype == np.int64
-        assert s.tex_para.shape == (199,) and s.color_para.shape == (7,) and s.illum_para.shape == (10,)
+        assert (
+            s.tex_para.shape == (199,)
+            and s.color_para.shape == (7,)
+            and s.illum_para.shape == (10,)
+        )
         raw = _raw(s.mat_path)
         np.testing.assert_array_equal(s.pt3d_68, raw["pt3d_68"].astype(np.float64))
         np.testing.assert_array_equal(s.pt2d, raw["pt2d"])
@@ -103,10 +136,14 @@ def test_round_trip_all_samples(samples: list[AFLWSample], tmp_path: Path) -> No
         real, ours = _raw(s.mat_path, mat_dtype=True), _raw(written.mat_path, mat_dtype=True)
         assert sorted(ours) == sorted(real)
         for key in real:
-            assert (ours[key].shape, ours[key].dtype) == (real[key].shape, real[key].dtype), (s.name, key)
+            assert (ours[key].shape, ours[key].dtype) == (real[key].shape, real[key].dtype), (
+                s.name,
+                key,
+            )
             np.testing.assert_array_equal(ours[key], real[key], err_msg=f"{s.name} {key}")
     assert [p.name for p in list_aflw_samples(tmp_path)] == [
-        f"{n}.mat" for n in FIXTURE_NAMES if n not in PT2D_VARIANTS]
+        f"{n}.mat" for n in FIXTURE_NAMES if n not in PT2D_VARIANTS
+    ]
 
 
 def test_written_storage_dtypes_match_real(samples: list[AFLWSample], tmp_path: Path) -> None:
@@ -143,10 +180,17 @@ def _nan_pt3d(mat: dict) -> None:
 
 BAD = {
     "image90001": (lambda m: m.pop("pt3d_68"), "pt3d_68", "missing field"),
-    "image90002": (lambda m: m.__setitem__("pt3d_68", m["pt3d_68"].T.copy()), "pt3d_68", "wrong shape"),
+    "image90002": (
+        lambda m: m.__setitem__("pt3d_68", m["pt3d_68"].T.copy()),
+        "pt3d_68",
+        "wrong shape",
+    ),
     "image90003": (_nan_pt3d, "pt3d_68", "non-finite"),
-    "image90005": (lambda m: m.__setitem__("Shape_Para", np.full((199, 1), np.nan)), "Shape_Para",
-                   "non-finite"),
+    "image90005": (
+        lambda m: m.__setitem__("Shape_Para", np.full((199, 1), np.nan)),
+        "Shape_Para",
+        "non-finite",
+    ),
 }
 
 
@@ -163,12 +207,31 @@ def test_bad_fields(name: str, tmp_path: Path, aflw_fixture_dir: Path) -> None:
 # Fields the pipeline does not use: an unusual variant is a warning naming file and field, and the
 # sample is read (kept as stored, or None when missing or not numeric).
 UNUSED_VARIANTS = {
-    "image90011": (lambda m: m.__setitem__("pt2d", np.zeros((2, 68))), "pt2d", "wrong shape", (2, 68)),
+    "image90011": (
+        lambda m: m.__setitem__("pt2d", np.zeros((2, 68))),
+        "pt2d",
+        "wrong shape",
+        (2, 68),
+    ),
     "image90012": (lambda m: m.pop("pt2d"), "pt2d", "missing field", None),
-    "image90013": (lambda m: m.__setitem__("Tex_Para", np.full((199, 1), np.nan)), "Tex_Para", "non-finite",
-                   (199,)),
-    "image90014": (lambda m: m.__setitem__("roi", np.zeros((1, 5), np.int16)), "roi", "wrong shape", (5,)),
-    "image90015": (lambda m: m.__setitem__("Illum_Para", np.array(["text"])), "Illum_Para", "", None),
+    "image90013": (
+        lambda m: m.__setitem__("Tex_Para", np.full((199, 1), np.nan)),
+        "Tex_Para",
+        "non-finite",
+        (199,),
+    ),
+    "image90014": (
+        lambda m: m.__setitem__("roi", np.zeros((1, 5), np.int16)),
+        "roi",
+        "wrong shape",
+        (5,),
+    ),
+    "image90015": (
+        lambda m: m.__setitem__("Illum_Para", np.array(["text"])),
+        "Illum_Para",
+        "",
+        None,
+    ),
 }
 
 
@@ -201,8 +264,11 @@ def test_missing_jpg_truncated_mat_and_rejects(tmp_path: Path, aflw_fixture_dir:
     found, rejects = read_all(paths, collect_rejects=True)
     assert [s.mat_path for s in found] == [good]
     fields = {r.path.name: r.field for r in rejects}
-    assert fields == {"image00002.jpg": None, "image00003.mat": None,
-                      **{f"{name}.mat": field for name, (_, field, _) in BAD.items()}}
+    assert fields == {
+        "image00002.jpg": None,
+        "image00003.mat": None,
+        **{f"{name}.mat": field for name, (_, field, _) in BAD.items()},
+    }
     with pytest.raises(DataError, match="image00002.jpg"):
         read_all(paths)
 

@@ -7,6 +7,7 @@ square's corners, triangulated (Delaunay) to make ``tri``; their mean shape is a
 of UV, so the position map of the converted model is known at every pixel. The raw UV of
 face3d's three repaired vertices is wrong on purpose; the right UV is their neighbours' mean.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +90,9 @@ def write_inputs(d: Path, seed: int = 0) -> Inputs:
     # Basel model: random everywhere, the kept vertices' mean shape linear in UV.
     u, v = uv_true[:, 0], uv_true[:, 1]
     shape_mu = (rng.standard_normal((3 * N_FULL, 1)) * 1e4).astype(np.float32)
-    shape_mu[interleaved_rows(trim), 0] = np.stack([255 * u, 255 * (1 - v), Z_OF_U * u + Z_OF_V * v], 1).ravel()
+    shape_mu[interleaved_rows(trim), 0] = np.stack(
+        [255 * u, 255 * (1 - v), Z_OF_U * u + Z_OF_V * v], 1
+    ).ravel()
     basel = {
         "shapeMU": shape_mu,
         "shapePC": rng.standard_normal((3 * N_FULL, 199), dtype=np.float32),
@@ -111,13 +114,27 @@ def write_inputs(d: Path, seed: int = 0) -> Inputs:
     }
     mu_exp = np.zeros((3 * N_TRIM, 1), np.float32)
     mu_exp[2::3, 0] = EXP_Z_OF_V * v
-    expression = {"mu_exp": mu_exp, "w_exp": rng.standard_normal((3 * N_TRIM, 29), dtype=np.float32),
-                  "sigma_exp": rng.uniform(1, 2, (29, 1))}
+    expression = {
+        "mu_exp": mu_exp,
+        "w_exp": rng.standard_normal((3 * N_TRIM, 29), dtype=np.float32),
+        "sigma_exp": rng.uniform(1, 2, (29, 1)),
+    }
     tri_mouth = {"tri_mouth": rng.integers(1, N_TRIM + 1, (3, N_MOUTH)).astype(np.float64)}
     stn = {"UV": uv_full}
-    raw = {"basel": basel, "info": info, "expression": expression, "tri_mouth": tri_mouth, "uv": stn}
-    names = {"basel": "01_MorphableModel.mat", "info": "model_info.mat", "expression": "Model_Expression.mat",
-             "tri_mouth": "Model_tri_mouth.mat", "uv": "BFM_UV.mat"}
+    raw = {
+        "basel": basel,
+        "info": info,
+        "expression": expression,
+        "tri_mouth": tri_mouth,
+        "uv": stn,
+    }
+    names = {
+        "basel": "01_MorphableModel.mat",
+        "info": "model_info.mat",
+        "expression": "Model_Expression.mat",
+        "tri_mouth": "Model_tri_mouth.mat",
+        "uv": "BFM_UV.mat",
+    }
     paths = {}
     for key, name in names.items():
         paths[key] = d / name
@@ -136,7 +153,9 @@ def converted(inputs: Inputs) -> MorphableModel:
 
 
 @pytest.fixture(scope="module")
-def out_dir(inputs: Inputs, converted: MorphableModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def out_dir(
+    inputs: Inputs, converted: MorphableModel, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     d = tmp_path_factory.mktemp("bfm_out") / "BFM"
     write_face3d_bfm(converted, d, model_info_mat=inputs.info)
     return d
@@ -179,7 +198,12 @@ def test_shape_and_texture_are_the_trimmed_rows(inputs: Inputs, converted: Morph
     m, b = converted, inputs.raw["basel"]
     assert m.n_vertices == N_TRIM
     rows = np.stack([3 * inputs.trim, 3 * inputs.trim + 1, 3 * inputs.trim + 2], axis=1).ravel()
-    for attr, name in [("shape_mu", "shapeMU"), ("shape_pc", "shapePC"), ("tex_mu", "texMU"), ("tex_pc", "texPC")]:
+    for attr, name in [
+        ("shape_mu", "shapeMU"),
+        ("shape_pc", "shapePC"),
+        ("tex_mu", "texMU"),
+        ("tex_pc", "texPC"),
+    ]:
         got = getattr(m, attr)
         assert got.dtype == np.float32, attr  # stored precision kept, no float64 copy
         np.testing.assert_array_equal(got, b[name][rows], err_msg=attr)
@@ -210,14 +234,20 @@ def test_uv_trimmed_and_repaired(inputs: Inputs, converted: MorphableModel) -> N
     others = np.setdiff1d(np.arange(N_TRIM), bad)
     np.testing.assert_array_equal(converted.uv[others], raw_uv[others])
     for vertex, neighbours in UV_FIXES_1BASED:
-        want = raw_uv[np.asarray(neighbours) - 1].mean(axis=0)  # neighbours in the trimmed numbering
+        want = raw_uv[np.asarray(neighbours) - 1].mean(
+            axis=0
+        )  # neighbours in the trimmed numbering
         np.testing.assert_array_equal(converted.uv[vertex - 1], want)
         assert not np.allclose(raw_uv[vertex - 1], want)  # the raw value was wrong
     np.testing.assert_allclose(converted.uv, inputs.uv_true, rtol=0, atol=1e-15)
 
 
-def test_files_on_disk_are_face3d_layout(inputs: Inputs, converted: MorphableModel, out_dir: Path) -> None:
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([BFM_FILE, BFM_INFO_FILE, BFM_UV_FILE])
+def test_files_on_disk_are_face3d_layout(
+    inputs: Inputs, converted: MorphableModel, out_dir: Path
+) -> None:
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [BFM_FILE, BFM_INFO_FILE, BFM_UV_FILE]
+    )
     model = scipy.io.loadmat(out_dir / BFM_FILE)["model"][0, 0]
     n = N_TRIM
     assert model["shapePC"].shape == (3 * n, 199) and model["expPC"].shape == (3 * n, 29)
@@ -230,16 +260,28 @@ def test_files_on_disk_are_face3d_layout(inputs: Inputs, converted: MorphableMod
 
     info = scipy.io.loadmat(out_dir / BFM_INFO_FILE)["model_info"]
     names = info.dtype.names
-    assert names == ("kpt_ind", "trimIndex", "symlist", "symlist_tri", "segbin", "segbin_tri", "tri_mouth",
-                     "uv_coords")
+    assert names == (
+        "kpt_ind",
+        "trimIndex",
+        "symlist",
+        "symlist_tri",
+        "segbin",
+        "segbin_tri",
+        "tri_mouth",
+        "uv_coords",
+    )
     info = info[0, 0]
     raw = inputs.raw["info"]
-    np.testing.assert_array_equal(info["trimIndex"], raw["trimIndex"])  # the real trimIndex, 1-based
+    np.testing.assert_array_equal(
+        info["trimIndex"], raw["trimIndex"]
+    )  # the real trimIndex, 1-based
     np.testing.assert_array_equal(info["symlist"], raw["symlist"])
     np.testing.assert_array_equal(info["symlist_tri"], raw["symlist_tri"])
     np.testing.assert_array_equal(info["segbin_tri"], raw["segbin_tri"].T)
     np.testing.assert_array_equal(info["segbin"], converted.segbin)
-    np.testing.assert_array_equal(info["tri_mouth"], model["tri_mouth"])  # face3d stores one list twice
+    np.testing.assert_array_equal(
+        info["tri_mouth"], model["tri_mouth"]
+    )  # face3d stores one list twice
     np.testing.assert_array_equal(info["kpt_ind"], model["kpt_ind"])
     np.testing.assert_array_equal(info["uv_coords"], converted.uv)
 
@@ -279,7 +321,9 @@ def _variant(inputs: Inputs, d: Path, key: str, **changes) -> tuple[Path, ...]:
 
 
 def test_segbin_falls_back_to_basel(inputs: Inputs, tmp_path: Path) -> None:
-    args = _variant(inputs, tmp_path, "info", segbin=None, segbin_tri=None, symlist=None, symlist_tri=None)
+    args = _variant(
+        inputs, tmp_path, "info", segbin=None, segbin_tri=None, symlist=None, symlist_tri=None
+    )
     model = convert_basel(*args)
     np.testing.assert_array_equal(model.segbin, inputs.raw["basel"]["segbin"][inputs.trim].T)
     write_face3d_bfm(model, tmp_path / "out", model_info_mat=args[1])
@@ -314,9 +358,12 @@ def test_missing_or_corrupt_file(inputs: Inputs, tmp_path: Path, key: str) -> No
 
 N3 = 3 * N_TRIM
 SMALL_BASEL = {  # a tiny Basel file (N = 20): its own checks come before the cross-checks
-    "shapeMU": np.zeros((60, 1), np.float32), "shapePC": np.zeros((60, 199), np.float32),
-    "shapeEV": np.ones((199, 1), np.float32), "texMU": np.zeros((60, 1), np.float32),
-    "texPC": np.zeros((60, 199), np.float32), "texEV": np.ones((199, 1), np.float32),
+    "shapeMU": np.zeros((60, 1), np.float32),
+    "shapePC": np.zeros((60, 199), np.float32),
+    "shapeEV": np.ones((199, 1), np.float32),
+    "texMU": np.zeros((60, 1), np.float32),
+    "texPC": np.zeros((60, 199), np.float32),
+    "texEV": np.ones((199, 1), np.float32),
 }
 
 
@@ -326,9 +373,18 @@ SMALL_BASEL = {  # a tiny Basel file (N = 20): its own checks come before the cr
         ("info", "trimIndex", {"trimIndex": None}, "missing field"),
         ("info", "trimIndex", {"trimIndex": np.arange(1, 101).reshape(-1, 1)}, "at least 10916"),
         ("info", "trimIndex", {"trimIndex": np.ones((N_TRIM, 1))}, "repeated"),
-        ("info", "trimIndex", {"trimIndex": np.arange(1, N_TRIM + 1).reshape(1, -1)}, "wrong shape"),
-        ("info", "trimIndex", {"trimIndex": np.arange(N_FULL - N_TRIM + 2, N_FULL + 2).reshape(-1, 1)},
-         "beyond the 11000 vertices"),
+        (
+            "info",
+            "trimIndex",
+            {"trimIndex": np.arange(1, N_TRIM + 1).reshape(1, -1)},
+            "wrong shape",
+        ),
+        (
+            "info",
+            "trimIndex",
+            {"trimIndex": np.arange(N_FULL - N_TRIM + 2, N_FULL + 2).reshape(-1, 1)},
+            "beyond the 11000 vertices",
+        ),
         ("info", "keypoints", {"keypoints": None}, "missing field"),
         ("info", "keypoints", {"keypoints": np.arange(1, 68).reshape(1, 67)}, "wrong shape"),
         ("info", "keypoints", {"keypoints": np.full((1, 68), N_TRIM + 1.0)}, "out of range"),
@@ -336,7 +392,12 @@ SMALL_BASEL = {  # a tiny Basel file (N = 20): its own checks come before the cr
         ("info", "tri", {"tri": np.ones((4, 10))}, "wrong shape"),
         ("info", "tri", {"tri": np.full((3, 10), 1.5)}, "whole numbers"),
         ("info", "segbin", {"segbin": np.zeros((N_FULL, 4))}, "not one-hot"),
-        ("info", "segbin", {"segbin": np.eye(4)[np.zeros(N_FULL - 1, int)]}, "rows, expected one per Basel"),
+        (
+            "info",
+            "segbin",
+            {"segbin": np.eye(4)[np.zeros(N_FULL - 1, int)]},
+            "rows, expected one per Basel",
+        ),
         ("info", "symlist", {"symlist": np.ones((3, 5))}, "wrong shape"),
         ("expression", "mu_exp", {"mu_exp": None}, "missing field"),
         ("expression", "w_exp", {"w_exp": np.zeros((N3 - 3, 29))}, "wrong shape"),
@@ -349,13 +410,25 @@ SMALL_BASEL = {  # a tiny Basel file (N = 20): its own checks come before the cr
         ("uv", "UV", {"UV": np.zeros((N_FULL - 1, 2))}, "rows, expected one per Basel"),
         ("uv", "UV", {"UV": np.full((N_FULL, 2), 1.5)}, "outside"),
         ("basel", "shapePC", {**SMALL_BASEL, "shapePC": None}, "missing field"),
-        ("basel", "shapePC", {**SMALL_BASEL, "shapePC": np.zeros((60, 40), np.float32)}, "wrong shape"),
+        (
+            "basel",
+            "shapePC",
+            {**SMALL_BASEL, "shapePC": np.zeros((60, 40), np.float32)},
+            "wrong shape",
+        ),
         ("basel", "texMU", {**SMALL_BASEL, "texMU": np.zeros((63, 1), np.float32)}, "wrong shape"),
-        ("basel", "shapeMU", {**SMALL_BASEL, "shapeMU": np.zeros((61, 1), np.float32)}, "multiple of 3"),
+        (
+            "basel",
+            "shapeMU",
+            {**SMALL_BASEL, "shapeMU": np.zeros((61, 1), np.float32)},
+            "multiple of 3",
+        ),
         ("basel", "texEV", {**SMALL_BASEL, "texEV": None}, "missing field"),
     ],
 )
-def test_bad_field(inputs: Inputs, tmp_path: Path, key: str, field: str, changes: dict, match: str) -> None:
+def test_bad_field(
+    inputs: Inputs, tmp_path: Path, key: str, field: str, changes: dict, match: str
+) -> None:
     if key == "basel":  # small file: replace every variable
         changes = {**{k: None for k in inputs.raw["basel"]}, **changes}
     args = _variant(inputs, tmp_path, key, **changes)
@@ -375,12 +448,26 @@ def test_segbin_missing_everywhere(inputs: Inputs, tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- command line
 
 
-def test_command_line_end_to_end(inputs: Inputs, converted: MorphableModel, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture) -> None:
+def test_command_line_end_to_end(
+    inputs: Inputs, converted: MorphableModel, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "cli" / "BFM"
-    convert_main(["--basel", str(inputs.basel), "--info", str(inputs.info), "--expression",
-                  str(inputs.expression), "--tri-mouth", str(inputs.tri_mouth), "--uv", str(inputs.uv),
-                  "--out", str(out)])
+    convert_main(
+        [
+            "--basel",
+            str(inputs.basel),
+            "--info",
+            str(inputs.info),
+            "--expression",
+            str(inputs.expression),
+            "--tri-mouth",
+            str(inputs.tri_mouth),
+            "--uv",
+            str(inputs.uv),
+            "--out",
+            str(out),
+        ]
+    )
     assert f"{N_TRIM} vertices" in capsys.readouterr().out
     loaded = load_bfm(out)
     np.testing.assert_array_equal(loaded.shape_pc, converted.shape_pc)
@@ -391,7 +478,21 @@ def test_command_line_end_to_end(inputs: Inputs, converted: MorphableModel, tmp_
 def test_command_line_reports_bad_input(inputs: Inputs, tmp_path: Path) -> None:
     absent = tmp_path / "Model_Expression.mat"
     with pytest.raises(SystemExit) as exc:
-        convert_main(["--basel", str(inputs.basel), "--info", str(inputs.info), "--expression", str(absent),
-                      "--tri-mouth", str(inputs.tri_mouth), "--uv", str(inputs.uv), "--out", str(tmp_path / "o")])
+        convert_main(
+            [
+                "--basel",
+                str(inputs.basel),
+                "--info",
+                str(inputs.info),
+                "--expression",
+                str(absent),
+                "--tri-mouth",
+                str(inputs.tri_mouth),
+                "--uv",
+                str(inputs.uv),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     assert str(absent) in str(exc.value.code) and "missing file" in str(exc.value.code)
     assert not (tmp_path / "o").exists()

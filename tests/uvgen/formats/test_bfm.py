@@ -1,4 +1,5 @@
 """face3d BFM files: the real topology pieces, and save/load of a small model."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,7 @@ def test_real_topology_shapes(topology: Topology, bfm_topology_dir: Path) -> Non
     np.testing.assert_array_equal(t.tri, raw_tri.T.astype(np.int64) - 1)
     assert t.full_triangles.shape == (105840 + 121, 3)
     assert t.kpt_ind.shape == (68,) and t.kpt_ind.dtype == np.int32
-    assert 0 <= t.kpt_ind.min() and t.kpt_ind.max() < N_REAL and len(set(t.kpt_ind)) == 68
+    assert t.kpt_ind.min() >= 0 and t.kpt_ind.max() < N_REAL and len(set(t.kpt_ind)) == 68
     assert t.segbin.shape == (4, N_REAL) and t.segbin.dtype == np.uint8
     assert (t.segbin.sum(axis=0) == 1).all()  # one-hot: nose, eyes, mouth, rest
     assert t.segbin[3].sum() > t.segbin[:3].sum()  # the rest of the face is the largest part
@@ -96,20 +97,28 @@ def test_topology_errors(bfm_topology_dir: Path, tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- save / load
 
 
-def small_model(n: int = 500, m: int = 900, k: int = 20, seed: int = 0,
-                float_dtype=np.float32) -> MorphableModel:
+def small_model(
+    n: int = 500, m: int = 900, k: int = 20, seed: int = 0, float_dtype=np.float32
+) -> MorphableModel:
     rng = np.random.default_rng(seed)
     f = lambda *shape: rng.standard_normal(shape).astype(float_dtype)  # noqa: E731
     segbin = np.zeros((4, n), np.uint8)
     segbin[rng.integers(0, 4, n), np.arange(n)] = 1
     return MorphableModel(
-        shape_mu=f(3 * n, 1) * 1e4, shape_pc=f(3 * n, 199), shape_ev=np.abs(f(199, 1)),
-        exp_mu=f(3 * n, 1), exp_pc=f(3 * n, 29), exp_ev=np.abs(f(29, 1)),
-        tex_mu=f(3 * n, 1) + 128, tex_pc=f(3 * n, 199), tex_ev=np.abs(f(199, 1)),
+        shape_mu=f(3 * n, 1) * 1e4,
+        shape_pc=f(3 * n, 199),
+        shape_ev=np.abs(f(199, 1)),
+        exp_mu=f(3 * n, 1),
+        exp_pc=f(3 * n, 29),
+        exp_ev=np.abs(f(29, 1)),
+        tex_mu=f(3 * n, 1) + 128,
+        tex_pc=f(3 * n, 199),
+        tex_ev=np.abs(f(199, 1)),
         tri=rng.integers(0, n, (m, 3)).astype(np.int32),
         tri_mouth=rng.integers(0, n, (k, 3)).astype(np.int32),
         kpt_ind=rng.choice(n, 68, replace=False).astype(np.int32),
-        uv=rng.random((n, 2)), segbin=segbin,
+        uv=rng.random((n, 2)),
+        segbin=segbin,
     )
 
 
@@ -117,7 +126,9 @@ def small_model(n: int = 500, m: int = 900, k: int = 20, seed: int = 0,
 def test_save_load_round_trip_exact(tmp_path: Path, float_dtype) -> None:
     model = small_model(float_dtype=float_dtype)
     save_bfm(model, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([BFM_FILE, BFM_UV_FILE, BFM_INFO_FILE])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [BFM_FILE, BFM_UV_FILE, BFM_INFO_FILE]
+    )
     loaded = load_bfm(tmp_path)
     for field in dataclasses.fields(MorphableModel):
         a, b = getattr(model, field.name), getattr(loaded, field.name)
@@ -130,9 +141,20 @@ def test_saved_layout_is_face3d(tmp_path: Path) -> None:
     save_bfm(model, tmp_path)
     raw = scipy.io.loadmat(tmp_path / BFM_FILE)["model"][0, 0]
     n = model.n_vertices
-    shapes = {"shapeMU": (3 * n, 1), "shapePC": (3 * n, 199), "shapeEV": (199, 1), "expMU": (3 * n, 1),
-              "expPC": (3 * n, 29), "expEV": (29, 1), "texMU": (3 * n, 1), "texPC": (3 * n, 199),
-              "texEV": (199, 1), "tri": (3, 900), "tri_mouth": (3, 20), "kpt_ind": (1, 68)}
+    shapes = {
+        "shapeMU": (3 * n, 1),
+        "shapePC": (3 * n, 199),
+        "shapeEV": (199, 1),
+        "expMU": (3 * n, 1),
+        "expPC": (3 * n, 29),
+        "expEV": (29, 1),
+        "texMU": (3 * n, 1),
+        "texPC": (3 * n, 199),
+        "texEV": (199, 1),
+        "tri": (3, 900),
+        "tri_mouth": (3, 20),
+        "kpt_ind": (1, 68),
+    }
     assert {name: raw[name].shape for name in raw.dtype.names} == shapes
     assert raw["shapePC"].dtype == np.float32 and raw["tri"].dtype == np.uint16
     np.testing.assert_array_equal(raw["tri"], model.tri.T + 1)  # 1-based
@@ -159,17 +181,36 @@ def _rewrite(path: Path, struct: str, change) -> None:
     [
         (BFM_FILE, "model", lambda f: f.pop("shapePC"), "model.shapePC"),
         (BFM_FILE, "model", lambda f: f.__setitem__("expPC", f["expPC"][:, :28]), "model.expPC"),
-        (BFM_FILE, "model", lambda f: f.__setitem__("kpt_ind", f["kpt_ind"] * 0 + 501), "model.kpt_ind"),
+        (
+            BFM_FILE,
+            "model",
+            lambda f: f.__setitem__("kpt_ind", f["kpt_ind"] * 0 + 501),
+            "model.kpt_ind",
+        ),
         (BFM_FILE, "model", lambda f: f.__setitem__("tri", f["tri"] * 0), "model.tri"),
-        (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("segbin", f["segbin"] * 0),
-         "model_info.segbin"),
-        (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("kpt_ind", f["kpt_ind"][:, ::-1]),
-         "model_info.kpt_ind"),
-        (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("tri_mouth", f["tri_mouth"][:, 1:]),
-         "model_info.tri_mouth"),
+        (
+            BFM_INFO_FILE,
+            "model_info",
+            lambda f: f.__setitem__("segbin", f["segbin"] * 0),
+            "model_info.segbin",
+        ),
+        (
+            BFM_INFO_FILE,
+            "model_info",
+            lambda f: f.__setitem__("kpt_ind", f["kpt_ind"][:, ::-1]),
+            "model_info.kpt_ind",
+        ),
+        (
+            BFM_INFO_FILE,
+            "model_info",
+            lambda f: f.__setitem__("tri_mouth", f["tri_mouth"][:, 1:]),
+            "model_info.tri_mouth",
+        ),
     ],
 )
-def test_load_bfm_bad_fields(tmp_path: Path, filename: str, struct: str, change, field: str) -> None:
+def test_load_bfm_bad_fields(
+    tmp_path: Path, filename: str, struct: str, change, field: str
+) -> None:
     save_bfm(small_model(), tmp_path)
     _rewrite(tmp_path / filename, struct, change)
     with pytest.raises(DataError) as info:
@@ -183,13 +224,23 @@ def test_load_bfm_bad_fields(tmp_path: Path, filename: str, struct: str, change,
     [
         (BFM_FILE, "model", lambda f: f.__setitem__("texMU", f["texMU"] * np.nan), "model.texMU"),
         (BFM_FILE, "model", lambda f: f.pop("texPC"), "model.texPC"),
-        (BFM_FILE, "model", lambda f: f.__setitem__("shapeEV", f["shapeEV"][:100]), "model.shapeEV"),
-        (BFM_INFO_FILE, "model_info", lambda f: f.__setitem__("uv_coords", f["uv_coords"] * 0.5),
-         "model_info.uv_coords"),
+        (
+            BFM_FILE,
+            "model",
+            lambda f: f.__setitem__("shapeEV", f["shapeEV"][:100]),
+            "model.shapeEV",
+        ),
+        (
+            BFM_INFO_FILE,
+            "model_info",
+            lambda f: f.__setitem__("uv_coords", f["uv_coords"] * 0.5),
+            "model_info.uv_coords",
+        ),
     ],
 )
-def test_load_bfm_unused_field_variants_warn(tmp_path: Path, filename: str, struct: str, change,
-                                             field: str) -> None:
+def test_load_bfm_unused_field_variants_warn(
+    tmp_path: Path, filename: str, struct: str, change, field: str
+) -> None:
     """Fields the UV build does not use: a warning naming file and field; the model loads."""
     model = small_model()
     save_bfm(model, tmp_path)

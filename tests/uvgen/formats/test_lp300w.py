@@ -1,4 +1,5 @@
 """300W-LP reader/writer on the real sample, plus bad-input handling and scanning."""
+
 from __future__ import annotations
 
 import shutil
@@ -38,10 +39,21 @@ def _raw(lp300w_fixture_dir: Path) -> dict:
 def test_real_sample_shapes_and_values(real_fit: Fit300WLP, lp300w_fixture_dir: Path) -> None:
     fit = real_fit
     assert fit.name == NAME
-    assert fit.folder == lp300w_fixture_dir.name and fit.sample_id == f"{lp300w_fixture_dir.name}/{NAME}"
+    assert (
+        fit.folder == lp300w_fixture_dir.name
+        and fit.sample_id == f"{lp300w_fixture_dir.name}/{NAME}"
+    )
     assert fit.image_path == lp300w_fixture_dir / f"{NAME}.jpg"
-    expected = {"pose_para": (7,), "shape_para": (199,), "exp_para": (29,), "pt2d": (2, 68), "roi": (4,),
-                "tex_para": (199,), "color_para": (7,), "illum_para": (10,)}
+    expected = {
+        "pose_para": (7,),
+        "shape_para": (199,),
+        "exp_para": (29,),
+        "pt2d": (2, 68),
+        "roi": (4,),
+        "tex_para": (199,),
+        "color_para": (7,),
+        "illum_para": (10,),
+    }
     for attr, shape in expected.items():
         value = getattr(fit, attr)
         assert value.shape == shape, attr
@@ -69,11 +81,15 @@ def test_real_image(real_fit: Fit300WLP) -> None:
     assert image.shape == (450, 450, 3) and image.dtype == np.uint8
 
 
-def test_write_read_round_trip_matches_real_layout(real_fit: Fit300WLP, tmp_path: Path,
-                                                   lp300w_fixture_dir: Path) -> None:
+def test_write_read_round_trip_matches_real_layout(
+    real_fit: Fit300WLP, tmp_path: Path, lp300w_fixture_dir: Path
+) -> None:
     image = real_fit.load_image()
     written = write_300wlp_sample(tmp_path, NAME, image, **real_fit.params())
-    assert written.mat_path == tmp_path / f"{NAME}.mat" and written.image_path == tmp_path / f"{NAME}.jpg"
+    assert (
+        written.mat_path == tmp_path / f"{NAME}.mat"
+        and written.image_path == tmp_path / f"{NAME}.jpg"
+    )
     for attr, value in real_fit.params().items():
         np.testing.assert_array_equal(getattr(written, attr), value, err_msg=attr)
         assert getattr(written, attr).dtype == value.dtype
@@ -95,8 +111,14 @@ def test_writer_defaults_and_float32_rounding(tmp_path: Path) -> None:
     pose = np.array([0.1, -0.3, 0.05, 200.0, 210.0, -50.0, 1.234567891e-3])
     path = tmp_path / "x.mat"
     (tmp_path / "x.jpg").write_bytes(b"")  # existence is all the reader checks by default
-    write_300wlp_mat(path, pose_para=pose, shape_para=np.ones((199, 1)), exp_para=np.zeros(29),
-                     pt2d=np.zeros((2, 68)), roi=[1, -2, 3, 4])
+    write_300wlp_mat(
+        path,
+        pose_para=pose,
+        shape_para=np.ones((199, 1)),
+        exp_para=np.zeros(29),
+        pt2d=np.zeros((2, 68)),
+        roi=[1, -2, 3, 4],
+    )
     fit = read_300wlp_mat(path)
     np.testing.assert_array_equal(fit.pose_para, pose.astype(np.float32).astype(np.float64))
     np.testing.assert_array_equal(fit.tex_para, np.zeros(199))
@@ -115,16 +137,22 @@ def test_writer_defaults_and_float32_rounding(tmp_path: Path) -> None:
     ],
 )
 def test_writer_rejects_bad_values(tmp_path: Path, change: dict, message: str) -> None:
-    params = dict(pose_para=np.zeros(7), shape_para=np.zeros(199), exp_para=np.zeros(29),
-                  pt2d=np.zeros((2, 68)), roi=[0, 0, 1, 1])
+    params = dict(
+        pose_para=np.zeros(7),
+        shape_para=np.zeros(199),
+        exp_para=np.zeros(29),
+        pt2d=np.zeros((2, 68)),
+        roi=[0, 0, 1, 1],
+    )
     params.update(change)
     with pytest.raises(ValueError, match=message):
         write_300wlp_mat(tmp_path / "x.mat", **params)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_interrupted_write_keeps_old_file_and_leaves_no_partial(real_fit: Fit300WLP, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_write_keeps_old_file_and_leaves_no_partial(
+    real_fit: Fit300WLP, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "s.mat"
     write_300wlp_mat(target, **real_fit.params())
     before = target.read_bytes()
@@ -145,7 +173,9 @@ def test_interrupted_write_keeps_old_file_and_leaves_no_partial(real_fit: Fit300
 # ----------------------------------------------------------------------------- bad input
 
 
-def _bad_sample(root: Path, name: str, fixture_dir: Path, mutate=None, jpg: bytes | None = None) -> Path:
+def _bad_sample(
+    root: Path, name: str, fixture_dir: Path, mutate=None, jpg: bytes | None = None
+) -> Path:
     """A copy of the real sample under root/IBUG/ with its .mat dict changed by ``mutate``."""
     folder = root / "IBUG"
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +202,11 @@ def _nan_shape(mat: dict) -> None:
 BAD_MATS = {
     "missing_field": (lambda mat: mat.pop("Exp_Para"), "Exp_Para", "missing field"),
     "wrong_shape": (_set("Shape_Para", np.zeros((1, 199))), "Shape_Para", "wrong shape"),
-    "wrong_pose_shape": (_set("Pose_Para", np.zeros((7, 1), np.float32)), "Pose_Para", "wrong shape"),
+    "wrong_pose_shape": (
+        _set("Pose_Para", np.zeros((7, 1), np.float32)),
+        "Pose_Para",
+        "wrong shape",
+    ),
     "nan_shape": (_nan_shape, "Shape_Para", "non-finite"),
 }
 
@@ -201,7 +235,9 @@ def test_unused_field_variants_warn(case: str, tmp_path: Path, lp300w_fixture_di
 
 
 @pytest.mark.parametrize("case", sorted(BAD_MATS))
-def test_bad_field_names_file_and_field(case: str, tmp_path: Path, lp300w_fixture_dir: Path) -> None:
+def test_bad_field_names_file_and_field(
+    case: str, tmp_path: Path, lp300w_fixture_dir: Path
+) -> None:
     mutate, field, reason = BAD_MATS[case]
     path = _bad_sample(tmp_path, case, lp300w_fixture_dir, mutate)
     with pytest.raises(DataError) as info:
@@ -259,9 +295,13 @@ def test_read_jpeg_promotes_grayscale(tmp_path: Path) -> None:
 
 def test_read_all_collects_rejects_and_continues(tmp_path: Path, lp300w_fixture_dir: Path) -> None:
     good = [_bad_sample(tmp_path, f"good{i}", lp300w_fixture_dir) for i in range(2)]
-    bad = {_bad_sample(tmp_path, case, lp300w_fixture_dir, BAD_MATS[case][0]): BAD_MATS[case][1]
-           for case in ("missing_field", "nan_shape")}
-    bad[_bad_sample(tmp_path, "nojpg", lp300w_fixture_dir, jpg=b"<none>").with_suffix(".jpg")] = None
+    bad = {
+        _bad_sample(tmp_path, case, lp300w_fixture_dir, BAD_MATS[case][0]): BAD_MATS[case][1]
+        for case in ("missing_field", "nan_shape")
+    }
+    bad[_bad_sample(tmp_path, "nojpg", lp300w_fixture_dir, jpg=b"<none>").with_suffix(".jpg")] = (
+        None
+    )
     paths = list_300wlp_samples(tmp_path)
     assert len(paths) == 5
     fits, rejects = read_all(paths, collect_rejects=True)
@@ -279,11 +319,31 @@ def test_list_samples_folders(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         list_300wlp_samples(tmp_path)
     assert info.value.path == tmp_path
-    for rel in ("HELEN_Flip/b.mat", "AFW/z.mat", "AFW/a.mat", "AFW/a.jpg", "AFW/.a.mat.1-ab.tmp",
-                "AFW/.hidden.mat", "landmarks/AFW/x.mat", "landmarks/y.mat", "Other/o.mat"):
+    for rel in (
+        "HELEN_Flip/b.mat",
+        "AFW/z.mat",
+        "AFW/a.mat",
+        "AFW/a.jpg",
+        "AFW/.a.mat.1-ab.tmp",
+        "AFW/.hidden.mat",
+        "landmarks/AFW/x.mat",
+        "landmarks/y.mat",
+        "Other/o.mat",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
-    assert list_300wlp_samples(tmp_path) == [tmp_path / "AFW/a.mat", tmp_path / "AFW/z.mat",
-                                             tmp_path / "HELEN_Flip/b.mat"]
-    assert lp300w.LP300W_FOLDERS == ("AFW", "HELEN", "IBUG", "LFPW", "AFW_Flip", "HELEN_Flip", "IBUG_Flip",
-                                     "LFPW_Flip")
+    assert list_300wlp_samples(tmp_path) == [
+        tmp_path / "AFW/a.mat",
+        tmp_path / "AFW/z.mat",
+        tmp_path / "HELEN_Flip/b.mat",
+    ]
+    assert lp300w.LP300W_FOLDERS == (
+        "AFW",
+        "HELEN",
+        "IBUG",
+        "LFPW",
+        "AFW_Flip",
+        "HELEN_Flip",
+        "IBUG_Flip",
+        "LFPW_Flip",
+    )

@@ -1,5 +1,6 @@
 """Synthetic data sets in the real layouts: fields at the real shapes and dtypes, fits that
 reproduce the pixels, pose spread, determinism and resumption."""
+
 import hashlib
 
 import numpy as np
@@ -24,22 +25,32 @@ def model_dir(tmp_path_factory):
 def project_like_the_conventions(model, pose, h):
     """Key vertices of a fit in image pixels, written out from docs/conventions.md section 4."""
     pitch, yaw, roll, tx, ty, tz, s = (float(x) for x in pose)
-    rx = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]])
+    rx = np.array(
+        [[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]]
+    )
     ry = np.array([[np.cos(yaw), 0, -np.sin(yaw)], [0, 1, 0], [np.sin(yaw), 0, np.cos(yaw)]])
     rz = np.array([[np.cos(roll), np.sin(roll), 0], [-np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
-    return lambda v: (lambda c: np.c_[c[:, 0], h - c[:, 1] - 1, c[:, 2]])(s * v @ (rx @ ry @ rz).T + [tx, ty, tz])
+    return lambda v: (lambda c: np.c_[c[:, 0], h - c[:, 1] - 1, c[:, 2]])(
+        s * v @ (rx @ ry @ rz).T + [tx, ty, tz]
+    )
 
 
 def face_silhouette(model, index, seed, monkeypatch):
     """Pixels of sample ``index`` that belong to the face: identical over black and white backgrounds."""
     renders = []
     for value in (0.0, 1.0):
-        monkeypatch.setattr(dataset, "cluttered_background", lambda h, w, rng, v=value: np.full((h, w, 3), v, np.float32))
+        monkeypatch.setattr(
+            dataset,
+            "cluttered_background",
+            lambda h, w, rng, v=value: np.full((h, w, 3), v, np.float32),
+        )
         renders.append(draw_sample(model, 450, sample_rng(seed, index)).image)
     return np.all(renders[0] == renders[1], axis=2)
 
 
-def test_written_fields_have_the_real_shapes_and_dtypes(model_dir, tmp_path, lp300w_fixture_dir, aflw_fixture_dir):
+def test_written_fields_have_the_real_shapes_and_dtypes(
+    model_dir, tmp_path, lp300w_fixture_dir, aflw_fixture_dir
+):
     write_synthetic_set("300wlp", model_dir, tmp_path / "lp", 8, 450, seed=1)
     write_synthetic_set("aflw2000", model_dir, tmp_path / "aflw", 2, 450, seed=2)
     assert sorted(p.name for p in (tmp_path / "lp").iterdir()) == sorted(LP300W_FOLDERS)
@@ -63,7 +74,9 @@ def test_key_vertices_from_the_mat_land_on_the_rendered_face(model_dir, tmp_path
     ]:
         write_synthetic_set(layout, model_dir, tmp_path / layout, 8, 450, seed=seed)
         paths = lister(tmp_path / layout)
-        by_index = {int(p.stem.split("_")[-2] if layout == "300wlp" else p.stem[5:]): p for p in paths}
+        by_index = {
+            int(p.stem.split("_")[-2] if layout == "300wlp" else p.stem[5:]): p for p in paths
+        }
         for index in (0, 5):
             fit = reader(by_index[index])
             verts = model.vertices(fit.shape_para, fit.exp_para)
@@ -76,7 +89,9 @@ def test_key_vertices_from_the_mat_land_on_the_rendered_face(model_dir, tmp_path
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     near |= np.roll(np.roll(face, dy, 0), dx, 1)
-            assert near[px[:, 1], px[:, 0]].all(), f"{layout} sample {index}: key vertices off the face"
+            assert near[px[:, 1], px[:, 0]].all(), (
+                f"{layout} sample {index}: key vertices off the face"
+            )
             if layout == "aflw2000":
                 np.testing.assert_allclose(fit.pt3d_68.T, kpt, atol=1e-3)
             else:
@@ -117,7 +132,9 @@ def test_same_seed_same_files_and_interrupted_run_resumes(model_dir, tmp_path, m
     victims[1].with_suffix(".jpg").unlink()
     drawn = []
     real_draw = dataset.draw_sample
-    monkeypatch.setattr(dataset, "draw_sample", lambda *a, **k: drawn.append(1) or real_draw(*a, **k))
+    monkeypatch.setattr(
+        dataset, "draw_sample", lambda *a, **k: drawn.append(1) or real_draw(*a, **k)
+    )
     write_synthetic_set("300wlp", model_dir, tmp_path / "b", 10, 450, seed=5)
     assert len(drawn) == 2
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")

@@ -1,4 +1,5 @@
 """The embedded procedural face model and the generated components (uvgen.synth.facemodel)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,22 @@ from uvgen.synth.facemodel import make_face_model, sample_parameters
 
 N = 5000
 REAL_SPAN = np.array([180_069.0, 210_725.0, 148_018.0])  # bounding box of the real BFM mean shape
-ARRAYS = ("shape_mu", "shape_pc", "shape_ev", "exp_mu", "exp_pc", "exp_ev", "tex_mu", "tex_pc",
-          "tex_ev", "tri", "tri_mouth", "kpt_ind", "uv", "segbin")
+ARRAYS = (
+    "shape_mu",
+    "shape_pc",
+    "shape_ev",
+    "exp_mu",
+    "exp_pc",
+    "exp_ev",
+    "tex_mu",
+    "tex_pc",
+    "tex_ev",
+    "tri",
+    "tri_mouth",
+    "kpt_ind",
+    "uv",
+    "segbin",
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +51,9 @@ def _mean(m: MorphableModel) -> np.ndarray:
 
 def _uv_signed_area(uv: np.ndarray, tri: np.ndarray) -> np.ndarray:
     a, b, c = uv[tri[:, 0]], uv[tri[:, 1]], uv[tri[:, 2]]
-    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+    return 0.5 * (
+        (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    )
 
 
 # --- determinism ------------------------------------------------------------------------------
@@ -186,7 +203,9 @@ def test_key_points_are_anatomical(model: MorphableModel) -> None:
     assert np.median(dist) < 3000 and dist.max() < 15000
 
 
-def test_left_right_orientation_matches_real_model(model: MorphableModel, bfm_topology_dir: Path) -> None:
+def test_left_right_orientation_matches_real_model(
+    model: MorphableModel, bfm_topology_dir: Path
+) -> None:
     topo = load_topology(bfm_topology_dir)
     real = topo.mean_shape.reshape(-1, 3)[topo.kpt_ind]
     mine = model.shape_mu.reshape(-1, 3)[model.kpt_ind]

@@ -1,4 +1,5 @@
 """Lambertian rendering with a z-buffer, and the random scenery for synthetic images."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,7 +52,9 @@ def test_plane_facing_the_light_is_brighter_than_a_tilted_one():
     image, _ = render(vertices, triangles, grey(8), [0, 0, 1], ambient, np.zeros((H, W, 3)))
     flat, tilted = image[12, 12, 0], image[12, 35, 0]
     assert flat == pytest.approx(0.8 * (ambient + (1 - ambient) * 1.0), abs=1e-5)
-    assert tilted == pytest.approx(0.8 * (ambient + (1 - ambient) * np.cos(np.deg2rad(60))), abs=1e-5)
+    assert tilted == pytest.approx(
+        0.8 * (ambient + (1 - ambient) * np.cos(np.deg2rad(60))), abs=1e-5
+    )
     assert flat > tilted
 
 
@@ -68,15 +71,24 @@ def test_winding_does_not_change_the_shading():
 
 def test_sphere_is_lit_on_the_side_of_the_light():
     # A closed sphere (both halves rasterised; the z-buffer keeps the front one).
-    lat, lon = np.meshgrid(np.linspace(0.05, np.pi - 0.05, 20), np.linspace(0, 2 * np.pi, 40, endpoint=False), indexing="ij")
+    lat, lon = np.meshgrid(
+        np.linspace(0.05, np.pi - 0.05, 20),
+        np.linspace(0, 2 * np.pi, 40, endpoint=False),
+        indexing="ij",
+    )
     r = 15.0
     vertices = np.stack(
-        [25 + r * np.sin(lat) * np.cos(lon), 20 + r * np.cos(lat), r * np.sin(lat) * np.sin(lon)], axis=-1
+        [25 + r * np.sin(lat) * np.cos(lon), 20 + r * np.cos(lat), r * np.sin(lat) * np.sin(lon)],
+        axis=-1,
     ).reshape(-1, 3)
     idx = np.arange(20 * 40).reshape(20, 40)
     a, b, c, d = idx[:-1], np.roll(idx, -1, 1)[:-1], idx[1:], np.roll(idx, -1, 1)[1:]
-    tris = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)])
-    image, raster = render(vertices, tris, grey(len(vertices)), [1.0, 0.0, 0.3], 0.1, np.zeros((H, W, 3)))
+    tris = np.concatenate(
+        [np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)]
+    )
+    image, raster = render(
+        vertices, tris, grey(len(vertices)), [1.0, 0.0, 0.3], 0.1, np.zeros((H, W, 3))
+    )
     lum = image.mean(axis=2)
     right, left = lum[:, 26:][raster.mask[:, 26:]].mean(), lum[:, :25][raster.mask[:, :25]].mean()
     assert right > left + 0.2
@@ -90,9 +102,13 @@ def test_background_untouched_outside_the_mesh():
     vertices, tris = square(10, 10, 12, 5.0)
     image, raster = render(vertices, tris, grey(4), *random_light(rng), background)
     assert image.dtype == np.float32 and image.shape == (H, W, 3)
-    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= 0.0 and image.max() <= 1.0
     np.testing.assert_array_equal(image[~raster.mask], background[~raster.mask])
-    assert raster.mask[10:22, 10:22].all() and not raster.mask[:10].any() and not raster.mask[23:].any()
+    assert (
+        raster.mask[10:22, 10:22].all()
+        and not raster.mask[:10].any()
+        and not raster.mask[23:].any()
+    )
     assert not np.array_equal(image[raster.mask], background[raster.mask])
 
 
@@ -102,7 +118,7 @@ def test_random_scenery_is_deterministic_per_seed():
     c = cluttered_background(45, 45, np.random.default_rng(8))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    assert a.dtype == np.float32 and a.shape == (45, 45, 3) and 0 <= a.min() and a.max() <= 1
+    assert a.dtype == np.float32 and a.shape == (45, 45, 3) and a.min() >= 0 and a.max() <= 1
     assert a.std() > 0.02  # not a flat colour
     la, lb = random_light(np.random.default_rng(3)), random_light(np.random.default_rng(3))
     np.testing.assert_array_equal(la[0], lb[0])

@@ -1,6 +1,7 @@
 """Speed of the evaluation: 2,000 test images, dense 2D/3D NME and the rigidly aligned 3D error.
 
-    python benchmarks/bench_evaluate.py                 # 2,000 images, K = 43,867 (PRNet's face_ind)
+    python benchmarks/bench_evaluate.py                 # 2,000 images, K = 43,867
+                                                        # (PRNet's face_ind)
     python benchmarks/bench_evaluate.py --n 200 --k 45218
 
 Builds, in a temporary folder, a test-split UV HDF5 file (uvgen.h5store, float16 maps, Blosc-LZ4)
@@ -144,13 +145,16 @@ def main() -> None:
                 image_metrics(gt.landmarks[sl], p_lm, g_dense, p_dense)
             per_image_math = (time.perf_counter() - t0) / (reps * args.chunk)
         print(
-            f"evaluate: {args.n} images, K = {args.k}, all five metrics (dense 2D/3D NME, rigid alignment), "
-            f"from the files: {dt:.1f} s ({1000 * dt / args.n:.2f} ms/image; {res.matching.n_matched} matched, "
+            f"evaluate: {args.n} images, K = {args.k}, all five metrics "
+            f"(dense 2D/3D NME, rigid alignment), "
+            f"from the files: {dt:.1f} s ({1000 * dt / args.n:.2f} ms/image; "
+            f"{res.matching.n_matched} matched, "
             f"{len(res.matching.missing)} missing)"
         )
         print(
             f"  metric arithmetic alone: {1000 * per_image_math:.2f} ms/image "
-            f"-> {per_image_math * args.n:.1f} s for {args.n} images; the rest is reading and decoding"
+            f"-> {per_image_math * args.n:.1f} s for {args.n} images; "
+            "the rest is reading and decoding"
         )
         print("  mean NME (%): " + ", ".join(f"{k} {100 * v:.3f}" for k, v in stats.items()))
         print(f"  target <= 30 s: {'met' if dt <= 30 else 'NOT met'}")

@@ -18,7 +18,8 @@ reaching past the photo); position maps are smooth face-like surfaces in crop pi
 
 ``--photos DIR`` uses random crops of the real JPEG photos in DIR as images instead.
 
-Usage: ``.venv/bin/python benchmarks/bench_h5_compression.py [--count 2000] [--dir /tmp] [--photos DIR]``.
+Usage:
+``.venv/bin/python benchmarks/bench_h5_compression.py [--count 2000] [--dir /tmp] [--photos DIR]``.
 Files are written to a temporary folder under ``--dir`` and deleted afterwards.
 """
 
@@ -62,7 +63,8 @@ def storage_for(spec: str) -> StorageOptions:
 def _smooth_noise(
     gen: torch.Generator, n: int, channels: int, grids: tuple[int, ...], decay: float
 ) -> torch.Tensor:
-    """(n, channels, SIZE, SIZE) sum of bicubically upsampled random grids, amplitude grid**-decay."""
+    """(n, channels, SIZE, SIZE) sum of bicubically upsampled random grids, amplitude
+    grid**-decay."""
     out = torch.zeros(n, channels, SIZE, SIZE)
     for g in grids:
         coarse = torch.randn(n, channels, g, g, generator=gen)
@@ -186,7 +188,8 @@ def build(
     seed: int,
     photos: list[Image.Image] | None = None,
 ) -> tuple[Path, float, float]:
-    """Write ``count`` samples as shards and merge them; return (file, write seconds, merge seconds).
+    """Write ``count`` samples as shards and merge them; return (file, write seconds, merge
+    seconds).
 
     Images are synthetic, or crops of ``photos`` when given."""
     gen = torch.Generator().manual_seed(seed)
@@ -304,9 +307,13 @@ def main() -> None:
 
     kind = f"crops of {len(photos)} photos in {args.photos}" if photos else "synthetic images"
     print(
-        f"\n{args.count} samples ({kind}), {args.reads} random reads (best of {args.repeats}), float16 maps"
+        f"\n{args.count} samples ({kind}), {args.reads} random reads (best of {args.repeats}), "
+        "float16 maps"
     )
-    head = f"{'image:posmap codec':<20} {'image KB':>9} {'posmap KB':>10} {'file MB':>8} {'write s':>8} {'merge s':>8} {'raw/s':>8} {'dataset/s':>10}"
+    head = (
+        f"{'image:posmap codec':<20} {'image KB':>9} {'posmap KB':>10} {'file MB':>8} "
+        f"{'write s':>8} {'merge s':>8} {'raw/s':>8} {'dataset/s':>10}"
+    )
     print(head)
     print("-" * len(head))
     for codec, img_b, map_b, file_b, t_write, t_merge, raw, dset in rows:

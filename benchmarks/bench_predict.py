@@ -89,15 +89,18 @@ def main() -> None:
             ):
                 timings[name].append(dt * 1e3)
     print(
-        f"prnet predict, CPU, {torch.get_num_threads()} torch threads, 450x450 image, PRNet width 16, "
+        f"prnet predict, CPU, {torch.get_num_threads()} torch threads, 450x450 image, "
+        "PRNet width 16, "
         f"layout: {layout}, detector: {args.detector}; median of {args.repeats} (ms):"
     )
     for name, values in timings.items():
         print(
-            f"  {name:8s} {statistics.median(values):8.1f}   (min {min(values):.1f}, max {max(values):.1f})"
+            f"  {name:8s} {statistics.median(values):8.1f}   "
+            f"(min {min(values):.1f}, max {max(values):.1f})"
         )
     print(
-        f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs; box {box}"
+        f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+        f"on {os.cpu_count()} CPUs; box {box}"
     )
     np.testing.assert_equal(pred.landmarks.shape, (68, 3))
 

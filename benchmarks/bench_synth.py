@@ -43,8 +43,10 @@ def main() -> None:
         )
         dt = time.perf_counter() - tic
         print(
-            f"{args.count} synthetic 300W-LP samples, {model.n_vertices} vertices, {args.workers} worker(s): "
-            f"{dt:.1f} s, {args.count / dt:.1f} samples/s ({1000 * dt / args.count:.1f} ms/sample wall)"
+            f"{args.count} synthetic 300W-LP samples, {model.n_vertices} vertices, "
+            f"{args.workers} worker(s): "
+            f"{dt:.1f} s, {args.count / dt:.1f} samples/s "
+            f"({1000 * dt / args.count:.1f} ms/sample wall)"
         )
     finally:
         shutil.rmtree(work)

@@ -97,7 +97,8 @@ def breakdown(
         floors.append((time.thread_time() - tic) / len(jpgs))
     written = result.n_written
     print(
-        f"\n{split} split: {len(keys)} samples per task ({written} written, {len(result.rejects)} rejected), "
+        f"\n{split} split: {len(keys)} samples per task "
+        f"({written} written, {len(result.rejects)} rejected), "
         f"median of {repeats} runs, ms per sample on one core"
     )
     total = 0.0
@@ -141,10 +142,12 @@ def end_to_end(model_dir: Path, source: Path, work: Path) -> None:
             startup + 122450 * per_sample + (dt - report.tasks_wall_seconds - report.merge_seconds)
         )
         print(
-            f"\n{label}: {count / dt:.1f} samples/s end to end ({1000 * dt / count:.2f} ms/sample wall, "
+            f"\n{label}: {count / dt:.1f} samples/s end to end "
+            f"({1000 * dt / count:.2f} ms/sample wall, "
             f"start-up and merge included); in the tasks {per_core:.2f} ms/sample per core; "
             f"start-up {startup:.1f} s, merge {1000 * report.merge_seconds / count:.2f} ms/sample; "
-            f"122,450 samples -> {full / 60:.1f} min (start-up once + {1000 * per_sample:.2f} ms/sample)"
+            f"122,450 samples -> {full / 60:.1f} min "
+            f"(start-up once + {1000 * per_sample:.2f} ms/sample)"
         )
         out.unlink()
 
@@ -214,7 +217,8 @@ def main() -> None:
     print(f"model + UV layout loaded once per worker: {time.perf_counter() - tic:.2f} s")
     load = os.getloadavg()
     print(
-        f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
+        f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        f"on {os.cpu_count()} cores; "
         f"CPU affinity {sorted(os.sched_getaffinity(0))}"
     )
     for split, root in (("train", train_root), ("test", test_root)):

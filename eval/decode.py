@@ -1,9 +1,10 @@
 """UV position maps -> points in original-image pixels: the decoding shared by every method's
 predictions (the predict stage) and the ground truth (:class:`eval.evaluate.GroundTruthFile`).
 
-PRNet's decoding (docs/conventions.md section 5): the 68 landmarks at ``map[kpt_uv[1], kpt_uv[0]]``, the dense face
-vertices at ``map.reshape(-1, 3)[face_ind]``; crop pixels go back to the original image through the
-inverse of each test record's crop transform ((x, y) by the inverse similarity, z / ``T[0, 0]``).
+PRNet's decoding (docs/conventions.md section 5): the 68 landmarks at ``map[kpt_uv[1], kpt_uv[0]]``,
+the dense face vertices at ``map.reshape(-1, 3)[face_ind]``; crop pixels go back to the original
+image through the inverse of each test record's crop transform ((x, y) by the inverse similarity,
+z / ``T[0, 0]``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Per-image metrics of every method against the test file's ground truth (docs/conventions.md section 6).
+"""Per-image metrics of every method against the test file's ground truth (docs/conventions.md
+section 6).
 
 Ground truth, per test image of a UV HDF5 file (``uvgen.h5store``, split 'test'):
 

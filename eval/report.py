@@ -4,7 +4,8 @@ From the :class:`eval.evaluate.MethodResult` of each method, :func:`write_report
 folder (NME values in %, fractions of images in [0, 1]):
 
 * ``nme_table.md``: one Markdown table per metric (68-point 2D NME first, the paper's table): the
-  measured methods, then the published numbers of docs/conventions.md section 7, marked ``published``;
+  measured methods, then the published numbers of docs/conventions.md section 7, marked
+  ``published``;
 * ``nme_table.csv``: the same rows as one long table (columns :data:`TABLE_COLUMNS`);
 * ``metrics.json``: flat keys ``<method>/<metric>/<stat>`` (stat: 0-30, 30-60, 60-90, mean =
   balanced mean of the bin means, std, all = mean over all images, auc = CED area to
@@ -178,7 +179,8 @@ def markdown_report(
         "Bins on |yaw| in degrees: [0,30], (30,60], (60,inf); *mean* = mean of the three bin means "
         "(the paper's Mean), *std* = their std, *all* = mean over all images; "
         f"*AUC* = area under the CED up to {100 * max_error:g}% (normalised to 1). "
-        "Rows marked **published** are the numbers reported on the real AFLW2000-3D (docs/conventions.md section 7), "
+        "Rows marked **published** are the numbers reported on the real AFLW2000-3D "
+        "(docs/conventions.md section 7), "
         "not measured here.",
         "",
     ]
@@ -211,8 +213,10 @@ def markdown_report(
         lines.append("")
     if (summary["source"] == PUBLISHED).any():
         lines += [
-            "Published rows: the papers' numbers on the real AFLW2000-3D (docs/conventions.md section 7); the 3D "
-            "reconstruction numbers as reported in the PRN paper; PRN's 9.8 ms per image on a GTX 1080.",
+            "Published rows: the papers' numbers on the real AFLW2000-3D "
+            "(docs/conventions.md section 7); the 3D "
+            "reconstruction numbers as reported in the PRN paper; "
+            "PRN's 9.8 ms per image on a GTX 1080.",
             "",
         ]
     lines += [

@@ -65,7 +65,8 @@ class Face:
 
     @property
     def pose(self) -> HeadPose:
-        """Head pose (pitch, yaw, roll; scale, rotation, translation) fitted on the rigid upper face."""
+        """Head pose (pitch, yaw, roll; scale, rotation, translation) fitted on the rigid upper
+        face."""
         return face_pose(self.posmap, self.uv, self.image.shape[0])
 
     def texture(self, visible_only: bool = False) -> np.ndarray:
@@ -89,7 +90,8 @@ def load_layout(
     model_dir: Path | str | None = None,
     uv_file: Path | str | None = None,
 ) -> FaceUV:
-    """The UV layout from PRNet's ``uv_data`` folder or from the morphable model in ``model_dir``."""
+    """The UV layout from PRNet's ``uv_data`` folder or from the morphable model in
+    ``model_dir``."""
     if uv_data is not None:
         from model.release import load_uv_data
 

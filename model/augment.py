@@ -64,7 +64,8 @@ def _uniform(
 def make_affine(
     angle_rad: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, size: tuple[int, int]
 ) -> torch.Tensor:
-    """(B,) angles, (B,) scales, (B, 2) shifts in pixels -> (B, 2, 3) float64 affines (see module doc).
+    """(B,) angles, (B,) scales, (B, 2) shifts in pixels -> (B, 2, 3) float64 affines (see module
+    doc).
 
     size = (H, W); the rotation/scale centre is ((W-1)/2, (H-1)/2).
     """
@@ -171,7 +172,8 @@ def occlude(
     size_range: tuple[float, float] = (0.1, 0.5),
     noise_cell_px: int = 4,
 ) -> torch.Tensor:
-    """With probability ``prob`` per image, fill one random axis-aligned rectangle with noise texture.
+    """With probability ``prob`` per image, fill one random axis-aligned rectangle with noise
+    texture.
 
     Rectangle height/width are uniform in size_range times H/W, placed uniformly inside the image.
     The texture is uniform [0, 1) noise on a (H / cell, W / cell) grid, bilinearly upsampled.

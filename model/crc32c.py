@@ -4,8 +4,8 @@ CRC32C is the reflected CRC with polynomial 0x82F63B78, initial value and final 
 (``crc32c(b"123456789") == 0xE3069283``). TensorFlow (like LevelDB) stores CRCs *masked*:
 ``mask(c) = (((c >> 15) | (c << 17)) + 0xA282EAD8) mod 2**32``.
 
-Speed: the table update (two bytes per lookup here) is inherently serial, so a long buffer is cut into P
-equal sub-streams (lanes) of L bytes (zeros padded in front, which leave a zero CRC state
+Speed: the table update (two bytes per lookup here) is inherently serial, so a long buffer is cut
+into P equal sub-streams (lanes) of L bytes (zeros padded in front, which leave a zero CRC state
 unchanged) and the L update steps run over all P lanes at once in numpy. The lane CRCs are then
 merged pairwise with the CRC *combine* operator ``raw(a || b) = shift(raw(a), len(b)) ^ raw(b)``,
 where ``shift`` (appending len(b) zero bytes) is a linear map over GF(2): a 32x32 bit matrix,

@@ -8,10 +8,10 @@ shortest rank's count), so the W ranks together see exactly the batches one proc
 Resuming at step k of an epoch skips the first k batches: no sampler state needs saving.
 
 Device conversion: the loader yields raw uint8 crops (B, H, W, 3) and float32 maps (B, H, W, 3) in
-crop pixels (from :class:`model.h5dataset.PositionMapDataset`); :func:`to_device` moves them (pinned,
-non-blocking on CUDA) and :func:`prepare_batch` turns them into network tensors (B, 3, H, W): images
-float32 in [0, 1], maps in crop pixels, optionally augmented on the device (model.augment) and in
-channels-last memory format.
+crop pixels (from :class:`model.h5dataset.PositionMapDataset`); :func:`to_device` moves them
+(pinned, non-blocking on CUDA) and :func:`prepare_batch` turns them into network tensors (B, 3, H,
+W): images float32 in [0, 1], maps in crop pixels, optionally augmented on the device
+(model.augment) and in channels-last memory format.
 """
 
 from __future__ import annotations
@@ -195,8 +195,8 @@ def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str
 
     UV data: a disc-shaped face mask, weights 3 (face) / 4 (inner disc) / 16 (68 key points on a
     grid) / 0 (outside). Sample k: a random rotation (+-30 deg), scale (0.7..0.9) and shift
-    (+-10 %) of the UV grid gives the map (x, y = the moved UV pixel, z = a bump times the scale) and
-    the crop is a texture of the UV coordinates seen through the same transform (noise outside).
+    (+-10 %) of the UV grid gives the map (x, y = the moved UV pixel, z = a bump times the scale)
+    and the crop is a texture of the UV coordinates seen through the same transform (noise outside).
     """
     from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
 

@@ -6,9 +6,10 @@ as ``weights``. Both run on the RGB uint8 image with one upsampling step, as PRN
 
 Boxes are :class:`FaceBox` in image pixels: ``left``/``top`` the first pixel inside, ``right``/
 ``bottom`` dlib's inclusive last pixel (PRNet uses these four numbers as they are).
-:func:`check_face_region` (defined in :mod:`model.inference`) is the sanity check every face region (box or landmarks) passes
-before it is cropped: a region entirely outside the image or smaller than ``MIN_FACE_PX``
-would give a black or empty crop, so it is refused with a one-line :class:`FaceRegionError`.
+:func:`check_face_region` (defined in :mod:`model.inference`) is the sanity check every face region
+(box or landmarks) passes before it is cropped: a region entirely outside the image or smaller than
+``MIN_FACE_PX`` would give a black or empty crop, so it is refused with a one-line
+:class:`FaceRegionError`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Multi-process (DistributedDataParallel) plumbing: launched by ``torchrun``, detected from the env.
+"""Multi-process (DistributedDataParallel) plumbing: launched by ``torchrun``, detected from the
+env.
 
 ``torchrun --nproc_per_node=G -m pipeline.train`` sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
 MASTER_PORT; a WORLD_SIZE above 1 turns DDP on (NCCL on CUDA, gloo on the CPU). Rank 0 alone writes

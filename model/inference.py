@@ -1,4 +1,5 @@
-"""PRNet inference: image + face box (or 68 points) -> crop -> position map -> landmarks and vertices.
+"""PRNet inference: image + face box (or 68 points) -> crop -> position map -> landmarks and
+vertices.
 
 Coordinates: original-image pixels (x right, y down, z depth in the same pixel units) and crop
 pixels of the S x S network input (S = 256). The crop is PRNet's:
@@ -60,12 +61,14 @@ def box_from_bbox(left: float, right: float, top: float, bottom: float) -> CropB
 
 
 def box_from_points(points: np.ndarray) -> CropBox:
-    """PRNet's crop box for (68, 2+) points in original-image pixels (docs/conventions.md section 6)."""
+    """PRNet's crop box for (68, 2+) points in original-image pixels (docs/conventions.md section
+    6)."""
     return evaluation_crop_box(np.asarray(points, dtype=np.float64)[:, :2], POINTS_SCALE)
 
 
 def crop_box(bbox: Sequence[float] | None = None, points: np.ndarray | None = None) -> CropBox:
-    """The crop box from exactly one of ``bbox`` (left, right, top, bottom) or ``points`` (68, 2+)."""
+    """The crop box from exactly one of ``bbox`` (left, right, top, bottom) or ``points`` (68,
+    2+)."""
     if (bbox is None) == (points is None):
         raise ValueError("give exactly one of bbox=(left, right, top, bottom) or points=(68, 2)")
     if bbox is not None:
@@ -366,7 +369,8 @@ class Predictor:
         bboxes: Sequence[Sequence[float]] | None = None,
         points: Sequence[np.ndarray] | None = None,
     ) -> list[Prediction]:
-        """One face per image, given by its detector box or its 68 points; batched forward passes."""
+        """One face per image, given by its detector box or its 68 points; batched forward
+        passes."""
         if (bboxes is None) == (points is None):
             raise ValueError("give exactly one of bboxes or points")
         faces = bboxes if bboxes is not None else points

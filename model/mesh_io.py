@@ -57,7 +57,8 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
 def write_obj(
     path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
 ) -> Path:
-    """Write ``v x y z [r g b]`` lines then ``f i j k`` lines (1-based indices); returns the path."""
+    """Write ``v x y z [r g b]`` lines then ``f i j k`` lines (1-based indices); returns the
+    path."""
     v, t, c = _check(vertices, triangles, colors)
     path = Path(path)
     if c is None:

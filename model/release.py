@@ -116,7 +116,8 @@ def import_tf_checkpoint(
 
 def import_weights_file(prefix: Path | str, out: Path | str) -> PRNet:
     """:func:`import_tf_checkpoint` and write the project's weights file (``save_weights``
-    format; ``meta.source = "tensorflow"``, ``meta.uv_layout = "prnet"``: it needs PRNet's UV data)."""
+    format; ``meta.source = "tensorflow"``, ``meta.uv_layout = "prnet"``: it needs PRNet's UV
+    data)."""
     from model.checkpoint import save_weights
 
     model = import_tf_checkpoint(prefix)

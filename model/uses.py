@@ -219,7 +219,8 @@ def build_face_uv(
     """The :class:`FaceUV` of a morphable model (``MorphableModel``; its mean = ``shape_mu +
     exp_mu``). The face mask and key points come from ``face_mask``/``kpt_uv`` when given (e.g.
     those a UV file was trained with), else from ``masks``, else :func:`uvgen.masks.build_uv_masks`
-    of the model. ``layout``: :func:`uvgen.groundtruth.build_uv_layout` of the model (built if None).
+    of the model. ``layout``: :func:`uvgen.groundtruth.build_uv_layout` of the model (built if
+    None).
 
     Face pixels that no triangle of the layout covers (the real BFM layout covers every pixel; the
     embedded model's leaves a few pixel centres on its grid lines uncovered) stay in the face mask,
@@ -505,7 +506,8 @@ class HeadPose:
             "rotation": np.asarray(self.rotation).tolist(),
             "translation": np.asarray(self.translation).tolist(),
             "pose_para": self.pose_para.tolist(),
-            "convention": "R = Rx(pitch) @ Ry(yaw) @ Rz(roll), transposed factors (300W-LP Pose_Para); "
+            "convention": "R = Rx(pitch) @ Ry(yaw) @ Rz(roll), "
+            "transposed factors (300W-LP Pose_Para); "
             "camera = scale * canonical @ R.T + translation, camera frame x right, y up "
             "(y = h - 1 - y_img), z towards the viewer",
         }

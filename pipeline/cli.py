@@ -1,6 +1,7 @@
 """The ``prnet`` command line: run PRNet on images and write what its map is used for.
 
-    prnet predict IMAGES... [--out DIR] [--weights data/train/model.pt] [--model-dir data/face_model]
+    prnet predict IMAGES... [--out DIR] [--weights data/train/model.pt]
+                  [--model-dir data/face_model]
                   [--uv-data PRNet/Data/uv-data] [--uv-file data/uv/test.h5]
                   [--boxes boxes.json] [--landmarks-dir DIR]
                   [--detector-weights mmod_human_face_detector.dat] [--all-faces]
@@ -323,7 +324,7 @@ def predict(args: argparse.Namespace) -> int:
     ]
     if needs_detector:  # a missing dlib or detector file stops the run before any image
         try:
-            prn.detector
+            prn.detector  # noqa: B018 - the property loads the detector, raising if unavailable
         except DetectorUnavailable as exc:
             raise DataError(
                 needs_detector[0].image, None, f"no box or landmarks given, and {exc}"
@@ -364,14 +365,16 @@ def predict(args: argparse.Namespace) -> int:
     done = sum(r[2] == "ok" for r in rows)
     if done < len(rows):
         print(
-            f"prnet: {len(rows) - done} of {len(rows)} images gave no output (see {out_dir / REPORT_NAME})",
+            f"prnet: {len(rows) - done} of {len(rows)} images gave no output "
+            f"(see {out_dir / REPORT_NAME})",
             file=sys.stderr,
         )
     return 0 if done else 1
 
 
 def import_weights(args: argparse.Namespace) -> int:
-    """``prnet import-weights``: a TensorFlow checkpoint of PRNet's graph -> the project's weights file."""
+    """``prnet import-weights``: a TensorFlow checkpoint of PRNet's graph -> the project's weights
+    file."""
     from model.prnet import count_parameters
     from model.release import import_weights_file
 
@@ -432,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DAT",
-        help="dlib CNN face detector (PRNet's mmod_human_face_detector.dat); default: dlib's HOG detector",
+        help="dlib CNN face detector (PRNet's mmod_human_face_detector.dat); "
+        "default: dlib's HOG detector",
     )
     p.add_argument(
         "--all-faces",

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as err:
         sys.exit(f"convert_bfm: {err}")
     print(
-        f"convert_bfm: {model.n_vertices} vertices, {len(model.tri)} + {len(model.tri_mouth)} triangles -> "
+        f"convert_bfm: {model.n_vertices} vertices, "
+        f"{len(model.tri)} + {len(model.tri_mouth)} triangles -> "
         + ", ".join(str(p) for p in paths)
     )
 

@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     model = make_face_model(n_vertices=p.n_vertices, seed=p.seed)
     save_bfm(model, p.out_dir)
     print(
-        f"face model: {model.n_vertices} vertices, {len(model.full_triangles)} triangles -> {p.out_dir}"
+        f"face model: {model.n_vertices} vertices, {len(model.full_triangles)} triangles "
+        f"-> {p.out_dir}"
     )
 
 

@@ -26,6 +26,7 @@ Exit statuses: 0 success, 1 error, 2 usage (argparse), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import sys
@@ -130,7 +131,8 @@ def describe(exc: BaseException) -> str:
         where = _display(name) if name is not None else None
         text = str(exc)
         if exc.errno == errno.ENOSPC or "No space left on device" in text or "errno = 28," in text:
-            # (h5py reports a full disk in its message: "... errno = 28, error message = 'No space ...'")
+            # (h5py reports a full disk in its message: "... errno = 28, error message =
+            # 'No space ...'")
             return f"No space left on device: {where or '(path unknown; rerun with --debug)'}"
         if exc.errno == errno.EDQUOT:
             return f"Disk quota exceeded: {where or '(path unknown; rerun with --debug)'}"
@@ -191,10 +193,8 @@ def _close_progress_bars() -> None:
     if tqdm_module is None:
         return
     for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
-        try:
+        with contextlib.suppress(Exception):  # best effort
             bar.close()
-        except Exception:  # noqa: BLE001 - best effort
-            pass
 
 
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:

@@ -14,7 +14,8 @@ whitening statistics and everything decoding needs), ``metrics.json``, ``loss.cs
 Defaults: a short CPU run (MobileNet-V1 at width 0.5; DeFANet at width 12). The paper's
 configurations on a GPU, with PRN's (train.epochs=40, train.device=cuda, ...):
 
-    dvc exp run -S train_3ddfa.width=1.0 -S train_defa.width=32 -S train.epochs=40 -S train.device=cuda ...
+    dvc exp run -S train_3ddfa.width=1.0 -S train_defa.width=32 \\
+                -S train.epochs=40 -S train.device=cuda ...
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from pipeline.config import (
 
 
 def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
-    """The baseline section of a params file (completed from ``train``) as a validated BaselineConfig
-    (ConfigError naming the key; a test-split ``train_file`` is refused)."""
+    """The baseline section of a params file (completed from ``train``) as a validated
+    BaselineConfig (ConfigError naming the key; a test-split ``train_file`` is refused)."""
     params = load_baseline_params(kind, path)
     check_split(
         params.train_file, "train", f"{BASELINE_SECTIONS[kind]}.train_file", display_path(path)
@@ -57,10 +58,12 @@ def main(argv: list[str] | None = None) -> None:
         last = result.history[-1]
         print(
             f"train_baseline {cfg.kind}: {len(result.history)} epochs, train loss "
-            f"{result.history[0]['train_loss']:.4f} -> {last['train_loss']:.4f} ({last['loss_kind']}), "
+            f"{result.history[0]['train_loss']:.4f} -> {last['train_loss']:.4f} "
+            f"({last['loss_kind']}), "
             f"val NME {last['val_nme_pct']:.2f} %; weights -> {cfg.out_dir / 'model.pt'}"
             if last.get("val_nme_pct") is not None
-            else f"train_baseline {cfg.kind}: {len(result.history)} epochs; weights -> {cfg.out_dir / 'model.pt'}"
+            else f"train_baseline {cfg.kind}: {len(result.history)} epochs; "
+            f"weights -> {cfg.out_dir / 'model.pt'}"
         )
 
 

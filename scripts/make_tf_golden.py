@@ -1,4 +1,5 @@
-"""Write the TensorFlow golden fixture: a real V2 checkpoint of PRNet's graph plus TensorFlow's outputs.
+"""Write the TensorFlow golden fixture: a real V2 checkpoint of PRNet's graph plus TensorFlow's
+outputs.
 
 Run by hand, never by CI or the README commands; it needs TensorFlow, which the project does not
 depend on. Made with tensorflow-cpu 2.21.0 (numpy 2.4.6, Python 3.11) in a scratch venv outside
@@ -15,9 +16,10 @@ with ``tf.compat.v1`` variables under the released checkpoint's names (``resfcn2
 at width ``--width`` (16 in the release) on ``--size`` x ``--size`` inputs. Weights are
 Glorot-uniform from a seeded numpy generator, BN gammas/betas random, and every BN's moving
 statistics are set from the batch statistics of its input on a calibration batch and then
-perturbed (variances floored at half their mean, so no channel amplifies float32 rounding) (so the test exercises them and the sigmoid output is spread over (0, 1), not
-saturated). Adam slots for two variables, ``beta1_power``/``beta2_power`` and ``global_step`` are
-created too (the release holds such extras; readers must skip them).
+perturbed (variances floored at half their mean, so no channel amplifies float32 rounding) (so the
+test exercises them and the sigmoid output is spread over (0, 1), not saturated). Adam slots for two
+variables, ``beta1_power``/``beta2_power`` and ``global_step`` are created too (the release holds
+such extras; readers must skip them).
 
 Outputs in ``--out``: ``model.index`` + ``model.data-00000-of-00001`` (written by
 ``tf.compat.v1.train.Saver``, the V2 bundle), and ``golden.npz`` with ``inputs`` (2, S, S, 3)

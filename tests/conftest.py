@@ -62,7 +62,8 @@ def embedded_model():
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A 2 MB tmpfs mounted on a fresh folder (full-disk tests); skipped where mounting is not allowed."""
+    """A 2 MB tmpfs mounted on a fresh folder (full-disk tests); skipped where mounting is not
+    allowed."""
     import subprocess
 
     mount = tmp_path / "tmpfs"

@@ -1,4 +1,5 @@
-"""The conventions document ships with the project, and every reference to one of its sections exists."""
+"""The conventions document ships with the project, and every reference to one of its sections
+exists."""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def imported_names(path: Path) -> set[str]:
 
 
 def code_closure(module: str) -> set[Path]:
-    """Every project file ``module`` runs: itself, its parent packages, what they import, transitively."""
+    """Every project file ``module`` runs: itself, its parent packages, what they import,
+    transitively."""
     seen: set[Path] = set()
     todo = [module]
     while todo:
@@ -186,7 +187,8 @@ def test_data_paths_come_from_params(name: str) -> None:
 
 
 def test_closure_follows_lazy_and_dynamic_imports(tmp_path: Path) -> None:
-    """The derivation itself: a lazy import inside a function and a module named in a string count."""
+    """The derivation itself: a lazy import inside a function and a module named in a string
+    count."""
     files = code_closure("pipeline.predict")
     rel = {str(f.relative_to(ROOT)) for f in files}
     assert "model/inference.py" in rel  # imported inside a function

@@ -80,7 +80,8 @@ def check_face_box(keypoints_xy: np.ndarray, image_shape: tuple[int, ...], field
     if right < 0 or bottom < 0 or left > w - 1 or top > h - 1:
         raise GeometryError(
             field,
-            f"the face (key points x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g}) lies outside the {w}x{h} image",
+            f"the face (key points x {left:.4g}..{right:.4g}, y {top:.4g}..{bottom:.4g}) "
+            f"lies outside the {w}x{h} image",
         )
 
 
@@ -99,7 +100,8 @@ def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
 def transform_vertices(vertices: np.ndarray, pose_para: np.ndarray) -> np.ndarray:
     """Model-space (n, 3) vertices to camera space: ``s * V @ R.T + [tx, ty, tz]``.
 
-    ``pose_para`` = [pitch, yaw, roll (radians), tx, ty, tz, s] as stored in 300W-LP's ``Pose_Para``.
+    ``pose_para`` = [pitch, yaw, roll (radians), tx, ty, tz, s] as stored in 300W-LP's
+    ``Pose_Para``.
     """
     p = np.asarray(pose_para, dtype=np.float64).ravel()
     rot = rotation_matrix(p[0], p[1], p[2])
@@ -174,7 +176,8 @@ def evaluation_crop_box(keypoints_xy: np.ndarray, factor: float = 1.6) -> CropBo
 
 
 def jitter_draws(seed: int, name: str) -> tuple[float, float, float]:
-    """Three reproducible uniform draws in [0, 1) for a sample, from the seed and the sample name."""
+    """Three reproducible uniform draws in [0, 1) for a sample, from the seed and the sample
+    name."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
     r = rng.random(3)
@@ -182,7 +185,8 @@ def jitter_draws(seed: int, name: str) -> tuple[float, float, float]:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(3, 3) least-squares similarity (Umeyama 1991) taking the (k, 2) points ``src`` to ``dst``."""
+    """(3, 3) least-squares similarity (Umeyama 1991) taking the (k, 2) points ``src`` to
+    ``dst``."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -204,10 +208,11 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def crop_transform(box: CropBox, out_size: int = 256) -> np.ndarray:
     """(3, 3) similarity from original-image pixels to crop pixels for a square ``box``.
 
-    Takes the box corners (left, top), (left, bottom), (right, top) to (0, 0), (0, out-1), (out-1, 0):
-    the least-squares (Umeyama) similarity of those three point pairs, which for an axis-aligned
-    square is exactly the scale ``k = (out-1) / size`` and the shift ``-k * (left, top)``
-    (written in closed form: :func:`similarity_transform` of the corners agrees to ~1e-13).
+    Takes the box corners (left, top), (left, bottom), (right, top) to (0, 0), (0, out-1),
+    (out-1, 0): the least-squares (Umeyama) similarity of those three point pairs, which for an
+    axis-aligned square is exactly the scale ``k = (out-1) / size`` and the shift
+    ``-k * (left, top)`` (written in closed form: :func:`similarity_transform` of the corners agrees
+    to ~1e-13).
     Raises :class:`GeometryError` for a box that is not finite or has no positive size.
     """
     cx, cy = box.center

@@ -6,8 +6,8 @@ Layout (the same per-sample layout in a shard and in the final file; N samples, 
 * ``posmaps``    (N,H,W,3) float16 or float32, the UV position maps in crop pixels (x right,
   y down, z depth >= 0) stored as ``posmap - posmap_offset``; one chunk per sample.
 * ``names``, ``sources`` (N,) variable-length UTF-8 strings.
-* ``shape_para`` (N,199), ``exp_para`` (N,29), ``pose_para`` (N,7) = [pitch, yaw, roll, tx, ty, tz, s],
-  ``transform`` (N,3,3) (original image pixels -> crop pixels), ``jitter`` (N,3) = (r1, r2, r3),
+* ``shape_para`` (N,199), ``exp_para`` (N,29), ``pose_para`` (N,7) = [pitch, yaw, roll, tx, ty, tz,
+  s], ``transform`` (N,3,3) (original image pixels -> crop pixels), ``jitter`` (N,3) = (r1, r2, r3),
   ``yaw_deg``/``pitch_deg``/``roll_deg`` (N,): all float64.
 * ``extras/<name>`` (N, ...): optional fixed-shape per-sample arrays, e.g. ``landmarks_gt`` (N,68,3)
   float32 in original image pixels (test split).
@@ -26,8 +26,8 @@ that range are counted, warned about (:class:`PosmapPrecisionWarning`) and recor
 
 Compression (``benchmarks/bench_h5_compression.py``, 2-core development machine shared with other
 jobs, so rates are +-30 %; float16 maps; sizes in KB = 1000 bytes per sample; random reads of image
-+ map from a file in the page cache, one thread; "dataset" = through model.h5dataset.PositionMapDataset,
-decoded):
++ map from a file in the page cache, one thread; "dataset" = through
+model.h5dataset.PositionMapDataset, decoded):
 
     =================  ========  =========  ==========  ========  ===========  =========
     images : maps      image KB  posmap KB  write s     raw /s    dataset /s   122,450
@@ -156,8 +156,8 @@ class UVData:
     """The UV-space data shared by every sample of a file (H = W = 256 for PRNet).
 
     weight_mask: (H,W) float32 loss weights. face_mask: (H,W) bool. kpt_uv: (2,68) int32 UV pixel
-    of each key point, row 0 = column, row 1 = row. face_ind: (K,) int64 flat indices (row * W + col)
-    of the face-mask pixels.
+    of each key point, row 0 = column, row 1 = row. face_ind: (K,) int64 flat indices
+    (row * W + col) of the face-mask pixels.
     """
 
     weight_mask: np.ndarray
@@ -286,8 +286,9 @@ def _fsync(path: Path) -> None:
 
 @contextmanager
 def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
-    """Yield an HDF5 file open for writing at a temporary name of this call (``.NAME.PID.TOKEN.tmp``);
-    rename it to ``path`` only when the block completes (the temporary file is removed on error).
+    """Yield an HDF5 file open for writing at a temporary name of this call
+    (``.NAME.PID.TOKEN.tmp``); rename it to ``path`` only when the block completes (the temporary
+    file is removed on error).
 
     The rename alone protects against a killed process; ``durable`` also fsyncs the data before
     the rename (against a machine crash), which costs a full write-back: used for final files,
@@ -415,8 +416,8 @@ def write_shard(
     """Write B samples to the shard ``path`` atomically (via a temporary name and ``os.replace``).
 
     images: (B,H,W,3) uint8 crops. posmaps: (B,H,W,3) float position maps in crop pixels.
-    Warns (:class:`PosmapPrecisionWarning`) when float16 storage of some values is coarser than 1/8 px.
-    Raises DataError (naming ``path`` and the field) for inconsistent input.
+    Warns (:class:`PosmapPrecisionWarning`) when float16 storage of some values is coarser than 1/8
+    px. Raises DataError (naming ``path`` and the field) for inconsistent input.
     """
     path = Path(path)
     images = np.asarray(images)
@@ -454,7 +455,8 @@ def write_encoded_shard(
     if lossy:
         warnings.warn(
             f"{path}: {lossy} position-map values lie outside (-128, 384) px and are stored with a "
-            f"float16 precision coarser than 1/8 px (use posmap_dtype='float32' to keep them exact)",
+            f"float16 precision coarser than 1/8 px "
+            f"(use posmap_dtype='float32' to keep them exact)",
             PosmapPrecisionWarning,
             stacklevel=2,
         )

@@ -226,7 +226,8 @@ def face_mask(
 
 
 def vertex_weights(model: Any) -> np.ndarray:
-    """(n,) float64 per-vertex weight: 16 key vertex, 4 nose/eyes/mouth (segbin rows 0-2), else 3."""
+    """(n,) float64 per-vertex weight: 16 key vertex, 4 nose/eyes/mouth (segbin rows 0-2), else
+    3."""
     segbin = np.asarray(model.segbin)
     w = np.where(segbin[:3].astype(bool).any(axis=0), REGION_WEIGHT, FACE_WEIGHT)
     w[_kpt_of(model, None)] = KEYPOINT_WEIGHT
@@ -278,7 +279,8 @@ def weight_mask(
 
 
 def weights_to_png(weights: np.ndarray) -> np.ndarray:
-    """uint8 image in PRNet's encoding: ``min(255, floor(16 * weight))`` (16 -> 255, 4 -> 64, 3 -> 48)."""
+    """uint8 image in PRNet's encoding: ``min(255, floor(16 * weight))`` (16 -> 255, 4 -> 64,
+    3 -> 48)."""
     w = np.asarray(weights, dtype=np.float64)
     return np.clip(np.floor(PNG_SCALE * w + 1e-6), 0, 255).astype(np.uint8)
 
@@ -489,11 +491,13 @@ def format_agreement(report: dict) -> str:
     lines = [
         f"face: IoU {f['iou']:.4f}  precision {f['precision']:.4f}  recall {f['recall']:.4f}"
         f"  (ours {f['ours']}, theirs {f['theirs']})",
-        f"weight classes: agreement {w['agreement']:.4f} (all pixels), {w['agreement_in_face']:.4f} (both faces)",
+        f"weight classes: agreement {w['agreement']:.4f} (all pixels), "
+        f"{w['agreement_in_face']:.4f} (both faces)",
     ]
     for name, c in w["classes"].items():
         lines.append(
-            f"  {name:8s}: IoU {c['iou']:.4f}  precision {c['precision']:.4f}  recall {c['recall']:.4f}"
+            f"  {name:8s}: IoU {c['iou']:.4f}  precision {c['precision']:.4f}  "
+            f"recall {c['recall']:.4f}"
             f"  (ours {c['ours']}, theirs {c['theirs']})"
         )
     lines.append("  confusion (rows ours, cols theirs; " + "/".join(CLASS_NAMES) + "):")

@@ -9,8 +9,8 @@ point (x, y). A triangle (p0, p1, p2) covers pixel p when, with ``v0 = p2 - p0``
 
 ``u >= 0 and v >= 0 and u + v < 1``. Only pixels inside the triangle's integer bounding box clipped
 to the image are candidates. The weights of p for (p0, p1, p2) are ``(1 - u - v, v, u)``.
-A degenerate triangle (zero denominator) therefore covers every candidate pixel with weights (1, 0, 0),
-as face3d's C++ rasteriser (used for PRNet's ground truth) does.
+A degenerate triangle (zero denominator) therefore covers every candidate pixel with weights
+(1, 0, 0), as face3d's C++ rasteriser (used for PRNet's ground truth) does.
 
 Optionally (``border``), candidate pixels in a band along the image edge count as covered whatever
 u and v are, as in face3d's C++ (2 px there); without it the real BFM UV layout leaves 341 pixels of
@@ -33,7 +33,8 @@ from scipy import sparse
 # face3d's C++ rasteriser treats every candidate pixel within 2 px of the image edge as covered.
 FACE3D_BORDER = 2
 
-# Candidate pixels evaluated per batch: bounds the temporaries (~100 bytes each) and keeps them in cache.
+# Candidate pixels evaluated per batch: bounds the temporaries (~100 bytes each) and keeps them in
+# cache.
 _CHUNK_CANDIDATES = 1 << 15
 
 

@@ -150,7 +150,8 @@ def _check_image(path: Path, image: np.ndarray) -> np.ndarray:
 def _read_samples(
     spec: TaskSpec, rejects: list[Reject], clock: StepClock
 ) -> list[tuple[int, str, object, np.ndarray]]:
-    """(index in the task, key, fit, image) of each readable sample; the others go to ``rejects``."""
+    """(index in the task, key, fit, image) of each readable sample; the others go to
+    ``rejects``."""
     reader = read_300wlp_mat if spec.split == "train" else read_aflw_mat
     out = []
     for i, key in enumerate(spec.sample_keys):

@@ -1,4 +1,5 @@
-"""The two parameter-regression baselines of the PRNet paper's comparison (docs/conventions.md section 9).
+"""The two parameter-regression baselines of the PRNet paper's comparison (docs/conventions.md
+section 9).
 
 * 3DDFA-style: MobileNet-V1 on a 120x120 crop -> 62 numbers (3x4 camera, 40 shape and 10
   expression coefficients), whitened; WPDC then VDC loss.

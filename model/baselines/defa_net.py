@@ -1,4 +1,5 @@
-"""The DeFA-style regressor: a small plain CNN on a 128x128 crop (our architecture, documented here).
+"""The DeFA-style regressor: a small plain CNN on a 128x128 crop (our architecture, documented
+here).
 
 DeFA (Liu et al., ICCVW 2017) regresses a weak-perspective camera and 3DMM coefficients with a
 CNN; its exact network is not part of what this project reproduces, so we use a plain VGG-like

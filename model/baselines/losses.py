@@ -10,7 +10,8 @@ the crop-space 3D positions (x, y, z) of a vertex subsample. Each entry alone en
 (V = V0 @ M.T + o with V0 linear in the coefficients), so exactly
 ``||V(p^d(i)) - V(p^g)|| = |p_i - p^g_i| * ||dV/dp_i||`` with the derivative at the ground truth:
 
-* camera entry M[r, c]: ``||X[:, c]||`` (X the ground truth's model-space vertices), o[r]: ``sqrt(k)``;
+* camera entry M[r, c]: ``||X[:, c]||`` (X the ground truth's model-space vertices), o[r]:
+  ``sqrt(k)``;
 * coefficient i with (k, 3) displacement A_i: ``||A_i @ M^T|| = sqrt(<M^T M, G_i>)``,
   ``G_i = sum_k a_k a_k^T`` (3x3, precomputed per component).
 

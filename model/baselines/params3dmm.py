@@ -1,4 +1,5 @@
-"""Parameter targets of the two baselines, their whitening, and decoding back to crop-space vertices.
+"""Parameter targets of the two baselines, their whitening, and decoding back to crop-space
+vertices.
 
 Frames (uvgen.geometry): model space = BFM units (x to the subject's left, y up, z to the viewer);
 crop space = pixels of the 256x256 crop (x right, y down, z depth scaled like x, min z = 0 over the
@@ -125,7 +126,8 @@ class CropFits:
 
 @dataclass(frozen=True)
 class PixelSampler:
-    """Barycentric access to chosen UV pixels: ``value = sum_j bary[:, j] * vertex_value[ids[:, j]]``.
+    """Barycentric access to chosen UV pixels:
+    ``value = sum_j bary[:, j] * vertex_value[ids[:, j]]``.
 
     pixels (P,) flat indices (row * W + col); vertex_ids (P,3) int64; bary (P,3) float64.
     """
@@ -156,7 +158,8 @@ class PixelSampler:
         return cls.at(layout, kpt[1] * layout.size + kpt[0])
 
     def sample(self, vertices: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """(..., n, 3) per-vertex positions -> (..., P, 3) values at the pixels (as the map holds)."""
+        """(..., n, 3) per-vertex positions -> (..., P, 3) values at the pixels (as the map
+        holds)."""
         if isinstance(vertices, torch.Tensor):
             ids = torch.as_tensor(self.vertex_ids, device=vertices.device)
             w = torch.as_tensor(self.bary, device=vertices.device, dtype=vertices.dtype)

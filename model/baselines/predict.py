@@ -100,7 +100,8 @@ class BaselinePredictor:
         return crop_vertices_torch(self.loaded.spec, p, self.basis, shift_z=True).cpu().numpy()
 
     def predict_maps(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(B, 256, 256, 3) uint8 crops -> (B, 256, 256, 3) float32 UV position maps, crop pixels."""
+        """(B, 256, 256, 3) uint8 crops -> (B, 256, 256, 3) float32 UV position maps, crop
+        pixels."""
         return position_maps(self.layout, self.crop_vertices(crops))
 
 

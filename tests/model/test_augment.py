@@ -1,4 +1,5 @@
-"""On-device augmentation: image and position map move together, colour scale, occlusion, seeding."""
+"""On-device augmentation: image and position map move together, colour scale, occlusion,
+seeding."""
 
 from __future__ import annotations
 

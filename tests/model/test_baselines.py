@@ -1,4 +1,5 @@
-"""The 3DDFA / DeFA baselines: parameter targets, whitening, losses, networks, training, resume, maps."""
+"""The 3DDFA / DeFA baselines: parameter targets, whitening, losses, networks, training, resume,
+maps."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def _write_uv_file(
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A small morphable model on disk, its layout, a 16-sample file and a truncated 4-sample one."""
+    """A small morphable model on disk, its layout, a 16-sample file and a truncated 4-sample
+    one."""
     root = tmp_path_factory.mktemp("baselines")
     model = make_face_model(n_vertices=N_VERTICES, seed=0)
     model_dir = root / "face_model"
@@ -161,7 +163,8 @@ def test_3ddfa_vector_round_trip_is_exact_without_higher_components(world) -> No
     decoded = decode_params_to_crop_vertices(p, SPEC_3DDFA, world["model"])
     for got, want in zip(decoded, world["trunc_verts"]):
         np.testing.assert_allclose(got, want, atol=2e-3)  # float32 maps and fits: ~1e-4 px
-    # the camera block is [M | o] row-major; with shift_z=False the camera alone already gives min z = 0
+    # the camera block is [M | o] row-major; with shift_z=False the camera alone already gives
+    # min z = 0
     raw = decode_params_to_crop_vertices(p[0], SPEC_3DDFA, world["model"], shift_z=False)
     assert abs(raw[:, 2].min()) < 2e-3
     np.testing.assert_array_equal(p[:, [3, 7, 11]], fits.o)

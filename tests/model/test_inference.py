@@ -48,7 +48,8 @@ def _known_map(
     points: np.ndarray, transform: np.ndarray, kpt_uv: np.ndarray, seed: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """A map in original pixels (random elsewhere, the points at the key pixels) and the same map in
-    crop pixels, converted the way the ground truth is made: (x, y) -> T (x, y), z -> z * T[0, 0]."""
+    crop pixels, converted the way the ground truth is made: (x, y) -> T (x, y), z ->
+    z * T[0, 0]."""
     rng = np.random.default_rng(seed)
     orig = np.concatenate([rng.uniform(100, 350, (S, S, 2)), rng.uniform(0, 90, (S, S, 1))], axis=2)
     orig[kpt_uv[1], kpt_uv[0]] = points

@@ -1,4 +1,5 @@
-"""Uses of a position map, checked on synthetic faces whose ground-truth maps stand in for a network."""
+"""Uses of a position map, checked on synthetic faces whose ground-truth maps stand in for a
+network."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def _filled(model, layout, uv, s):
 
 
 def _mean_pose_map(model, layout, angles_deg, width_px: float = 170.0):
-    """Map (image pixels) of the mean face at a given pose, centred in a SIZE image, and the pose."""
+    """Map (image pixels) of the mean face at a given pose, centred in a SIZE image, and the
+    pose."""
     mean = model.vertices(np.zeros(199), np.zeros(29))
     s = width_px / np.ptp(mean[:, 0])
     pose = np.r_[np.radians(angles_deg), 0.0, 0.0, 0.0, s]
@@ -124,8 +126,9 @@ def test_gaps_in_a_layout_are_filled_from_their_neighbours(setup) -> None:
 def test_canonical_vertices_of_the_real_topology_match_prnets(
     bfm_topology_dir, prnet_uv_dir
 ) -> None:
-    """Our canonical shape (the real mean shape through the real UV layout at PRNet's face pixels) is
-    PRNet's canonical_vertices.npy up to a similarity and PRNet's y axis (its file has y down)."""
+    """Our canonical shape (the real mean shape through the real UV layout at PRNet's face pixels)
+    is PRNet's canonical_vertices.npy up to a similarity and PRNet's y axis (its file has y
+    down)."""
     from uvgen.formats.bfm import load_topology
     from uvgen.masks import load_prnet_face_ind
 

@@ -1,5 +1,5 @@
-"""Fault injection: every stage entry on bad input ends with one ``error:`` line naming the file (and
-the field or key), a non-zero exit status and no traceback.
+"""Fault injection: every stage entry on bad input ends with one ``error:`` line naming the file
+(and the field or key), a non-zero exit status and no traceback.
 
 The stages run in-process through :func:`pipeline.stage.run` (as ``python -m pipeline.X`` does),
 on tiny data: a 900-vertex face model and a few synthetic samples, built once. Progress bars
@@ -352,7 +352,8 @@ def test_debug_shows_the_traceback(capsys, tmp_path, tiny, monkeypatch) -> None:
 
 
 def test_subprocess_entries(tmp_path, tiny) -> None:
-    """The real ``python -m`` entry and the ``prnet`` console script: one line, status, traceback."""
+    """The real ``python -m`` entry and the ``prnet`` console script: one line, status,
+    traceback."""
     params = write_params(tmp_path, tiny, train={"epochs": 2.7})
     env_python = [sys.executable, "-m"]
     done = subprocess.run(

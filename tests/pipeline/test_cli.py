@@ -221,8 +221,8 @@ def test_boxes_outside_the_image_or_degenerate_are_one_line_reports(
     assert rc == 1
     err = capsys.readouterr().err
     assert (
-        "face0.jpg: face box [left 300, right 400, top 10, bottom 100] lies entirely outside the 256x256 image"
-        in err
+        "face0.jpg: face box [left 300, right 400, top 10, bottom 100] "
+        "lies entirely outside the 256x256 image" in err
     )
     assert "face1.jpg: face box is degenerate (0.5 x 0.5 px" in err
     assert "Traceback" not in err and not list((tmp_path / "out").glob("*_kpt.txt"))

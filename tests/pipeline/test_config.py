@@ -1,4 +1,5 @@
-"""The typed configuration reader: strict types, enumerations, the file and key named on one line."""
+"""The typed configuration reader: strict types, enumerations, the file and key named on one
+line."""
 
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def _raiser(exc: BaseException):
         (MemoryError(), "error: out of memory"),
         (
             OSError(
-                "Can't write data (file write failed: time = x, filename = 'a.h5', errno = 28, error message = "
+                "Can't write data (file write failed: time = x, filename = 'a.h5', errno = 28, "
+                "error message = "
                 "'No space left on device')"
             ),
             "error: No space left on device: ",

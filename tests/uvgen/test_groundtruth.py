@@ -1,6 +1,6 @@
 """The fast UV ground truth held to a plain, obviously correct implementation (a loop over
-triangles) written here from docs/conventions.md, at the real 53,215-vertex scale and on the embedded
-model. The reference decides coverage and barycentric weights in float32, as face3d's C++
+triangles) written here from docs/conventions.md, at the real 53,215-vertex scale and on the
+embedded model. The reference decides coverage and barycentric weights in float32, as face3d's C++
 rasteriser does (PRNet's maps came from it); everything else is float64."""
 
 import math
@@ -140,7 +140,8 @@ def test_batched_vertices_match_float64(embedded_model):
 
 
 def test_landmarks_decoded_from_map_match_projected_key_vertices(embedded_model):
-    """The map at the key vertices' UV pixels holds the key vertices' crop positions (PRNet's decode)."""
+    """The map at the key vertices' UV pixels holds the key vertices' crop positions (PRNet's
+    decode)."""
     from uvgen.masks import keypoint_uv_pixels
 
     rng = np.random.default_rng(3)

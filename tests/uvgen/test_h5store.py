@@ -1,4 +1,5 @@
-"""uvgen.h5store: shards -> merged file -> reader (the torch Dataset is tested in tests/model/test_h5dataset.py)."""
+"""uvgen.h5store: shards -> merged file -> reader (the torch Dataset is tested in
+tests/model/test_h5dataset.py)."""
 
 from __future__ import annotations
 

@@ -194,7 +194,8 @@ INNER_MOUTH_1BASED = [
 
 @pytest.fixture(scope="module")
 def uv_layout(bfm_topology_dir):
-    """UV pixel positions (n, 2) and the mapped mesh: tri, tri_mouth, then the 7 inner-mouth ones."""
+    """UV pixel positions (n, 2) and the mapped mesh: tri, tri_mouth, then the 7 inner-mouth
+    ones."""
     from uvgen.formats.bfm import load_topology
 
     topo = load_topology(bfm_topology_dir)

@@ -1,8 +1,8 @@
 """AFLW2000-3D samples: ``imageNNNNN.jpg`` (450x450 RGB) beside ``imageNNNNN.mat``.
 
-On disk (docs/conventions.md section 2): the 3DDFA fit fields of 300W-LP (:data:`FIT_PARAM_SPECS`, same
-shapes and dtypes) plus ``pt2d`` (2,21) float64 (AFLW's 21 points; x = -1 marks an invisible one)
-and ``pt3d_68`` (3,68) float32 (the 68 landmarks in image pixels: x right, y down, z depth).
+On disk (docs/conventions.md section 2): the 3DDFA fit fields of 300W-LP (:data:`FIT_PARAM_SPECS`,
+same shapes and dtypes) plus ``pt2d`` (2,21) float64 (AFLW's 21 points; x = -1 marks an invisible
+one) and ``pt3d_68`` (3,68) float32 (the 68 landmarks in image pixels: x right, y down, z depth).
 
 The test split uses the fit (pose, shape, expression) and ``pt3d_68``; ``pt2d``, ``roi`` and the
 appearance fields are optional for the reader. Real files vary: ``image01198``, ``image02899`` and
@@ -168,7 +168,8 @@ def list_aflw_samples(root: str | Path) -> list[Path]:
 def read_all(
     paths: Iterable[str | Path], collect_rejects: bool = False, check_image: bool = False
 ) -> tuple[list[AFLWSample], list[Reject]]:
-    """:func:`read_aflw_mat` for every path: (samples, rejects); see :func:`uvgen.formats.scan.read_all`."""
+    """:func:`read_aflw_mat` for every path: (samples, rejects); see
+    :func:`uvgen.formats.scan.read_all`."""
     return _read_all(paths, lambda p: read_aflw_mat(p, check_image=check_image), collect_rejects)
 
 

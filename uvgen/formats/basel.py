@@ -9,7 +9,8 @@ What face3d's Matlab script (``examples/Data/BFM/generate.m``) does, in Python:
   numbering and are taken as they are (``kpt_ind = keypoints``: 1-based trimmed *vertex*
   indices, not rows of the 3n vectors); ``segbin`` is in the full numbering and is trimmed and
   transposed to (4, n); ``segbin_tri`` is transposed; ``symlist`` / ``symlist_tri`` are copied.
-* ``Model_Expression.mat`` (3DDFA, already trimmed): ``mu_exp`` / ``w_exp`` / ``sigma_exp`` as they are.
+* ``Model_Expression.mat`` (3DDFA, already trimmed): ``mu_exp`` / ``w_exp`` / ``sigma_exp`` as they
+  are.
 * ``Model_tri_mouth.mat`` (3DDFA): ``tri_mouth`` followed by face3d's 7 inner-mouth triangles.
   (face3d's script also means to drop mouth triangle 38, but its ``setdiff`` is taken with the
   wrong variable and removes nothing; we reproduce what it does, so 107 + 7 = 114 triangles.)
@@ -73,7 +74,8 @@ N_SEGMENTS = len(SEGMENT_NAMES)
 
 
 def interleaved_rows(vertex_index: np.ndarray) -> np.ndarray:
-    """(3k,) int64 rows 3i, 3i+1, 3i+2 of each 0-based vertex i (x, y, z of 3n interleaved vectors)."""
+    """(3k,) int64 rows 3i, 3i+1, 3i+2 of each 0-based vertex i (x, y, z of 3n interleaved
+    vectors)."""
     v = np.asarray(vertex_index, dtype=np.int64).reshape(-1, 1)
     return (3 * v + np.arange(3, dtype=np.int64)).reshape(-1)
 
@@ -87,7 +89,8 @@ def take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def fix_uv(uv: np.ndarray) -> np.ndarray:
-    """(n, 2) float64 copy of trimmed UV with face3d's three vertices set to their neighbours' mean."""
+    """(n, 2) float64 copy of trimmed UV with face3d's three vertices set to their neighbours'
+    mean."""
     out = np.array(uv, dtype=np.float64)
     for vertex, neighbours in UV_FIXES_1BASED:
         out[vertex - 1] = out[np.asarray(neighbours) - 1].mean(axis=0)
@@ -137,7 +140,8 @@ class ModelInfo3DDFA:
 
 def read_model_info(path: str | Path) -> ModelInfo3DDFA:
     """Read 3DDFA's ``model_info.mat``: ``trimIndex`` (n, 1), ``keypoints`` (1, 68), ``tri`` (3, m)
-    required; ``segbin`` (N, 4), ``segbin_tri`` (m, 4), ``symlist`` / ``symlist_tri`` (2, k) optional.
+    required; ``segbin`` (N, 4), ``segbin_tri`` (m, 4), ``symlist`` / ``symlist_tri`` (2, k)
+    optional.
 
     Indices are 1-based on disk; ``trimIndex`` must be distinct and n >= 10,916 (face3d's fixed
     indices). ``segbin``'s row count N is checked against the Basel file later.
@@ -259,7 +263,8 @@ def read_basel_trimmed(path: str | Path, info: ModelInfo3DDFA) -> tuple[dict[str
 def _trimmed_segbin(
     info: ModelInfo3DDFA, basel: Mapping[str, np.ndarray], basel_path: Path, n_full: int
 ) -> np.ndarray:
-    """(4, n) uint8: ``segbin(trimIndex, :)'`` from model_info (face3d's) or else from the Basel file."""
+    """(4, n) uint8: ``segbin(trimIndex, :)'`` from model_info (face3d's) or else from the Basel
+    file."""
     if info.segbin is not None:
         path, field, segbin = info.path, "segbin", info.segbin
         if segbin.shape[0] != n_full:
@@ -298,11 +303,13 @@ def convert_basel(
     tri_mouth_mat: str | Path,
     uv_mat: str | Path,
 ) -> MorphableModel:
-    """The trimmed BFM in face3d's layout (n = 53,215 vertices for the real files), 0-based in memory.
+    """The trimmed BFM in face3d's layout (n = 53,215 vertices for the real files), 0-based in
+    memory.
 
     Args:
         morphable_model_mat: Basel ``01_MorphableModel.mat`` (N = 53,490 vertices).
-        model_info_mat: 3DDFA's ``model_info.mat`` (``trimIndex``, ``keypoints``, ``tri``, ``segbin``).
+        model_info_mat: 3DDFA's ``model_info.mat`` (``trimIndex``, ``keypoints``, ``tri``,
+            ``segbin``).
         expression_mat: 3DDFA's ``Model_Expression.mat`` (``mu_exp``, ``w_exp``, ``sigma_exp``).
         tri_mouth_mat: 3DDFA's ``Model_tri_mouth.mat`` (``tri_mouth``).
         uv_mat: 3DMMasSTN's ``BFM_UV.mat`` (``UV`` (N, 2)).
@@ -344,7 +351,8 @@ def _one_based(index: np.ndarray) -> np.ndarray:
 
 
 def face3d_info_fields(model: MorphableModel, info: ModelInfo3DDFA | None) -> dict[str, np.ndarray]:
-    """The ``model_info`` fields face3d's script writes beyond :func:`save_bfm`'s, as stored on disk.
+    """The ``model_info`` fields face3d's script writes beyond :func:`save_bfm`'s, as stored on
+    disk.
 
     ``tri_mouth`` is the model's whole list (face3d stores the same list in both files); with
     ``info``, ``trimIndex`` (n, 1) is the real one and ``symlist`` (2, k), ``symlist_tri`` (2, k')

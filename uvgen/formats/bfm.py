@@ -1,7 +1,7 @@
 """The Basel Face Model in face3d's layout: ``BFM.mat`` + ``BFM_UV.mat`` + ``BFM_info.mat``.
 
-On disk (docs/conventions.md section 3) indices are 1-based and arrays are column-major MATLAB shapes.
-In memory (:class:`MorphableModel`) indices are 0-based and triangles are rows.
+On disk (docs/conventions.md section 3) indices are 1-based and arrays are column-major MATLAB
+shapes. In memory (:class:`MorphableModel`) indices are 0-based and triangles are rows.
 :func:`load_bfm` / :func:`save_bfm` read and write the three files; :func:`load_topology` reads the
 real topology pieces (mean shape and expression, triangles, UV, segmentation; no components).
 """
@@ -37,7 +37,8 @@ class MorphableModel:
 
     Attributes:
         shape_mu: (3n, 1) mean shape.
-        shape_pc: (3n, 199) shape components (used with parameters as stored, no eigenvalue scaling).
+        shape_pc: (3n, 199) shape components (used with parameters as stored, no eigenvalue
+            scaling).
         shape_ev: (199, 1) shape standard deviations.
         exp_mu: (3n, 1) mean expression offset (added to the mean shape).
         exp_pc: (3n, 29) expression components.
@@ -75,7 +76,8 @@ class MorphableModel:
 
     @property
     def full_triangles(self) -> np.ndarray:
-        """(m + k, 3) int32: ``tri`` followed by ``tri_mouth`` (the mesh that is rendered and mapped)."""
+        """(m + k, 3) int32: ``tri`` followed by ``tri_mouth`` (the mesh that is rendered and
+        mapped)."""
         return np.vstack([self.tri, self.tri_mouth]).astype(np.int32)
 
     def vertices(self, shape_para: np.ndarray, exp_para: np.ndarray) -> np.ndarray:
@@ -140,7 +142,8 @@ _MODEL_FLOATS = (  # (struct field, attribute, number of columns; None = the (3n
 
 
 def with_inner_mouth(tri_mouth: np.ndarray) -> np.ndarray:
-    """(k + 7, 3) int32: 0-based mouth triangles followed by :data:`INNER_MOUTH_TRIANGLES_1BASED` - 1."""
+    """(k + 7, 3) int32: 0-based mouth triangles followed by
+    :data:`INNER_MOUTH_TRIANGLES_1BASED` - 1."""
     rows = np.asarray(tri_mouth, dtype=np.int32).reshape(-1, 3)
     return np.vstack([rows, INNER_MOUTH_TRIANGLES_1BASED - 1])
 
@@ -166,7 +169,8 @@ def _read_uv(path: Path, n: int | None) -> np.ndarray:
 def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | None]:
     """segbin (4, n) uint8 one-hot (required); kpt_ind (68,), tri_mouth (k, 3) 0-based (or None).
 
-    ``model_info.uv_coords``, when present, should equal BFM_UV.mat's ``UV`` (DataWarning otherwise).
+    ``model_info.uv_coords``, when present, should equal BFM_UV.mat's ``UV`` (DataWarning
+    otherwise).
     """
     info = struct_fields(load_mat(path), path, "model_info")
     segbin = require_field(info, path, "model_info.segbin", (len(SEGMENT_NAMES), n), "biuf")
@@ -193,8 +197,8 @@ def _read_info(path: Path, n: int, uv: np.ndarray) -> dict[str, np.ndarray | Non
 def load_bfm(directory: str | Path) -> MorphableModel:
     """Read face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` from ``directory``.
 
-    Shapes are checked exactly (docs/conventions.md section 3), values finite, 1-based indices in range,
-    for every field the UV build uses; the :data:`OPTIONAL_MODEL_FIELDS` (texture, standard
+    Shapes are checked exactly (docs/conventions.md section 3), values finite, 1-based indices in
+    range, for every field the UV build uses; the :data:`OPTIONAL_MODEL_FIELDS` (texture, standard
     deviations) are None with a DataWarning when missing or malformed, and ``model_info.uv_coords``
     differing from ``BFM_UV.mat`` is a DataWarning (``UV`` is used). Otherwise
     and the files consistent with each other (n, ``kpt_ind``; info's ``tri_mouth`` equals the
@@ -286,11 +290,13 @@ def _check_model(model: MorphableModel) -> None:
 
 
 def save_bfm(model: MorphableModel, directory: str | Path) -> None:
-    """Write ``model`` as face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` in ``directory``.
+    """Write ``model`` as face3d's ``BFM.mat``, ``BFM_UV.mat`` and ``BFM_info.mat`` in
+    ``directory``.
 
-    MATLAB shapes and field names as face3d's (docs/conventions.md section 3), 1-based indices stored as
-    uint16 (as the real files) or int32 when n > 65535; floats keep their in-memory dtype (float32
-    for PCs and means as face3d's, float64 stays float64, so :func:`load_bfm` round-trips exactly).
+    MATLAB shapes and field names as face3d's (docs/conventions.md section 3), 1-based indices
+    stored as uint16 (as the real files) or int32 when n > 65535; floats keep their in-memory dtype
+    (float32 for PCs and means as face3d's, float64 stays float64, so :func:`load_bfm` round-trips
+    exactly).
     ``BFM_info.mat`` holds ``kpt_ind``, ``trimIndex`` (1..n: the model is already trimmed),
     ``segbin``, ``tri_mouth`` (the model's without its last 7 inner-mouth triangles) and
     ``uv_coords``. Uncompressed, each file written atomically. Raises ValueError for an

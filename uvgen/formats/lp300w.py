@@ -1,11 +1,12 @@
 """300W-LP samples: ``FOLDER/NAME.jpg`` (450x450 RGB) beside ``FOLDER/NAME.mat`` (3DDFA fit).
 
-On disk (docs/conventions.md section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para`` (199,1)
-float64, ``Exp_Para`` (29,1) float64, ``pt2d`` (2,68) float64, ``roi`` (1,4) int16, ``Tex_Para``
-(199,1) float64, ``Color_Para`` (1,7) float32, ``Illum_Para`` (1,10) float64. Readers check these
-shapes exactly and convert to float64 / int64 vectors; writers reproduce shapes and dtypes exactly.
-Fields the pipeline does not use (``pt2d``, ``roi``, the appearance fields) are optional for readers:
-an unusual variant gives a :class:`~uvgen.formats.errors.DataWarning` and the sample is kept.
+On disk (docs/conventions.md section 1, MATLAB v5): ``Pose_Para`` (1,7) float32, ``Shape_Para``
+(199,1) float64, ``Exp_Para`` (29,1) float64, ``pt2d`` (2,68) float64, ``roi`` (1,4) int16,
+``Tex_Para`` (199,1) float64, ``Color_Para`` (1,7) float32, ``Illum_Para`` (1,10) float64. Readers
+check these shapes exactly and convert to float64 / int64 vectors; writers reproduce shapes and
+dtypes exactly. Fields the pipeline does not use (``pt2d``, ``roi``, the appearance fields) are
+optional for readers: an unusual variant gives a :class:`~uvgen.formats.errors.DataWarning` and the
+sample is kept.
 
 Scanning is split for speed: :func:`list_300wlp_samples` only lists file names (cheap for 122,450
 samples); :func:`read_all` parses them, stopping at the first bad one or collecting rejects.
@@ -76,9 +77,9 @@ DEFAULT_ILLUM_PARA = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 20.0
 class PoseMixin:
     """Pose accessors for a sample with ``pose_para`` = [pitch, yaw, roll, tx, ty, tz, s].
 
-    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``, docs/conventions.md
-    section 4); ``t`` is in image pixels of the y-up projection frame (image row = h - y - 1);
-    ``s`` scales model units to pixels.
+    Angles are radians (3DDFA's convention, rotation ``Rx(pitch) @ Ry(yaw) @ Rz(roll)``,
+    docs/conventions.md section 4); ``t`` is in image pixels of the y-up projection frame
+    (image row = h - y - 1); ``s`` scales model units to pixels.
     """
 
     pose_para: np.ndarray
@@ -133,7 +134,8 @@ class Fit300WLP(PoseMixin):
         pose_para: (7,) [pitch, yaw, roll (radians), tx, ty, tz, s] (see :class:`PoseMixin`).
         shape_para: (199,) shape coefficients, used as stored (no eigenvalue scaling).
         exp_para: (29,) expression coefficients, used as stored.
-        pt2d: (2, 68) the 68 landmarks in image pixels as stored, row 0 = x (right), row 1 = y (down).
+        pt2d: (2, 68) the 68 landmarks in image pixels as stored, row 0 = x (right), row 1 = y
+            (down).
         roi: (4,) int64 face box in pixels as stored (may extend outside the image).
         tex_para: (199,) texture coefficients; color_para: (7,); illum_para: (10,).
         The last four are not used by the pipeline: an unusual variant is kept as stored, or is
@@ -206,7 +208,8 @@ def read_300wlp_mat(mat_path: str | Path, check_image: bool = False) -> Fit300WL
 
 
 def with_default_appearance(values: dict) -> dict:
-    """``values`` with ``tex_para``, ``color_para``, ``illum_para`` that are None set to the defaults."""
+    """``values`` with ``tex_para``, ``color_para``, ``illum_para`` that are None set to the
+    defaults."""
     values = dict(values)
     for attr, default in (
         ("tex_para", DEFAULT_TEX_PARA),
@@ -292,7 +295,8 @@ def list_300wlp_samples(root: str | Path) -> list[Path]:
 def read_all(
     paths: Iterable[str | Path], collect_rejects: bool = False, check_image: bool = False
 ) -> tuple[list[Fit300WLP], list[Reject]]:
-    """:func:`read_300wlp_mat` for every path: (fits, rejects), as :func:`uvgen.formats.scan.read_all`."""
+    """:func:`read_300wlp_mat` for every path: (fits, rejects), as
+    :func:`uvgen.formats.scan.read_all`."""
     return _read_all(paths, lambda p: read_300wlp_mat(p, check_image=check_image), collect_rejects)
 
 

@@ -121,7 +121,8 @@ def require_index(
 
 
 def struct_fields(mat: Mapping[str, object], path: str | Path, name: str) -> dict[str, np.ndarray]:
-    """The fields of a (1, 1) MATLAB struct ``mat[name]``, keyed ``"name.field"`` for error messages."""
+    """The fields of a (1, 1) MATLAB struct ``mat[name]``, keyed ``"name.field"`` for error
+    messages."""
     if name not in mat:
         raise DataError(path, name, "missing struct")
     value = mat[name]

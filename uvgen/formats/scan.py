@@ -1,4 +1,5 @@
-"""Listing and reading many sample files: stop at the first bad one, or collect bad ones and go on."""
+"""Listing and reading many sample files: stop at the first bad one, or collect bad ones and go
+on."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Each sample is drawn from the embedded face model with random identity, expression, texture, pose
 and light, rendered over a cluttered background into a square image, and written as
 ``NAME.jpg`` + ``NAME.mat`` whose fit (``Pose_Para``, ``Shape_Para``, ``Exp_Para``) reproduces the
-pixels through docs/conventions.md section 4. Sample ``i`` depends only on (seed, i), so a set can be
-written in any order, in parallel, and an interrupted run resumes by skipping finished samples
+pixels through docs/conventions.md section 4. Sample ``i`` depends only on (seed, i), so a set can
+be written in any order, in parallel, and an interrupted run resumes by skipping finished samples
 (a sample is finished when its ``.mat`` exists: the ``.jpg`` is written first, both atomically).
 """
 
@@ -29,7 +29,8 @@ from uvgen.synth.facemodel import sample_parameters
 from uvgen.synth.poses import PoseRanges, sample_pose
 from uvgen.synth.render import cluttered_background, random_light, render
 
-# iBUG-68 indices standing in for AFLW's 21 points; -1 = not on the model (the ears: stored invisible).
+# iBUG-68 indices standing in for AFLW's 21 points; -1 = not on the model (the ears: stored
+# invisible).
 AFLW21_FROM_68 = (17, 19, 21, 22, 24, 26, 36, -2, 39, 42, -3, 45, -1, 31, 30, 35, -1, 48, 62, 54, 8)
 _EYE_CENTRES = {-2: (37, 38, 40, 41), -3: (43, 44, 46, 47)}
 
@@ -177,7 +178,8 @@ def write_synthetic_set(
     """Write ``count`` (>= 1) samples in the ``layout`` ('300wlp' or 'aflw2000') under ``out_dir``.
 
     Finished samples are skipped, so an interrupted run resumes where it stopped. Files already in
-    ``out_dir`` are left alone (clearing is the caller's: ``uvgen.resumable.prepare_resumable_dir``).
+    ``out_dir`` are left alone (clearing is the caller's:
+    ``uvgen.resumable.prepare_resumable_dir``).
     Pool workers exit when this process dies (``uvgen.lifetime``).
     """
     if layout not in ("300wlp", "aflw2000"):

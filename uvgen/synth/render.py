@@ -126,7 +126,8 @@ def random_light(rng: np.random.Generator) -> tuple[np.ndarray, float]:
 
 
 def _smooth_noise(h: int, w: int, cell: int, rng: np.random.Generator) -> np.ndarray:
-    """(3, h, w) float32 random grid with one value in [0, 1) per ``cell`` pixels, bilinearly upsampled."""
+    """(3, h, w) float32 random grid with one value in [0, 1) per ``cell`` pixels, bilinearly
+    upsampled."""
     gh, gw = h // cell + 2, w // cell + 2
     grid = rng.random((3, gh, gw), dtype=np.float32)
 

@@ -1,4 +1,5 @@
-"""Basel + 3DDFA + 3DMMasSTN files -> face3d's BFM files (uvgen.formats.basel, pipeline.convert_bfm).
+"""Basel + 3DDFA + 3DMMasSTN files -> face3d's BFM files (uvgen.formats.basel,
+pipeline.convert_bfm).
 
 The real Basel files are licensed, so the tests write small files in their layouts: a "full"
 model of N_FULL vertices, a trimIndex (in shuffled order) keeping N_TRIM of them, components of
@@ -186,7 +187,8 @@ def test_fix_uv_uses_trimmed_one_based_neighbours() -> None:
 
 
 def test_fix_uv_matches_real_face3d_uv(bfm_topology_dir: Path) -> None:
-    """face3d's real BFM_UV.mat already holds the repaired values: repairing again changes nothing."""
+    """face3d's real BFM_UV.mat already holds the repaired values: repairing again changes
+    nothing."""
     uv = scipy.io.loadmat(bfm_topology_dir / BFM_UV_FILE)["UV"]
     np.testing.assert_array_equal(fix_uv(uv), uv)
 
@@ -308,7 +310,7 @@ def test_output_loads_as_bfm_and_generates_maps(converted: MorphableModel, out_d
     np.testing.assert_allclose(posmap, want, atol=2e-3)
 
 
-# ----------------------------------------------------------------------------- fallbacks and layouts
+# ---------------------------------------------------------------------------- fallbacks and layouts
 
 
 def _variant(inputs: Inputs, d: Path, key: str, **changes) -> tuple[Path, ...]:

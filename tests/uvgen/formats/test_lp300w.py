@@ -210,7 +210,8 @@ BAD_MATS = {
     "nan_shape": (_nan_shape, "Shape_Para", "non-finite"),
 }
 
-# Fields the build does not use (pt2d, roi, appearance): a warning naming file and field, sample kept.
+# Fields the build does not use (pt2d, roi, appearance): a warning naming file and field, sample
+# kept.
 UNUSED_VARIANTS = {
     "inf_pt2d": (_set("pt2d", np.full((2, 68), np.inf)), "pt2d", "non-finite", (2, 68)),
     "short_pt2d": (_set("pt2d", np.zeros((2, 23))), "pt2d", "wrong shape", (2, 23)),

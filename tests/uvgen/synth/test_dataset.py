@@ -36,7 +36,8 @@ def project_like_the_conventions(model, pose, h):
 
 
 def face_silhouette(model, index, seed, monkeypatch):
-    """Pixels of sample ``index`` that belong to the face: identical over black and white backgrounds."""
+    """Pixels of sample ``index`` that belong to the face: identical over black and white
+    backgrounds."""
     renders = []
     for value in (0.0, 1.0):
         monkeypatch.setattr(
@@ -95,7 +96,8 @@ def test_key_vertices_from_the_mat_land_on_the_rendered_face(model_dir, tmp_path
             if layout == "aflw2000":
                 np.testing.assert_allclose(fit.pt3d_68.T, kpt, atol=1e-3)
             else:
-                # pt2d come from the build's float32 vertices (fit_vertices: ~0.2 BFM units, < 1e-3 px).
+                # pt2d come from the build's float32 vertices (fit_vertices: ~0.2 BFM units,
+                # < 1e-3 px).
                 np.testing.assert_allclose(fit.pt2d.T, kpt[:, :2], atol=1e-3)
 
 

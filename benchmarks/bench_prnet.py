@@ -8,7 +8,8 @@ Inference (batch norms folded, channels-last; bf16 autocast on CUDA): latency of
 image + network + decoding of 68 landmarks and the dense vertices), and batched throughput
 (network only, crops and maps on the device).
 
-    python benchmarks/bench_prnet.py                      # CPU (2 threads), plus CUDA when present
+    python benchmarks/bench_prnet.py                      # CPU (2 threads): fp32 / bf16 / compiled side by side
+    python benchmarks/bench_prnet.py --width 6 --net-size 128   # the default CPU training configuration
     python benchmarks/bench_prnet.py --device cuda --compile --train-batch 256
 
 Data: --h5 (default data/uv/train.h5 when it exists, else a generated 256x256 toy file).
@@ -28,7 +29,7 @@ from model.augment import AugmentConfig
 from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device, write_toy_file
 from model.inference import Predictor
 from model.prnet import PRNet, count_parameters
-from model.train import set_bn_momentum, train_step
+from model.train import cpu_bf16_supported, set_bn_momentum, train_step
 from uvgen.h5store import PositionMapDataset, PositionMapFile
 
 DEFAULT_H5 = Path(__file__).resolve().parents[1] / "data" / "uv" / "train.h5"
@@ -39,15 +40,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: int, warmup: int,
-                num_workers: int, compile_net: bool) -> float:
-    """Training images per second, end to end (HDF5 -> augmented batch on device -> step)."""
+def make_train_runner(h5: Path, width: int, device: torch.device, batch: int, num_workers: int,
+                      compile_net: bool, use_amp: bool, net_size: int | None = None):
+    """A function ``run(steps) -> images/s`` training end to end (HDF5 -> augmented batch on the
+    device -> forward, weighted loss, backward, Adam) with one fixed network and loader."""
     on_cuda = device.type == "cuda"
     with PositionMapFile(h5) as f:
         uv, size = f.uv, f.image(0).shape[0]
     dataset = PositionMapDataset(h5)
     torch.manual_seed(0)
-    model = PRNet(width=width, in_size=size)
+    model = PRNet(width=width, in_size=size, net_size=net_size)
     set_bn_momentum(model, 0.1)
     model.to(device)
     if on_cuda:
@@ -70,16 +72,53 @@ def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: i
             epoch += 1
 
     it = batches()
-    t0 = None
-    for k in range(warmup + steps):
-        if k == warmup:
-            _sync(device)
-            t0 = time.perf_counter()
-        images, maps = to_device(*next(it), device)
-        x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=on_cuda)
-        train_step(net, optimizer, x, y, weight_mask, use_amp=on_cuda)
-    _sync(device)
-    return steps * batch / (time.perf_counter() - t0)
+
+    def run(steps: int) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            images, maps = to_device(*next(it), device)
+            x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=on_cuda)
+            train_step(net, optimizer, x, y, weight_mask, use_amp=use_amp)
+        _sync(device)
+        return steps * batch / (time.perf_counter() - t0)
+
+    return run
+
+
+def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: int, warmup: int,
+                num_workers: int, compile_net: bool, use_amp: bool | None = None,
+                net_size: int | None = None) -> float:
+    """Training images per second, end to end, after ``warmup`` steps."""
+    run = make_train_runner(h5, width, device, batch, num_workers, compile_net,
+                            device.type == "cuda" if use_amp is None else use_amp, net_size)
+    run(warmup)
+    return run(steps)
+
+
+def bench_train_cpu_modes(h5: Path, width: int, batch: int, steps: int, rounds: int, num_workers: int,
+                          net_size: int | None) -> dict[str, list[float]]:
+    """CPU training images/s of float32, bf16 autocast and torch.compile (float32 and bf16), each
+    network built once and warmed up, then timed in ``rounds`` interleaved rounds of ``steps``
+    steps (so a load change on a shared machine hits every mode alike). Returns mode -> rates."""
+    cpu = torch.device("cpu")
+    modes = {"fp32": (False, False), "bf16": (False, True), "compiled fp32": (True, False),
+             "compiled bf16": (True, True)}
+    if not cpu_bf16_supported():
+        print("(this CPU has no native bf16: bf16 autocast runs emulated, expect it slower)")
+    runners = {}
+    for name, (comp, amp) in modes.items():
+        try:
+            runners[name] = make_train_runner(h5, width, cpu, batch, num_workers, comp, amp, net_size)
+            runners[name](3 if comp else 1)  # warm-up (compilation)
+        except Exception as exc:  # noqa: BLE001 - a mode that fails is reported, not fatal
+            print(f"{name}: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+            runners.pop(name, None)
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            rates[name].append(run(steps))
+    return rates
 
 
 def _timings_ms(fn, runs: int, device: torch.device) -> tuple[float, float]:
@@ -131,6 +170,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--h5", type=Path, default=None, help="UV HDF5 file (default: data/uv/train.h5 or a toy file)")
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--net-size", type=int, default=None,
+                        help="size the network runs at (default: the crop size, the paper's 256)")
+    parser.add_argument("--rounds", type=int, default=3, help="CPU: interleaved timing rounds per mode")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "all"], default="all")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--train-batch", type=int, default=None, help="default: 16 (CPU), 256 (CUDA)")
@@ -163,9 +205,21 @@ def main() -> None:
         for device in devices:
             cuda = device.type == "cuda"
             name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
-            mode = "bf16 autocast, channels-last" if cuda else "float32"
+            mode = "bf16 autocast, channels-last" if cuda else f"native bf16: {cpu_bf16_supported()}"
             print(f"\n== {name}: {mode}{', torch.compile' if args.compile else ''}")
-            if not args.skip_train:
+            if not args.skip_train and not cuda:
+                batch, steps = args.train_batch or 16, args.train_steps or 3
+                workers = args.num_workers if args.num_workers is not None else 1
+                rates = bench_train_cpu_modes(h5, args.width, batch, steps, args.rounds, workers, args.net_size)
+                base = statistics.median(rates["fp32"]) if rates.get("fp32") else float("nan")
+                print(f"training (HDF5 + augmentation + fwd/bwd/Adam), width {args.width}, network at "
+                      f"{args.net_size or size}, batch {batch}, {workers} loader workers; median of "
+                      f"{args.rounds} interleaved rounds of {steps} steps:")
+                for name, r in rates.items():
+                    med = statistics.median(r)
+                    print(f"  {name:14s} {med:7.2f} images/s  ({med / base:.2f}x fp32)  rounds: "
+                          + ", ".join(f"{v:.2f}" for v in r))
+            elif not args.skip_train:
                 batch = args.train_batch or (256 if cuda else 16)
                 steps = args.train_steps or (50 if cuda else 3)
                 workers = args.num_workers if args.num_workers is not None else (8 if cuda else 1)

@@ -139,18 +139,18 @@ def restore_checkpoint(ckpt: dict[str, Any], *, model: PRNet, optimizer: torch.o
 
 
 def save_weights(path: Path, model: PRNet, meta: dict[str, Any] | None = None) -> None:
-    """Final weights for inference: ``{"model": state_dict, "width", "in_size", "meta"}``, atomic."""
+    """Final weights for inference: ``{"model": state_dict, "width", "in_size", "net_size", "meta"}``, atomic."""
     atomic_torch_save({"model": model.state_dict(), "width": model.width, "in_size": model.in_size,
-                       "meta": meta or {}}, path)
+                       "net_size": model.net_size, "template": model.template, "meta": meta or {}}, path)
 
 
 def load_weights(path: Path, map_location: torch.device | str = "cpu") -> PRNet:
     """A PRNet (eval mode) from :func:`save_weights` output or a training checkpoint."""
     blob = torch.load(path, map_location=map_location, weights_only=True)
-    if "width" in blob:
-        width, in_size = blob["width"], blob["in_size"]
-    else:
-        width, in_size = blob["meta"]["width"], blob["meta"]["in_size"]
-    model = PRNet(width=int(width), in_size=int(in_size))
+    info = blob if "width" in blob else blob["meta"]
+    width, in_size = info["width"], info["in_size"]
+    net_size = info.get("net_size") or in_size  # absent in files written before net_size existed
+    model = PRNet(width=int(width), in_size=int(in_size), net_size=int(net_size),
+                  template=bool(info.get("template", False)))
     model.load_state_dict(blob["model"])
     return model.to(map_location).eval()

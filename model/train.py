@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ TABLE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
 TIMING_NAME = "timing.csv"
 TIMING_COLUMNS = ("epoch", "images_per_s", "epoch_time_s")
 AMP_MODES = ("bf16", "none")
+LR_SCHEDULES = ("step", "onecycle")
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
 _NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "epochs", "num_workers", "checkpoint_every",
                       "resume", "progress", "device", "compile")
@@ -101,7 +103,11 @@ class TrainConfig:
     lr: float = 1e-4
     lr_step_epochs: int = 5
     lr_gamma: float = 0.5
+    lr_schedule: str = "step"
+    warmup_frac: float = 0.05
     width: int = 16
+    net_size: int | None = None
+    template: bool = False
     bn_momentum: float = 0.001
     augment: bool = True
     rotation_deg: float = 45.0
@@ -131,6 +137,7 @@ class TrainConfig:
             set_(name, value)
         if self.amp not in AMP_MODES:
             raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        check_schedule(self.lr_schedule, self.warmup_frac, "train")
         for name in ("epochs", "batch_size", "width", "lr_step_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
@@ -164,6 +171,63 @@ def config_json(cfg: Any) -> dict[str, Any]:
         out[f.name] = str(value) if isinstance(value, Path) else (
             list(value) if isinstance(value, tuple) else value)
     return out
+
+
+def check_schedule(schedule: str, warmup_frac: float, section: str) -> None:
+    """Validate ``lr_schedule`` / ``warmup_frac`` of a training section."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"{section}.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if not 0.0 <= warmup_frac < 1.0:
+        raise ValueError(f"{section}.warmup_frac must be in [0, 1), got {warmup_frac}")
+
+
+def lr_factor(step: int, *, schedule: str, steps_per_epoch: int, epochs: int, lr_step_epochs: int,
+              lr_gamma: float, warmup_frac: float) -> float:
+    """Learning-rate multiplier of the 0-based optimisation ``step`` (a pure function of the step).
+
+    ``step`` (the paper's): ``lr_gamma ** (epoch // lr_step_epochs)``, constant within an epoch.
+    ``onecycle`` (short runs): a linear warm-up from 0 over the first ``warmup_frac`` of all
+    ``epochs * steps_per_epoch`` steps to the peak ``lr``, then a cosine decay to 0 at the last step.
+    """
+    if schedule == "step":
+        return lr_gamma ** (step // (steps_per_epoch * lr_step_epochs))
+    total = max(epochs * steps_per_epoch, 1)
+    warm = int(round(warmup_frac * total))
+    if step < warm:
+        return (step + 1) / warm
+    t = min((step - warm) / max(total - warm, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int
+                   ) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step scheduler (call ``step()`` after every optimiser step) following :func:`lr_factor`."""
+    kw = dict(schedule=cfg.lr_schedule, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
+              lr_step_epochs=cfg.lr_step_epochs, lr_gamma=cfg.lr_gamma, warmup_frac=cfg.warmup_frac)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, **kw))
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX) that oneDNN uses."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+def autocast_enabled(device: torch.device, amp: str) -> bool:
+    """bf16 autocast for ``amp='bf16'``: always on CUDA, on the CPU where it is native (else fp32)."""
+    if amp != "bf16":
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
+
+
+def precision_note(device: torch.device, amp: str) -> str:
+    """One line saying which precision a run uses, for the log."""
+    if autocast_enabled(device, amp):
+        return f"bf16 autocast on {device.type}"
+    why = "amp: none" if amp != "bf16" else "no native bf16 on this CPU"
+    return f"float32 on {device.type} ({why})"
 
 
 @dataclass
@@ -231,11 +295,27 @@ def code_digest() -> str:
 def run_fingerprint(cfg: TrainConfig) -> str:
     """Hash of the settings that change the numbers, the input files' identity and the code."""
     settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
+    if cfg.lr_schedule != "step":  # the one-cycle schedule spans all epochs
+        settings["epochs"] = cfg.epochs
+    settings["precision"] = "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
     settings["code"] = code_digest()
     settings["train_data"] = file_identity(cfg.train_file)
     if cfg.val_file is not None:
         settings["val_data"] = file_identity(cfg.val_file)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def mean_target(dataset: PositionMapDataset, limit: int = 512) -> torch.Tensor:
+    """Mean training map (3, H, W) on the network's [0, 1] scale, over the first ``limit`` samples
+    of ``dataset`` (float64 sum; deterministic)."""
+    n = min(len(dataset), limit)
+    if n == 0:
+        raise ValueError("no training samples to average for the template")
+    total = None
+    for k in range(n):
+        m = dataset[k][1].to(torch.float64)
+        total = m if total is None else total + m
+    return (total / n).permute(2, 0, 1).to(torch.float32) / MAP_SCALE
 
 
 def landmark_nme(pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.Tensor) -> torch.Tensor:
@@ -342,7 +422,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     device = resolve_device(cfg.device, info)
     on_cuda = device.type == "cuda"
-    use_amp = on_cuda and cfg.amp == "bf16"
+    use_amp = autocast_enabled(device, cfg.amp)
     if cfg.batch_size % info.world_size:
         raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by {info.world_size} ranks")
     per_rank_batch = cfg.batch_size // info.world_size
@@ -354,16 +434,26 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     data: DataSplit = load_split(cfg.train_file, cfg.val_file, cfg.val_fraction, cfg.seed)
     in_size = _image_size(cfg.train_file)
     seed_everything(cfg.seed)
-    model = PRNet(width=cfg.width, in_size=in_size)
+    model = PRNet(width=cfg.width, in_size=in_size, net_size=cfg.net_size, template=cfg.template)
     set_bn_momentum(model, cfg.bn_momentum)
+    if cfg.template:
+        model.set_template(mean_target(data.train))
     model.to(device)
     if on_cuda:
         model.to(memory_format=torch.channels_last)
+    sampler = EpochBatchSampler(len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size)
+    steps = sampler.steps_per_epoch
+    if steps == 0:
+        raise ValueError(f"{cfg.train_file}: {len(data.train)} training samples make no batch of "
+                         f"{per_rank_batch} per rank")
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+    scheduler = make_scheduler(optimizer, cfg, steps)
 
+    if info.is_main:
+        tqdm.write(f"train: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads")
     fingerprint = run_fingerprint(cfg)
-    meta = {"width": cfg.width, "in_size": in_size, "config": cfg.to_json()}
+    meta = {"width": cfg.width, "in_size": in_size, "net_size": model.net_size, "template": model.template,
+            "config": cfg.to_json()}
     ckpt_path = cfg.out_dir / CHECKPOINT_NAME
     progress, resumed = Progress(), None
     if cfg.resume and ckpt_path.is_file():
@@ -391,11 +481,6 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     if cfg.compile:
         net = torch.compile(net)
 
-    sampler = EpochBatchSampler(len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size)
-    steps = sampler.steps_per_epoch
-    if steps == 0:
-        raise ValueError(f"{cfg.train_file}: {len(data.train)} training samples make no batch of "
-                         f"{per_rank_batch} per rank")
     loader = make_loader(data.train, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda)
     weight_mask = torch.from_numpy(np.asarray(data.uv.weight_mask, np.float32)).to(device)
     kpt_uv = torch.from_numpy(np.asarray(data.uv.kpt_uv, np.int64)).to(device)
@@ -422,12 +507,14 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             images, maps = to_device(images, maps, device)
             x, y = prepare_batch(images, maps, augment=augment, generator=generator, channels_last=on_cuda)
             loss = train_step(net, optimizer, x, y, weight_mask, use_amp)
+            scheduler.step()
             loss_acc += loss.double()
             progress.step_in_epoch += 1
             progress.global_step += 1
             bar.update(1)
             if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
-                bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}", refresh=False)
+                bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                                refresh=False)
             if (cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0
                     and progress.step_in_epoch < steps):
                 checkpoint(float(all_reduce_sum(loss_acc.clone(), info)))
@@ -441,7 +528,6 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             "images_per_s": (progress.step_in_epoch - done_before) * cfg.batch_size / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
         }
-        scheduler.step()
         broadcast_buffers(model, info)  # each rank updated its BN statistics on its own batches
         if data.val is not None and len(data.val):
             row.update(evaluate(model, data.val, weight_mask, kpt_uv, device=device, batch_size=per_rank_batch,

@@ -83,7 +83,11 @@ class TrainParams:
     lr: float
     lr_step_epochs: int
     lr_gamma: float
+    lr_schedule: str
+    warmup_frac: float
     width: int
+    net_size: int | None
+    template: bool
     bn_momentum: float
     augment: bool
     rotation_deg: float
@@ -101,14 +105,15 @@ class TrainParams:
     progress: bool
 
 
-PREDICT_KINDS = ("prn", "3ddfa", "defa")
+PREDICT_KINDS = ("prn", "3ddfa", "defa", "mean_map")
 
 
 @dataclass(frozen=True)
 class PredictMethod:
     """One method of the ``predict`` stage: its label (table row, file name), its kind (which
-    adapter runs it: 'prn' = model.inference.Predictor, '3ddfa' / 'defa' = model.baselines) and its
-    trained weights."""
+    adapter runs it: 'prn' = model.inference.Predictor, '3ddfa' / 'defa' = model.baselines,
+    'mean_map' = the mean training map, a constant) and its trained weights (mean_map: the training
+    UV file)."""
 
     name: str
     kind: str
@@ -222,7 +227,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
 # Keys of the ``train`` section a baseline section inherits unless it sets them itself: the same
 # data, holdout, epochs, batch, schedule, augmentation and seed as PRN (comparable budgets).
 BASELINE_INHERITED = ("train_file", "val_file", "val_fraction", "epochs", "batch_size", "lr_step_epochs",
-                      "lr_gamma", "bn_momentum", "augment", "rotation_deg", "scale_range", "shift_frac",
+                      "lr_gamma", "lr_schedule", "warmup_frac", "bn_momentum", "augment", "rotation_deg", "scale_range", "shift_frac",
                       "color_range", "occlusion_prob", "seed", "device", "amp", "num_workers",
                       "checkpoint_every", "resume", "progress")
 BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
@@ -247,6 +252,8 @@ class BaselineParams:
     batch_size: int
     lr_step_epochs: int
     lr_gamma: float
+    lr_schedule: str
+    warmup_frac: float
     bn_momentum: float
     augment: bool
     rotation_deg: float

@@ -5,7 +5,8 @@ UV position maps (B, 256, 256, 3) for the test file's crops, in file order:
 
 * ``prn``: ``model.inference.Predictor`` on the trained weights (batches of ``batch_size``);
 * ``3ddfa`` / ``defa``: the in-house baselines (model/baselines/predict.py ``iter_predicted_maps``),
-  which decode their parameters through the morphable model into maps.
+  which decode their parameters through the morphable model into maps;
+* ``mean_map``: a constant, the mean training map (``checkpoint`` = the training UV file).
 
 All maps are decoded the same way (``eval.predictions.decode_maps``: PRNet's landmark and face-pixel
 sampling, then back to original-image pixels) and written as ``<out_dir>/<name>.h5`` in the common
@@ -85,7 +86,25 @@ def baseline_maps(method: PredictMethod, test_file: Path, batch_size: int, devic
     yield np.asarray(fn(method.checkpoint, test_file, batch_size, **kwargs), dtype=np.float32)
 
 
-ADAPTERS: dict[str, MapAdapter] = {"prn": prn_maps, "3ddfa": baseline_maps, "defa": baseline_maps}
+def mean_map_maps(method: PredictMethod, test_file: Path, batch_size: int, device: str) -> Iterator[np.ndarray]:
+    """The constant predictor: the mean of the position maps of the training file named by
+    ``checkpoint`` (crop pixels, float64 sum), the same map for every test crop. Any method that
+    learned something from the images scores below it."""
+    with PositionMapFile(method.checkpoint) as f:
+        if not len(f):
+            raise DataError(method.checkpoint, "posmaps", "no samples to average")
+        total = np.zeros(f.posmap(0).shape, np.float64)
+        for i in range(len(f)):
+            total += f.posmap(i)
+        mean = (total / len(f)).astype(np.float32)
+    with PositionMapFile(test_file) as f:
+        n = len(f)
+    for start in range(0, n, batch_size):
+        yield np.repeat(mean[None], min(batch_size, n - start), axis=0)
+
+
+ADAPTERS: dict[str, MapAdapter] = {"prn": prn_maps, "3ddfa": baseline_maps, "defa": baseline_maps,
+                                   "mean_map": mean_map_maps}
 
 
 def predict_method(method: PredictMethod, test_file: Path, out_path: Path, batch_size: int,

@@ -73,8 +73,9 @@ from model.baselines.params3dmm import (
 )
 from model.checkpoint import Progress, atomic_torch_save, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
-from model.train import (augment_config_of, config_json, file_identity, resolve_device, seed_everything,
-                         set_bn_momentum, write_history)
+from model.train import (augment_config_of, autocast_enabled, check_schedule, config_json, file_identity,
+                         make_scheduler, precision_note, resolve_device, seed_everything, set_bn_momentum,
+                         write_history)
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -117,6 +118,8 @@ class BaselineConfig:
     lr: float = 1e-3
     lr_step_epochs: int = 5
     lr_gamma: float = 0.5
+    lr_schedule: str = "step"
+    warmup_frac: float = 0.05
     width: float | None = None
     input_size: int | None = None
     bn_momentum: float = 0.1
@@ -167,6 +170,7 @@ class BaselineConfig:
             raise ValueError(f"wpdc_fraction must be in [0, 1], got {self.wpdc_fraction}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check_schedule(self.lr_schedule, self.warmup_frac, "baseline")
         if self.amp not in ("bf16", "none"):
             raise ValueError(f"amp must be 'bf16' or 'none', got {self.amp!r}")
         if self.num_workers < 0 or self.checkpoint_every < 0:
@@ -349,6 +353,9 @@ def code_digest() -> str:
 def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
     """Hash of the settings that change the numbers, the input files, the model and the code."""
     settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
+    if cfg.lr_schedule != "step":  # the one-cycle schedule spans all epochs
+        settings["epochs"] = cfg.epochs
+    settings["precision"] = "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
     settings.update(code=code_digest(), train_data=file_identity(cfg.train_file), model=checksum)
     if cfg.val_file is not None:
         settings["val_data"] = file_identity(cfg.val_file)
@@ -421,7 +428,7 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
 
     device = resolve_device(cfg.device)
     on_cuda = device.type == "cuda"
-    use_amp = on_cuda and cfg.amp == "bf16"
+    use_amp = autocast_enabled(device, cfg.amp)
     channels_last = True  # faster for both networks on CPU and GPU (depthwise convs especially)
     spec = cfg.spec
     model_dir = resolve_model_dir(cfg.model_dir, cfg.train_file)
@@ -462,8 +469,10 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     set_bn_momentum(net, cfg.bn_momentum)
     net.to(device)
     net.to(memory_format=torch.channels_last)
+    steps = EpochBatchSampler(len(train_idx), cfg.batch_size, cfg.seed).steps_per_epoch
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+    scheduler = make_scheduler(optimizer, cfg, max(steps, 1))
+    tqdm.write(f"train_baseline {cfg.kind}: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads")
     n_params = count_parameters(net)
     meta = weights_meta(cfg, whitening, model_dir, checksum, n_params)
 
@@ -516,6 +525,7 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             loss_acc += loss.detach().double()
             progress.step_in_epoch += 1
             progress.global_step += 1
@@ -533,7 +543,6 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
             "images_per_s": (progress.step_in_epoch - done_before) * cfg.batch_size / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
         }
-        scheduler.step()
         if val_dataset is not None and len(val_dataset):
             row.update(evaluate(net, val_dataset, val_table, loss_fn, kind, device=device,
                                 batch_size=cfg.batch_size, input_size=cfg.input_size, use_amp=use_amp,

@@ -179,3 +179,25 @@ def test_channels_last_matches_and_backward_runs() -> None:
         ref = model(x)
         cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_net_size_runs_smaller_and_round_trips(tmp_path) -> None:
+    from model.checkpoint import load_weights, save_weights
+
+    torch.manual_seed(0)
+    model = PRNet(width=2, in_size=64, net_size=32).eval()
+    x = torch.rand(2, 3, 64, 64)
+    y = model(x)
+    assert y.shape == (2, 3, 64, 64) and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    # the layers see the 32x32 resize: the same output as resizing by hand and upsampling back
+    small = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    inner = model.decoder(model.encoder(model.stem(small)))
+    ref = torch.nn.functional.interpolate(inner, size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(y, ref)
+    save_weights(tmp_path / "m.pt", model)
+    back = load_weights(tmp_path / "m.pt")
+    assert back.net_size == 32 and torch.equal(back(x), y)
+    with pytest.raises(ValueError):
+        PRNet(width=2, in_size=64, net_size=48)
+    with pytest.raises(ValueError):
+        PRNet(width=2, in_size=64, net_size=128)

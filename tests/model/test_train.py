@@ -17,11 +17,12 @@ import yaml
 
 from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
 from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
-from model.train import TrainConfig, run_fingerprint, state_digest, train
+from model.train import TrainConfig, lr_factor, run_fingerprint, state_digest, train
 from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TrainParams, load_params
 
 TINY = dict(epochs=2, batch_size=4, width=4, bn_momentum=0.1, lr=1e-3, lr_step_epochs=1,
-            checkpoint_every=4, num_workers=0, progress=False, val_fraction=0.1, seed=3, device="cpu")
+            checkpoint_every=4, num_workers=0, progress=False, val_fraction=0.1, seed=3, device="cpu",
+            lr_schedule="onecycle", warmup_frac=0.2, net_size=32)
 
 
 @pytest.fixture(autouse=True)
@@ -224,8 +225,34 @@ def test_ddp_two_ranks_on_cpu_gloo(toy_file: Path, tmp_path: Path) -> None:
 def test_params_section_matches_config_fields() -> None:
     assert [f.name for f in fields(TrainParams)] == [f.name for f in fields(TrainConfig)]
     cfg = TrainConfig(**{f.name: getattr(load_params().train, f.name) for f in fields(TrainParams)})
-    assert cfg.batch_size == 16 and cfg.lr == pytest.approx(1e-4)
-    assert cfg.lr_step_epochs == 5 and cfg.lr_gamma == pytest.approx(0.5)
+    assert cfg.batch_size == 16 and cfg.lr_schedule in ("step", "onecycle")
+    # the dataclass defaults stay the paper's recipe (the GPU experiment)
+    paper = TrainConfig(train_file=cfg.train_file)
+    assert paper.lr == pytest.approx(1e-4) and paper.lr_schedule == "step" and paper.net_size is None
+    assert paper.lr_step_epochs == 5 and paper.lr_gamma == pytest.approx(0.5) and paper.width == 16
+
+
+def test_lr_schedules() -> None:
+    kw = dict(steps_per_epoch=10, epochs=4, lr_step_epochs=2, lr_gamma=0.5, warmup_frac=0.1)
+    step = [lr_factor(k, schedule="step", **kw) for k in range(40)]
+    assert step[:20] == [1.0] * 20 and step[20:] == [0.5] * 20  # halved every 2 epochs
+    one = [lr_factor(k, schedule="onecycle", **kw) for k in range(40)]
+    assert one[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # warm-up over 10 % of 40 steps
+    assert all(a >= b for a, b in zip(one[3:], one[4:]))  # then decreasing
+    assert one[-1] < 0.01 and one[3] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=Path("x.h5"), lr_schedule="cosine")
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=Path("x.h5"), warmup_frac=1.0)
+
+
+def test_scheduler_follows_lr_factor_per_step(toy_file: Path, tmp_path: Path) -> None:
+    cfg = _config(toy_file, tmp_path / "run", epochs=1, val_fraction=0.0)
+    result = train(cfg)
+    assert result.history[0]["lr"] == pytest.approx(cfg.lr * lr_factor(
+        0, schedule="onecycle", steps_per_epoch=10, epochs=1, lr_step_epochs=1, lr_gamma=0.5, warmup_frac=0.2))
+    ckpt = load_checkpoint(cfg.out_dir / "checkpoints" / "last.pt")
+    assert ckpt["scheduler"]["last_epoch"] == 10  # stepped once per optimisation step (40 // 4)
 
 
 def test_config_validation(toy_file: Path) -> None:

@@ -1,13 +1,15 @@
 """PRNet training loop (conventions section 8): Adam, step decay, on-device augmentation, resumable.
 
-Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (StepLR step ``lr_step_epochs``, gamma
+Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (``lr_schedule='step'``, ``lr_step_epochs``,
 ``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the weight mask stored in
 the training file (``uv/weight_mask``), augmentation as in model.augment.
 
 Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the network and batches
 are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is computed
-in float32); ``compile=True`` adds ``torch.compile``. On the CPU everything is float32, so a run is
-reproducible: the same config and seed give bit-identical weights (with ``num_workers`` any value).
+in float32); ``compile=True`` adds ``torch.compile``. On the CPU the forward pass runs under bf16 autocast
+too when the processor has native bf16 (AVX512-BF16 / AMX; model.train.cpu_bf16_supported), else
+float32; the log says which. A CPU run is reproducible on one machine: the same config and seed
+give bit-identical weights (with ``num_workers`` any value).
 Multi-GPU: launch with ``torchrun --nproc_per_node=G -m pipeline.train``; WORLD_SIZE > 1 wraps the
 network in DistributedDataParallel, ``batch_size`` is the global batch (each rank takes
 ``batch_size / G``) and rank 0 alone writes files (model.distributed).
@@ -21,12 +23,13 @@ fingerprint (every setting that changes the numbers, the identity of the input f
 of the training modules) matches, else from scratch. The sample order of an epoch is a function of
 (seed, epoch) and the augmentation draws of a step a function of (seed, global step, rank), so a
 run killed mid-epoch and resumed ends with the same weights as one never interrupted (on the CPU;
-CUDA kernels are not bit-reproducible). ``epochs`` may be raised to continue a finished run.
+CUDA kernels are not bit-reproducible). ``epochs`` may be raised to continue a finished run with
+the step schedule (the one-cycle schedule spans all epochs: another ``epochs`` starts afresh).
 
-params.yaml's default is a short CPU run (width 6, 3 epochs, batch-norm momentum 0.1). The paper's
+params.yaml's default is a short CPU run (width 6, ``net_size`` 128, ``template``, the one-cycle
+schedule; see README "Training PRNet"); this class's defaults are the paper's recipe. The paper's
 configuration on a GPU, as a DVC experiment:
-``dvc exp run -S train.width=16 -S train.epochs=40 -S train.bn_momentum=0.001 -S train.device=cuda
--S train.num_workers=8 -S train.checkpoint_every=1000``.
+``dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step -S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 -S train.device=cuda -S train.num_workers=8 -S train.checkpoint_every=1000``.
 """
 from __future__ import annotations
 
@@ -85,12 +88,15 @@ class TrainConfig:
     """Everything a training run needs; the defaults are the paper's recipe at full width.
 
     Paths: ``train_file`` (UV HDF5 file, model.data), ``val_file`` (None: hold out ``val_fraction``
-    of the training file), ``out_dir``. Optimisation: ``epochs``, ``batch_size`` (global), ``lr``,
-    ``lr_step_epochs``, ``lr_gamma``. Network: ``width`` (16 = paper), ``bn_momentum`` (PyTorch
-    convention; 0.001 = TensorFlow's decay 0.999). Augmentation (model.augment.AugmentConfig):
+    of the training file), ``out_dir``. Optimisation: ``epochs``, ``batch_size`` (global), ``lr``
+    (the peak for 'onecycle'), ``lr_schedule`` ('step' = paper: ``lr_gamma`` every
+    ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of all steps, cosine to 0;
+    :func:`lr_factor`). Network: ``width`` (16 = paper), ``net_size`` (None = the crop size, paper;
+    see model.prnet.PRNet), ``template`` (start the output at the mean training map; False =
+    paper), ``bn_momentum`` (PyTorch convention; 0.001 = TensorFlow's decay 0.999). Augmentation (model.augment.AugmentConfig):
     ``augment`` on/off, ``rotation_deg``, ``scale_range``, ``shift_frac``, ``color_range``,
     ``occlusion_prob``. Runtime: ``seed``, ``device`` ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp``
-    ('bf16' | 'none', CUDA only), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only
+    ('bf16' | 'none'; bf16 on CUDA and on CPUs with native bf16), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only
     at epoch ends), ``resume``, ``progress`` (tqdm bar).
     """
 

@@ -100,7 +100,10 @@ def test_same_seed_same_weights_and_metrics_files(toy_file: Path, tmp_path: Path
     with open(out / "loss.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert [float(r["lr"]) for r in rows] == [1e-3, 5e-4]  # halved after every epoch (step 1 here)
+    # the rate at each epoch's first step: one-cycle over 2 x 9 steps, 20 % warm-up
+    expect = [1e-3 * lr_factor(k, schedule="onecycle", steps_per_epoch=9, epochs=2, lr_step_epochs=1,
+                               lr_gamma=0.5, warmup_frac=0.2) for k in (0, 9)]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expect)
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["step_in_epoch"] == 0

@@ -31,8 +31,10 @@ kind, parameter layout, whitening statistics, input size, model_dir and its chec
 VDC --, train and validation loss, validation landmark NME in % from the decoded 68 points exactly
 as PRN's maps are decoded, throughput).
 
-Single process (no DDP: these networks are small); channels-last; bf16 autocast on CUDA
-(``amp``). CPU runs are reproducible bit for bit, like PRN's.
+Single process (no DDP: these networks are small); channels-last; bf16 autocast (``amp``) on CUDA
+and on CPUs with native bf16, as PRN's (model.train.autocast_enabled). The learning rate follows
+PRN's per-step schedule (``lr_schedule``: 'step' or 'onecycle', model.train.lr_factor). CPU runs
+are reproducible bit for bit on one machine, like PRN's.
 """
 from __future__ import annotations
 
@@ -98,8 +100,9 @@ class BaselineConfig:
     kind: '3ddfa' | 'defa'. Paths: ``train_file`` (UV HDF5), ``val_file`` (None: hold out
     ``val_fraction`` of the training file, the same samples as PRN's holdout for the same seed),
     ``out_dir``, ``model_dir`` (the morphable model; None: the ``model_dir`` recorded in the
-    training file's params, relative to the working directory). Optimisation: Adam at ``lr``,
-    halved (``lr_gamma``) every ``lr_step_epochs``, ``epochs``, ``batch_size``. Network:
+    training file's params, relative to the working directory). Optimisation: Adam at ``lr``
+    (the peak for 'onecycle'), ``lr_schedule`` ('step': halved (``lr_gamma``) every ``lr_step_epochs``;
+    'onecycle': warm-up over ``warmup_frac`` of the steps, cosine to 0), ``epochs``, ``batch_size``. Network:
     ``width`` (MobileNet-V1 width multiplier for 3ddfa, paper 1.0; DeFANet base channels for defa,
     32), ``input_size`` (None: 120 for 3ddfa, 128 for defa), ``bn_momentum`` (PyTorch convention).
     Losses: ``wpdc_fraction`` (3ddfa: share of the epochs trained with WPDC before VDC),

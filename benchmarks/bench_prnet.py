@@ -96,28 +96,42 @@ def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: i
     return run(steps)
 
 
+def _compiled_child(queue, h5, width, batch, steps, rounds, num_workers, net_size, amp, threads) -> None:
+    """Child process of :func:`bench_train_cpu_modes`: one compiled mode, its rates into ``queue``."""
+    torch.set_num_threads(threads)
+    run = make_train_runner(h5, width, torch.device("cpu"), batch, num_workers, True, amp, net_size)
+    run(3)  # compilation
+    queue.put([run(steps) for _ in range(rounds)])
+
+
 def bench_train_cpu_modes(h5: Path, width: int, batch: int, steps: int, rounds: int, num_workers: int,
-                          net_size: int | None) -> dict[str, list[float]]:
-    """CPU training images/s of float32, bf16 autocast and torch.compile (float32 and bf16), each
-    network built once and warmed up, then timed in ``rounds`` interleaved rounds of ``steps``
-    steps (so a load change on a shared machine hits every mode alike). Returns mode -> rates."""
+                          net_size: int | None) -> dict[str, list[float] | str]:
+    """CPU training images/s of float32 and bf16 autocast (each network built once and warmed up,
+    then timed in ``rounds`` interleaved rounds of ``steps`` steps, so a load change on a shared
+    machine hits both alike), then of ``torch.compile`` (float32 and bf16), each in a child process
+    because a compiled CPU backward can crash the interpreter (torch 2.13: "double free or
+    corruption"); a crash is reported, not fatal. Returns mode -> rates (or the failure)."""
+    import multiprocessing as mp
+
     cpu = torch.device("cpu")
-    modes = {"fp32": (False, False), "bf16": (False, True), "compiled fp32": (True, False),
-             "compiled bf16": (True, True)}
     if not cpu_bf16_supported():
         print("(this CPU has no native bf16: bf16 autocast runs emulated, expect it slower)")
-    runners = {}
-    for name, (comp, amp) in modes.items():
-        try:
-            runners[name] = make_train_runner(h5, width, cpu, batch, num_workers, comp, amp, net_size)
-            runners[name](3 if comp else 1)  # warm-up (compilation)
-        except Exception as exc:  # noqa: BLE001 - a mode that fails is reported, not fatal
-            print(f"{name}: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-            runners.pop(name, None)
-    rates: dict[str, list[float]] = {name: [] for name in runners}
+    runners = {name: make_train_runner(h5, width, cpu, batch, num_workers, False, amp, net_size)
+               for name, amp in (("fp32", False), ("bf16", True))}
+    for run in runners.values():
+        run(1)
+    rates: dict[str, list[float] | str] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
             rates[name].append(run(steps))
+    ctx = mp.get_context("spawn")
+    for name, amp in (("compiled fp32", False), ("compiled bf16", True)):
+        queue = ctx.Queue()
+        child = ctx.Process(target=_compiled_child, args=(queue, h5, width, batch, steps, rounds, num_workers,
+                                                          net_size, amp, torch.get_num_threads()))
+        child.start()
+        child.join()
+        rates[name] = queue.get() if child.exitcode == 0 else f"crashed (exit code {child.exitcode})"
     return rates
 
 
@@ -211,11 +225,14 @@ def main() -> None:
                 batch, steps = args.train_batch or 16, args.train_steps or 3
                 workers = args.num_workers if args.num_workers is not None else 1
                 rates = bench_train_cpu_modes(h5, args.width, batch, steps, args.rounds, workers, args.net_size)
-                base = statistics.median(rates["fp32"]) if rates.get("fp32") else float("nan")
+                base = statistics.median(rates["fp32"])
                 print(f"training (HDF5 + augmentation + fwd/bwd/Adam), width {args.width}, network at "
                       f"{args.net_size or size}, batch {batch}, {workers} loader workers; median of "
-                      f"{args.rounds} interleaved rounds of {steps} steps:")
+                      f"{args.rounds} rounds of {steps} steps (fp32/bf16 interleaved; compiled: in a child after):")
                 for name, r in rates.items():
+                    if isinstance(r, str):
+                        print(f"  {name:14s} {r}")
+                        continue
                     med = statistics.median(r)
                     print(f"  {name:14s} {med:7.2f} images/s  ({med / base:.2f}x fp32)  rounds: "
                           + ", ".join(f"{v:.2f}" for v in r))

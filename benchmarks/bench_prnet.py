@@ -8,11 +8,13 @@ Inference (batch norms folded, channels-last; bf16 autocast on CUDA): latency of
 image + network + decoding of 68 landmarks and the dense vertices), and batched throughput
 (network only, crops and maps on the device).
 
-    python benchmarks/bench_prnet.py                      # CPU (2 threads), plus CUDA when present
+    python benchmarks/bench_prnet.py                      # CPU (2 threads): fp32 / bf16 / compiled side by side
+    python benchmarks/bench_prnet.py --width 6 --net-size 128   # the default CPU training configuration
     python benchmarks/bench_prnet.py --device cuda --compile --train-batch 256
 
 Data: --h5 (default data/uv/train.h5 when it exists, else a generated 256x256 toy file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +28,10 @@ import torch
 
 from model.augment import AugmentConfig
 from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device, write_toy_file
+from model.h5dataset import PositionMapDataset
 from model.inference import Predictor
 from model.prnet import PRNet, count_parameters
-from model.train import set_bn_momentum, train_step
-from model.h5dataset import PositionMapDataset
+from model.train import cpu_bf16_supported, set_bn_momentum, train_step
 from uvgen.h5store import PositionMapFile
 
 DEFAULT_H5 = Path(__file__).resolve().parents[1] / "data" / "uv" / "train.h5"
@@ -40,15 +42,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: int, warmup: int,
-                num_workers: int, compile_net: bool) -> float:
-    """Training images per second, end to end (HDF5 -> augmented batch on device -> step)."""
+def make_train_runner(
+    h5: Path,
+    width: int,
+    device: torch.device,
+    batch: int,
+    num_workers: int,
+    compile_net: bool,
+    use_amp: bool,
+    net_size: int | None = None,
+):
+    """A function ``run(steps) -> images/s`` training end to end (HDF5 -> augmented batch on the
+    device -> forward, weighted loss, backward, Adam) with one fixed network and loader."""
     on_cuda = device.type == "cuda"
     with PositionMapFile(h5) as f:
         uv, size = f.uv, f.image(0).shape[0]
     dataset = PositionMapDataset(h5)
     torch.manual_seed(0)
-    model = PRNet(width=width, in_size=size)
+    model = PRNet(width=width, in_size=size, net_size=net_size)
     set_bn_momentum(model, 0.1)
     model.to(device)
     if on_cuda:
@@ -59,7 +70,9 @@ def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: i
     sampler = EpochBatchSampler(len(dataset), batch, seed=0)
     if sampler.steps_per_epoch == 0:
         raise SystemExit(f"{h5}: {len(dataset)} samples are fewer than one batch of {batch}")
-    loader = make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=on_cuda)
+    loader = make_loader(
+        dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=on_cuda
+    )
     gen = torch.Generator(device=device).manual_seed(0)
     aug = AugmentConfig()
 
@@ -71,16 +84,110 @@ def bench_train(h5: Path, width: int, device: torch.device, batch: int, steps: i
             epoch += 1
 
     it = batches()
-    t0 = None
-    for k in range(warmup + steps):
-        if k == warmup:
-            _sync(device)
-            t0 = time.perf_counter()
-        images, maps = to_device(*next(it), device)
-        x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=on_cuda)
-        train_step(net, optimizer, x, y, weight_mask, use_amp=on_cuda)
-    _sync(device)
-    return steps * batch / (time.perf_counter() - t0)
+
+    def run(steps: int) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            images, maps = to_device(*next(it), device)
+            x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=on_cuda)
+            train_step(net, optimizer, x, y, weight_mask, use_amp=use_amp)
+        _sync(device)
+        return steps * batch / (time.perf_counter() - t0)
+
+    return run
+
+
+def bench_train(
+    h5: Path,
+    width: int,
+    device: torch.device,
+    batch: int,
+    steps: int,
+    warmup: int,
+    num_workers: int,
+    compile_net: bool,
+    use_amp: bool | None = None,
+    net_size: int | None = None,
+) -> float:
+    """Training images per second, end to end, after ``warmup`` steps."""
+    run = make_train_runner(
+        h5,
+        width,
+        device,
+        batch,
+        num_workers,
+        compile_net,
+        device.type == "cuda" if use_amp is None else use_amp,
+        net_size,
+    )
+    run(warmup)
+    return run(steps)
+
+
+def _compiled_child(
+    queue, h5, width, batch, steps, rounds, num_workers, net_size, amp, threads
+) -> None:
+    """Child process of :func:`bench_train_cpu_modes`: one compiled mode, its rates into ``queue``."""
+    torch.set_num_threads(threads)
+    run = make_train_runner(h5, width, torch.device("cpu"), batch, num_workers, True, amp, net_size)
+    run(3)  # compilation
+    queue.put([run(steps) for _ in range(rounds)])
+
+
+def bench_train_cpu_modes(
+    h5: Path,
+    width: int,
+    batch: int,
+    steps: int,
+    rounds: int,
+    num_workers: int,
+    net_size: int | None,
+) -> dict[str, list[float] | str]:
+    """CPU training images/s of float32 and bf16 autocast (each network built once and warmed up,
+    then timed in ``rounds`` interleaved rounds of ``steps`` steps, so a load change on a shared
+    machine hits both alike), then of ``torch.compile`` (float32 and bf16), each in a child process
+    because a compiled CPU backward can crash the interpreter (torch 2.13: "double free or
+    corruption"); a crash is reported, not fatal. Returns mode -> rates (or the failure)."""
+    import multiprocessing as mp
+
+    cpu = torch.device("cpu")
+    if not cpu_bf16_supported():
+        print("(this CPU has no native bf16: bf16 autocast runs emulated, expect it slower)")
+    runners = {
+        name: make_train_runner(h5, width, cpu, batch, num_workers, False, amp, net_size)
+        for name, amp in (("fp32", False), ("bf16", True))
+    }
+    for run in runners.values():
+        run(1)
+    rates: dict[str, list[float] | str] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            rates[name].append(run(steps))
+    ctx = mp.get_context("spawn")
+    for name, amp in (("compiled fp32", False), ("compiled bf16", True)):
+        queue = ctx.Queue()
+        child = ctx.Process(
+            target=_compiled_child,
+            args=(
+                queue,
+                h5,
+                width,
+                batch,
+                steps,
+                rounds,
+                num_workers,
+                net_size,
+                amp,
+                torch.get_num_threads(),
+            ),
+        )
+        child.start()
+        child.join()
+        rates[name] = (
+            queue.get() if child.exitcode == 0 else f"crashed (exit code {child.exitcode})"
+        )
+    return rates
 
 
 def _timings_ms(fn, runs: int, device: torch.device) -> tuple[float, float]:
@@ -96,16 +203,22 @@ def _timings_ms(fn, runs: int, device: torch.device) -> tuple[float, float]:
     return 1000 * statistics.median(times), 1000 * min(times)
 
 
-def bench_inference(h5: Path, width: int, device: torch.device, batch: int, runs: int,
-                    compile_net: bool) -> dict[str, float]:
+def bench_inference(
+    h5: Path, width: int, device: torch.device, batch: int, runs: int, compile_net: bool
+) -> dict[str, float]:
     """Latency (ms, (median, best)) of one crop and of one whole face; batched throughput
     (images/s, (median, best))."""
     with PositionMapFile(h5) as f:
         uv, crop = f.uv, f.image(0)
     size = crop.shape[0]
     torch.manual_seed(0)
-    pred = Predictor(PRNet(width=width, in_size=size).eval(), uv.kpt_uv, uv.face_ind, device=str(device),
-                     batch_size=batch)
+    pred = Predictor(
+        PRNet(width=width, in_size=size).eval(),
+        uv.kpt_uv,
+        uv.face_ind,
+        device=str(device),
+        batch_size=batch,
+    )
     if compile_net:
         pred.net = torch.compile(pred.net)
     one = crop[None]
@@ -129,17 +242,43 @@ def bench_inference(h5: Path, width: int, device: torch.device, batch: int, runs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--h5", type=Path, default=None, help="UV HDF5 file (default: data/uv/train.h5 or a toy file)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--h5",
+        type=Path,
+        default=None,
+        help="UV HDF5 file (default: data/uv/train.h5 or a toy file)",
+    )
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument(
+        "--net-size",
+        type=int,
+        default=None,
+        help="size the network runs at (default: the crop size, the paper's 256)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="CPU: interleaved timing rounds per mode"
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "all"], default="all")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--train-batch", type=int, default=None, help="default: 16 (CPU), 256 (CUDA)")
+    parser.add_argument(
+        "--train-batch", type=int, default=None, help="default: 16 (CPU), 256 (CUDA)"
+    )
     parser.add_argument("--train-steps", type=int, default=None, help="default: 3 (CPU), 50 (CUDA)")
-    parser.add_argument("--infer-batch", type=int, default=None, help="default: 4 (CPU), 512 (CUDA)")
-    parser.add_argument("--runs", type=int, default=None, help="latency repetitions (default 10 CPU, 50 CUDA)")
-    parser.add_argument("--num-workers", type=int, default=None, help="loader processes (default 1 CPU, 8 CUDA)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA runs)")
+    parser.add_argument(
+        "--infer-batch", type=int, default=None, help="default: 4 (CPU), 512 (CUDA)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="latency repetitions (default 10 CPU, 50 CUDA)"
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=None, help="loader processes (default 1 CPU, 8 CUDA)"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the network (CUDA runs)"
+    )
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -155,32 +294,86 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         h5 = args.h5 or (DEFAULT_H5 if DEFAULT_H5.is_file() else None)
         if h5 is None:
-            h5 = write_toy_file(Path(tmp) / "toy.h5", n=1024 if torch.cuda.is_available() else 64, size=256)
+            h5 = write_toy_file(
+                Path(tmp) / "toy.h5", n=1024 if torch.cuda.is_available() else 64, size=256
+            )
         with PositionMapFile(h5) as f:
             n, size = len(f), f.image(0).shape[0]
         params = count_parameters(PRNet(width=args.width, in_size=size))
-        print(f"PRNet width {args.width}, {size}x{size}, {params:,} parameters; data {h5} ({n} samples); "
-              f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
+        print(
+            f"PRNet width {args.width}, {size}x{size}, {params:,} parameters; data {h5} ({n} samples); "
+            f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}"
+        )
         for device in devices:
             cuda = device.type == "cuda"
-            name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
-            mode = "bf16 autocast, channels-last" if cuda else "float32"
+            name = (
+                torch.cuda.get_device_name(device)
+                if cuda
+                else f"CPU ({torch.get_num_threads()} threads)"
+            )
+            mode = (
+                "bf16 autocast, channels-last" if cuda else f"native bf16: {cpu_bf16_supported()}"
+            )
             print(f"\n== {name}: {mode}{', torch.compile' if args.compile else ''}")
-            if not args.skip_train:
+            if not args.skip_train and not cuda:
+                batch, steps = args.train_batch or 16, args.train_steps or 3
+                workers = args.num_workers if args.num_workers is not None else 1
+                rates = bench_train_cpu_modes(
+                    h5, args.width, batch, steps, args.rounds, workers, args.net_size
+                )
+                base = statistics.median(rates["fp32"])
+                print(
+                    f"training (HDF5 + augmentation + fwd/bwd/Adam), width {args.width}, network at "
+                    f"{args.net_size or size}, batch {batch}, {workers} loader workers; median of "
+                    f"{args.rounds} rounds of {steps} steps (fp32/bf16 interleaved; compiled: in a child after):"
+                )
+                for name, r in rates.items():
+                    if isinstance(r, str):
+                        print(f"  {name:14s} {r}")
+                        continue
+                    med = statistics.median(r)
+                    print(
+                        f"  {name:14s} {med:7.2f} images/s  ({med / base:.2f}x fp32)  rounds: "
+                        + ", ".join(f"{v:.2f}" for v in r)
+                    )
+            elif not args.skip_train:
                 batch = args.train_batch or (256 if cuda else 16)
                 steps = args.train_steps or (50 if cuda else 3)
                 workers = args.num_workers if args.num_workers is not None else (8 if cuda else 1)
-                ips = bench_train(h5, args.width, device, batch, steps, warmup=5 if cuda else 1,
-                                  num_workers=workers, compile_net=args.compile)
-                print(f"training (HDF5 + augmentation + fwd/bwd/Adam), batch {batch}, {workers} loader "
-                      f"workers: {ips:,.1f} images/s")
-            inf = bench_inference(h5, args.width, device, args.infer_batch or (512 if cuda else 4),
-                                  args.runs or (50 if cuda else 10), args.compile)
-            (crop_med, crop_best), (face_med, face_best) = inf["latency_crop_ms"], inf["latency_face_ms"]
-            print(f"inference latency, batch 1 (median / best): network {crop_med:.1f} / {crop_best:.1f} ms; "
-                  f"whole face (crop + network + decode) {face_med:.1f} / {face_best:.1f} ms")
+                ips = bench_train(
+                    h5,
+                    args.width,
+                    device,
+                    batch,
+                    steps,
+                    warmup=5 if cuda else 1,
+                    num_workers=workers,
+                    compile_net=args.compile,
+                )
+                print(
+                    f"training (HDF5 + augmentation + fwd/bwd/Adam), batch {batch}, {workers} loader "
+                    f"workers: {ips:,.1f} images/s"
+                )
+            inf = bench_inference(
+                h5,
+                args.width,
+                device,
+                args.infer_batch or (512 if cuda else 4),
+                args.runs or (50 if cuda else 10),
+                args.compile,
+            )
+            (crop_med, crop_best), (face_med, face_best) = (
+                inf["latency_crop_ms"],
+                inf["latency_face_ms"],
+            )
+            print(
+                f"inference latency, batch 1 (median / best): network {crop_med:.1f} / {crop_best:.1f} ms; "
+                f"whole face (crop + network + decode) {face_med:.1f} / {face_best:.1f} ms"
+            )
             tp_med, tp_best = inf["throughput_img_s"]
-            print(f"inference throughput, batch {inf['batch']} (median / best): {tp_med:,.1f} / {tp_best:,.1f} images/s")
+            print(
+                f"inference throughput, batch {inf['batch']} (median / best): {tp_med:,.1f} / {tp_best:,.1f} images/s"
+            )
 
 
 if __name__ == "__main__":

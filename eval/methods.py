@@ -7,7 +7,9 @@ test file's crops, in file order:
 * ``prn``: :class:`model.inference.Predictor` on the trained weights (batches of ``batch_size``);
 * ``3ddfa`` / ``defa``: the in-house baselines
   (:func:`model.baselines.predict.iter_predicted_maps`), which decode their parameters through the
-  morphable model into maps.
+  morphable model into maps;
+* ``mean_map``: a constant, the mean position map of the training file given as ``checkpoint``
+  (any method that learned from the images scores below it).
 
 All maps are decoded the same way (:func:`eval.decode.decode_maps`) and written as
 ``<out_dir>/<name>.h5`` (:mod:`eval.predictions`), with ``<out_dir>/manifest.json`` listing the
@@ -77,7 +79,30 @@ def baseline_maps(
         yield np.asarray(maps, dtype=np.float32)
 
 
-ADAPTERS: dict[str, MapAdapter] = {"prn": prn_maps, "3ddfa": baseline_maps, "defa": baseline_maps}
+def mean_map_maps(
+    method: MethodSpec, test_file: Path, batch_size: int, device: str
+) -> Iterator[np.ndarray]:
+    """The constant predictor: the mean of the position maps of the training file named by
+    ``checkpoint`` (crop pixels, summed in float64), the same map for every test crop."""
+    with PositionMapFile(method.checkpoint) as f:
+        if not len(f):
+            raise DataError(method.checkpoint, "posmaps", "no samples to average")
+        total = np.zeros(f.posmap(0).shape, np.float64)
+        for i in range(len(f)):
+            total += f.posmap(i)
+        mean = (total / len(f)).astype(np.float32)
+    with PositionMapFile(test_file) as f:
+        n = len(f)
+    for start in range(0, n, batch_size):
+        yield np.repeat(mean[None], min(batch_size, n - start), axis=0)
+
+
+ADAPTERS: dict[str, MapAdapter] = {
+    "prn": prn_maps,
+    "3ddfa": baseline_maps,
+    "defa": baseline_maps,
+    "mean_map": mean_map_maps,
+}
 
 
 def predict_method(

@@ -16,6 +16,7 @@ model.data and model.train), so they need no saved state. Writes go to a tempora
 directory, are fsynced and renamed with ``os.replace``: a kill leaves the previous checkpoint intact,
 and a full disk is one error naming the file (the free space is checked before writing).
 """
+
 from __future__ import annotations
 
 import io
@@ -71,12 +72,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned (CUDA states only where CUDA is in use)."""
     random.setstate(_as_tuple(state["python"]))
     ns = state["numpy"]
-    np.random.set_state({
-        "bit_generator": ns["bit_generator"],
-        "state": {"key": ns["key"].numpy().astype(np.uint32), "pos": ns["pos"]},
-        "has_gauss": ns["has_gauss"],
-        "gauss": ns["gauss"],
-    })
+    np.random.set_state(
+        {
+            "bit_generator": ns["bit_generator"],
+            "state": {"key": ns["key"].numpy().astype(np.uint32), "pos": ns["pos"]},
+            "has_gauss": ns["has_gauss"],
+            "gauss": ns["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         states = state["cuda"][: torch.cuda.device_count()]
@@ -100,20 +103,30 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
-def save_checkpoint(path: Path, *, model: PRNet, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, progress: Progress,
-                    fingerprint: str, meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    *,
+    model: PRNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    progress: Progress,
+    fingerprint: str,
+    meta: dict[str, Any],
+) -> None:
     """Write a full training checkpoint atomically (see module docstring)."""
-    atomic_torch_save({
-        "format_version": FORMAT_VERSION,
-        "fingerprint": fingerprint,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "progress": asdict(progress),
-        "rng": rng_state(),
-        "meta": meta,
-    }, path)
+    atomic_torch_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": fingerprint,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "progress": asdict(progress),
+            "rng": rng_state(),
+            "meta": meta,
+        },
+        path,
+    )
 
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
@@ -124,8 +137,13 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     return ckpt
 
 
-def restore_checkpoint(ckpt: dict[str, Any], *, model: PRNet, optimizer: torch.optim.Optimizer,
-                       scheduler: torch.optim.lr_scheduler.LRScheduler) -> Progress:
+def restore_checkpoint(
+    ckpt: dict[str, Any],
+    *,
+    model: PRNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> Progress:
     """Load states into model/optimizer/scheduler, restore the random states; return the progress."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -135,18 +153,31 @@ def restore_checkpoint(ckpt: dict[str, Any], *, model: PRNet, optimizer: torch.o
 
 
 def save_weights(path: Path, model: PRNet, meta: dict[str, Any] | None = None) -> None:
-    """Final weights for inference: ``{"model": state_dict, "width", "in_size", "meta"}``, atomic."""
-    atomic_torch_save({"model": model.state_dict(), "width": model.width, "in_size": model.in_size,
-                       "meta": meta or {}}, path)
+    """Final weights for inference: ``{"model": state_dict, "width", "in_size", "net_size", "meta"}``, atomic."""
+    atomic_torch_save(
+        {
+            "model": model.state_dict(),
+            "width": model.width,
+            "in_size": model.in_size,
+            "net_size": model.net_size,
+            "template": model.template,
+            "meta": meta or {},
+        },
+        path,
+    )
 
 
 def load_weights(path: Path, map_location: torch.device | str = "cpu") -> PRNet:
     """A PRNet (eval mode) from :func:`save_weights` output or a training checkpoint."""
     blob = torch.load(path, map_location=map_location, weights_only=True)
-    if "width" in blob:
-        width, in_size = blob["width"], blob["in_size"]
-    else:
-        width, in_size = blob["meta"]["width"], blob["meta"]["in_size"]
-    model = PRNet(width=int(width), in_size=int(in_size))
+    info = blob if "width" in blob else blob["meta"]
+    width, in_size = info["width"], info["in_size"]
+    net_size = info.get("net_size") or in_size  # absent in files written before net_size existed
+    model = PRNet(
+        width=int(width),
+        in_size=int(in_size),
+        net_size=int(net_size),
+        template=bool(info.get("template", False)),
+    )
     model.load_state_dict(blob["model"])
     return model.to(map_location).eval()

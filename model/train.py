@@ -1,13 +1,15 @@
 """PRNet training loop (docs/conventions.md section 8): Adam, step decay, on-device augmentation, resumable.
 
-Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (StepLR step ``lr_step_epochs``, gamma
+Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (``lr_schedule='step'``, ``lr_step_epochs``,
 ``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the weight mask stored in
 the training file (``uv/weight_mask``), augmentation as in model.augment.
 
 Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the network and batches
 are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is computed
-in float32); ``compile=True`` adds ``torch.compile``. On the CPU everything is float32, so a run is
-reproducible: the same config and seed give bit-identical weights (with ``num_workers`` any value).
+in float32); ``compile=True`` adds ``torch.compile``. On the CPU the forward pass runs under bf16 autocast
+too when the processor has native bf16 (AVX512-BF16 / AMX; model.train.cpu_bf16_supported), else
+float32; the log says which. A CPU run is reproducible on one machine: the same config and seed
+give bit-identical weights (with ``num_workers`` any value).
 Multi-GPU: launch with ``torchrun --nproc_per_node=G -m pipeline.train``; WORLD_SIZE > 1 wraps the
 network in DistributedDataParallel, ``batch_size`` is the global batch (each rank takes
 ``batch_size / G``) and rank 0 alone writes files (model.distributed).
@@ -21,24 +23,27 @@ fingerprint (every setting that changes the numbers, the identity of the input f
 of the training modules) matches, else from scratch. The sample order of an epoch is a function of
 (seed, epoch) and the augmentation draws of a step a function of (seed, global step, rank), so a
 run killed mid-epoch and resumed ends with the same weights as one never interrupted (on the CPU;
-CUDA kernels are not bit-reproducible). ``epochs`` may be raised to continue a finished run.
+CUDA kernels are not bit-reproducible). ``epochs`` may be raised to continue a finished run with
+the step schedule (the one-cycle schedule spans all epochs: another ``epochs`` starts afresh).
 
-params.yaml's default is a short CPU run (width 6, 3 epochs, batch-norm momentum 0.1). The paper's
+params.yaml's default is a short CPU run (width 6, ``net_size`` 128, ``template``, the one-cycle
+schedule; see README "Training PRNet"); this class's defaults are the paper's recipe. The paper's
 configuration on a GPU, as a DVC experiment:
-``dvc exp run -S train.width=16 -S train.epochs=40 -S train.bn_momentum=0.001 -S train.device=cuda
--S train.num_workers=8 -S train.checkpoint_every=1000``.
+``dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step -S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 -S train.device=cuda -S train.num_workers=8 -S train.checkpoint_every=1000``.
 """
+
 from __future__ import annotations
 
 import csv
 import dataclasses
 import hashlib
 import json
+import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +52,13 @@ from torch import nn
 from tqdm import tqdm
 
 from model.augment import AugmentConfig
-from model.checkpoint import Progress, load_checkpoint, restore_checkpoint, save_checkpoint, save_weights
+from model.checkpoint import (
+    Progress,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 from model.data import (
     DataSplit,
     EpochBatchSampler,
@@ -58,10 +69,17 @@ from model.data import (
     prepare_batch,
     to_device,
 )
-from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers, init_distributed, shutdown
+from model.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    init_distributed,
+    shutdown,
+)
+from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
 from model.prnet import MAP_SCALE, PRNet
-from model.h5dataset import PositionMapDataset
 from uvgen.h5store import PositionMapFile
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
@@ -74,9 +92,20 @@ TABLE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
 TIMING_NAME = "timing.csv"
 TIMING_COLUMNS = ("epoch", "images_per_s", "epoch_time_s")
 AMP_MODES = ("bf16", "none")
+LR_SCHEDULES = ("step", "onecycle")
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
-_NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "epochs", "num_workers", "checkpoint_every",
-                      "resume", "progress", "device", "compile")
+_NOT_FINGERPRINTED = (
+    "train_file",
+    "val_file",
+    "out_dir",
+    "epochs",
+    "num_workers",
+    "checkpoint_every",
+    "resume",
+    "progress",
+    "device",
+    "compile",
+)
 
 
 @dataclass(frozen=True)
@@ -84,12 +113,15 @@ class TrainConfig:
     """Everything a training run needs; the defaults are the paper's recipe at full width.
 
     Paths: ``train_file`` (UV HDF5 file, model.data), ``val_file`` (None: hold out ``val_fraction``
-    of the training file), ``out_dir``. Optimisation: ``epochs``, ``batch_size`` (global), ``lr``,
-    ``lr_step_epochs``, ``lr_gamma``. Network: ``width`` (16 = paper), ``bn_momentum`` (PyTorch
-    convention; 0.001 = TensorFlow's decay 0.999). Augmentation (model.augment.AugmentConfig):
+    of the training file), ``out_dir``. Optimisation: ``epochs``, ``batch_size`` (global), ``lr``
+    (the peak for 'onecycle'), ``lr_schedule`` ('step' = paper: ``lr_gamma`` every
+    ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of all steps, cosine to 0;
+    :func:`lr_factor`). Network: ``width`` (16 = paper), ``net_size`` (None = the crop size, paper;
+    see model.prnet.PRNet), ``template`` (start the output at the mean training map; False =
+    paper), ``bn_momentum`` (PyTorch convention; 0.001 = TensorFlow's decay 0.999). Augmentation (model.augment.AugmentConfig):
     ``augment`` on/off, ``rotation_deg``, ``scale_range``, ``shift_frac``, ``color_range``,
     ``occlusion_prob``. Runtime: ``seed``, ``device`` ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp``
-    ('bf16' | 'none', CUDA only), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only
+    ('bf16' | 'none'; bf16 on CUDA and on CPUs with native bf16), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only
     at epoch ends), ``resume``, ``progress`` (tqdm bar).
     """
 
@@ -102,7 +134,11 @@ class TrainConfig:
     lr: float = 1e-4
     lr_step_epochs: int = 5
     lr_gamma: float = 0.5
+    lr_schedule: str = "step"
+    warmup_frac: float = 0.05
     width: int = 16
+    net_size: int | None = None
+    template: bool = False
     bn_momentum: float = 0.001
     augment: bool = True
     rotation_deg: float = 45.0
@@ -132,6 +168,7 @@ class TrainConfig:
             set_(name, value)
         if self.amp not in AMP_MODES:
             raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        check_schedule(self.lr_schedule, self.warmup_frac, "train")
         for name in ("epochs", "batch_size", "width", "lr_step_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
@@ -152,9 +189,13 @@ def augment_config_of(cfg: Any) -> AugmentConfig | None:
     """The augmentation of a training configuration (its ``augment`` and range fields); None = off."""
     if not cfg.augment:
         return None
-    return AugmentConfig(rotation_deg=cfg.rotation_deg, scale_range=cfg.scale_range,
-                         shift_frac=cfg.shift_frac, color_range=cfg.color_range,
-                         occlusion_prob=cfg.occlusion_prob)
+    return AugmentConfig(
+        rotation_deg=cfg.rotation_deg,
+        scale_range=cfg.scale_range,
+        shift_frac=cfg.shift_frac,
+        color_range=cfg.color_range,
+        occlusion_prob=cfg.occlusion_prob,
+    )
 
 
 def config_json(cfg: Any) -> dict[str, Any]:
@@ -162,9 +203,84 @@ def config_json(cfg: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        out[f.name] = str(value) if isinstance(value, Path) else (
-            list(value) if isinstance(value, tuple) else value)
+        out[f.name] = (
+            str(value)
+            if isinstance(value, Path)
+            else (list(value) if isinstance(value, tuple) else value)
+        )
     return out
+
+
+def check_schedule(schedule: str, warmup_frac: float, section: str) -> None:
+    """Validate ``lr_schedule`` / ``warmup_frac`` of a training section."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"{section}.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if not 0.0 <= warmup_frac < 1.0:
+        raise ValueError(f"{section}.warmup_frac must be in [0, 1), got {warmup_frac}")
+
+
+def lr_factor(
+    step: int,
+    *,
+    schedule: str,
+    steps_per_epoch: int,
+    epochs: int,
+    lr_step_epochs: int,
+    lr_gamma: float,
+    warmup_frac: float,
+) -> float:
+    """Learning-rate multiplier of the 0-based optimisation ``step`` (a pure function of the step).
+
+    ``step`` (the paper's): ``lr_gamma ** (epoch // lr_step_epochs)``, constant within an epoch.
+    ``onecycle`` (short runs): a linear warm-up from 0 over the first ``warmup_frac`` of all
+    ``epochs * steps_per_epoch`` steps to the peak ``lr``, then a cosine decay to 0 at the last step.
+    """
+    if schedule == "step":
+        return lr_gamma ** (step // (steps_per_epoch * lr_step_epochs))
+    total = max(epochs * steps_per_epoch, 1)
+    warm = int(round(warmup_frac * total))
+    if step < warm:
+        return (step + 1) / warm
+    t = min((step - warm) / max(total - warm, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step scheduler (call ``step()`` after every optimiser step) following :func:`lr_factor`."""
+    kw = dict(
+        schedule=cfg.lr_schedule,
+        steps_per_epoch=steps_per_epoch,
+        epochs=cfg.epochs,
+        lr_step_epochs=cfg.lr_step_epochs,
+        lr_gamma=cfg.lr_gamma,
+        warmup_frac=cfg.warmup_frac,
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, **kw))
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX) that oneDNN uses."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+def autocast_enabled(device: torch.device, amp: str) -> bool:
+    """bf16 autocast for ``amp='bf16'``: always on CUDA, on the CPU where it is native (else fp32)."""
+    if amp != "bf16":
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
+
+
+def precision_note(device: torch.device, amp: str) -> str:
+    """One line saying which precision a run uses, for the log."""
+    if autocast_enabled(device, amp):
+        return f"bf16 autocast on {device.type}"
+    why = "amp: none" if amp != "bf16" else "no native bf16 on this CPU"
+    return f"float32 on {device.type} ({why})"
 
 
 @dataclass
@@ -210,13 +326,24 @@ def file_identity(path: Path) -> dict[str, Any]:
         names = hashlib.sha256("\n".join(f.names).encode()).hexdigest()
         n = len(f)
     keep = ("model_checksum", "params", "split", "posmap_dtype", "posmap_offset")
-    return {"n": n, "bytes": Path(path).stat().st_size, "names": names,
-            **{k: str(attrs.get(k)) for k in keep}}
+    return {
+        "n": n,
+        "bytes": Path(path).stat().st_size,
+        "names": names,
+        **{k: str(attrs.get(k)) for k in keep},
+    }
 
 
 # The modules whose source decides the numbers of a run (the train stage's code deps in dvc.yaml).
-TRAINING_SOURCES = ("prnet.py", "loss.py", "augment.py", "data.py", "train.py", "checkpoint.py",
-                    "distributed.py")
+TRAINING_SOURCES = (
+    "prnet.py",
+    "loss.py",
+    "augment.py",
+    "data.py",
+    "train.py",
+    "checkpoint.py",
+    "distributed.py",
+)
 
 
 def code_digest() -> str:
@@ -232,6 +359,11 @@ def code_digest() -> str:
 def run_fingerprint(cfg: TrainConfig) -> str:
     """Hash of the settings that change the numbers, the input files' identity and the code."""
     settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
+    if cfg.lr_schedule != "step":  # the one-cycle schedule spans all epochs
+        settings["epochs"] = cfg.epochs
+    settings["precision"] = (
+        "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
+    )
     settings["code"] = code_digest()
     settings["train_data"] = file_identity(cfg.train_file)
     if cfg.val_file is not None:
@@ -239,7 +371,22 @@ def run_fingerprint(cfg: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def landmark_nme(pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.Tensor) -> torch.Tensor:
+def mean_target(dataset: PositionMapDataset, limit: int = 512) -> torch.Tensor:
+    """Mean training map (3, H, W) on the network's [0, 1] scale, over the first ``limit`` samples
+    of ``dataset`` (float64 sum; deterministic)."""
+    n = min(len(dataset), limit)
+    if n == 0:
+        raise ValueError("no training samples to average for the template")
+    total = None
+    for k in range(n):
+        m = dataset[k][1].to(torch.float64)
+        total = m if total is None else total + m
+    return (total / n).permute(2, 0, 1).to(torch.float32) / MAP_SCALE
+
+
+def landmark_nme(
+    pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.Tensor
+) -> torch.Tensor:
     """Per-image 2D landmark NME (B,), as a fraction (docs/conventions.md section 6), in crop pixels.
 
     pred_px, target_px: (B, 3, H, W) maps in crop pixels; kpt_uv (2, 68) long, row 0 = column, row
@@ -253,8 +400,14 @@ def landmark_nme(pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.T
     return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
 
 
-def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               weight_mask: torch.Tensor, use_amp: bool = False) -> torch.Tensor:
+def train_step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight_mask: torch.Tensor,
+    use_amp: bool = False,
+) -> torch.Tensor:
     """One optimisation step on a prepared batch; returns the (detached) loss.
 
     x: (B, 3, H, W) images in [0, 1]; y: (B, 3, H, W) maps in crop pixels. The forward pass runs
@@ -270,15 +423,29 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor
 
 
 @torch.no_grad()
-def evaluate(model: PRNet, dataset: PositionMapDataset, weight_mask: torch.Tensor, kpt_uv: torch.Tensor,
-             *, device: torch.device, batch_size: int, info: DistInfo = DistInfo(),
-             use_amp: bool = False, channels_last: bool = False, num_workers: int = 0) -> dict[str, float]:
+def evaluate(
+    model: PRNet,
+    dataset: PositionMapDataset,
+    weight_mask: torch.Tensor,
+    kpt_uv: torch.Tensor,
+    *,
+    device: torch.device,
+    batch_size: int,
+    info: DistInfo = DistInfo(),
+    use_amp: bool = False,
+    channels_last: bool = False,
+    num_workers: int = 0,
+) -> dict[str, float]:
     """Mean loss (per sample) and landmark NME (%) over ``dataset``, split over the ranks."""
     was_training = model.training
     model.eval()
-    loader = make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), info.rank,
-                         info.world_size), num_workers=min(num_workers, 2),
-                         pin_memory=device.type == "cuda")
+    loader = make_loader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(dataset), info.rank, info.world_size),
+        num_workers=min(num_workers, 2),
+        pin_memory=device.type == "cuda",
+    )
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * B, nme, count
     for images, maps in loader:
         images, maps = to_device(images, maps, device)
@@ -306,8 +473,12 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) 
     tmp.replace(path)
 
 
-def write_history(out_dir: Path, history: list[dict[str, Any]], columns: Sequence[str] = TABLE_COLUMNS,
-                  extra: dict[str, Any] | None = None) -> None:
+def write_history(
+    out_dir: Path,
+    history: list[dict[str, Any]],
+    columns: Sequence[str] = TABLE_COLUMNS,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """loss.csv (``columns`` of every epoch), timing.csv (not a DVC output; see TIMING_NAME) and
     metrics.json (the last epoch's ``columns``, the first train loss and ``extra``), each atomic."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -343,9 +514,11 @@ def train(cfg: TrainConfig) -> TrainResult:
 def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     device = resolve_device(cfg.device, info)
     on_cuda = device.type == "cuda"
-    use_amp = on_cuda and cfg.amp == "bf16"
+    use_amp = autocast_enabled(device, cfg.amp)
     if cfg.batch_size % info.world_size:
-        raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by {info.world_size} ranks")
+        raise ValueError(
+            f"train.batch_size {cfg.batch_size} is not divisible by {info.world_size} ranks"
+        )
     per_rank_batch = cfg.batch_size // info.world_size
     if on_cuda:
         torch.backends.cudnn.benchmark = True
@@ -355,16 +528,35 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     data: DataSplit = load_split(cfg.train_file, cfg.val_file, cfg.val_fraction, cfg.seed)
     in_size = _image_size(cfg.train_file)
     seed_everything(cfg.seed)
-    model = PRNet(width=cfg.width, in_size=in_size)
+    model = PRNet(width=cfg.width, in_size=in_size, net_size=cfg.net_size, template=cfg.template)
     set_bn_momentum(model, cfg.bn_momentum)
+    if cfg.template:
+        model.set_template(mean_target(data.train))
     model.to(device)
     if on_cuda:
         model.to(memory_format=torch.channels_last)
+    sampler = EpochBatchSampler(
+        len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size
+    )
+    steps = sampler.steps_per_epoch
+    if steps == 0:
+        raise ValueError(
+            f"{cfg.train_file}: {len(data.train)} training samples make no batch of "
+            f"{per_rank_batch} per rank"
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+    scheduler = make_scheduler(optimizer, cfg, steps)
 
+    if info.is_main:
+        tqdm.write(f"train: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads")
     fingerprint = run_fingerprint(cfg)
-    meta = {"width": cfg.width, "in_size": in_size, "config": cfg.to_json()}
+    meta = {
+        "width": cfg.width,
+        "in_size": in_size,
+        "net_size": model.net_size,
+        "template": model.template,
+        "config": cfg.to_json(),
+    }
     ckpt_path = cfg.out_dir / CHECKPOINT_NAME
     progress, resumed = Progress(), None
     if cfg.resume and ckpt_path.is_file():
@@ -376,28 +568,35 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             why = "was written with other settings, data or code"
             if ckpt["fingerprint"] == fingerprint and ckpt["progress"]["epoch"] > cfg.epochs:
                 why = f"is past epoch {cfg.epochs} (epoch {ckpt['progress']['epoch']})"
-        if ckpt is not None and ckpt["fingerprint"] == fingerprint and ckpt["progress"]["epoch"] <= cfg.epochs:
-            progress = restore_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
+        if (
+            ckpt is not None
+            and ckpt["fingerprint"] == fingerprint
+            and ckpt["progress"]["epoch"] <= cfg.epochs
+        ):
+            progress = restore_checkpoint(
+                ckpt, model=model, optimizer=optimizer, scheduler=scheduler
+            )
             resumed = dataclasses.replace(progress, history=list(progress.history))
             if info.is_main:
-                tqdm.write(f"train: resuming from {ckpt_path} at epoch {progress.epoch + 1}, "
-                           f"step {progress.step_in_epoch} (global step {progress.global_step})")
+                tqdm.write(
+                    f"train: resuming from {ckpt_path} at epoch {progress.epoch + 1}, "
+                    f"step {progress.step_in_epoch} (global step {progress.global_step})"
+                )
         elif info.is_main:
             tqdm.write(f"train: {ckpt_path} {why}; starting afresh")
         del ckpt
 
     net: nn.Module = model
     if info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if on_cuda else None
+        )
     if cfg.compile:
         net = torch.compile(net)
 
-    sampler = EpochBatchSampler(len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size)
-    steps = sampler.steps_per_epoch
-    if steps == 0:
-        raise ValueError(f"{cfg.train_file}: {len(data.train)} training samples make no batch of "
-                         f"{per_rank_batch} per rank")
-    loader = make_loader(data.train, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda)
+    loader = make_loader(
+        data.train, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda
+    )
     weight_mask = torch.from_numpy(np.asarray(data.uv.weight_mask, np.float32)).to(device)
     kpt_uv = torch.from_numpy(np.asarray(data.uv.kpt_uv, np.int64)).to(device)
     augment = cfg.augment_config()
@@ -406,63 +605,113 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     def checkpoint(loss_sum: float) -> None:
         progress.loss_sum = loss_sum
         if info.is_main:
-            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                            progress=progress, fingerprint=fingerprint, meta=meta)
+            save_checkpoint(
+                ckpt_path,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                progress=progress,
+                fingerprint=fingerprint,
+                meta=meta,
+            )
 
     for epoch in range(progress.epoch, cfg.epochs):
         sampler.set_epoch(epoch, progress.step_in_epoch)
         model.train()
         lr = optimizer.param_groups[0]["lr"]
         # rank 0 carries the (all-rank) loss sum saved mid-epoch; the others start from 0
-        loss_acc = torch.tensor(progress.loss_sum if info.is_main else 0.0, dtype=torch.float64, device=device)
+        loss_acc = torch.tensor(
+            progress.loss_sum if info.is_main else 0.0, dtype=torch.float64, device=device
+        )
         done_before, t0 = progress.step_in_epoch, time.perf_counter()
-        bar = tqdm(total=steps, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (cfg.progress and info.is_main), dynamic_ncols=True, mininterval=1.0)
+        bar = tqdm(
+            total=steps,
+            initial=progress.step_in_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (cfg.progress and info.is_main),
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         for images, maps in loader:
-            generator.manual_seed(derived_seed("augment", cfg.seed, progress.global_step, info.rank))
+            generator.manual_seed(
+                derived_seed("augment", cfg.seed, progress.global_step, info.rank)
+            )
             images, maps = to_device(images, maps, device)
-            x, y = prepare_batch(images, maps, augment=augment, generator=generator, channels_last=on_cuda)
+            x, y = prepare_batch(
+                images, maps, augment=augment, generator=generator, channels_last=on_cuda
+            )
             loss = train_step(net, optimizer, x, y, weight_mask, use_amp)
+            scheduler.step()
             loss_acc += loss.double()
             progress.step_in_epoch += 1
             progress.global_step += 1
             bar.update(1)
             if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
-                bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}", refresh=False)
-            if (cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0
-                    and progress.step_in_epoch < steps):
+                bar.set_postfix(
+                    loss=f"{float(loss):.4f}",
+                    lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                    refresh=False,
+                )
+            if (
+                cfg.checkpoint_every
+                and progress.global_step % cfg.checkpoint_every == 0
+                and progress.step_in_epoch < steps
+            ):
                 checkpoint(float(all_reduce_sum(loss_acc.clone(), info)))
         bar.close()
         total = float(all_reduce_sum(loss_acc.clone(), info))  # also waits for the device
         elapsed = time.perf_counter() - t0
         row: dict[str, Any] = {
-            "epoch": epoch + 1, "step": progress.global_step, "lr": lr,
+            "epoch": epoch + 1,
+            "step": progress.global_step,
+            "lr": lr,
             "train_loss": total / (steps * info.world_size),
-            "val_loss": None, "val_nme_pct": None,
-            "images_per_s": (progress.step_in_epoch - done_before) * cfg.batch_size / max(elapsed, 1e-9),
+            "val_loss": None,
+            "val_nme_pct": None,
+            "images_per_s": (progress.step_in_epoch - done_before)
+            * cfg.batch_size
+            / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
         }
-        scheduler.step()
         broadcast_buffers(model, info)  # each rank updated its BN statistics on its own batches
         if data.val is not None and len(data.val):
-            row.update(evaluate(model, data.val, weight_mask, kpt_uv, device=device, batch_size=per_rank_batch,
-                                info=info, use_amp=use_amp, channels_last=on_cuda, num_workers=cfg.num_workers))
+            row.update(
+                evaluate(
+                    model,
+                    data.val,
+                    weight_mask,
+                    kpt_uv,
+                    device=device,
+                    batch_size=per_rank_batch,
+                    info=info,
+                    use_amp=use_amp,
+                    channels_last=on_cuda,
+                    num_workers=cfg.num_workers,
+                )
+            )
         progress.history.append(row)
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         checkpoint(0.0)
         if info.is_main:
             write_history(cfg.out_dir, progress.history, extra={"width": cfg.width})
-            val = (f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
-                   if row["val_loss"] is not None else "")
-            tqdm.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}{val}, "
-                       f"{row['images_per_s']:.1f} img/s")
+            val = (
+                f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
+                if row["val_loss"] is not None
+                else ""
+            )
+            tqdm.write(
+                f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}{val}, "
+                f"{row['images_per_s']:.1f} img/s"
+            )
         barrier(info)
 
     if info.is_main:
         write_history(cfg.out_dir, progress.history, extra={"width": cfg.width})
         save_weights(cfg.out_dir / WEIGHTS_NAME, model, meta)
     barrier(info)
-    return TrainResult(model=model, history=progress.history, out_dir=cfg.out_dir, resumed_from=resumed)
+    return TrainResult(
+        model=model, history=progress.history, out_dir=cfg.out_dir, resumed_from=resumed
+    )
 
 
 def state_digest(model: nn.Module) -> str:
@@ -476,5 +725,15 @@ def state_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_step", "evaluate", "landmark_nme", "resolve_device",
-           "run_fingerprint", "set_bn_momentum", "state_digest"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "train_step",
+    "evaluate",
+    "landmark_nme",
+    "resolve_device",
+    "run_fingerprint",
+    "set_bn_momentum",
+    "state_digest",
+]

@@ -15,6 +15,7 @@ Every problem raises :class:`ConfigError`, one line naming the file and the key,
 ``params.yaml: train.epochs: expected an integer, got 2.7``. YAML is read as YAML 1.2 reads numbers
 (as DVC does): ``1e-4`` is a float.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,9 @@ class ConfigError(ValueError):
         self.source = str(source)
         self.key = key
         self.reason = reason
-        super().__init__(f"{self.source}: {reason}" if key is None else f"{self.source}: {key}: {reason}")
+        super().__init__(
+            f"{self.source}: {reason}" if key is None else f"{self.source}: {key}: {reason}"
+        )
 
 
 def display_path(path: str | Path) -> str:
@@ -60,11 +63,14 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                   |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
+                  |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
     list("-+0123456789."),
 )
 
@@ -80,15 +86,28 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise ConfigError(display_path(path), None, f"not valid YAML{where}: {problem}") from None
+            raise ConfigError(
+                display_path(path), None, f"not valid YAML{where}: {problem}"
+            ) from None
     if not isinstance(raw, dict):
-        raise ConfigError(display_path(path), None, "expected a mapping of sections at the top level")
+        raise ConfigError(
+            display_path(path), None, "expected a mapping of sections at the top level"
+        )
     return raw
 
 
-_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-               Path: "a path (a string)", type(None): "null", list: "a list", tuple: "a list",
-               dict: "a mapping", Any: "any value"}
+_KIND_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    Path: "a path (a string)",
+    type(None): "null",
+    list: "a list",
+    tuple: "a list",
+    dict: "a mapping",
+    Any: "any value",
+}
 
 
 def _describe(hint: Any) -> str:
@@ -144,8 +163,11 @@ def read_value(value: Any, hint: Any, key: str, source: str = "params.yaml") -> 
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
-            raise ConfigError(source, key, f"expected true or false, got {value!r} (a string: write it "
-                                           "without quotes)")
+            raise ConfigError(
+                source,
+                key,
+                f"expected true or false, got {value!r} (a string: write it without quotes)",
+            )
         raise fail()
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -172,8 +194,12 @@ def read_value(value: Any, hint: Any, key: str, source: str = "params.yaml") -> 
             return list(value) if (hint is list or origin is list) else tuple(value)
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
-                raise ConfigError(source, key, f"expected a list of {len(args)} values, got {len(value)}")
-            return tuple(read_value(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+                raise ConfigError(
+                    source, key, f"expected a list of {len(args)} values, got {len(value)}"
+                )
+            return tuple(
+                read_value(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args))
+            )
         items = [read_value(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)]
         return items if origin is list else tuple(items)
     if hint is dict or origin is dict:
@@ -195,13 +221,21 @@ def read_section(cls: type[T], section: Any, name: str, source: str = "params.ya
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(section) - set(known), key=str)
     if unknown:
-        raise ConfigError(source, f"{name}.{unknown[0]}", f"unknown key (known: {', '.join(known)})")
-    missing = [k for k, f in known.items() if k not in section and f.default is MISSING
-               and f.default_factory is MISSING]
+        raise ConfigError(
+            source, f"{name}.{unknown[0]}", f"unknown key (known: {', '.join(known)})"
+        )
+    missing = [
+        k
+        for k, f in known.items()
+        if k not in section and f.default is MISSING and f.default_factory is MISSING
+    ]
     if missing:
         raise ConfigError(source, f"{name}.{missing[0]}", "missing key")
-    values = {key: read_value(section[key], hints[key], f"{name}.{key}", source)
-              for key in known if key in section}
+    values = {
+        key: read_value(section[key], hints[key], f"{name}.{key}", source)
+        for key in known
+        if key in section
+    }
     with config_errors(source, name):
         return cls(**values)  # type: ignore[call-arg]
 
@@ -218,7 +252,7 @@ def config_errors(source: str | Path = "params.yaml", section: str | None = None
     except ValueError as exc:
         message = " ".join(str(exc).split())  # one line
         prefix = "params.yaml: "
-        message = message[len(prefix):] if message.startswith(prefix) else message
+        message = message[len(prefix) :] if message.startswith(prefix) else message
         head = message.split(":", 1)[0]
         if section and not head.startswith(f"{section}.") and re.fullmatch(r"\w+", head):
             message = f"{section}.{message}"
@@ -247,8 +281,12 @@ def check_split(path: str | Path, expected: str, key: str, source: str = "params
     if isinstance(split, bytes):
         split = split.decode()
     if split is not None and split != expected:
-        raise ConfigError(source, key, f"{display_path(path)} holds the {split!r} split; "
-                                       f"this stage needs the {expected!r} split")
+        raise ConfigError(
+            source,
+            key,
+            f"{display_path(path)} holds the {split!r} split; "
+            f"this stage needs the {expected!r} split",
+        )
 
 
 @dataclass(frozen=True)
@@ -261,7 +299,9 @@ class FaceModelParams:
 
     def __post_init__(self) -> None:
         if self.n_vertices < 900:
-            raise ValueError(f"face_model.n_vertices: expected an integer >= 900, got {self.n_vertices}")
+            raise ValueError(
+                f"face_model.n_vertices: expected an integer >= 900, got {self.n_vertices}"
+            )
 
 
 @dataclass(frozen=True)
@@ -304,7 +344,9 @@ class UVGenParams:
 
     def __post_init__(self) -> None:
         if not 1 <= self.task_size <= 10_000:
-            raise ValueError(f"uvgen.task_size: expected an integer in [1, 10000], got {self.task_size}")
+            raise ValueError(
+                f"uvgen.task_size: expected an integer in [1, 10000], got {self.task_size}"
+            )
         if self.workers < 0:
             raise ValueError(f"uvgen.workers: expected an integer >= 0, got {self.workers}")
         if self.mask_source == "prnet" and self.prnet_dir is None:
@@ -330,7 +372,11 @@ class TrainParams:
     lr: float
     lr_step_epochs: int
     lr_gamma: float
+    lr_schedule: str
+    warmup_frac: float
     width: int
+    net_size: int | None
+    template: bool
     bn_momentum: float
     augment: bool
     rotation_deg: float
@@ -348,14 +394,15 @@ class TrainParams:
     progress: bool
 
 
-PREDICT_KINDS = ("prn", "3ddfa", "defa")
+PREDICT_KINDS = ("prn", "3ddfa", "defa", "mean_map")
 
 
 @dataclass(frozen=True)
 class PredictMethod:
     """One method of the ``predict`` stage: its label (table row, file name), its kind (which
-    adapter runs it: 'prn' = model.inference.Predictor, '3ddfa' / 'defa' = model.baselines) and its
-    trained weights."""
+    adapter runs it: 'prn' = model.inference.Predictor, '3ddfa' / 'defa' = model.baselines,
+    'mean_map' = the mean training map, a constant) and its trained weights (mean_map: the training
+    UV file)."""
 
     name: str
     kind: Literal["prn", "3ddfa", "defa"]
@@ -378,7 +425,11 @@ class PredictParams:
             raise ValueError("predict.methods: expected a non-empty list")
         specs = []
         for i, m in enumerate(self.methods):  # PredictMethods (from params.yaml) or plain mappings
-            specs.append(m if isinstance(m, PredictMethod) else read_section(PredictMethod, m, f"predict.methods[{i}]"))
+            specs.append(
+                m
+                if isinstance(m, PredictMethod)
+                else read_section(PredictMethod, m, f"predict.methods[{i}]")
+            )
         names = [m.name for m in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"predict.methods: names must be unique, got {names}")
@@ -406,9 +457,13 @@ class EvaluateParams:
         if not isinstance(self.external, list):
             raise ValueError("evaluate.external: expected a list (may be empty)")
         if not 0 < self.max_error <= 1:
-            raise ValueError(f"evaluate.max_error: expected a number in (0, 1], got {self.max_error}")
+            raise ValueError(
+                f"evaluate.max_error: expected a number in (0, 1], got {self.max_error}"
+            )
         if self.ced_points < 2:
-            raise ValueError(f"evaluate.ced_points: expected an integer >= 2, got {self.ced_points}")
+            raise ValueError(
+                f"evaluate.ced_points: expected an integer >= 2, got {self.ced_points}"
+            )
         if self.chunk < 1:
             raise ValueError(f"evaluate.chunk: expected an integer >= 1, got {self.chunk}")
 
@@ -428,16 +483,41 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     """Read and validate ``params.yaml`` (the sections of :class:`Params`; others are ignored)."""
     raw, source = read_yaml(path), display_path(path)
     hints = get_type_hints(Params)
-    return Params(**{f.name: read_section(hints[f.name], raw.get(f.name), f.name, source)
-                     for f in fields(Params)})
+    return Params(
+        **{
+            f.name: read_section(hints[f.name], raw.get(f.name), f.name, source)
+            for f in fields(Params)
+        }
+    )
 
 
 # Keys of the ``train`` section a baseline section inherits unless it sets them itself: the same
 # data, holdout, epochs, batch, schedule, augmentation and seed as PRN (comparable budgets).
-BASELINE_INHERITED = ("train_file", "val_file", "val_fraction", "epochs", "batch_size", "lr_step_epochs",
-                      "lr_gamma", "bn_momentum", "augment", "rotation_deg", "scale_range", "shift_frac",
-                      "color_range", "occlusion_prob", "seed", "device", "amp", "num_workers",
-                      "checkpoint_every", "resume", "progress")
+BASELINE_INHERITED = (
+    "train_file",
+    "val_file",
+    "val_fraction",
+    "epochs",
+    "batch_size",
+    "lr_step_epochs",
+    "lr_gamma",
+    "lr_schedule",
+    "warmup_frac",
+    "bn_momentum",
+    "augment",
+    "rotation_deg",
+    "scale_range",
+    "shift_frac",
+    "color_range",
+    "occlusion_prob",
+    "seed",
+    "device",
+    "amp",
+    "num_workers",
+    "checkpoint_every",
+    "resume",
+    "progress",
+)
 BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
 
 
@@ -460,6 +540,8 @@ class BaselineParams:
     batch_size: int
     lr_step_epochs: int
     lr_gamma: float
+    lr_schedule: str
+    warmup_frac: float
     bn_momentum: float
     augment: bool
     rotation_deg: float
@@ -512,18 +594,27 @@ class FiguresParams:
     pdf: bool
 
     def __post_init__(self) -> None:
-        if self.ced_axis_max != "auto" and not (isinstance(self.ced_axis_max, (int, float))
-                                                and self.max_error <= self.ced_axis_max <= 1):
-            raise ValueError(f"figures.ced_axis_max: expected 'auto' or a number in [max_error, 1], "
-                             f"got {self.ced_axis_max!r}")
+        if self.ced_axis_max != "auto" and not (
+            isinstance(self.ced_axis_max, (int, float)) and self.max_error <= self.ced_axis_max <= 1
+        ):
+            raise ValueError(
+                f"figures.ced_axis_max: expected 'auto' or a number in [max_error, 1], "
+                f"got {self.ced_axis_max!r}"
+            )
         if not 1 <= self.qualitative_rows <= 20:
-            raise ValueError(f"figures.qualitative_rows: expected an integer in [1, 20], got {self.qualitative_rows}")
+            raise ValueError(
+                f"figures.qualitative_rows: expected an integer in [1, 20], got {self.qualitative_rows}"
+            )
         if not 0 < self.max_error <= 1:
-            raise ValueError(f"figures.max_error: expected a number in (0, 1], got {self.max_error}")
+            raise ValueError(
+                f"figures.max_error: expected a number in (0, 1], got {self.max_error}"
+            )
         if not 20 <= self.dpi <= 600:
             raise ValueError(f"figures.dpi: expected an integer in [20, 600], got {self.dpi}")
 
 
 def load_figures_params(path: str | Path = DEFAULT_PARAMS) -> FiguresParams:
     """The ``figures`` section of ``params.yaml``."""
-    return read_section(FiguresParams, read_yaml(path).get("figures"), "figures", display_path(path))
+    return read_section(
+        FiguresParams, read_yaml(path).get("figures"), "figures", display_path(path)
+    )

@@ -1,7 +1,8 @@
 """Stage `predict`: every method on the test HDF5 -> one predictions file per method.
 
 Reads the ``predict`` section of params.yaml and runs :func:`eval.methods.predict_methods`: each
-method (``prn``: model.inference.Predictor; ``3ddfa`` / ``defa``: model/baselines) yields UV
+method (``prn``: model.inference.Predictor; ``3ddfa`` / ``defa``: model/baselines; ``mean_map``: the
+mean training map, a constant) yields UV
 position maps of the test crops, decoded the same way (``eval.decode.decode_maps``) into
 ``<out_dir>/<name>.h5`` in the common predictions format, with ``<out_dir>/manifest.json`` listing
 the files (and any method skipped because its checkpoint is absent, which only

@@ -5,17 +5,21 @@ writes to ``train.out_dir``: ``checkpoints/last.pt``, ``model.pt``, ``metrics.js
 A run killed mid-epoch resumes from its last checkpoint when started again (``dvc repro`` or this
 command) with the same settings, data and code; raising ``train.epochs`` continues a finished run.
 
-The default is a short CPU run (width 6, 3 epochs of the ~540 synthetic training crops, about 3
-minutes on 2 cores) that shows a falling loss. The paper's configuration on a GPU (full width 16,
-TensorFlow's batch-norm momentum, bf16, 40 epochs: the learning rate is below 4e-7 by then):
+The default is a short CPU run (params.yaml: width 6, the network at 128x128 inside the 256 crop,
+an output that starts at the mean training map, a one-cycle learning-rate schedule peaking at 2e-3,
+bf16 autocast where the CPU has native bf16). The paper's configuration on a GPU (full width 16 at
+256x256, plain sigmoid, Adam at 1e-4 halved every 5 epochs, TensorFlow's batch-norm momentum, 40
+epochs):
 
-    dvc exp run -S train.width=16 -S train.epochs=40 -S train.bn_momentum=0.001 \
+    dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step \
+        -S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 \
         -S train.device=cuda -S train.num_workers=8 -S train.checkpoint_every=1000
 
 (with the real 300W-LP behind ``uvgen.train_root`` for the paper's data). Several GPUs:
 ``torchrun --standalone --nproc_per_node=G -m pipeline.train`` (``train.batch_size`` is the global
 batch, divided over the GPUs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +40,19 @@ def config_from_params(path) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=DEFAULT_PARAMS, help="params.yaml to read")
     args = parser.parse_args(argv)
     cfg = config_from_params(args.params)
     result = train(cfg)
     if result.history and os.environ.get("RANK", "0") == "0":
         last = result.history[-1]
-        print(f"train: {len(result.history)} epochs, train loss {result.history[0]['train_loss']:.4f} -> "
-              f"{last['train_loss']:.4f}; weights -> {cfg.out_dir / 'model.pt'}")
+        print(
+            f"train: {len(result.history)} epochs, train loss {result.history[0]['train_loss']:.4f} -> "
+            f"{last['train_loss']:.4f}; weights -> {cfg.out_dir / 'model.pt'}"
+        )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ kind, parameter layout, whitening statistics, input size, model_dir and its chec
 VDC --, train and validation loss, validation landmark NME in % from the decoded 68 points exactly
 as PRN's maps are decoded, throughput).
 
-Single process (no DDP: these networks are small); channels-last; bf16 autocast on CUDA
-(``amp``). CPU runs are reproducible bit for bit, like PRN's.
+Single process (no DDP: these networks are small); channels-last; bf16 autocast (``amp``) on CUDA
+and on CPUs with native bf16, as PRN's (model.train.autocast_enabled). The learning rate follows
+PRN's per-step schedule (``lr_schedule``: 'step' or 'onecycle', model.train.lr_factor). CPU runs
+are reproducible bit for bit on one machine, like PRN's.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,9 +44,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -53,7 +57,14 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from model.augment import AugmentConfig, color_scale, occlude, random_affine, random_color_factors, warp_images
+from model.augment import (
+    AugmentConfig,
+    color_scale,
+    occlude,
+    random_affine,
+    random_color_factors,
+    warp_images,
+)
 from model.baselines.defa_net import DeFANet
 from model.baselines.losses import landmark_loss, landmark_nme, parameter_loss, vdc_loss, wpdc_loss
 from model.baselines.mobilenet import MobileNetV1, count_parameters
@@ -71,10 +82,27 @@ from model.baselines.params3dmm import (
     model_dir_of,
     read_crop_fits,
 )
-from model.checkpoint import Progress, atomic_torch_save, load_checkpoint, restore_checkpoint, save_checkpoint
+from model.checkpoint import (
+    Progress,
+    atomic_torch_save,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
-from model.train import (augment_config_of, config_json, file_identity, resolve_device, seed_everything,
-                         set_bn_momentum, write_history)
+from model.train import (
+    augment_config_of,
+    autocast_enabled,
+    check_schedule,
+    config_json,
+    file_identity,
+    make_scheduler,
+    precision_note,
+    resolve_device,
+    seed_everything,
+    set_bn_momentum,
+    write_history,
+)
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -86,8 +114,18 @@ PAPER_WIDTH = {"3ddfa": 1.0, "defa": 32}
 CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
 TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
-_NOT_FINGERPRINTED = ("train_file", "val_file", "out_dir", "model_dir", "epochs", "num_workers",
-                      "checkpoint_every", "resume", "progress", "device")
+_NOT_FINGERPRINTED = (
+    "train_file",
+    "val_file",
+    "out_dir",
+    "model_dir",
+    "epochs",
+    "num_workers",
+    "checkpoint_every",
+    "resume",
+    "progress",
+    "device",
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +135,9 @@ class BaselineConfig:
     kind: '3ddfa' | 'defa'. Paths: ``train_file`` (UV HDF5), ``val_file`` (None: hold out
     ``val_fraction`` of the training file, the same samples as PRN's holdout for the same seed),
     ``out_dir``, ``model_dir`` (the morphable model; None: the ``model_dir`` recorded in the
-    training file's params, relative to the working directory). Optimisation: Adam at ``lr``,
-    halved (``lr_gamma``) every ``lr_step_epochs``, ``epochs``, ``batch_size``. Network:
+    training file's params, relative to the working directory). Optimisation: Adam at ``lr``
+    (the peak for 'onecycle'), ``lr_schedule`` ('step': halved (``lr_gamma``) every ``lr_step_epochs``;
+    'onecycle': warm-up over ``warmup_frac`` of the steps, cosine to 0), ``epochs``, ``batch_size``. Network:
     ``width`` (MobileNet-V1 width multiplier for 3ddfa, paper 1.0; DeFANet base channels for defa,
     32), ``input_size`` (None: 120 for 3ddfa, 128 for defa), ``bn_momentum`` (PyTorch convention).
     Losses: ``wpdc_fraction`` (3ddfa: share of the epochs trained with WPDC before VDC),
@@ -117,6 +156,8 @@ class BaselineConfig:
     lr: float = 1e-3
     lr_step_epochs: int = 5
     lr_gamma: float = 0.5
+    lr_schedule: str = "step"
+    warmup_frac: float = 0.05
     width: float | None = None
     input_size: int | None = None
     bn_momentum: float = 0.1
@@ -167,6 +208,7 @@ class BaselineConfig:
             raise ValueError(f"wpdc_fraction must be in [0, 1], got {self.wpdc_fraction}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check_schedule(self.lr_schedule, self.warmup_frac, "baseline")
         if self.amp not in ("bf16", "none"):
             raise ValueError(f"amp must be 'bf16' or 'none', got {self.amp!r}")
         if self.num_workers < 0 or self.checkpoint_every < 0:
@@ -207,7 +249,9 @@ class BaselineResult:
 # Pieces
 
 
-def build_network(kind: str, width: float, input_size: int, num_outputs: int | None = None) -> nn.Module:
+def build_network(
+    kind: str, width: float, input_size: int, num_outputs: int | None = None
+) -> nn.Module:
     """MobileNet-V1 (3ddfa, width multiplier) or DeFANet (defa, base channels)."""
     n_out = SPECS[kind].dim if num_outputs is None else num_outputs
     if kind == "3ddfa":
@@ -218,7 +262,9 @@ def build_network(kind: str, width: float, input_size: int, num_outputs: int | N
 def network_input(x: torch.Tensor, size: int) -> torch.Tensor:
     """(B,3,H,W) images in [0,1] -> (B,3,size,size) in [-1,1] (bilinear, antialiased)."""
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     return (x - 0.5) / 0.5
 
 
@@ -229,9 +275,12 @@ def resize_affine(src: int, dst: int) -> torch.Tensor:
     return torch.tensor([[r, 0.0, 0.5 * r - 0.5], [0.0, r, 0.5 * r - 0.5]], dtype=torch.float64)
 
 
-def augment_images(images_uint8: torch.Tensor, generator: torch.Generator | None,
-                   config: AugmentConfig | None, size: int | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_images(
+    images_uint8: torch.Tensor,
+    generator: torch.Generator | None,
+    config: AugmentConfig | None,
+    size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,H,W,3) uint8 -> (network input (B,3,size,size) in [-1,1], (B,2,3) float64 affine A).
 
     ``A`` maps H x W crop pixels to augmented crop pixels, drawn as model.augment draws it for PRN
@@ -244,7 +293,9 @@ def augment_images(images_uint8: torch.Tensor, generator: torch.Generator | None
     size = h if size is None else int(size)
     x = images_uint8.permute(0, 3, 1, 2).to(torch.float32) / 255.0
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     if config is None:
         eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64, device=x.device)
         return (x - 0.5) / 0.5, eye.expand(b, 2, 3).clone()
@@ -255,7 +306,9 @@ def augment_images(images_uint8: torch.Tensor, generator: torch.Generator | None
     x = warp_images(x, (S3 @ A3 @ torch.linalg.inv(S3))[:, :2])
     x = color_scale(x, random_color_factors(b, generator, config.color_range, x.device))
     if config.occlusion_prob > 0:
-        x = occlude(x, generator, config.occlusion_prob, config.occlusion_size, config.noise_cell_px)
+        x = occlude(
+            x, generator, config.occlusion_prob, config.occlusion_size, config.noise_cell_px
+        )
     return (x - 0.5) / 0.5, A
 
 
@@ -279,7 +332,9 @@ class ImageDataset(Dataset):
         if self._f is None or self._pid != os.getpid():
             self._f = h5py.File(self.path, "r")
             self._pid = os.getpid()
-        return torch.from_numpy(self._f["images"][int(self.indices[k])]), torch.tensor(k, dtype=torch.int64)
+        return torch.from_numpy(self._f["images"][int(self.indices[k])]), torch.tensor(
+            k, dtype=torch.int64
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "indices": self.indices, "_f": None, "_pid": None}
@@ -293,8 +348,9 @@ class FitTable:
         self.M, self.o, self.shape, self.exp = t(fits.M), t(fits.o), t(fits.shape), t(fits.exp)
         self.landmarks = t(fits.landmarks, torch.float32)
 
-    def targets(self, spec: ParamSpec, k: torch.Tensor, A: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def targets(
+        self, spec: ParamSpec, k: torch.Tensor, A: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw target vectors (B, dim) float64 and landmarks (B, 68, 3) of positions ``k``,
         through the augmentation ``A`` if given."""
         M, o, lmk = self.M[k], self.o[k], self.landmarks[k]
@@ -304,8 +360,14 @@ class FitTable:
         return encode(spec, M, o, self.shape[k], self.exp[k]), lmk
 
 
-def fit_whitening(spec: ParamSpec, fits: CropFits, augment: AugmentConfig | None, seed: int,
-                  draws: int = 4, size: int = 256) -> Whitening:
+def fit_whitening(
+    spec: ParamSpec,
+    fits: CropFits,
+    augment: AugmentConfig | None,
+    seed: int,
+    draws: int = 4,
+    size: int = 256,
+) -> Whitening:
     """Whitening statistics of the training targets as the network sees them: with augmentation,
     over ``draws`` seeded random augmentations of every sample's camera (3DDFA computes its
     statistics over its augmented training set), else over the targets themselves."""
@@ -316,8 +378,15 @@ def fit_whitening(spec: ParamSpec, fits: CropFits, augment: AugmentConfig | None
     M = torch.as_tensor(np.tile(fits.M, (draws, 1, 1)))
     o = torch.as_tensor(np.tile(fits.o, (draws, 1)))
     M, o = augment_camera(M, o, random_affine(n * draws, g, augment, size=(size, size)))
-    return Whitening.fit(encode(spec, M.numpy(), o.numpy(), np.tile(fits.shape, (draws, 1)),
-                                np.tile(fits.exp, (draws, 1))))
+    return Whitening.fit(
+        encode(
+            spec,
+            M.numpy(),
+            o.numpy(),
+            np.tile(fits.shape, (draws, 1)),
+            np.tile(fits.exp, (draws, 1)),
+        )
+    )
 
 
 def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
@@ -331,8 +400,12 @@ def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
         expected = str(f.attrs.get("model_checksum"))
     actual = model_checksum(model_dir)
     if actual != expected:
-        raise DataError(uv_file, "model_checksum", f"the file was made with another model than {model_dir} "
-                        f"({expected[:12]} != {actual[:12]})")
+        raise DataError(
+            uv_file,
+            "model_checksum",
+            f"the file was made with another model than {model_dir} "
+            f"({expected[:12]} != {actual[:12]})",
+        )
     return model_dir
 
 
@@ -349,6 +422,11 @@ def code_digest() -> str:
 def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
     """Hash of the settings that change the numbers, the input files, the model and the code."""
     settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
+    if cfg.lr_schedule != "step":  # the one-cycle schedule spans all epochs
+        settings["epochs"] = cfg.epochs
+    settings["precision"] = (
+        "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
+    )
     settings.update(code=code_digest(), train_data=file_identity(cfg.train_file), model=checksum)
     if cfg.val_file is not None:
         settings["val_data"] = file_identity(cfg.val_file)
@@ -358,8 +436,14 @@ def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
 class LossFn:
     """The loss of a kind and epoch on whitened predictions and raw targets (see the module doc)."""
 
-    def __init__(self, cfg: BaselineConfig, model: MorphableModel, whitening: Whitening,
-                 landmarks: LandmarkDecoder, device: torch.device):
+    def __init__(
+        self,
+        cfg: BaselineConfig,
+        model: MorphableModel,
+        whitening: Whitening,
+        landmarks: LandmarkDecoder,
+        device: torch.device,
+    ):
         self.cfg, self.spec, self.whitening, self.landmarks = cfg, cfg.spec, whitening, landmarks
         rng = np.random.default_rng(derived_seed("loss_vertices", cfg.seed))
         n = model.n_vertices
@@ -367,21 +451,34 @@ class LossFn:
         self.basis = VertexBasis(model, self.spec.n_shape, self.spec.n_exp, ids, device=device)
         self.gram = self.basis.gram()
 
-    def __call__(self, kind: str, pred_w: torch.Tensor, target_raw: torch.Tensor,
-                 gt_landmarks: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, kind: str, pred_w: torch.Tensor, target_raw: torch.Tensor, gt_landmarks: torch.Tensor
+    ) -> torch.Tensor:
         target_w = self.whitening.whiten(target_raw).to(torch.float32)
         if kind == "wpdc":
             return wpdc_loss(self.spec, pred_w, target_w, self.whitening, self.basis, self.gram)
         if kind == "vdc":
             return vdc_loss(self.spec, pred_w, target_w, self.whitening, self.basis)
         lmk = self.landmarks(self.whitening.unwhiten(pred_w))
-        return parameter_loss(pred_w, target_w) + self.cfg.landmark_weight * landmark_loss(lmk, gt_landmarks)
+        return parameter_loss(pred_w, target_w) + self.cfg.landmark_weight * landmark_loss(
+            lmk, gt_landmarks
+        )
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, dataset: ImageDataset, table: FitTable, loss_fn: LossFn, kind: str, *,
-             device: torch.device, batch_size: int, input_size: int, use_amp: bool = False,
-             channels_last: bool = False) -> dict[str, float]:
+def evaluate(
+    net: nn.Module,
+    dataset: ImageDataset,
+    table: FitTable,
+    loss_fn: LossFn,
+    kind: str,
+    *,
+    device: torch.device,
+    batch_size: int,
+    input_size: int,
+    use_amp: bool = False,
+    channels_last: bool = False,
+) -> dict[str, float]:
     """Mean loss (of ``kind``) and landmark NME (%) over ``dataset`` (no augmentation)."""
     was_training = net.training
     net.eval()
@@ -390,25 +487,38 @@ def evaluate(net: nn.Module, dataset: ImageDataset, table: FitTable, loss_fn: Lo
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for images, k in loader:
         images, k = images.to(device), k.to(device)
-        x = network_input(images.permute(0, 3, 1, 2).float() / 255.0, input_size).contiguous(memory_format=fmt)
+        x = network_input(images.permute(0, 3, 1, 2).float() / 255.0, input_size).contiguous(
+            memory_format=fmt
+        )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred_w = net(x)
         pred_w = pred_w.float()
         target_raw, gt_lmk = table.targets(loss_fn.spec, k)
         loss_sum += float(loss_fn(kind, pred_w, target_raw, gt_lmk)) * len(k)
-        nme_sum += float(landmark_nme(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum())
+        nme_sum += float(
+            landmark_nme(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum()
+        )
         count += len(k)
     net.train(was_training)
     count = max(count, 1)
     return {"val_loss": loss_sum / count, "val_nme_pct": 100.0 * nme_sum / count}
 
 
-def weights_meta(cfg: BaselineConfig, whitening: Whitening, model_dir: Path, checksum: str,
-                 n_params: int) -> dict[str, Any]:
+def weights_meta(
+    cfg: BaselineConfig, whitening: Whitening, model_dir: Path, checksum: str, n_params: int
+) -> dict[str, Any]:
     """Everything decoding needs, stored in the checkpoint and in model.pt (torch weights_only-safe)."""
-    return {"kind": cfg.kind, "spec": cfg.spec.to_json(), "width": cfg.width, "input_size": cfg.input_size,
-            "whitening": whitening.to_state(), "model_dir": str(model_dir), "model_checksum": checksum,
-            "n_parameters": n_params, "config": cfg.to_json()}
+    return {
+        "kind": cfg.kind,
+        "spec": cfg.spec.to_json(),
+        "width": cfg.width,
+        "input_size": cfg.input_size,
+        "whitening": whitening.to_state(),
+        "model_dir": str(model_dir),
+        "model_checksum": checksum,
+        "n_parameters": n_params,
+        "config": cfg.to_json(),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -421,7 +531,7 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
 
     device = resolve_device(cfg.device)
     on_cuda = device.type == "cuda"
-    use_amp = on_cuda and cfg.amp == "bf16"
+    use_amp = autocast_enabled(device, cfg.amp)
     channels_last = True  # faster for both networks on CPU and GPU (depthwise convs especially)
     spec = cfg.spec
     model_dir = resolve_model_dir(cfg.model_dir, cfg.train_file)
@@ -451,19 +561,28 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     if cfg.resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path, map_location=device)
         if ckpt["fingerprint"] != fingerprint:
-            tqdm.write(f"train_baseline: {ckpt_path} was written with other settings or data; starting afresh")
+            tqdm.write(
+                f"train_baseline: {ckpt_path} was written with other settings or data; starting afresh"
+            )
             ckpt = None
     # whitening statistics: computed once on the (unaugmented) training targets, kept with the run
-    whitening = (Whitening.from_state(ckpt["meta"]["whitening"]) if ckpt is not None
-                 else fit_whitening(spec, fits, cfg.augment_config(), cfg.seed, size=crop_size))
+    whitening = (
+        Whitening.from_state(ckpt["meta"]["whitening"])
+        if ckpt is not None
+        else fit_whitening(spec, fits, cfg.augment_config(), cfg.seed, size=crop_size)
+    )
 
     seed_everything(cfg.seed)
     net = build_network(cfg.kind, cfg.width, cfg.input_size)
     set_bn_momentum(net, cfg.bn_momentum)
     net.to(device)
     net.to(memory_format=torch.channels_last)
+    steps = EpochBatchSampler(len(train_idx), cfg.batch_size, cfg.seed).steps_per_epoch
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+    scheduler = make_scheduler(optimizer, cfg, max(steps, 1))
+    tqdm.write(
+        f"train_baseline {cfg.kind}: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads"
+    )
     n_params = count_parameters(net)
     meta = weights_meta(cfg, whitening, model_dir, checksum, n_params)
 
@@ -471,8 +590,10 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     if ckpt is not None:
         progress = restore_checkpoint(ckpt, model=net, optimizer=optimizer, scheduler=scheduler)
         resumed = dataclasses.replace(progress, history=list(progress.history))
-        tqdm.write(f"train_baseline: resuming {cfg.kind} from {ckpt_path} at epoch {progress.epoch + 1}, "
-                   f"step {progress.step_in_epoch}")
+        tqdm.write(
+            f"train_baseline: resuming {cfg.kind} from {ckpt_path} at epoch {progress.epoch + 1}, "
+            f"step {progress.step_in_epoch}"
+        )
     del ckpt
 
     table = FitTable(fits, device)
@@ -484,16 +605,32 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed)
     steps = sampler.steps_per_epoch
     if steps == 0:
-        raise ValueError(f"{cfg.train_file}: {len(dataset)} training samples make no batch of {cfg.batch_size}")
-    loader = make_loader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda)
+        raise ValueError(
+            f"{cfg.train_file}: {len(dataset)} training samples make no batch of {cfg.batch_size}"
+        )
+    loader = make_loader(
+        dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda
+    )
     augment = cfg.augment_config()
     generator = torch.Generator(device=device)
-    extra = {"kind": cfg.kind, "width": cfg.width, "input_size": cfg.input_size, "n_parameters": n_params}
+    extra = {
+        "kind": cfg.kind,
+        "width": cfg.width,
+        "input_size": cfg.input_size,
+        "n_parameters": n_params,
+    }
 
     def checkpoint(loss_sum: float) -> None:
         progress.loss_sum = loss_sum
-        save_checkpoint(ckpt_path, model=net, optimizer=optimizer, scheduler=scheduler, progress=progress,
-                        fingerprint=fingerprint, meta=meta)
+        save_checkpoint(
+            ckpt_path,
+            model=net,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            progress=progress,
+            fingerprint=fingerprint,
+            meta=meta,
+        )
 
     for epoch in range(progress.epoch, cfg.epochs):
         sampler.set_epoch(epoch, progress.step_in_epoch)
@@ -502,8 +639,14 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
         lr = optimizer.param_groups[0]["lr"]
         loss_acc = torch.tensor(progress.loss_sum, dtype=torch.float64, device=device)
         done_before, t0 = progress.step_in_epoch, time.perf_counter()
-        bar = tqdm(total=steps, initial=progress.step_in_epoch, desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, dynamic_ncols=True, mininterval=1.0)
+        bar = tqdm(
+            total=steps,
+            initial=progress.step_in_epoch,
+            desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}",
+            disable=not cfg.progress,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         for images, k in loader:
             generator.manual_seed(derived_seed("augment", cfg.seed, progress.global_step, 0))
             images, k = images.to(device, non_blocking=on_cuda), k.to(device)
@@ -516,42 +659,82 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             loss_acc += loss.detach().double()
             progress.step_in_epoch += 1
             progress.global_step += 1
             bar.update(1)
             if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.2e}", refresh=False)
-            if (cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0
-                    and progress.step_in_epoch < steps):
+            if (
+                cfg.checkpoint_every
+                and progress.global_step % cfg.checkpoint_every == 0
+                and progress.step_in_epoch < steps
+            ):
                 checkpoint(float(loss_acc))
         bar.close()
         elapsed = time.perf_counter() - t0
         row: dict[str, Any] = {
-            "epoch": epoch + 1, "step": progress.global_step, "lr": lr, "loss_kind": kind,
-            "train_loss": float(loss_acc) / steps, "val_loss": None, "val_nme_pct": None,
-            "images_per_s": (progress.step_in_epoch - done_before) * cfg.batch_size / max(elapsed, 1e-9),
+            "epoch": epoch + 1,
+            "step": progress.global_step,
+            "lr": lr,
+            "loss_kind": kind,
+            "train_loss": float(loss_acc) / steps,
+            "val_loss": None,
+            "val_nme_pct": None,
+            "images_per_s": (progress.step_in_epoch - done_before)
+            * cfg.batch_size
+            / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
         }
-        scheduler.step()
         if val_dataset is not None and len(val_dataset):
-            row.update(evaluate(net, val_dataset, val_table, loss_fn, kind, device=device,
-                                batch_size=cfg.batch_size, input_size=cfg.input_size, use_amp=use_amp,
-                                channels_last=channels_last))
+            row.update(
+                evaluate(
+                    net,
+                    val_dataset,
+                    val_table,
+                    loss_fn,
+                    kind,
+                    device=device,
+                    batch_size=cfg.batch_size,
+                    input_size=cfg.input_size,
+                    use_amp=use_amp,
+                    channels_last=channels_last,
+                )
+            )
         progress.history.append(row)
         progress.epoch, progress.step_in_epoch = epoch + 1, 0
         checkpoint(0.0)
         write_history(cfg.out_dir, progress.history, TABLE_COLUMNS, extra)
-        val = (f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
-               if row["val_loss"] is not None else "")
-        tqdm.write(f"{cfg.kind} epoch {epoch + 1} ({kind}): train loss {row['train_loss']:.4f}{val}, "
-                   f"{row['images_per_s']:.1f} img/s")
+        val = (
+            f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
+            if row["val_loss"] is not None
+            else ""
+        )
+        tqdm.write(
+            f"{cfg.kind} epoch {epoch + 1} ({kind}): train loss {row['train_loss']:.4f}{val}, "
+            f"{row['images_per_s']:.1f} img/s"
+        )
 
     write_history(cfg.out_dir, progress.history, TABLE_COLUMNS, extra)
     atomic_torch_save({"model": net.state_dict(), "meta": meta}, cfg.out_dir / WEIGHTS_NAME)
     return BaselineResult(net, progress.history, cfg.out_dir, resumed, whitening)
 
 
-__all__ = ["BaselineConfig", "BaselineResult", "train_baseline", "build_network", "network_input",
-           "augment_images", "resize_affine", "fit_whitening", "ImageDataset", "FitTable", "LossFn", "evaluate", "resolve_model_dir",
-           "run_fingerprint", "KINDS"]
+__all__ = [
+    "BaselineConfig",
+    "BaselineResult",
+    "train_baseline",
+    "build_network",
+    "network_input",
+    "augment_images",
+    "resize_affine",
+    "fit_whitening",
+    "ImageDataset",
+    "FitTable",
+    "LossFn",
+    "evaluate",
+    "resolve_model_dir",
+    "run_fingerprint",
+    "KINDS",
+]

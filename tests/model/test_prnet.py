@@ -1,4 +1,5 @@
 """PRNet network: TF 'SAME' convolutions, stage shapes, parameter count, TF weight layout."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,7 +79,9 @@ def test_parameter_count_width16() -> None:
     assert count_parameters(model.stem) == 800
     assert count_parameters(model.encoder) == 3_587_072
     assert count_parameters(model.decoder) == 9_765_746
-    bn = sum(p.numel() for name, p in model.named_parameters() if ".bn." in name or name.startswith("bn"))
+    bn = sum(
+        p.numel() for name, p in model.named_parameters() if ".bn." in name or name.startswith("bn")
+    )
     assert bn == 11_890  # gamma + beta of every batch norm
     assert all(not name.endswith("bias") or ".bn." in name for name, _ in model.named_parameters())
 
@@ -97,7 +100,10 @@ def test_stage_shapes_256() -> None:
     model = PRNet(width=16, in_size=256).eval()
     shapes: list[tuple[int, ...]] = []
     modules = [model.stem, *model.encoder, *model.decoder]
-    hooks = [m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape))) for m in modules]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+        for m in modules
+    ]
     x = torch.rand(1, 3, 256, 256).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         out = model(x)
@@ -121,7 +127,7 @@ def test_bad_sizes_rejected() -> None:
 
 
 def test_map_scale_helpers() -> None:
-    assert MAP_SCALE == pytest.approx(281.6)
+    assert pytest.approx(281.6) == MAP_SCALE
     t = torch.tensor([0.0, 0.5, 1.0])
     torch.testing.assert_close(pixels_to_target(output_to_pixels(t)), t)
 
@@ -140,7 +146,10 @@ def test_tf_weight_round_trip_small() -> None:
     assert tf["resfcn256/Conv2d_transpose/weights"].shape == (4, 4, 64, 64)
     assert tf["resfcn256/Conv2d_transpose_16/weights"].shape == (4, 4, 3, 3)
     assert tf["resfcn256/Conv2d_transpose_1/weights"].shape == (4, 4, 32, 64)  # (kh, kw, out, in)
-    assert "resfcn256/resBlock/shortcut/weights" in tf and "resfcn256/resBlock_1/shortcut/weights" not in tf
+    assert (
+        "resfcn256/resBlock/shortcut/weights" in tf
+        and "resfcn256/resBlock_1/shortcut/weights" not in tf
+    )
     assert "resfcn256/resBlock_9/BatchNorm/moving_variance" in tf
     load_tf_weights(dst, {k + ":0": v for k, v in tf.items()})
     x = torch.rand(2, 3, 32, 32)
@@ -177,5 +186,33 @@ def test_channels_last_matches_and_backward_runs() -> None:
     model.eval()
     with torch.no_grad():
         ref = model(x)
-        cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        cl = model.to(memory_format=torch.channels_last)(
+            x.contiguous(memory_format=torch.channels_last)
+        )
     torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_net_size_runs_smaller_and_round_trips(tmp_path) -> None:
+    from model.checkpoint import load_weights, save_weights
+
+    torch.manual_seed(0)
+    model = PRNet(width=2, in_size=64, net_size=32).eval()
+    x = torch.rand(2, 3, 64, 64)
+    y = model(x)
+    assert y.shape == (2, 3, 64, 64) and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    # the layers see the 32x32 resize: the same output as resizing by hand and upsampling back
+    small = torch.nn.functional.interpolate(
+        x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True
+    )
+    inner = model.decoder(model.encoder(model.stem(small)))
+    ref = torch.nn.functional.interpolate(
+        inner, size=(64, 64), mode="bilinear", align_corners=False
+    )
+    assert torch.allclose(y, ref)
+    save_weights(tmp_path / "m.pt", model)
+    back = load_weights(tmp_path / "m.pt")
+    assert back.net_size == 32 and torch.equal(back(x), y)
+    with pytest.raises(ValueError):
+        PRNet(width=2, in_size=64, net_size=48)
+    with pytest.raises(ValueError):
+        PRNet(width=2, in_size=64, net_size=128)

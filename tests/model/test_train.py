@@ -1,4 +1,5 @@
 """Training loop: sample order, reproducibility, kill-and-resume, metrics files, DDP on CPU (gloo)."""
+
 from __future__ import annotations
 
 import csv
@@ -17,11 +18,26 @@ import yaml
 
 from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
 from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
-from model.train import TrainConfig, run_fingerprint, state_digest, train
+from model.train import TrainConfig, lr_factor, run_fingerprint, state_digest, train
 from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TrainParams, load_params
 
-TINY = dict(epochs=2, batch_size=4, width=4, bn_momentum=0.1, lr=1e-3, lr_step_epochs=1,
-            checkpoint_every=4, num_workers=0, progress=False, val_fraction=0.1, seed=3, device="cpu")
+TINY = dict(
+    epochs=2,
+    batch_size=4,
+    width=4,
+    bn_momentum=0.1,
+    lr=1e-3,
+    lr_step_epochs=1,
+    checkpoint_every=4,
+    num_workers=0,
+    progress=False,
+    val_fraction=0.1,
+    seed=3,
+    device="cpu",
+    lr_schedule="onecycle",
+    warmup_frac=0.2,
+    net_size=32,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +93,9 @@ def test_rng_state_round_trip() -> None:
 
 def test_same_seed_same_weights_and_metrics_files(toy_file: Path, tmp_path: Path) -> None:
     r1 = train(_config(toy_file, tmp_path / "a", resume=False))
-    r2 = train(_config(toy_file, tmp_path / "b", resume=False, num_workers=2))  # workers change nothing
+    r2 = train(
+        _config(toy_file, tmp_path / "b", resume=False, num_workers=2)
+    )  # workers change nothing
     r3 = train(_config(toy_file, tmp_path / "c", resume=False, seed=4))
     assert state_digest(r1.model) == state_digest(r2.model)
     assert state_digest(r1.model) != state_digest(r3.model)
@@ -90,7 +108,21 @@ def test_same_seed_same_weights_and_metrics_files(toy_file: Path, tmp_path: Path
     with open(out / "loss.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert [float(r["lr"]) for r in rows] == [1e-3, 5e-4]  # halved after every epoch (step 1 here)
+    # the rate at each epoch's first step: one-cycle over 2 x 9 steps, 20 % warm-up
+    expect = [
+        1e-3
+        * lr_factor(
+            k,
+            schedule="onecycle",
+            steps_per_epoch=9,
+            epochs=2,
+            lr_step_epochs=1,
+            lr_gamma=0.5,
+            warmup_frac=0.2,
+        )
+        for k in (0, 9)
+    ]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expect)
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["step_in_epoch"] == 0
@@ -143,8 +175,14 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _run_stage(params: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline.train", "--params", str(params)], cwd=PROJECT_ROOT,
-                   check=True, capture_output=True, timeout=120, env=ENV)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "--params", str(params)],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env=ENV,
+    )
 
 
 def test_killed_mid_epoch_resumes_to_identical_weights(toy_file: Path, tmp_path: Path) -> None:
@@ -155,8 +193,13 @@ def test_killed_mid_epoch_resumes_to_identical_weights(toy_file: Path, tmp_path:
     cfg = _config(toy_file, tmp_path / "killed")
     params = _params_file(tmp_path / "killed.yaml", cfg)
     marker = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(marker), "14", str(params)], cwd=PROJECT_ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(marker), "14", str(params)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():
@@ -186,8 +229,13 @@ def test_killed_mid_epoch_resumes_to_identical_weights(toy_file: Path, tmp_path:
 
 
 def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, results: Path) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     result = train(cfg)
     (results / f"rank{rank}.txt").write_text(state_digest(result.model))
@@ -202,7 +250,9 @@ def test_ddp_two_ranks_on_cpu_gloo(toy_file: Path, tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = _config(toy_file, tmp_path / "ddp", epochs=1, checkpoint_every=2)
-    mp.start_processes(_ddp_worker, args=(2, port, cfg, tmp_path), nprocs=2, join=True, start_method="fork")
+    mp.start_processes(
+        _ddp_worker, args=(2, port, cfg, tmp_path), nprocs=2, join=True, start_method="fork"
+    )
     d0, d1 = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
     assert d0 == d1  # DDP keeps the replicas identical
     assert state_digest(load_weights(cfg.out_dir / "model.pt")) == d0  # written by rank 0
@@ -215,8 +265,46 @@ def test_ddp_two_ranks_on_cpu_gloo(toy_file: Path, tmp_path: Path) -> None:
 def test_params_section_matches_config_fields() -> None:
     assert [f.name for f in fields(TrainParams)] == [f.name for f in fields(TrainConfig)]
     cfg = TrainConfig(**{f.name: getattr(load_params().train, f.name) for f in fields(TrainParams)})
-    assert cfg.batch_size == 16 and cfg.lr == pytest.approx(1e-4)
-    assert cfg.lr_step_epochs == 5 and cfg.lr_gamma == pytest.approx(0.5)
+    assert cfg.batch_size == 16 and cfg.lr_schedule in ("step", "onecycle")
+    # the dataclass defaults stay the paper's recipe (the GPU experiment)
+    paper = TrainConfig(train_file=cfg.train_file)
+    assert (
+        paper.lr == pytest.approx(1e-4) and paper.lr_schedule == "step" and paper.net_size is None
+    )
+    assert paper.lr_step_epochs == 5 and paper.lr_gamma == pytest.approx(0.5) and paper.width == 16
+
+
+def test_lr_schedules() -> None:
+    kw = dict(steps_per_epoch=10, epochs=4, lr_step_epochs=2, lr_gamma=0.5, warmup_frac=0.1)
+    step = [lr_factor(k, schedule="step", **kw) for k in range(40)]
+    assert step[:20] == [1.0] * 20 and step[20:] == [0.5] * 20  # halved every 2 epochs
+    one = [lr_factor(k, schedule="onecycle", **kw) for k in range(40)]
+    assert one[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # warm-up over 10 % of 40 steps
+    assert all(a >= b for a, b in zip(one[3:], one[4:]))  # then decreasing
+    assert one[-1] < 0.01 and one[3] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=Path("x.h5"), lr_schedule="cosine")
+    with pytest.raises(ValueError):
+        TrainConfig(train_file=Path("x.h5"), warmup_frac=1.0)
+
+
+def test_scheduler_follows_lr_factor_per_step(toy_file: Path, tmp_path: Path) -> None:
+    cfg = _config(toy_file, tmp_path / "run", epochs=1, val_fraction=0.0)
+    result = train(cfg)
+    assert result.history[0]["lr"] == pytest.approx(
+        cfg.lr
+        * lr_factor(
+            0,
+            schedule="onecycle",
+            steps_per_epoch=10,
+            epochs=1,
+            lr_step_epochs=1,
+            lr_gamma=0.5,
+            warmup_frac=0.2,
+        )
+    )
+    ckpt = load_checkpoint(cfg.out_dir / "checkpoints" / "last.pt")
+    assert ckpt["scheduler"]["last_epoch"] == 10  # stepped once per optimisation step (40 // 4)
 
 
 def test_config_validation(toy_file: Path) -> None:

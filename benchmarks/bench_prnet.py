@@ -8,9 +8,13 @@ Inference (batch norms folded, channels-last; bf16 autocast on CUDA): latency of
 image + network + decoding of 68 landmarks and the dense vertices), and batched throughput
 (network only, crops and maps on the device).
 
-    python benchmarks/bench_prnet.py                      # CPU (2 threads): fp32 / bf16 / compiled side by side
-    python benchmarks/bench_prnet.py --width 6 --net-size 128   # the default CPU training configuration
+    python benchmarks/bench_prnet.py              # CPU (2 threads): fp32 / bf16 / compiled
+    python benchmarks/bench_prnet.py --width 6 --net-size 128   # default CPU training config
     python benchmarks/bench_prnet.py --device cuda --compile --train-batch 256
+    python benchmarks/bench_prnet.py --device cuda --precision fp32 --no-channels-last
+
+On CUDA, ``--precision`` (bf16 autocast or float32) and ``--no-channels-last`` choose the variant;
+training also prints the peak GPU memory. benchmarks/gpu_check.sh runs the whole matrix.
 
 Data: --h5 (default data/uv/train.h5 when it exists, else a generated 256x256 toy file).
 """
@@ -51,10 +55,12 @@ def make_train_runner(
     compile_net: bool,
     use_amp: bool,
     net_size: int | None = None,
+    channels_last: bool | None = None,
 ):
     """A function ``run(steps) -> images/s`` training end to end (HDF5 -> augmented batch on the
     device -> forward, weighted loss, backward, Adam) with one fixed network and loader."""
     on_cuda = device.type == "cuda"
+    channels_last = on_cuda if channels_last is None else channels_last
     with PositionMapFile(h5) as f:
         uv, size = f.uv, f.image(0).shape[0]
     dataset = PositionMapDataset(h5)
@@ -62,7 +68,7 @@ def make_train_runner(
     model = PRNet(width=width, in_size=size, net_size=net_size)
     set_bn_momentum(model, 0.1)
     model.to(device)
-    if on_cuda:
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     net = torch.compile(model) if compile_net else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -90,7 +96,9 @@ def make_train_runner(
         t0 = time.perf_counter()
         for _ in range(steps):
             images, maps = to_device(*next(it), device)
-            x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=on_cuda)
+            x, y = prepare_batch(
+                images, maps, augment=aug, generator=gen, channels_last=channels_last
+            )
             train_step(net, optimizer, x, y, weight_mask, use_amp=use_amp)
         _sync(device)
         return steps * batch / (time.perf_counter() - t0)
@@ -109,6 +117,7 @@ def bench_train(
     compile_net: bool,
     use_amp: bool | None = None,
     net_size: int | None = None,
+    channels_last: bool | None = None,
 ) -> float:
     """Training images per second, end to end, after ``warmup`` steps."""
     run = make_train_runner(
@@ -120,6 +129,7 @@ def bench_train(
         compile_net,
         device.type == "cuda" if use_amp is None else use_amp,
         net_size,
+        channels_last,
     )
     run(warmup)
     return run(steps)
@@ -128,7 +138,8 @@ def bench_train(
 def _compiled_child(
     queue, h5, width, batch, steps, rounds, num_workers, net_size, amp, threads
 ) -> None:
-    """Child process of :func:`bench_train_cpu_modes`: one compiled mode, its rates into ``queue``."""
+    """Child process of :func:`bench_train_cpu_modes`: one compiled mode, its rates into
+    ``queue``."""
     torch.set_num_threads(threads)
     run = make_train_runner(h5, width, torch.device("cpu"), batch, num_workers, True, amp, net_size)
     run(3)  # compilation
@@ -204,7 +215,14 @@ def _timings_ms(fn, runs: int, device: torch.device) -> tuple[float, float]:
 
 
 def bench_inference(
-    h5: Path, width: int, device: torch.device, batch: int, runs: int, compile_net: bool
+    h5: Path,
+    width: int,
+    device: torch.device,
+    batch: int,
+    runs: int,
+    compile_net: bool,
+    amp: str = "bf16",
+    channels_last: bool = True,
 ) -> dict[str, float]:
     """Latency (ms, (median, best)) of one crop and of one whole face; batched throughput
     (images/s, (median, best))."""
@@ -218,7 +236,11 @@ def bench_inference(
         uv.face_ind,
         device=str(device),
         batch_size=batch,
+        amp=amp,
     )
+    if not channels_last:
+        pred.channels_last = False
+        pred.net = pred.net.to(memory_format=torch.contiguous_format)
     if compile_net:
         pred.net = torch.compile(pred.net)
     one = crop[None]
@@ -279,6 +301,17 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the network (CUDA runs)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=["bf16", "fp32"],
+        default="bf16",
+        help="CUDA: bf16 autocast (default) or float32 for training and inference",
+    )
+    parser.add_argument(
+        "--no-channels-last",
+        action="store_true",
+        help="CUDA: keep the network and batches in the standard (NCHW) memory layout",
+    )
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -301,7 +334,8 @@ def main() -> None:
             n, size = len(f), f.image(0).shape[0]
         params = count_parameters(PRNet(width=args.width, in_size=size))
         print(
-            f"PRNet width {args.width}, {size}x{size}, {params:,} parameters; data {h5} ({n} samples); "
+            f"PRNet width {args.width}, {size}x{size}, {params:,} parameters; "
+            f"data {h5} ({n} samples); "
             f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}"
         )
         for device in devices:
@@ -312,7 +346,9 @@ def main() -> None:
                 else f"CPU ({torch.get_num_threads()} threads)"
             )
             mode = (
-                "bf16 autocast, channels-last" if cuda else f"native bf16: {cpu_bf16_supported()}"
+                f"{args.precision}, {'NCHW' if args.no_channels_last else 'channels-last'}"
+                if cuda
+                else f"native bf16: {cpu_bf16_supported()}"
             )
             print(f"\n== {name}: {mode}{', torch.compile' if args.compile else ''}")
             if not args.skip_train and not cuda:
@@ -323,9 +359,11 @@ def main() -> None:
                 )
                 base = statistics.median(rates["fp32"])
                 print(
-                    f"training (HDF5 + augmentation + fwd/bwd/Adam), width {args.width}, network at "
+                    "training (HDF5 + augmentation + fwd/bwd/Adam), "
+                    f"width {args.width}, network at "
                     f"{args.net_size or size}, batch {batch}, {workers} loader workers; median of "
-                    f"{args.rounds} rounds of {steps} steps (fp32/bf16 interleaved; compiled: in a child after):"
+                    f"{args.rounds} rounds of {steps} steps "
+                    "(fp32/bf16 interleaved; compiled: in a child after):"
                 )
                 for name, r in rates.items():
                     if isinstance(r, str):
@@ -340,6 +378,8 @@ def main() -> None:
                 batch = args.train_batch or (256 if cuda else 16)
                 steps = args.train_steps or (50 if cuda else 3)
                 workers = args.num_workers if args.num_workers is not None else (8 if cuda else 1)
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats(device)
                 ips = bench_train(
                     h5,
                     args.width,
@@ -349,10 +389,19 @@ def main() -> None:
                     warmup=5 if cuda else 1,
                     num_workers=workers,
                     compile_net=args.compile,
+                    use_amp=cuda and args.precision == "bf16",
+                    net_size=args.net_size,
+                    channels_last=cuda and not args.no_channels_last,
+                )
+                peak = (
+                    f", peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+                    if cuda
+                    else ""
                 )
                 print(
-                    f"training (HDF5 + augmentation + fwd/bwd/Adam), batch {batch}, {workers} loader "
-                    f"workers: {ips:,.1f} images/s"
+                    f"training (HDF5 + augmentation + fwd/bwd/Adam), {args.precision}, "
+                    f"{'NCHW' if args.no_channels_last else 'channels-last'}, batch {batch}, "
+                    f"{workers} loader workers: {ips:,.1f} images/s{peak}"
                 )
             inf = bench_inference(
                 h5,
@@ -361,18 +410,22 @@ def main() -> None:
                 args.infer_batch or (512 if cuda else 4),
                 args.runs or (50 if cuda else 10),
                 args.compile,
+                amp="bf16" if args.precision == "bf16" else "none",
+                channels_last=not (cuda and args.no_channels_last),
             )
             (crop_med, crop_best), (face_med, face_best) = (
                 inf["latency_crop_ms"],
                 inf["latency_face_ms"],
             )
             print(
-                f"inference latency, batch 1 (median / best): network {crop_med:.1f} / {crop_best:.1f} ms; "
+                f"inference latency, batch 1 (median / best): "
+                f"network {crop_med:.1f} / {crop_best:.1f} ms; "
                 f"whole face (crop + network + decode) {face_med:.1f} / {face_best:.1f} ms"
             )
             tp_med, tp_best = inf["throughput_img_s"]
             print(
-                f"inference throughput, batch {inf['batch']} (median / best): {tp_med:,.1f} / {tp_best:,.1f} images/s"
+                f"inference throughput, batch {inf['batch']} (median / best): "
+                f"{tp_med:,.1f} / {tp_best:,.1f} images/s"
             )
 
 

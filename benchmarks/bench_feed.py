@@ -14,6 +14,7 @@ fraction during training fed by it.
 
 Prints one line per measurement; ``--json FILE`` also writes them as a JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,10 @@ import torch
 
 from model.augment import AugmentConfig
 from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device
+from model.h5dataset import PositionMapDataset
 from model.prnet import PRNet
 from model.train import set_bn_momentum, train_step
-from uvgen.h5store import PositionMapDataset, PositionMapFile
+from uvgen.h5store import PositionMapFile
 
 
 def endless(loader, sampler):
@@ -43,8 +45,10 @@ def loader_rate(h5: Path, batch: int, num_workers: int, seconds: float, pin: boo
     """Images/s the DataLoader alone delivers (after two warm-up batches)."""
     dataset = PositionMapDataset(h5)
     sampler = EpochBatchSampler(len(dataset), batch, seed=0)
-    batches = endless(make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin),
-                      sampler)
+    batches = endless(
+        make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin),
+        sampler,
+    )
     for _ in range(2):
         next(batches)
     n, t0 = 0, time.perf_counter()
@@ -54,8 +58,15 @@ def loader_rate(h5: Path, batch: int, num_workers: int, seconds: float, pin: boo
     return n / (time.perf_counter() - t0)
 
 
-def fed_training(h5: Path, width: int, device: torch.device, batch: int, num_workers: int,
-                 seconds: float, compile_net: bool) -> dict[str, float]:
+def fed_training(
+    h5: Path,
+    width: int,
+    device: torch.device,
+    batch: int,
+    num_workers: int,
+    seconds: float,
+    compile_net: bool,
+) -> dict[str, float]:
     """Train for ``seconds`` fed by the loader; images/s and the device's busy fraction."""
     cuda = device.type == "cuda"
     with PositionMapFile(h5) as f:
@@ -71,8 +82,10 @@ def fed_training(h5: Path, width: int, device: torch.device, batch: int, num_wor
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     weight_mask = torch.from_numpy(uv.weight_mask).to(device)
     sampler = EpochBatchSampler(len(dataset), batch, seed=0)
-    batches = endless(make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=cuda),
-                      sampler)
+    batches = endless(
+        make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=cuda),
+        sampler,
+    )
     gen = torch.Generator(device=device).manual_seed(0)
     aug = AugmentConfig()
 
@@ -107,15 +120,21 @@ def fed_training(h5: Path, width: int, device: torch.device, batch: int, num_wor
         span_ms = events[0][0].elapsed_time(events[-1][1])
         busy = busy_ms / span_ms
     wall = time.perf_counter() - t0
-    out = {"train_images_per_s": images_seen / wall, "steps": len(events) if cuda else images_seen // batch,
-           "busy_fraction": busy if cuda else cpu_busy / wall, "last_loss": float(loss)}
+    out = {
+        "train_images_per_s": images_seen / wall,
+        "steps": len(events) if cuda else images_seen // batch,
+        "busy_fraction": busy if cuda else cpu_busy / wall,
+        "last_loss": float(loss),
+    }
     if cuda:
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--h5", type=Path, required=True, help="UV HDF5 training file")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--width", type=int, default=16)
@@ -129,17 +148,34 @@ def main() -> None:
     device = torch.device(args.device)
     with PositionMapFile(args.h5) as f:
         n = len(f)
-    print(f"data {args.h5}: {n} samples; batch {args.batch}; {args.num_workers} loader workers; device {device}")
-    rate = loader_rate(args.h5, args.batch, args.num_workers, args.loader_seconds, pin=device.type == "cuda")
+    print(
+        f"data {args.h5}: {n} samples; batch {args.batch}; {args.num_workers} loader workers; device {device}"
+    )
+    rate = loader_rate(
+        args.h5, args.batch, args.num_workers, args.loader_seconds, pin=device.type == "cuda"
+    )
     print(f"loader alone: {rate:,.0f} images/s")
-    fed = fed_training(args.h5, args.width, device, args.batch, args.num_workers, args.train_seconds,
-                       args.compile)
-    print(f"training fed by the loader: {fed['train_images_per_s']:,.0f} images/s over {fed['steps']} steps, "
-          f"device busy {100 * fed['busy_fraction']:.1f} %, last loss {fed['last_loss']:.4f}"
-          + (f", peak memory {fed['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in fed else ""))
+    fed = fed_training(
+        args.h5, args.width, device, args.batch, args.num_workers, args.train_seconds, args.compile
+    )
+    print(
+        f"training fed by the loader: {fed['train_images_per_s']:,.0f} images/s over {fed['steps']} steps, "
+        f"device busy {100 * fed['busy_fraction']:.1f} %, last loss {fed['last_loss']:.4f}"
+        + (f", peak memory {fed['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in fed else "")
+    )
     if args.json:
-        args.json.write_text(json.dumps({"samples": n, "batch": args.batch, "num_workers": args.num_workers,
-                                         "loader_images_per_s": rate, **fed}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "samples": n,
+                    "batch": args.batch,
+                    "num_workers": args.num_workers,
+                    "loader_images_per_s": rate,
+                    **fed,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ step, the per-epoch training losses so far, and whether every weight and every l
 stand further on (a larger global step) and keep the earlier epochs' history, which a run that
 started again from scratch in less time could not. Exit status 1 when a check fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,24 @@ def summarise(out_dir: Path) -> dict:
     ckpt = torch.load(out_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     progress = ckpt["progress"]
     losses = [row["train_loss"] for row in progress.get("history", [])]
-    weights_finite = all(torch.isfinite(t).all().item() for t in ckpt["model"].values()
-                         if torch.is_tensor(t) and t.is_floating_point())
-    return {"epoch": progress["epoch"], "global_step": progress["global_step"], "train_losses": losses,
-            "weights_finite": weights_finite, "losses_finite": all(math.isfinite(x) for x in losses)}
+    weights_finite = all(
+        torch.isfinite(t).all().item()
+        for t in ckpt["model"].values()
+        if torch.is_tensor(t) and t.is_floating_point()
+    )
+    return {
+        "epoch": progress["epoch"],
+        "global_step": progress["global_step"],
+        "train_losses": losses,
+        "weights_finite": weights_finite,
+        "losses_finite": all(math.isfinite(x) for x in losses),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--after", type=Path, default=None, help="the earlier run's report (JSON)")
@@ -50,14 +61,23 @@ def main() -> None:
     if args.after is not None:
         before = json.loads(args.after.read_text())
         if report["global_step"] <= before["global_step"]:
-            failures.append(f"global step {report['global_step']} is not past the killed run's {before['global_step']}: "
-                            "the run did not continue from the checkpoint")
-        if losses[:len(before["train_losses"])] != before["train_losses"]:
+            failures.append(
+                f"global step {report['global_step']} is not past the killed run's {before['global_step']}: "
+                "the run did not continue from the checkpoint"
+            )
+        if losses[: len(before["train_losses"])] != before["train_losses"]:
             failures.append("the earlier epochs' history was not kept")
-    shown = ", ".join(f"{x:.4f}" for x in losses[:3]) + (" ... " if len(losses) > 4 else ", ") \
-        + ", ".join(f"{x:.4f}" for x in losses[3:][-1:]) if losses else "none yet"
-    print(f"run {args.out_dir}: epoch {report['epoch']}, global step {report['global_step']}; "
-          f"epoch train losses {shown}; finite: {report['weights_finite'] and report['losses_finite']}")
+    shown = (
+        ", ".join(f"{x:.4f}" for x in losses[:3])
+        + (" ... " if len(losses) > 4 else ", ")
+        + ", ".join(f"{x:.4f}" for x in losses[3:][-1:])
+        if losses
+        else "none yet"
+    )
+    print(
+        f"run {args.out_dir}: epoch {report['epoch']}, global step {report['global_step']}; "
+        f"epoch train losses {shown}; finite: {report['weights_finite'] and report['losses_finite']}"
+    )
     print("checks: " + ("ok" if not failures else "FAILED: " + "; ".join(failures)))
     if args.json:
         args.json.write_text(json.dumps({**report, "failures": failures}, indent=2))

@@ -6,6 +6,7 @@ Each ``section.key=value`` value is parsed as YAML (``true``, ``16``, ``1.0e-4``
 The key must already exist in the base file (``--base``, default: the project's params.yaml), so a
 typo fails here, naming the key, instead of silently adding an unused setting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def override(params: dict, assignment: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path)
     parser.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     parser.add_argument("--base", type=Path, default=BASE)

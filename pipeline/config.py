@@ -394,9 +394,6 @@ class TrainParams:
     progress: bool
 
 
-PREDICT_KINDS = ("prn", "3ddfa", "defa", "mean_map")
-
-
 @dataclass(frozen=True)
 class PredictMethod:
     """One method of the ``predict`` stage: its label (table row, file name), its kind (which
@@ -405,7 +402,7 @@ class PredictMethod:
     UV file)."""
 
     name: str
-    kind: Literal["prn", "3ddfa", "defa"]
+    kind: Literal["prn", "3ddfa", "defa", "mean_map"]
     checkpoint: Path
 
 

@@ -4,9 +4,9 @@ fraction during training fed by it.
 1. Loader alone: batches of raw crops and maps read from a UV HDF5 file by ``--num-workers``
    DataLoader processes (blosc-lz4 decode included), nothing else; images/s after a warm-up.
 2. Training fed by that loader (PRNet at ``--width``, bf16 autocast and channels-last on CUDA,
-   on-device augmentation, Adam): for ``--seconds`` of wall time. Each step's GPU work is bracketed by
-   CUDA events; the busy fraction is the summed event time over the wall time from the first
-   step's start to the last step's end. Gaps between steps (the GPU waiting for the next batch or
+   on-device augmentation, Adam): for ``--train-seconds`` of wall time. Each step's GPU work is
+   bracketed by CUDA events; the busy fraction is the summed event time over the wall time from
+   the first step's start to the last step's end. Gaps between steps (the GPU waiting for the next batch or
    for the Python side) count as idle. On the CPU the "busy" figure is the fraction of wall time
    spent in the step itself (outside the loader's ``next``).
 
@@ -149,7 +149,8 @@ def main() -> None:
     with PositionMapFile(args.h5) as f:
         n = len(f)
     print(
-        f"data {args.h5}: {n} samples; batch {args.batch}; {args.num_workers} loader workers; device {device}"
+        f"data {args.h5}: {n} samples; batch {args.batch}; {args.num_workers} loader workers; "
+        f"device {device}"
     )
     rate = loader_rate(
         args.h5, args.batch, args.num_workers, args.loader_seconds, pin=device.type == "cuda"
@@ -159,7 +160,8 @@ def main() -> None:
         args.h5, args.width, device, args.batch, args.num_workers, args.train_seconds, args.compile
     )
     print(
-        f"training fed by the loader: {fed['train_images_per_s']:,.0f} images/s over {fed['steps']} steps, "
+        f"training fed by the loader: {fed['train_images_per_s']:,.0f} images/s "
+        f"over {fed['steps']} steps, "
         f"device busy {100 * fed['busy_fraction']:.1f} %, last loss {fed['last_loss']:.4f}"
         + (f", peak memory {fed['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in fed else "")
     )

@@ -62,7 +62,8 @@ def main() -> None:
         before = json.loads(args.after.read_text())
         if report["global_step"] <= before["global_step"]:
             failures.append(
-                f"global step {report['global_step']} is not past the killed run's {before['global_step']}: "
+                f"global step {report['global_step']} is not past the killed run's "
+                f"{before['global_step']}: "
                 "the run did not continue from the checkpoint"
             )
         if losses[: len(before["train_losses"])] != before["train_losses"]:
@@ -76,7 +77,8 @@ def main() -> None:
     )
     print(
         f"run {args.out_dir}: epoch {report['epoch']}, global step {report['global_step']}; "
-        f"epoch train losses {shown}; finite: {report['weights_finite'] and report['losses_finite']}"
+        f"epoch train losses {shown}; "
+        f"finite: {report['weights_finite'] and report['losses_finite']}"
     )
     print("checks: " + ("ok" if not failures else "FAILED: " + "; ".join(failures)))
     if args.json:

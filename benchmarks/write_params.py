@@ -1,8 +1,10 @@
 """Write a copy of params.yaml with some keys overridden (for benchmark and device runs).
 
-    python benchmarks/write_params.py OUT.yaml train.width=16 train.device=cuda synth_300wlp.count=5000
+    python benchmarks/write_params.py OUT.yaml train.width=16 train.device=cuda \\
+        synth_300wlp.count=5000
 
-Each ``section.key=value`` value is parsed as YAML (``true``, ``16``, ``1.0e-4``, ``null``, ``[1, 2]``).
+Each ``section.key=value`` value is parsed as YAML (``true``, ``16``, ``1.0e-4``, ``null``,
+``[1, 2]``).
 The key must already exist in the base file (``--base``, default: the project's params.yaml), so a
 typo fails here, naming the key, instead of silently adding an unused setting.
 """

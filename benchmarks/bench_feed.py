@@ -7,8 +7,8 @@ fraction during training fed by it.
    on-device augmentation, Adam): for ``--train-seconds`` of wall time. Each step's GPU work is
    bracketed by CUDA events; the busy fraction is the summed event time over the wall time from
    the first step's start to the last step's end. Gaps between steps (the GPU waiting for the
-   next batch or for the Python side) count as idle. On the CPU the "busy" figure is the fraction of wall time
-   spent in the step itself (outside the loader's ``next``).
+   next batch or for the Python side) count as idle. On the CPU the "busy" figure is the
+   fraction of wall time spent in the step itself (outside the loader's ``next``).
 
     python benchmarks/bench_feed.py --h5 data/uv/train.h5 --device cuda --num-workers 8 --batch 256
 

@@ -12,9 +12,9 @@ A checkpoint (``torch.save`` dict, loadable with ``weights_only=True``) holds:
 * ``meta``: PRNet ``width`` / ``in_size`` and the config, for humans and for loading.
 
 The training sample order and the augmentation draws are functions of (seed, epoch, step) (see
-model.data and model.train), so they need no saved state. Writes go to a temporary name in the same
-directory, are fsynced and renamed with ``os.replace``: a kill leaves the previous checkpoint intact,
-and a full disk is one error naming the file (the free space is checked before writing).
+model.data and model.train), so they need no saved state. Writes go to a temporary name in the
+same directory, are fsynced and renamed with ``os.replace``: a kill leaves the previous checkpoint
+intact, and a full disk is one error naming the file (the free space is checked before writing).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class Progress:
 
 
 def rng_state() -> dict[str, Any]:
-    """The global random states (python, numpy, torch CPU, every CUDA device), torch-serialisable."""
+    """The global random states (python, numpy, torch CPU, every CUDA device),
+    torch-serialisable."""
     np_state = np.random.get_state(legacy=False)
     state = {
         "python": random.getstate(),
@@ -144,7 +145,8 @@ def restore_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> Progress:
-    """Load states into model/optimizer/scheduler, restore the random states; return the progress."""
+    """Load states into model/optimizer/scheduler, restore the random states; return the
+    progress."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
@@ -153,7 +155,8 @@ def restore_checkpoint(
 
 
 def save_weights(path: Path, model: PRNet, meta: dict[str, Any] | None = None) -> None:
-    """Final weights for inference: ``{"model": state_dict, "width", "in_size", "net_size", "meta"}``, atomic."""
+    """Final weights for inference:
+    ``{"model": state_dict, "width", "in_size", "net_size", "meta"}``, atomic."""
     atomic_torch_save(
         {
             "model": model.state_dict(),

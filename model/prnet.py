@@ -95,7 +95,8 @@ class ConvTranspose2dSame(nn.Module):
     """Bias-free transposed conv with TensorFlow 'SAME' semantics: output size = input * stride.
 
     Equal to the gradient w.r.t. the input of ``Conv2dSame`` (same weight tensor, read as that
-    conv's (out, in, k, k) weight) applied to an input of size input * stride. Weight (in, out, k, k).
+    conv's (out, in, k, k) weight) applied to an input of size input * stride. Weight
+    (in, out, k, k).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
@@ -141,7 +142,8 @@ class ConvUnit(nn.Module):
 
 
 class TemplateSigmoid(nn.Module):
-    """The output activation with a learnable per-pixel offset: ``sigmoid(x + bias)``, bias (3, S, S).
+    """The output activation with a learnable per-pixel offset: ``sigmoid(x + bias)``,
+    bias (3, S, S).
 
     Initialised to 0 (then it is the paper's plain sigmoid); :meth:`PRNet.set_template` sets it to
     the logit of a mean training map, so the network starts from that map and learns the
@@ -242,9 +244,9 @@ class PRNet(nn.Module):
     @torch.no_grad()
     def set_template(self, mean_map: torch.Tensor, gain: float = 0.1) -> None:
         """Start from a mean map: ``mean_map`` (3, in_size, in_size) on the [0, 1] output scale
-        (crop pixels / MAP_SCALE). Sets the output offset to its logit (at ``net_size``) and the last
-        batch norm's scale to ``gain``, so the first outputs are that map plus small image-dependent
-        terms. Needs ``template=True``."""
+        (crop pixels / MAP_SCALE). Sets the output offset to its logit (at ``net_size``) and the
+        last batch norm's scale to ``gain``, so the first outputs are that map plus small
+        image-dependent terms. Needs ``template=True``."""
         if not self.template:
             raise ValueError("set_template needs a PRNet built with template=True")
         m = mean_map.detach().to(torch.float32)[None]

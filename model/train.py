@@ -1,22 +1,24 @@
-"""PRNet training loop (docs/conventions.md section 8): Adam, step decay, on-device augmentation, resumable.
+"""PRNet training loop (docs/conventions.md section 8): Adam, step decay, on-device augmentation,
+resumable.
 
-Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (``lr_schedule='step'``, ``lr_step_epochs``,
-``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the weight mask stored in
-the training file (``uv/weight_mask``), augmentation as in model.augment.
+Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (``lr_schedule='step'``,
+``lr_step_epochs``, ``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the
+weight mask stored in the training file (``uv/weight_mask``), augmentation as in model.augment.
 
 Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the network and batches
-are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is computed
-in float32); ``compile=True`` adds ``torch.compile``. On the CPU the forward pass runs under bf16 autocast
-too when the processor has native bf16 (AVX512-BF16 / AMX; model.train.cpu_bf16_supported), else
-float32; the log says which. A CPU run is reproducible on one machine: the same config and seed
-give bit-identical weights (with ``num_workers`` any value).
+are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is
+computed in float32); ``compile=True`` adds ``torch.compile``. On the CPU the forward pass runs
+under bf16 autocast too when the processor has native bf16 (AVX512-BF16 / AMX;
+model.train.cpu_bf16_supported), else float32; the log says which. A CPU run is reproducible on
+one machine: the same config and seed give bit-identical weights (with ``num_workers`` any value).
 Multi-GPU: launch with ``torchrun --nproc_per_node=G -m pipeline.train``; WORLD_SIZE > 1 wraps the
 network in DistributedDataParallel, ``batch_size`` is the global batch (each rank takes
 ``batch_size / G``) and rank 0 alone writes files (model.distributed).
 
-Outputs in ``out_dir``: ``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at each epoch
-end, atomic), ``model.pt`` (final weights, model.checkpoint.save_weights), ``metrics.json`` (the last
-epoch's numbers, for ``dvc metrics``) and ``loss.csv`` (one row per epoch, for ``dvc plots``).
+Outputs in ``out_dir``: ``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at each
+epoch end, atomic), ``model.pt`` (final weights, model.checkpoint.save_weights), ``metrics.json``
+(the last epoch's numbers, for ``dvc metrics``) and ``loss.csv`` (one row per epoch, for
+``dvc plots``).
 
 Resuming: with ``resume=True`` a run starts from ``checkpoints/last.pt`` when that checkpoint's
 fingerprint (every setting that changes the numbers, the identity of the input files and the source
@@ -29,7 +31,9 @@ the step schedule (the one-cycle schedule spans all epochs: another ``epochs`` s
 params.yaml's default is a short CPU run (width 6, ``net_size`` 128, ``template``, the one-cycle
 schedule; see README "Training PRNet"); this class's defaults are the paper's recipe. The paper's
 configuration on a GPU, as a DVC experiment:
-``dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step -S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 -S train.device=cuda -S train.num_workers=8 -S train.checkpoint_every=1000``.
+``dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step
+-S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 -S train.device=cuda
+-S train.num_workers=8 -S train.checkpoint_every=1000``.
 """
 
 from __future__ import annotations
@@ -118,11 +122,12 @@ class TrainConfig:
     ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of all steps, cosine to 0;
     :func:`lr_factor`). Network: ``width`` (16 = paper), ``net_size`` (None = the crop size, paper;
     see model.prnet.PRNet), ``template`` (start the output at the mean training map; False =
-    paper), ``bn_momentum`` (PyTorch convention; 0.001 = TensorFlow's decay 0.999). Augmentation (model.augment.AugmentConfig):
-    ``augment`` on/off, ``rotation_deg``, ``scale_range``, ``shift_frac``, ``color_range``,
-    ``occlusion_prob``. Runtime: ``seed``, ``device`` ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp``
-    ('bf16' | 'none'; bf16 on CUDA and on CPUs with native bf16), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only
-    at epoch ends), ``resume``, ``progress`` (tqdm bar).
+    paper), ``bn_momentum`` (PyTorch convention; 0.001 = TensorFlow's decay 0.999). Augmentation
+    (model.augment.AugmentConfig): ``augment`` on/off, ``rotation_deg``, ``scale_range``,
+    ``shift_frac``, ``color_range``, ``occlusion_prob``. Runtime: ``seed``, ``device``
+    ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp`` ('bf16' | 'none'; bf16 on CUDA and on CPUs with
+    native bf16), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only at epoch
+    ends), ``resume``, ``progress`` (tqdm bar).
     """
 
     train_file: Path
@@ -186,7 +191,8 @@ class TrainConfig:
 
 
 def augment_config_of(cfg: Any) -> AugmentConfig | None:
-    """The augmentation of a training configuration (its ``augment`` and range fields); None = off."""
+    """The augmentation of a training configuration (its ``augment`` and range fields);
+    None = off."""
     if not cfg.augment:
         return None
     return AugmentConfig(
@@ -233,7 +239,8 @@ def lr_factor(
 
     ``step`` (the paper's): ``lr_gamma ** (epoch // lr_step_epochs)``, constant within an epoch.
     ``onecycle`` (short runs): a linear warm-up from 0 over the first ``warmup_frac`` of all
-    ``epochs * steps_per_epoch`` steps to the peak ``lr``, then a cosine decay to 0 at the last step.
+    ``epochs * steps_per_epoch`` steps to the peak ``lr``, then a cosine decay to 0 at the last
+    step.
     """
     if schedule == "step":
         return lr_gamma ** (step // (steps_per_epoch * lr_step_epochs))
@@ -248,7 +255,8 @@ def lr_factor(
 def make_scheduler(
     optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step scheduler (call ``step()`` after every optimiser step) following :func:`lr_factor`."""
+    """A per-step scheduler (call ``step()`` after every optimiser step) following
+    :func:`lr_factor`."""
     kw = dict(
         schedule=cfg.lr_schedule,
         steps_per_epoch=steps_per_epoch,
@@ -269,7 +277,8 @@ def cpu_bf16_supported() -> bool:
 
 
 def autocast_enabled(device: torch.device, amp: str) -> bool:
-    """bf16 autocast for ``amp='bf16'``: always on CUDA, on the CPU where it is native (else fp32)."""
+    """bf16 autocast for ``amp='bf16'``: always on CUDA, on the CPU where it is native
+    (else fp32)."""
     if amp != "bf16":
         return False
     return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
@@ -387,7 +396,8 @@ def mean_target(dataset: PositionMapDataset, limit: int = 512) -> torch.Tensor:
 def landmark_nme(
     pred_px: torch.Tensor, target_px: torch.Tensor, kpt_uv: torch.Tensor
 ) -> torch.Tensor:
-    """Per-image 2D landmark NME (B,), as a fraction (docs/conventions.md section 6), in crop pixels.
+    """Per-image 2D landmark NME (B,), as a fraction (docs/conventions.md section 6), in crop
+    pixels.
 
     pred_px, target_px: (B, 3, H, W) maps in crop pixels; kpt_uv (2, 68) long, row 0 = column, row
     1 = row. Error = mean point distance in (x, y) / sqrt(w * h) of the target points' box.
@@ -715,7 +725,8 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
 
 
 def state_digest(model: nn.Module) -> str:
-    """SHA-256 over every parameter and buffer (name, dtype, bytes): equal digests = equal weights."""
+    """SHA-256 over every parameter and buffer (name, dtype, bytes): equal digests = equal
+    weights."""
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()

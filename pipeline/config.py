@@ -521,7 +521,8 @@ BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
 @dataclass(frozen=True)
 class BaselineParams:
     """A baseline's training (stages ``train_3ddfa`` / ``train_defa``): the fields of
-    ``model.baselines.train_baseline.BaselineConfig`` less ``kind``, which documents and checks them.
+    ``model.baselines.train_baseline.BaselineConfig`` less ``kind``, which documents and checks
+    them.
     Keys in :data:`BASELINE_INHERITED` missing from the section come from ``train``; the last
     three have defaults (``wpdc_fraction`` matters for 3ddfa only, ``landmark_weight`` for defa)."""
 
@@ -559,7 +560,8 @@ class BaselineParams:
 
 
 def load_baseline_params(kind: str, path: str | Path = DEFAULT_PARAMS) -> BaselineParams:
-    """The ``train_3ddfa`` or ``train_defa`` section (``kind`` '3ddfa' | 'defa'), completed from ``train``."""
+    """The ``train_3ddfa`` or ``train_defa`` section (``kind`` '3ddfa' | 'defa'), completed from
+    ``train``."""
     if kind not in BASELINE_SECTIONS:
         raise ValueError(f"baseline kind must be one of {sorted(BASELINE_SECTIONS)}, got {kind!r}")
     name = BASELINE_SECTIONS[kind]
@@ -574,7 +576,8 @@ def load_baseline_params(kind: str, path: str | Path = DEFAULT_PARAMS) -> Baseli
 
 @dataclass(frozen=True)
 class FiguresParams:
-    """Stage ``figures``: the paper's figures and tables as images (eval/figures.py, pipeline/figures.py)."""
+    """Stage ``figures``: the paper's figures and tables as images (eval/figures.py,
+    pipeline/figures.py)."""
 
     test_file: Path
     model_dir: Path | None
@@ -600,7 +603,8 @@ class FiguresParams:
             )
         if not 1 <= self.qualitative_rows <= 20:
             raise ValueError(
-                f"figures.qualitative_rows: expected an integer in [1, 20], got {self.qualitative_rows}"
+                "figures.qualitative_rows: expected an integer in [1, 20], "
+                f"got {self.qualitative_rows}"
             )
         if not 0 < self.max_error <= 1:
             raise ValueError(

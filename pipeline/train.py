@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     if result.history and os.environ.get("RANK", "0") == "0":
         last = result.history[-1]
         print(
-            f"train: {len(result.history)} epochs, train loss {result.history[0]['train_loss']:.4f} -> "
+            f"train: {len(result.history)} epochs, "
+            f"train loss {result.history[0]['train_loss']:.4f} -> "
             f"{last['train_loss']:.4f}; weights -> {cfg.out_dir / 'model.pt'}"
         )
 

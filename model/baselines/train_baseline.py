@@ -136,8 +136,9 @@ class BaselineConfig:
     ``val_fraction`` of the training file, the same samples as PRN's holdout for the same seed),
     ``out_dir``, ``model_dir`` (the morphable model; None: the ``model_dir`` recorded in the
     training file's params, relative to the working directory). Optimisation: Adam at ``lr``
-    (the peak for 'onecycle'), ``lr_schedule`` ('step': halved (``lr_gamma``) every ``lr_step_epochs``;
-    'onecycle': warm-up over ``warmup_frac`` of the steps, cosine to 0), ``epochs``, ``batch_size``. Network:
+    (the peak for 'onecycle'), ``lr_schedule`` ('step': halved (``lr_gamma``) every
+    ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of the steps, cosine to 0),
+    ``epochs``, ``batch_size``. Network:
     ``width`` (MobileNet-V1 width multiplier for 3ddfa, paper 1.0; DeFANet base channels for defa,
     32), ``input_size`` (None: 120 for 3ddfa, 128 for defa), ``bn_momentum`` (PyTorch convention).
     Losses: ``wpdc_fraction`` (3ddfa: share of the epochs trained with WPDC before VDC),
@@ -269,8 +270,9 @@ def network_input(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def resize_affine(src: int, dst: int) -> torch.Tensor:
-    """(2,3) float64: pixel (x, y) of a ``src``-sided image -> the same point in its resize to ``dst``
-    (pixel centres at integers; ``F.interpolate(align_corners=False)``: x' = (x + 0.5) dst/src - 0.5)."""
+    """(2,3) float64: pixel (x, y) of a ``src``-sided image -> the same point in its resize to
+    ``dst`` (pixel centres at integers; ``F.interpolate(align_corners=False)``:
+    x' = (x + 0.5) dst/src - 0.5)."""
     r = dst / src
     return torch.tensor([[r, 0.0, 0.5 * r - 0.5], [0.0, r, 0.5 * r - 0.5]], dtype=torch.float64)
 
@@ -507,7 +509,8 @@ def evaluate(
 def weights_meta(
     cfg: BaselineConfig, whitening: Whitening, model_dir: Path, checksum: str, n_params: int
 ) -> dict[str, Any]:
-    """Everything decoding needs, stored in the checkpoint and in model.pt (torch weights_only-safe)."""
+    """Everything decoding needs, stored in the checkpoint and in model.pt
+    (torch weights_only-safe)."""
     return {
         "kind": cfg.kind,
         "spec": cfg.spec.to_json(),
@@ -562,7 +565,8 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
         if ckpt["fingerprint"] != fingerprint:
             tqdm.write(
-                f"train_baseline: {ckpt_path} was written with other settings or data; starting afresh"
+                f"train_baseline: {ckpt_path} was written with other settings or data; "
+                "starting afresh"
             )
             ckpt = None
     # whitening statistics: computed once on the (unaugmented) training targets, kept with the run
@@ -581,7 +585,8 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     scheduler = make_scheduler(optimizer, cfg, max(steps, 1))
     tqdm.write(
-        f"train_baseline {cfg.kind}: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads"
+        f"train_baseline {cfg.kind}: {precision_note(device, cfg.amp)}, "
+        f"{torch.get_num_threads()} threads"
     )
     n_params = count_parameters(net)
     meta = weights_meta(cfg, whitening, model_dir, checksum, n_params)

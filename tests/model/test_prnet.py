@@ -162,7 +162,8 @@ def test_tf_weight_round_trip_small() -> None:
 
 
 def test_tf_kernel_layout_matches_tf_conv_semantics() -> None:
-    """A TF HWIO kernel loaded with transpose(3, 2, 0, 1) computes out[o] = sum_i,h,w x[i] * W[h, w, i, o]."""
+    """A TF HWIO kernel loaded with transpose(3, 2, 0, 1) computes
+    out[o] = sum_i,h,w x[i] * W[h, w, i, o]."""
     rng = np.random.default_rng(0)
     w_tf = rng.standard_normal((4, 4, 3, 5))
     x = rng.standard_normal((1, 3, 6, 6))

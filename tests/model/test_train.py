@@ -1,4 +1,5 @@
-"""Training loop: sample order, reproducibility, kill-and-resume, metrics files, DDP on CPU (gloo)."""
+"""Training loop: sample order, reproducibility, kill-and-resume, metrics files, DDP on CPU
+(gloo)."""
 
 from __future__ import annotations
 

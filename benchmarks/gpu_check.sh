@@ -41,9 +41,12 @@ fi
 if [ "$SIZE" = tiny ]; then
   DEVICE=cpu; N_TRAIN=64; N_VERT=2000; BIG_BATCH=16; TRAIN_STEPS=2; LOADER_S=3; FEED_S=5
   TRAIN_SECONDS=40; RESUME_SECONDS=25; WIDTH=4; WORKERS=2; INFER_BATCH=4; RUNS=3
+  VARIANTS=("--precision fp32"); BATCHES=16; EXTRA="--rounds 1"   # the CPU path times its own modes
 else
   DEVICE=cuda; N_TRAIN=5000; N_VERT=53215; BIG_BATCH=${BIG_BATCH:-256}; TRAIN_STEPS=30; LOADER_S=20; FEED_S=40
   TRAIN_SECONDS=${TRAIN_SECONDS:-110}; RESUME_SECONDS=${RESUME_SECONDS:-50}; WIDTH=16; WORKERS=8; INFER_BATCH=1024; RUNS=30
+  VARIANTS=("--precision fp32" "--precision bf16" "--precision bf16 --compile" "--precision bf16 --no-channels-last")
+  BATCHES="16 $BIG_BATCH"; EXTRA=""
 fi
 CORES=$(nproc)
 step() { echo; echo "=== [$(date +%T)] $*"; }
@@ -71,12 +74,12 @@ echo "data built in $(( $(date +%s) - t0 )) s"
 H5=$WORK/uv/train.h5
 
 step "3. bench_prnet: training and inference images/s"
-for variant in "--precision fp32" "--precision bf16" "--precision bf16 --compile" "--precision bf16 --no-channels-last"; do
-  for batch in 16 $BIG_BATCH; do
+for variant in "${VARIANTS[@]}"; do
+  for batch in $BATCHES; do
     echo "--- $variant, train batch $batch"
     timeout 300 "$PY" benchmarks/bench_prnet.py --h5 "$H5" --device $DEVICE --width $WIDTH $variant \
       --train-batch $batch --train-steps $TRAIN_STEPS --infer-batch $INFER_BATCH --runs $RUNS \
-      --num-workers $WORKERS || echo "gpu_check: bench_prnet $variant batch $batch failed (exit $?)"
+      --num-workers $WORKERS $EXTRA || echo "gpu_check: bench_prnet $variant batch $batch failed (exit $?)"
   done
 done
 
@@ -89,11 +92,12 @@ step "5. paper configuration: train ${TRAIN_SECONDS} s, SIGKILL, resume ${RESUME
 PT=$WORK/params_train.yaml
 "$PY" benchmarks/write_params.py "$PT" --base "$P" \
   train.train_file=$H5 train.out_dir=$WORK/train train.width=$WIDTH train.epochs=40 train.bn_momentum=0.001 \
+  train.lr=1.0e-4 train.lr_schedule=step train.net_size=null train.template=false \
   train.device=$DEVICE train.num_workers=$WORKERS train.checkpoint_every=100 train.progress=false || exit 1
 "$PY" - "$PT" <<'PY' || exit 1
 import sys, yaml
 t = yaml.safe_load(open(sys.argv[1]))["train"]
-print("recipe:", {k: t[k] for k in ("width", "batch_size", "lr", "lr_step_epochs", "lr_gamma", "bn_momentum", "amp", "epochs") if k in t})
+print("recipe:", {k: t[k] for k in ("width", "batch_size", "lr", "lr_schedule", "lr_step_epochs", "lr_gamma", "bn_momentum", "net_size", "template", "amp", "epochs") if k in t})
 PY
 timeout -s KILL "$TRAIN_SECONDS" "$PY" -m pipeline.train --params "$PT"; echo "first run ended (exit $?; 137 = killed as planned)"
 "$PY" benchmarks/gpu_train_report.py "$WORK/train" --json "$OUT/train_first.json"

@@ -3,6 +3,7 @@ line."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,9 +25,18 @@ TEXT = DEFAULT_PARAMS.read_text()
 
 
 def _params_with(tmp_path: Path, old: str, new: str) -> Path:
-    assert old in TEXT, old
+    """params.yaml with ``old`` replaced by ``new``: literally where the file holds ``old``, else
+    the first line of ``old``'s key (``"  epochs: 3 "`` names ``  epochs``) set to ``new`` (its
+    comment kept), whatever the key's current default value."""
+    if old in TEXT:  # a literal text of the file
+        path = tmp_path / "params.yaml"
+        path.write_text(TEXT.replace(old, new, 1))
+        return path
+    key = old.split(":")[0]
+    pattern = re.compile(rf"^{re.escape(key)}:[^#\n]*", re.MULTILINE)
+    assert pattern.search(TEXT), old
     path = tmp_path / "params.yaml"
-    path.write_text(TEXT.replace(old, new, 1))
+    path.write_text(pattern.sub(new.rstrip() + " ", TEXT, count=1))
     return path
 
 

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     parser.add_argument("--base", type=Path, default=BASE)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # --base may come after OUT
     params = yaml.safe_load(args.base.read_text())
     for assignment in args.assignments:
         override(params, assignment)

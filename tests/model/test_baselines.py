@@ -41,6 +41,7 @@ from model.baselines.train_baseline import (
     resolve_model_dir,
     train_baseline,
 )
+from model.checkpoint import load_checkpoint
 from model.train import state_digest
 from uvgen.formats.bfm import MorphableModel, save_bfm
 from uvgen.formats.errors import DataError
@@ -461,6 +462,18 @@ def test_defa_training_runs(world, tmp_path) -> None:
     )
     maps = predict_maps(tmp_path / "defa" / "model.pt", world["trunc"], batch_size=4)
     assert maps.shape == (4, 256, 256, 3) and np.isfinite(maps).all()
+
+
+def test_unreadable_checkpoint_starts_afresh(world, tmp_path, capsys) -> None:
+    """Like PRN's: a damaged checkpoint is noted in one line and the run starts from scratch."""
+    cfg = _cfg(world, tmp_path, "defa", epochs=1)
+    ckpt = cfg.out_dir / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    result = train_baseline(cfg)
+    assert result.resumed_from is None and len(result.history) == 1
+    assert "cannot be read" in capsys.readouterr().out
+    assert load_checkpoint(ckpt)["progress"]["epoch"] == 1  # replaced by a good one
 
 
 def test_params_sections_inherit_the_prn_budget(tmp_path) -> None:

@@ -479,10 +479,11 @@ def test_unreadable_checkpoint_starts_afresh(world, tmp_path, capsys) -> None:
 def test_params_sections_inherit_the_prn_budget(tmp_path) -> None:
     import yaml
 
-    from pipeline.config import DEFAULT_PARAMS, load_params
+    from pipeline.config import DEFAULT_PARAMS
+    from pipeline.train import config_from_params as train_config
     from pipeline.train_baseline import config_from_params
 
-    train = load_params().train
+    train = train_config()
     for kind in ("3ddfa", "defa"):
         cfg = config_from_params(kind)
         assert cfg.kind == kind and cfg.input_size == {"3ddfa": 120, "defa": 128}[kind]

@@ -1,5 +1,5 @@
-"""PRNet training loop (docs/conventions.md section 8): Adam, step decay, on-device augmentation,
-resumable.
+"""PRNet training (docs/conventions.md section 8): Adam, step decay, on-device augmentation,
+resumable; the epoch loop, checkpoints, resume and history are model.trainer's.
 
 Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (``lr_schedule='step'``,
 ``lr_step_epochs``, ``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the
@@ -38,14 +38,11 @@ configuration on a GPU, as a DVC experiment:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
 import math
 import random
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,13 +53,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model.augment import AugmentConfig
-from model.checkpoint import (
-    Progress,
-    load_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-    save_weights,
-)
+from model.checkpoint import Progress, save_weights
 from model.data import (
     DataSplit,
     EpochBatchSampler,
@@ -73,28 +64,26 @@ from model.data import (
     prepare_batch,
     to_device,
 )
-from model.distributed import (
-    DistInfo,
-    all_reduce_sum,
-    barrier,
-    broadcast_buffers,
-    init_distributed,
-    shutdown,
-)
+from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
 from model.prnet import MAP_SCALE, PRNet
+from model.trainer import (  # noqa: F401 (re-exported: the output names and the history writer)
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    TABLE_COLUMNS,
+    TABLE_NAME,
+    TIMING_COLUMNS,
+    TIMING_NAME,
+    WEIGHTS_NAME,
+    Task,
+    fit,
+    open_checkpoint,
+    optimizer_step,
+    write_history,
+)
 from uvgen.h5store import PositionMapFile
 
-CHECKPOINT_NAME = "checkpoints/last.pt"
-WEIGHTS_NAME = "model.pt"
-METRICS_NAME = "metrics.json"
-TABLE_NAME = "loss.csv"
-TABLE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_nme_pct")
-# Measured speed goes to its own file, outside DVC's outputs: timings differ from run to run, and
-# the tracked outputs must depend on the parameters alone (a rerun must not change dvc.lock).
-TIMING_NAME = "timing.csv"
-TIMING_COLUMNS = ("epoch", "images_per_s", "epoch_time_s")
 AMP_MODES = ("bf16", "none")
 LR_SCHEDULES = ("step", "onecycle")
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
@@ -350,6 +339,7 @@ TRAINING_SOURCES = (
     "augment.py",
     "data.py",
     "train.py",
+    "trainer.py",
     "checkpoint.py",
     "distributed.py",
 )
@@ -410,6 +400,23 @@ def landmark_nme(
     return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
 
 
+def forward_loss(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight_mask: torch.Tensor,
+    use_amp: bool = False,
+) -> torch.Tensor:
+    """The weighted map loss of a prepared batch (with its graph).
+
+    x: (B, 3, H, W) images in [0, 1]; y: (B, 3, H, W) maps in crop pixels. The forward pass runs
+    under bf16 autocast when ``use_amp``; the loss is computed in float32.
+    """
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        pred = net(x)
+    return weighted_map_loss(pred.float(), y, weight_mask)
+
+
 def train_step(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -418,18 +425,9 @@ def train_step(
     weight_mask: torch.Tensor,
     use_amp: bool = False,
 ) -> torch.Tensor:
-    """One optimisation step on a prepared batch; returns the (detached) loss.
-
-    x: (B, 3, H, W) images in [0, 1]; y: (B, 3, H, W) maps in crop pixels. The forward pass runs
-    under bf16 autocast when ``use_amp``; the loss is computed in float32.
-    """
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        pred = net(x)
-    loss = weighted_map_loss(pred.float(), y, weight_mask)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
+    """One optimisation step on a prepared batch (see :func:`forward_loss`); returns the
+    (detached) loss."""
+    return optimizer_step(optimizer, forward_loss(net, x, y, weight_mask, use_amp))
 
 
 @torch.no_grad()
@@ -470,38 +468,6 @@ def evaluate(
     model.train(was_training)
     count = max(float(sums[2]), 1.0)
     return {"val_loss": float(sums[0]) / count, "val_nme_pct": 100.0 * float(sums[1]) / count}
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    """A CSV of the given columns (None as empty), written atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
-    tmp.replace(path)
-
-
-def write_history(
-    out_dir: Path,
-    history: list[dict[str, Any]],
-    columns: Sequence[str] = TABLE_COLUMNS,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """loss.csv (``columns`` of every epoch), timing.csv (not a DVC output; see TIMING_NAME) and
-    metrics.json (the last epoch's ``columns``, the first train loss and ``extra``), each atomic."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_rows(out_dir / TABLE_NAME, history, columns)
-    _write_rows(out_dir / TIMING_NAME, history, TIMING_COLUMNS)
-    last = history[-1] if history else {}
-    metrics = {k: last[k] for k in columns if last.get(k) is not None}
-    if history:
-        metrics["first_train_loss"] = history[0]["train_loss"]
-    metrics.update(extra or {})
-    tmp = out_dir / (METRICS_NAME + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(out_dir / METRICS_NAME)
 
 
 def _image_size(path: Path) -> int:
@@ -548,15 +514,13 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     sampler = EpochBatchSampler(
         len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size
     )
-    steps = sampler.steps_per_epoch
-    if steps == 0:
+    if sampler.steps_per_epoch == 0:
         raise ValueError(
             f"{cfg.train_file}: {len(data.train)} training samples make no batch of "
             f"{per_rank_batch} per rank"
         )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = make_scheduler(optimizer, cfg, steps)
-
+    scheduler = make_scheduler(optimizer, cfg, sampler.steps_per_epoch)
     if info.is_main:
         tqdm.write(f"train: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads")
     fingerprint = run_fingerprint(cfg)
@@ -567,160 +531,53 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         "template": model.template,
         "config": cfg.to_json(),
     }
-    ckpt_path = cfg.out_dir / CHECKPOINT_NAME
-    progress, resumed = Progress(), None
-    if cfg.resume and ckpt_path.is_file():
-        try:
-            ckpt = load_checkpoint(ckpt_path, map_location=device)
-        except Exception as exc:  # unreadable (other torch version, damaged disk): not resumable
-            ckpt, why = None, f"cannot be read ({exc})"
-        else:
-            why = "was written with other settings, data or code"
-            if ckpt["fingerprint"] == fingerprint and ckpt["progress"]["epoch"] > cfg.epochs:
-                why = f"is past epoch {cfg.epochs} (epoch {ckpt['progress']['epoch']})"
-        if (
-            ckpt is not None
-            and ckpt["fingerprint"] == fingerprint
-            and ckpt["progress"]["epoch"] <= cfg.epochs
-        ):
-            progress = restore_checkpoint(
-                ckpt, model=model, optimizer=optimizer, scheduler=scheduler
-            )
-            resumed = dataclasses.replace(progress, history=list(progress.history))
-            if info.is_main:
-                tqdm.write(
-                    f"train: resuming from {ckpt_path} at epoch {progress.epoch + 1}, "
-                    f"step {progress.step_in_epoch} (global step {progress.global_step})"
-                )
-        elif info.is_main:
-            tqdm.write(f"train: {ckpt_path} {why}; starting afresh")
-        del ckpt
-
-    net: nn.Module = model
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if on_cuda else None
-        )
-    if cfg.compile:
-        net = torch.compile(net)
-
-    loader = make_loader(
-        data.train, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda
-    )
     weight_mask = torch.from_numpy(np.asarray(data.uv.weight_mask, np.float32)).to(device)
     kpt_uv = torch.from_numpy(np.asarray(data.uv.kpt_uv, np.int64)).to(device)
     augment = cfg.augment_config()
-    generator = torch.Generator(device=device)
 
-    def checkpoint(loss_sum: float) -> None:
-        progress.loss_sum = loss_sum
-        if info.is_main:
-            save_checkpoint(
-                ckpt_path,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                progress=progress,
-                fingerprint=fingerprint,
-                meta=meta,
-            )
-
-    for epoch in range(progress.epoch, cfg.epochs):
-        sampler.set_epoch(epoch, progress.step_in_epoch)
-        model.train()
-        lr = optimizer.param_groups[0]["lr"]
-        # rank 0 carries the (all-rank) loss sum saved mid-epoch; the others start from 0
-        loss_acc = torch.tensor(
-            progress.loss_sum if info.is_main else 0.0, dtype=torch.float64, device=device
+    def batch_loss(net: nn.Module, batch: Any, generator: torch.Generator, epoch: int):
+        images, maps = to_device(*batch, device)
+        x, y = prepare_batch(
+            images, maps, augment=augment, generator=generator, channels_last=on_cuda
         )
-        done_before, t0 = progress.step_in_epoch, time.perf_counter()
-        bar = tqdm(
-            total=steps,
-            initial=progress.step_in_epoch,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not (cfg.progress and info.is_main),
-            dynamic_ncols=True,
-            mininterval=1.0,
-        )
-        for images, maps in loader:
-            generator.manual_seed(
-                derived_seed("augment", cfg.seed, progress.global_step, info.rank)
-            )
-            images, maps = to_device(images, maps, device)
-            x, y = prepare_batch(
-                images, maps, augment=augment, generator=generator, channels_last=on_cuda
-            )
-            loss = train_step(net, optimizer, x, y, weight_mask, use_amp)
-            scheduler.step()
-            loss_acc += loss.double()
-            progress.step_in_epoch += 1
-            progress.global_step += 1
-            bar.update(1)
-            if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
-                bar.set_postfix(
-                    loss=f"{float(loss):.4f}",
-                    lr=f"{optimizer.param_groups[0]['lr']:.2e}",
-                    refresh=False,
-                )
-            if (
-                cfg.checkpoint_every
-                and progress.global_step % cfg.checkpoint_every == 0
-                and progress.step_in_epoch < steps
-            ):
-                checkpoint(float(all_reduce_sum(loss_acc.clone(), info)))
-        bar.close()
-        total = float(all_reduce_sum(loss_acc.clone(), info))  # also waits for the device
-        elapsed = time.perf_counter() - t0
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": progress.global_step,
-            "lr": lr,
-            "train_loss": total / (steps * info.world_size),
-            "val_loss": None,
-            "val_nme_pct": None,
-            "images_per_s": (progress.step_in_epoch - done_before)
-            * cfg.batch_size
-            / max(elapsed, 1e-9),
-            "epoch_time_s": elapsed,
-        }
-        broadcast_buffers(model, info)  # each rank updated its BN statistics on its own batches
-        if data.val is not None and len(data.val):
-            row.update(
-                evaluate(
-                    model,
-                    data.val,
-                    weight_mask,
-                    kpt_uv,
-                    device=device,
-                    batch_size=per_rank_batch,
-                    info=info,
-                    use_amp=use_amp,
-                    channels_last=on_cuda,
-                    num_workers=cfg.num_workers,
-                )
-            )
-        progress.history.append(row)
-        progress.epoch, progress.step_in_epoch = epoch + 1, 0
-        checkpoint(0.0)
-        if info.is_main:
-            write_history(cfg.out_dir, progress.history, extra={"width": cfg.width})
-            val = (
-                f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
-                if row["val_loss"] is not None
-                else ""
-            )
-            tqdm.write(
-                f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}{val}, "
-                f"{row['images_per_s']:.1f} img/s"
-            )
-        barrier(info)
+        return forward_loss(net, x, y, weight_mask, use_amp)
 
-    if info.is_main:
-        write_history(cfg.out_dir, progress.history, extra={"width": cfg.width})
-        save_weights(cfg.out_dir / WEIGHTS_NAME, model, meta)
-    barrier(info)
+    def validate(epoch: int) -> dict[str, float]:
+        return evaluate(
+            model,
+            data.val,
+            weight_mask,
+            kpt_uv,
+            device=device,
+            batch_size=per_rank_batch,
+            info=info,
+            use_amp=use_amp,
+            channels_last=on_cuda,
+            num_workers=cfg.num_workers,
+        )
+
+    task = Task(
+        name="train",
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        loader=make_loader(
+            data.train, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda
+        ),
+        device=device,
+        fingerprint=fingerprint,
+        meta=meta,
+        loss=batch_loss,
+        save_weights=lambda path: save_weights(path, model, meta),
+        evaluate=validate if data.val is not None and len(data.val) else None,
+        extra={"width": cfg.width},
+    )
+    ckpt = open_checkpoint(cfg, fingerprint, device, "train", info)
+    done = fit(cfg, task, ckpt, info)
+    del ckpt
     return TrainResult(
-        model=model, history=progress.history, out_dir=cfg.out_dir, resumed_from=resumed
+        model=model, history=done.history, out_dir=cfg.out_dir, resumed_from=done.resumed_from
     )
 
 
@@ -741,6 +598,8 @@ __all__ = [
     "TrainResult",
     "train",
     "train_step",
+    "forward_loss",
+    "write_history",
     "evaluate",
     "landmark_nme",
     "resolve_device",

@@ -22,7 +22,7 @@ import dataclasses
 import math
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -211,14 +211,25 @@ def read_value(value: Any, hint: Any, key: str, source: str = "params.yaml") -> 
     raise TypeError(f"{key}: no reader for the field type {hint!r}")  # a programming error
 
 
-def read_section(cls: type[T], section: Any, name: str, source: str = "params.yaml") -> T:
+def read_section(
+    cls: type[T],
+    section: Any,
+    name: str,
+    source: str = "params.yaml",
+    *,
+    optional: Collection[str] | None = None,
+    given: dict[str, Any] | None = None,
+) -> T:
     """An instance of the dataclass ``cls`` from the YAML mapping ``section`` (key prefix ``name``),
-    every field read by :func:`read_value` from its declared type; fields with defaults may be left
-    out. Range checks in ``cls.__post_init__`` raising ValueError become ConfigError too."""
+    every field read by :func:`read_value` from its declared type. ``optional``: the fields that
+    may be left out (None: every field with a default); ``given``: fields the caller sets, not read
+    from the section (a key of that name there is unknown). Range checks in ``cls.__post_init__``
+    raising ValueError become ConfigError too."""
     if not isinstance(section, dict):
         raise ConfigError(source, name, f"expected a mapping (a section), got {_got(section)}")
+    given = given or {}
     hints = get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    known = {f.name: f for f in fields(cls) if f.name not in given}  # type: ignore[arg-type]
     unknown = sorted(set(section) - set(known), key=str)
     if unknown:
         raise ConfigError(
@@ -227,7 +238,12 @@ def read_section(cls: type[T], section: Any, name: str, source: str = "params.ya
     missing = [
         k
         for k, f in known.items()
-        if k not in section and f.default is MISSING and f.default_factory is MISSING
+        if k not in section
+        and (
+            k not in optional
+            if optional is not None
+            else f.default is MISSING and f.default_factory is MISSING
+        )
     ]
     if missing:
         raise ConfigError(source, f"{name}.{missing[0]}", "missing key")
@@ -237,7 +253,7 @@ def read_section(cls: type[T], section: Any, name: str, source: str = "params.ya
         if key in section
     }
     with config_errors(source, name):
-        return cls(**values)  # type: ignore[call-arg]
+        return cls(**given, **values)  # type: ignore[call-arg]
 
 
 @contextmanager
@@ -359,42 +375,6 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    """PRNet training (stage ``train``); the same fields as ``model.train.TrainConfig``, which
-    documents and checks them."""
-
-    train_file: Path
-    val_file: Path | None
-    out_dir: Path
-    val_fraction: float
-    epochs: int
-    batch_size: int
-    lr: float
-    lr_step_epochs: int
-    lr_gamma: float
-    lr_schedule: str
-    warmup_frac: float
-    width: int
-    net_size: int | None
-    template: bool
-    bn_momentum: float
-    augment: bool
-    rotation_deg: float
-    scale_range: list
-    shift_frac: float
-    color_range: list
-    occlusion_prob: float
-    seed: int
-    device: str
-    amp: str
-    compile: bool
-    num_workers: int
-    checkpoint_every: int
-    resume: bool
-    progress: bool
-
-
-@dataclass(frozen=True)
 class PredictMethod:
     """One method of the ``predict`` stage: its label (table row, file name), its kind (which
     adapter runs it: 'prn' = model.inference.Predictor, '3ddfa' / 'defa' = model.baselines,
@@ -471,7 +451,6 @@ class Params:
     synth_300wlp: SynthSetParams
     synth_aflw2000: SynthSetParams
     uvgen: UVGenParams
-    train: TrainParams
     predict: PredictParams
     evaluate: EvaluateParams
 
@@ -518,50 +497,25 @@ BASELINE_INHERITED = (
 BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
 
 
-@dataclass(frozen=True)
-class BaselineParams:
-    """A baseline's training (stages ``train_3ddfa`` / ``train_defa``): the fields of
-    ``model.baselines.train_baseline.BaselineConfig`` less ``kind``, which documents and checks
-    them.
-    Keys in :data:`BASELINE_INHERITED` missing from the section come from ``train``; the last
-    three have defaults (``wpdc_fraction`` matters for 3ddfa only, ``landmark_weight`` for defa)."""
-
-    out_dir: Path
-    model_dir: Path | None
-    lr: float
-    width: float
-    input_size: int
-    train_file: Path
-    val_file: Path | None
-    val_fraction: float
-    epochs: int
-    batch_size: int
-    lr_step_epochs: int
-    lr_gamma: float
-    lr_schedule: str
-    warmup_frac: float
-    bn_momentum: float
-    augment: bool
-    rotation_deg: float
-    scale_range: list
-    shift_frac: float
-    color_range: list
-    occlusion_prob: float
-    seed: int
-    device: str
-    amp: str
-    num_workers: int
-    checkpoint_every: int
-    resume: bool
-    progress: bool
-    wpdc_fraction: float = 0.34
-    landmark_weight: float = 0.01
-    loss_vertices: int = 1024
+# Fields of a baseline section that may be left out (their defaults: wpdc_fraction matters for
+# 3ddfa only, landmark_weight for defa); every other field must be given, here or in ``train``.
+BASELINE_OPTIONAL = ("wpdc_fraction", "landmark_weight", "loss_vertices")
 
 
-def load_baseline_params(kind: str, path: str | Path = DEFAULT_PARAMS) -> BaselineParams:
-    """The ``train_3ddfa`` or ``train_defa`` section (``kind`` '3ddfa' | 'defa'), completed from
-    ``train``."""
+def train_section(path: str | Path = DEFAULT_PARAMS) -> tuple[dict[str, Any], str, str]:
+    """The raw ``train`` section of a params file, its key and the file's display name, for
+    ``read_section(model.train.TrainConfig, ...)`` (pipeline/train.py: every field required)."""
+    raw, source = read_yaml(path), display_path(path)
+    return raw.get("train"), "train", source
+
+
+def baseline_section(
+    kind: str, path: str | Path = DEFAULT_PARAMS
+) -> tuple[dict[str, Any], str, str]:
+    """The ``train_3ddfa`` or ``train_defa`` section (``kind`` '3ddfa' | 'defa') completed from
+    ``train`` (keys of :data:`BASELINE_INHERITED` it does not set), its key and the file's display
+    name, for ``read_section(model.baselines.train_baseline.BaselineConfig, ...)``
+    (pipeline/train_baseline.py)."""
     if kind not in BASELINE_SECTIONS:
         raise ValueError(f"baseline kind must be one of {sorted(BASELINE_SECTIONS)}, got {kind!r}")
     name = BASELINE_SECTIONS[kind]
@@ -571,7 +525,7 @@ def load_baseline_params(kind: str, path: str | Path = DEFAULT_PARAMS) -> Baseli
         if not isinstance(value, dict):
             raise ConfigError(source, key, f"expected a mapping (a section), got {_got(value)}")
     inherited = {k: train[k] for k in BASELINE_INHERITED if k in train}
-    return read_section(BaselineParams, {**inherited, **section}, name, source)
+    return {**inherited, **section}, name, source
 
 
 @dataclass(frozen=True)

@@ -23,20 +23,19 @@ batch, divided over the GPUs).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 
 from model.train import TrainConfig, train
-from pipeline.config import DEFAULT_PARAMS, check_split, config_errors, display_path, load_params
+from pipeline.config import DEFAULT_PARAMS, check_split, read_section, train_section
 
 
-def config_from_params(path) -> TrainConfig:
-    """The ``train`` section of a params file as a validated TrainConfig (ConfigError naming the
-    key; a test-split ``train_file`` is refused)."""
-    params = load_params(path).train
-    check_split(params.train_file, "train", "train.train_file", display_path(path))
-    with config_errors(display_path(path), "train"):
-        return TrainConfig(**dataclasses.asdict(params))
+def config_from_params(path=DEFAULT_PARAMS) -> TrainConfig:
+    """The ``train`` section of a params file as a validated TrainConfig, every field required
+    (ConfigError naming the key; a test-split ``train_file`` is refused)."""
+    section, name, source = train_section(path)
+    cfg = read_section(TrainConfig, section, name, source, optional=())
+    check_split(cfg.train_file, "train", "train.train_file", source)
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> None:

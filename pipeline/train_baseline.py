@@ -21,28 +21,26 @@ configurations on a GPU, with PRN's (train.epochs=40, train.device=cuda, ...):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from model.baselines.train_baseline import KINDS, BaselineConfig, train_baseline
 from pipeline.config import (
-    BASELINE_SECTIONS,
+    BASELINE_OPTIONAL,
     DEFAULT_PARAMS,
+    baseline_section,
     check_split,
-    config_errors,
-    display_path,
-    load_baseline_params,
+    read_section,
 )
 
 
 def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
     """The baseline section of a params file (completed from ``train``) as a validated
     BaselineConfig (ConfigError naming the key; a test-split ``train_file`` is refused)."""
-    params = load_baseline_params(kind, path)
-    check_split(
-        params.train_file, "train", f"{BASELINE_SECTIONS[kind]}.train_file", display_path(path)
+    section, name, source = baseline_section(kind, path)
+    cfg = read_section(
+        BaselineConfig, section, name, source, optional=BASELINE_OPTIONAL, given={"kind": kind}
     )
-    with config_errors(display_path(path), BASELINE_SECTIONS[kind]):
-        return BaselineConfig(kind=kind, **dataclasses.asdict(params))
+    check_split(cfg.train_file, "train", f"{name}.train_file", source)
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,8 @@
 """Training of the 3DDFA- and DeFA-style baselines on the PRN training file, resumable.
 
-Shares PRN's machinery (model.train, model.data, model.checkpoint, model.augment): the same
+Runs in PRN's training loop (model.trainer: epochs, checkpoints, resume -- a checkpoint that
+cannot be read or was written with other settings starts the run afresh --, progress, history)
+and shares PRN's machinery (model.train, model.data, model.checkpoint, model.augment): the same
 train/validation holdout (``split_indices`` with the same seed and fraction), the same epoch order
 (``EpochBatchSampler``: a function of (seed, epoch)), the same augmentation draws per step (a
 generator seeded with (seed, global step)), atomic checkpoints with the random states, the
@@ -39,11 +41,9 @@ are reproducible bit for bit on one machine, like PRN's.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,13 +82,7 @@ from model.baselines.params3dmm import (
     model_dir_of,
     read_crop_fits,
 )
-from model.checkpoint import (
-    Progress,
-    atomic_torch_save,
-    load_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-)
+from model.checkpoint import Progress, atomic_torch_save
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
 from model.train import (
     augment_config_of,
@@ -101,8 +95,8 @@ from model.train import (
     resolve_device,
     seed_everything,
     set_bn_momentum,
-    write_history,
 )
+from model.trainer import Task, fit, open_checkpoint
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -111,8 +105,6 @@ from uvgen.h5store import PositionMapFile
 KINDS = ("3ddfa", "defa")
 DEFAULT_INPUT = {"3ddfa": 120, "defa": 128}
 PAPER_WIDTH = {"3ddfa": 1.0, "defa": 32}
-CHECKPOINT_NAME = "checkpoints/last.pt"
-WEIGHTS_NAME = "model.pt"
 TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
 _NOT_FINGERPRINTED = (
     "train_file",
@@ -559,16 +551,7 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     val_fits = read_crop_fits(val_path, model, layout, val_idx) if len(val_idx) else None
 
     fingerprint = run_fingerprint(cfg, checksum)
-    ckpt_path = cfg.out_dir / CHECKPOINT_NAME
-    ckpt = None
-    if cfg.resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        if ckpt["fingerprint"] != fingerprint:
-            tqdm.write(
-                f"train_baseline: {ckpt_path} was written with other settings or data; "
-                "starting afresh"
-            )
-            ckpt = None
+    ckpt = open_checkpoint(cfg, fingerprint, device, "train_baseline")
     # whitening statistics: computed once on the (unaugmented) training targets, kept with the run
     whitening = (
         Whitening.from_state(ckpt["meta"]["whitening"])
@@ -581,149 +564,81 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     set_bn_momentum(net, cfg.bn_momentum)
     net.to(device)
     net.to(memory_format=torch.channels_last)
-    steps = EpochBatchSampler(len(train_idx), cfg.batch_size, cfg.seed).steps_per_epoch
+    dataset = ImageDataset(cfg.train_file, train_idx)
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    scheduler = make_scheduler(optimizer, cfg, max(steps, 1))
+    scheduler = make_scheduler(optimizer, cfg, max(sampler.steps_per_epoch, 1))
     tqdm.write(
         f"train_baseline {cfg.kind}: {precision_note(device, cfg.amp)}, "
         f"{torch.get_num_threads()} threads"
     )
     n_params = count_parameters(net)
     meta = weights_meta(cfg, whitening, model_dir, checksum, n_params)
-
-    progress, resumed = Progress(), None
-    if ckpt is not None:
-        progress = restore_checkpoint(ckpt, model=net, optimizer=optimizer, scheduler=scheduler)
-        resumed = dataclasses.replace(progress, history=list(progress.history))
-        tqdm.write(
-            f"train_baseline: resuming {cfg.kind} from {ckpt_path} at epoch {progress.epoch + 1}, "
-            f"step {progress.step_in_epoch}"
-        )
-    del ckpt
-
     table = FitTable(fits, device)
     val_table = FitTable(val_fits, device) if val_fits is not None else None
     lmk_decoder = LandmarkDecoder(spec, model, layout, uv.kpt_uv, device=device)
     loss_fn = LossFn(cfg, model, whitening, lmk_decoder, device)
-    dataset = ImageDataset(cfg.train_file, train_idx)
     val_dataset = ImageDataset(val_path, val_idx) if val_fits is not None else None
-    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed)
-    steps = sampler.steps_per_epoch
-    if steps == 0:
+    if sampler.steps_per_epoch == 0:
         raise ValueError(
             f"{cfg.train_file}: {len(dataset)} training samples make no batch of {cfg.batch_size}"
         )
-    loader = make_loader(
-        dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda
-    )
     augment = cfg.augment_config()
-    generator = torch.Generator(device=device)
-    extra = {
-        "kind": cfg.kind,
-        "width": cfg.width,
-        "input_size": cfg.input_size,
-        "n_parameters": n_params,
-    }
 
-    def checkpoint(loss_sum: float) -> None:
-        progress.loss_sum = loss_sum
-        save_checkpoint(
-            ckpt_path,
-            model=net,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            progress=progress,
-            fingerprint=fingerprint,
-            meta=meta,
-        )
+    def batch_loss(net: nn.Module, batch: Any, generator: torch.Generator, epoch: int):
+        images, k = batch
+        images, k = images.to(device, non_blocking=on_cuda), k.to(device)
+        x, A = augment_images(images, generator, augment, cfg.input_size)
+        target_raw, gt_lmk = table.targets(spec, k, A if augment is not None else None)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred_w = net(x)
+        return loss_fn(cfg.loss_kind(epoch), pred_w.float(), target_raw, gt_lmk)
 
-    for epoch in range(progress.epoch, cfg.epochs):
-        sampler.set_epoch(epoch, progress.step_in_epoch)
-        kind = cfg.loss_kind(epoch)
-        net.train()
-        lr = optimizer.param_groups[0]["lr"]
-        loss_acc = torch.tensor(progress.loss_sum, dtype=torch.float64, device=device)
-        done_before, t0 = progress.step_in_epoch, time.perf_counter()
-        bar = tqdm(
-            total=steps,
-            initial=progress.step_in_epoch,
-            desc=f"{cfg.kind} epoch {epoch + 1}/{cfg.epochs}",
-            disable=not cfg.progress,
-            dynamic_ncols=True,
-            mininterval=1.0,
-        )
-        for images, k in loader:
-            generator.manual_seed(derived_seed("augment", cfg.seed, progress.global_step, 0))
-            images, k = images.to(device, non_blocking=on_cuda), k.to(device)
-            x, A = augment_images(images, generator, augment, cfg.input_size)
-            target_raw, gt_lmk = table.targets(spec, k, A if augment is not None else None)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred_w = net(x)
-            loss = loss_fn(kind, pred_w.float(), target_raw, gt_lmk)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_acc += loss.detach().double()
-            progress.step_in_epoch += 1
-            progress.global_step += 1
-            bar.update(1)
-            if progress.step_in_epoch % 10 == 0 or progress.step_in_epoch == steps:
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.2e}", refresh=False)
-            if (
-                cfg.checkpoint_every
-                and progress.global_step % cfg.checkpoint_every == 0
-                and progress.step_in_epoch < steps
-            ):
-                checkpoint(float(loss_acc))
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": progress.global_step,
-            "lr": lr,
-            "loss_kind": kind,
-            "train_loss": float(loss_acc) / steps,
-            "val_loss": None,
-            "val_nme_pct": None,
-            "images_per_s": (progress.step_in_epoch - done_before)
-            * cfg.batch_size
-            / max(elapsed, 1e-9),
-            "epoch_time_s": elapsed,
-        }
-        if val_dataset is not None and len(val_dataset):
-            row.update(
-                evaluate(
-                    net,
-                    val_dataset,
-                    val_table,
-                    loss_fn,
-                    kind,
-                    device=device,
-                    batch_size=cfg.batch_size,
-                    input_size=cfg.input_size,
-                    use_amp=use_amp,
-                    channels_last=channels_last,
-                )
-            )
-        progress.history.append(row)
-        progress.epoch, progress.step_in_epoch = epoch + 1, 0
-        checkpoint(0.0)
-        write_history(cfg.out_dir, progress.history, TABLE_COLUMNS, extra)
-        val = (
-            f", val loss {row['val_loss']:.4f}, val NME {row['val_nme_pct']:.2f} %"
-            if row["val_loss"] is not None
-            else ""
-        )
-        tqdm.write(
-            f"{cfg.kind} epoch {epoch + 1} ({kind}): train loss {row['train_loss']:.4f}{val}, "
-            f"{row['images_per_s']:.1f} img/s"
+    def validate(epoch: int) -> dict[str, float]:
+        return evaluate(
+            net,
+            val_dataset,
+            val_table,
+            loss_fn,
+            cfg.loss_kind(epoch),
+            device=device,
+            batch_size=cfg.batch_size,
+            input_size=cfg.input_size,
+            use_amp=use_amp,
+            channels_last=channels_last,
         )
 
-    write_history(cfg.out_dir, progress.history, TABLE_COLUMNS, extra)
-    atomic_torch_save({"model": net.state_dict(), "meta": meta}, cfg.out_dir / WEIGHTS_NAME)
-    return BaselineResult(net, progress.history, cfg.out_dir, resumed, whitening)
+    task = Task(
+        name="train_baseline",
+        label=f"{cfg.kind} ",
+        model=net,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        loader=make_loader(
+            dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=on_cuda
+        ),
+        device=device,
+        fingerprint=fingerprint,
+        meta=meta,
+        loss=batch_loss,
+        save_weights=lambda path: atomic_torch_save(
+            {"model": net.state_dict(), "meta": meta}, path
+        ),
+        evaluate=validate if val_dataset is not None and len(val_dataset) else None,
+        row_fields=lambda epoch: {"loss_kind": cfg.loss_kind(epoch)},
+        columns=TABLE_COLUMNS,
+        extra={
+            "kind": cfg.kind,
+            "width": cfg.width,
+            "input_size": cfg.input_size,
+            "n_parameters": n_params,
+        },
+    )
+    done = fit(cfg, task, ckpt)
+    del ckpt
+    return BaselineResult(net, done.history, cfg.out_dir, done.resumed_from, whitening)
 
 
 __all__ = [

@@ -41,6 +41,7 @@ from model.baselines.train_baseline import (
     resolve_model_dir,
     train_baseline,
 )
+from model.checkpoint import load_checkpoint
 from model.train import state_digest
 from uvgen.formats.bfm import MorphableModel, save_bfm
 from uvgen.formats.errors import DataError
@@ -463,13 +464,26 @@ def test_defa_training_runs(world, tmp_path) -> None:
     assert maps.shape == (4, 256, 256, 3) and np.isfinite(maps).all()
 
 
+def test_unreadable_checkpoint_starts_afresh(world, tmp_path, capsys) -> None:
+    """Like PRN's: a damaged checkpoint is noted in one line and the run starts from scratch."""
+    cfg = _cfg(world, tmp_path, "defa", epochs=1)
+    ckpt = cfg.out_dir / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    result = train_baseline(cfg)
+    assert result.resumed_from is None and len(result.history) == 1
+    assert "cannot be read" in capsys.readouterr().out
+    assert load_checkpoint(ckpt)["progress"]["epoch"] == 1  # replaced by a good one
+
+
 def test_params_sections_inherit_the_prn_budget(tmp_path) -> None:
     import yaml
 
-    from pipeline.config import DEFAULT_PARAMS, load_params
+    from pipeline.config import DEFAULT_PARAMS
+    from pipeline.train import config_from_params as train_config
     from pipeline.train_baseline import config_from_params
 
-    train = load_params().train
+    train = train_config()
     for kind in ("3ddfa", "defa"):
         cfg = config_from_params(kind)
         assert cfg.kind == kind and cfg.input_size == {"3ddfa": 120, "defa": 128}[kind]

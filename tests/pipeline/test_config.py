@@ -15,11 +15,12 @@ from pipeline.config import (
     DEFAULT_PARAMS,
     ConfigError,
     check_split,
-    load_baseline_params,
     load_figures_params,
     load_params,
     read_section,
 )
+from pipeline.train import config_from_params as train_config
+from pipeline.train_baseline import config_from_params as baseline_config
 
 TEXT = DEFAULT_PARAMS.read_text()
 
@@ -97,7 +98,8 @@ def test_bad_value_names_file_and_key(
     path = _params_with(tmp_path, old, new)
     with pytest.raises(ConfigError) as info:
         load_params(path)
-        load_baseline_params("3ddfa", path)
+        train_config(path)
+        baseline_config("3ddfa", path)
         load_figures_params(path)
     message = str(info.value)
     assert "\n" not in message
@@ -108,18 +110,16 @@ def test_message_format_of_the_issue(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     _params_with(tmp_path, "  epochs: 3 ", "  epochs: 2.7 ")
     with pytest.raises(ConfigError) as info:
-        load_params("params.yaml")
+        train_config("params.yaml")
     assert str(info.value) == "params.yaml: train.epochs: expected an integer, got 2.7"
 
 
 def test_good_values_and_yaml12_floats(tmp_path: Path) -> None:
     path = _params_with(tmp_path, "  lr: 1.0e-4", "  lr: 1e-4")
     path.write_text(path.read_text().replace("  val_fraction: 0.1", "  val_fraction: 0", 1))
-    p = load_params(path)
-    assert p.train.lr == 1e-4 and isinstance(p.train.lr, float)
-    assert p.train.val_fraction == 0.0 and isinstance(
-        p.train.val_fraction, float
-    )  # ints are numbers
+    p, t = load_params(path), train_config(path)
+    assert t.lr == 1e-4 and isinstance(t.lr, float)
+    assert t.val_fraction == 0.0 and isinstance(t.val_fraction, float)  # ints are numbers
     assert p.uvgen.jitter is True and p.uvgen.model_dir == Path("data/face_model")
     assert p.uvgen.scheduler_address is None and p.predict.methods[0].checkpoint == Path(
         "data/train/model.pt"
@@ -143,6 +143,20 @@ def test_missing_file_section_and_bad_yaml(tmp_path: Path) -> None:
         ConfigError, match=r"cut.yaml: uvgen: expected a mapping \(a section\), got null"
     ):
         load_params(cut)
+
+
+def test_trainer_sections_need_every_key_but_the_optional_ones(tmp_path: Path) -> None:
+    """TrainConfig / BaselineConfig are read directly: their defaults do not fill a missing key."""
+    path = _params_with(tmp_path, "  epochs: 3 ", "  # epochs: (left out)")
+    for read, key in ((train_config, "train.epochs"), (baseline_config, "train_3ddfa.epochs")):
+        with pytest.raises(ConfigError) as info:
+            read(path) if read is train_config else read("3ddfa", path)
+        assert str(info.value) == f"{path}: {key}: missing key"
+    cfg = baseline_config("defa")  # loss settings of the other kind may be left out
+    assert cfg.kind == "defa" and cfg.wpdc_fraction == 0.34
+    path.write_text(TEXT.replace("train_3ddfa:\n", "train_3ddfa:\n  kind: defa\n", 1))
+    with pytest.raises(ConfigError, match="train_3ddfa.kind: unknown key"):
+        baseline_config("3ddfa", path)
 
 
 @dataclass(frozen=True)

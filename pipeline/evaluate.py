@@ -52,6 +52,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from pipeline.stage import run
+    from pipeline.stage import run as run_stage
 
-    run(main)  # one-line errors, --debug for the traceback, dies with its parent
+    run_stage(main)  # one-line errors, --debug for the traceback, dies with its parent

@@ -42,11 +42,12 @@ if [ "$SIZE" = tiny ]; then
   DEVICE=cpu; N_TRAIN=64; N_VERT=2000; BIG_BATCH=16; TRAIN_STEPS=2; LOADER_S=3; FEED_S=5
   TRAIN_SECONDS=40; RESUME_SECONDS=25; WIDTH=4; WORKERS=2; INFER_BATCH=4; RUNS=3
   VARIANTS=("--precision fp32"); BATCHES=16; EXTRA="--rounds 1"   # the CPU path times its own modes
+  DDP_VAL=0.5
 else
   DEVICE=cuda; N_TRAIN=5000; N_VERT=53215; BIG_BATCH=${BIG_BATCH:-256}; TRAIN_STEPS=30; LOADER_S=20; FEED_S=40
   TRAIN_SECONDS=${TRAIN_SECONDS:-110}; RESUME_SECONDS=${RESUME_SECONDS:-50}; WIDTH=16; WORKERS=8; INFER_BATCH=1024; RUNS=30
   VARIANTS=("--precision fp32" "--precision bf16" "--precision bf16 --compile" "--precision bf16 --no-channels-last")
-  BATCHES="16 $BIG_BATCH"; EXTRA=""
+  BATCHES="16 $BIG_BATCH"; EXTRA=""; DDP_VAL=0.9
 fi
 CORES=$(nproc)
 step() { echo; echo "=== [$(date +%T)] $*"; }
@@ -108,7 +109,7 @@ cp "$WORK/train/loss.csv" "$OUT/loss.csv" 2>/dev/null
 step "6. DDP path: torchrun --standalone --nproc_per_node=1, one short epoch"
 PD=$WORK/params_ddp.yaml
 "$PY" benchmarks/write_params.py "$PD" --base "$PT" train.out_dir=$WORK/train_ddp train.epochs=1 \
-  train.val_fraction=0.9 || exit 1
+  train.val_fraction=$DDP_VAL || exit 1
 timeout 240 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m pipeline.train --params "$PD" \
   && echo "DDP run: ok" || echo "gpu_check: DDP run failed (exit $?)"
 

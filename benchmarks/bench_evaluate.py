@@ -25,7 +25,9 @@ import numpy as np
 
 from eval.evaluate import GroundTruthFile, evaluate, image_metrics
 from eval.predictions import PredictionsFile, PredictionsWriter
-from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import SampleRecord, UVData
+from uvgen.h5write import merge_shards, write_shard
 
 SIZE = 256
 

@@ -1,4 +1,4 @@
-"""Benchmark the HDF5 compression choices of uvgen.h5store: file size and random-read speed.
+"""Benchmark the HDF5 compression choices of uvgen.h5codec: file size and random-read speed.
 
 Writes N synthetic samples (default 2000) as shards, merges them with ``merge_shards`` (the real
 code path) once per codec choice (none, blosc-lz4 + shuffle, gzip level 4, and raw images with
@@ -38,13 +38,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from model.h5dataset import PositionMapDataset
-from uvgen.h5store import (
-    SampleRecord,
-    StorageOptions,
-    UVData,
-    merge_shards,
-    write_shard,
-)
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import SampleRecord, UVData
+from uvgen.h5write import merge_shards, write_shard
 
 SIZE = 256
 CODECS = ("none", "blosc-lz4", "gzip")

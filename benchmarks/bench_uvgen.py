@@ -33,7 +33,7 @@ from uvgen.formats.aflw import list_aflw_samples
 from uvgen.formats.bfm import save_bfm
 from uvgen.formats.lp300w import list_300wlp_samples
 from uvgen.formats.matfile import read_jpeg
-from uvgen.h5store import StorageOptions
+from uvgen.h5codec import StorageOptions
 from uvgen.synth.dataset import write_synthetic_set
 from uvgen.uvbuild import BuildSettings, build_split
 from uvgen.uvtasks import TaskSpec, model_and_layout, run_task

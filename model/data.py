@@ -198,7 +198,9 @@ def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str
     (+-10 %) of the UV grid gives the map (x, y = the moved UV pixel, z = a bump times the scale)
     and the crop is a texture of the UV coordinates seen through the same transform (noise outside).
     """
-    from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
+    from uvgen.h5codec import StorageOptions
+    from uvgen.h5store import SampleRecord, UVData
+    from uvgen.h5write import merge_shards, write_shard
 
     path = Path(path)
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
-from uvgen.h5store import StorageOptions
+from uvgen.h5codec import StorageOptions
 from uvgen.lifetime import die_with_parent
 from uvgen.resumable import ForeignDirectoryError
 from uvgen.uvbuild import (

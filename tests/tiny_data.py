@@ -16,7 +16,9 @@ from eval.decode import decode_maps, to_image_batch
 from eval.evaluate import GroundTruthFile, evaluate
 from eval.predictions import Predictions, PredictionsFile, write_predictions
 from eval.report import write_report
-from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import SampleRecord, UVData
+from uvgen.h5write import merge_shards, write_shard
 
 DPI = 40
 S = 48  # crop and UV map side of the tiny test file

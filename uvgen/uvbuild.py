@@ -44,7 +44,9 @@ from uvgen.formats.aflw import list_aflw_samples
 from uvgen.formats.errors import DataError
 from uvgen.formats.lp300w import image_path_for, list_300wlp_samples
 from uvgen.formats.scan import Reject
-from uvgen.h5store import StorageOptions, UVData, merge_shards
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import UVData
+from uvgen.h5write import merge_shards
 from uvgen.masks import UV_SIZE, build_uv_masks
 from uvgen.model_checksum import model_checksum
 from uvgen.resumable import (

@@ -44,13 +44,9 @@ from uvgen.groundtruth import (
     make_pair,
     single_thread_blas,
 )
-from uvgen.h5store import (
-    SampleRecord,
-    StorageOptions,
-    encode_posmap_into,
-    stored_posmap_dtype,
-    write_encoded_shard,
-)
+from uvgen.h5codec import StorageOptions, encode_posmap_into, stored_posmap_dtype
+from uvgen.h5store import SampleRecord
+from uvgen.h5write import write_encoded_shard
 
 
 @dataclass(frozen=True)

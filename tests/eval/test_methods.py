@@ -16,7 +16,9 @@ from eval.predictions import PredictionsFile
 from pipeline.config import PredictMethod
 from tests.tiny_data import write_uv_test_file
 from uvgen.formats.errors import DataError
-from uvgen.h5store import SampleRecord, StorageOptions, UVData, merge_shards, write_shard
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import SampleRecord, UVData
+from uvgen.h5write import merge_shards, write_shard
 
 
 @dataclass(frozen=True)

@@ -47,14 +47,9 @@ from uvgen.formats.bfm import MorphableModel, save_bfm
 from uvgen.formats.errors import DataError
 from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
-from uvgen.h5store import (
-    PositionMapFile,
-    SampleRecord,
-    StorageOptions,
-    UVData,
-    merge_shards,
-    write_shard,
-)
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import PositionMapFile, SampleRecord, UVData
+from uvgen.h5write import merge_shards, write_shard
 from uvgen.masks import build_uv_masks
 from uvgen.model_checksum import model_checksum
 from uvgen.synth.dataset import draw_sample

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from model.data import write_toy_file
 from model.h5dataset import PositionMapDataset, decode_posmap_tensor
 from uvgen.formats.errors import DataError
-from uvgen.h5store import PositionMapFile, decode_posmap
+from uvgen.h5codec import decode_posmap
+from uvgen.h5store import PositionMapFile
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,9 @@ _WRITE_SHARD = """
 import sys
 import numpy as np
 from uvgen.diskspace import DiskFullError, disk_full_as_error
-from uvgen.h5store import SampleRecord, StorageOptions, write_shard
+from uvgen.h5store import SampleRecord
+from uvgen.h5codec import StorageOptions
+from uvgen.h5write import write_shard
 
 n = 12  # ~7 MB uncompressed: more than the 2 MB file system holds
 rng = np.random.default_rng(0)

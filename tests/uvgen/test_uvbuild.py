@@ -13,7 +13,8 @@ import uvgen.uvbuild as uvbuild
 import uvgen.uvtasks as uvtasks
 from uvgen.formats.bfm import save_bfm
 from uvgen.geometry import image_vertices
-from uvgen.h5store import PositionMapFile, StorageOptions
+from uvgen.h5codec import StorageOptions
+from uvgen.h5store import PositionMapFile
 from uvgen.synth.dataset import write_synthetic_set
 from uvgen.synth.facemodel import make_face_model
 from uvgen.uvbuild import BadSamplesError, BuildSettings, build_split
@@ -437,7 +438,7 @@ def test_second_build_of_the_same_output_refuses(synth_data, tmp_path):
 def test_full_disk_is_one_line_and_leaves_no_final_file(synth_data, tmp_path, monkeypatch):
     import errno
 
-    from uvgen import diskspace, h5store
+    from uvgen import diskspace, h5write
 
     out = tmp_path / "train.h5"
     # 1. the free-space check before a task: nothing written at all
@@ -457,7 +458,7 @@ def test_full_disk_is_one_line_and_leaves_no_final_file(synth_data, tmp_path, mo
             "'No space left on device')",
         )
 
-    monkeypatch.setattr(h5store, "_copy_chunked", full)
+    monkeypatch.setattr(h5write, "_copy_chunked", full)
     with pytest.raises(uvbuild.DiskFullError) as err:
         build_split(settings(synth_data, out))
     assert str(err.value) == f"No space left on device: {out}"

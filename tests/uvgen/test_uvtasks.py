@@ -15,7 +15,7 @@ from PIL import Image
 
 from uvgen.formats.bfm import save_bfm
 from uvgen.groundtruth import PRODUCT_ROWS, fit_vertices
-from uvgen.h5store import StorageOptions
+from uvgen.h5codec import StorageOptions
 from uvgen.synth.facemodel import sample_parameters
 from uvgen.uvtasks import TaskSpec, run_task
 

@@ -92,12 +92,13 @@ timeout 300 "$PY" benchmarks/bench_feed.py --h5 "$H5" --device $DEVICE --width $
 step "5. paper configuration: train ${TRAIN_SECONDS} s, SIGKILL, resume ${RESUME_SECONDS} s"
 PT=$WORK/params_train.yaml
 "$PY" benchmarks/write_params.py "$PT" --base "$P" \
-  train.train_file=$H5 train.out_dir=$WORK/train train.width=$WIDTH train.epochs=40 train.bn_momentum=0.001 \
-  train.lr=1.0e-4 train.lr_schedule=step train.net_size=null train.template=false \
-  train.device=$DEVICE train.num_workers=$WORKERS train.checkpoint_every=100 train.progress=false || exit 1
+  train_common.train_file=$H5 train.out_dir=$WORK/train train.width=$WIDTH train_common.epochs=40 train_common.bn_momentum=0.001 \
+  train.lr=1.0e-4 train_common.lr_schedule=step train.net_size=null train.template=false \
+  train_common.device=$DEVICE train_common.num_workers=$WORKERS train_common.checkpoint_every=100 train_common.progress=false || exit 1
 "$PY" - "$PT" <<'PY' || exit 1
 import sys, yaml
-t = yaml.safe_load(open(sys.argv[1]))["train"]
+p = yaml.safe_load(open(sys.argv[1]))
+t = {**p["train_common"], **p["train"]}
 print("recipe:", {k: t[k] for k in ("width", "batch_size", "lr", "lr_schedule", "lr_step_epochs", "lr_gamma", "bn_momentum", "net_size", "template", "amp", "epochs") if k in t})
 PY
 timeout -s KILL "$TRAIN_SECONDS" "$PY" -m pipeline.train --params "$PT"; echo "first run ended (exit $?; 137 = killed as planned)"
@@ -108,8 +109,8 @@ cp "$WORK/train/loss.csv" "$OUT/loss.csv" 2>/dev/null
 
 step "6. DDP path: torchrun --standalone --nproc_per_node=1, one short epoch"
 PD=$WORK/params_ddp.yaml
-"$PY" benchmarks/write_params.py "$PD" --base "$PT" train.out_dir=$WORK/train_ddp train.epochs=1 \
-  train.val_fraction=$DDP_VAL || exit 1
+"$PY" benchmarks/write_params.py "$PD" --base "$PT" train.out_dir=$WORK/train_ddp train_common.epochs=1 \
+  train_common.val_fraction=$DDP_VAL || exit 1
 timeout 240 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m pipeline.train --params "$PD" \
   && echo "DDP run: ok" || echo "gpu_check: DDP run failed (exit $?)"
 

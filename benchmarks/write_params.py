@@ -1,6 +1,6 @@
 """Write a copy of params.yaml with some keys overridden (for benchmark and device runs).
 
-    python benchmarks/write_params.py OUT.yaml train.width=16 train.device=cuda \\
+    python benchmarks/write_params.py OUT.yaml train.width=16 train_common.device=cuda \\
         synth_300wlp.count=5000
 
 Each ``section.key=value`` value is parsed as YAML (``true``, ``16``, ``1.0e-4``, ``null``,

@@ -31,9 +31,10 @@ the step schedule (the one-cycle schedule spans all epochs: another ``epochs`` s
 params.yaml's default is a short CPU run (width 6, ``net_size`` 128, ``template``, the one-cycle
 schedule; see README "Training PRNet"); this class's defaults are the paper's recipe. The paper's
 configuration on a GPU, as a DVC experiment:
-``dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step
--S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 -S train.device=cuda
--S train.num_workers=8 -S train.checkpoint_every=1000``.
+``dvc exp run -S train.width=16 -S train.lr=1e-4 -S train.net_size=null -S train.template=false
+-S train_common.epochs=40 -S train_common.lr_schedule=step -S train_common.bn_momentum=0.001
+-S train_common.device=cuda -S train_common.num_workers=8 -S train_common.checkpoint_every=1000``
+(params.yaml: ``train_common`` holds what PRN shares with the baselines).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from model.data import (
     prepare_batch,
     to_device,
 )
+from model.device import resolve_device
 from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
@@ -291,18 +293,6 @@ class TrainResult:
     resumed_from: Progress | None
 
 
-def resolve_device(spec: str, info: DistInfo = DistInfo()) -> torch.device:
-    """'auto' -> CUDA (this rank's GPU) when available, else CPU; 'cuda' -> cuda:LOCAL_RANK."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        spec = f"cuda:{info.local_rank}"
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device {spec!r} asked for, but CUDA is not available")
-    return device
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) from one integer."""
     random.seed(seed)
@@ -488,7 +478,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
-    device = resolve_device(cfg.device, info)
+    device = resolve_device(cfg.device, info.local_rank)
     on_cuda = device.type == "cuda"
     use_amp = autocast_enabled(device, cfg.amp)
     if cfg.batch_size % info.world_size:
@@ -602,7 +592,6 @@ __all__ = [
     "write_history",
     "evaluate",
     "landmark_nme",
-    "resolve_device",
     "run_fingerprint",
     "set_bn_momentum",
     "state_digest",

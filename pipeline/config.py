@@ -1,283 +1,29 @@
 """Typed configuration: every stage reads its parameters from ``params.yaml`` through here.
 
-Each section is a frozen dataclass; :func:`read_section` builds one from its YAML mapping, driven by
-the field types alone (one mechanism for every section), and accepts nothing it would have to guess:
-
-* ``bool``: a YAML boolean (``true`` / ``false``); the string ``"false"`` is an error, not True.
-* ``int``: a YAML integer; ``2.7`` (or ``3.0``) is an error, never truncated. ``float``: any
-  finite number (integers accepted). ``str``: a string. ``Path``: a string, as a path.
-* ``Literal[...]``: one of the listed values (enumerations). ``X | None``: ``null`` or an X.
-* ``list`` / ``tuple[X, ...]`` / ``dict``: a YAML sequence / mapping (elements checked when typed);
-  a dataclass type: a nested mapping, read the same way.
-* Unknown and missing keys are errors (fields with defaults may be left out).
-
-Every problem raises :class:`ConfigError`, one line naming the file and the key, e.g.
-``params.yaml: train.epochs: expected an integer, got 2.7``. YAML is read as YAML 1.2 reads numbers
-(as DVC does): ``1e-4`` is a float.
+Each section is a frozen dataclass read by :func:`pipeline.typed_yaml.read_section` (the rules:
+types, unknown and missing keys, one-line :class:`~pipeline.typed_yaml.ConfigError` naming the file
+and the key, e.g. ``params.yaml: train_common.epochs: expected an integer, got 2.7``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-import types
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Collection
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
-import yaml
+from pipeline.typed_yaml import (
+    ConfigError,
+    T,
+    display_path,
+    got,
+    read_section,
+    read_value,
+    read_yaml,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
-
-T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A bad configuration value: ``SOURCE: KEY: REASON`` on one line (KEY may be a section)."""
-
-    def __init__(self, source: str | Path, key: str | None, reason: str):
-        self.source = str(source)
-        self.key = key
-        self.reason = reason
-        super().__init__(
-            f"{self.source}: {reason}" if key is None else f"{self.source}: {key}: {reason}"
-        )
-
-
-def display_path(path: str | Path) -> str:
-    """``path`` as a user would type it: relative to the working directory when inside it."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return str(path)
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, with YAML 1.2's floats: ``1e-4`` and ``1E5`` are numbers, as in DVC."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a params file. A missing file raises FileNotFoundError; bad YAML
-    or a non-mapping ConfigError naming the file (and the line)."""
-    path = Path(path)
-    with open(path) as fh:
-        try:
-            raw = yaml.load(fh, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise ConfigError(
-                display_path(path), None, f"not valid YAML{where}: {problem}"
-            ) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            display_path(path), None, "expected a mapping of sections at the top level"
-        )
-    return raw
-
-
-_KIND_NAMES = {
-    bool: "true or false",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    Path: "a path (a string)",
-    type(None): "null",
-    list: "a list",
-    tuple: "a list",
-    dict: "a mapping",
-    Any: "any value",
-}
-
-
-def _describe(hint: Any) -> str:
-    origin = get_origin(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(hint))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in get_args(hint))
-    if origin in (list, tuple):
-        return "a list"
-    if origin is dict:
-        return "a mapping"
-    if dataclasses.is_dataclass(hint):
-        return "a mapping"
-    return _KIND_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, str):
-        return f"{value!r} (a string)"
-    if isinstance(value, (dict, list)):
-        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
-    return "null" if value is None else repr(value)
-
-
-def read_value(value: Any, hint: Any, key: str, source: str = "params.yaml") -> Any:
-    """``value`` from YAML checked against the type ``hint``, converted (``Path``, int -> float,
-    nested dataclasses, lists -> tuples where typed so); ConfigError(source, key, ...) otherwise."""
-    origin, args = get_origin(hint), get_args(hint)
-
-    def fail() -> ConfigError:
-        return ConfigError(source, key, f"expected {_describe(hint)}, got {_got(value)}")
-
-    if hint is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for member in args:
-            if member is type(None):
-                continue
-            try:
-                return read_value(value, member, key, source)
-            except ConfigError:
-                continue
-        raise fail()
-    if origin is Literal:
-        # Compare with the type too: YAML's true must not match a listed 1.
-        if any(value == a and type(value) is type(a) for a in args):
-            return value
-        raise fail()
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
-            raise ConfigError(
-                source,
-                key,
-                f"expected true or false, got {value!r} (a string: write it without quotes)",
-            )
-        raise fail()
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise fail()
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ConfigError(source, key, f"expected a finite number, got {value!r}")
-            return float(value)
-        raise fail()
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise fail()
-    if hint is Path:
-        if isinstance(value, (str, Path)) and str(value).strip():
-            return Path(value)
-        raise fail()
-    if hint in (list, tuple) or origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise fail()
-        if not args:
-            return list(value) if (hint is list or origin is list) else tuple(value)
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(value) != len(args):
-                raise ConfigError(
-                    source, key, f"expected a list of {len(args)} values, got {len(value)}"
-                )
-            return tuple(
-                read_value(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args))
-            )
-        items = [read_value(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)]
-        return items if origin is list else tuple(items)
-    if hint is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise fail()
-        return dict(value)
-    if dataclasses.is_dataclass(hint):
-        return read_section(hint, value, key, source)
-    raise TypeError(f"{key}: no reader for the field type {hint!r}")  # a programming error
-
-
-def read_section(
-    cls: type[T],
-    section: Any,
-    name: str,
-    source: str = "params.yaml",
-    *,
-    optional: Collection[str] | None = None,
-    given: dict[str, Any] | None = None,
-) -> T:
-    """An instance of the dataclass ``cls`` from the YAML mapping ``section`` (key prefix ``name``),
-    every field read by :func:`read_value` from its declared type. ``optional``: the fields that
-    may be left out (None: every field with a default); ``given``: fields the caller sets, not read
-    from the section (a key of that name there is unknown). Range checks in ``cls.__post_init__``
-    raising ValueError become ConfigError too."""
-    if not isinstance(section, dict):
-        raise ConfigError(source, name, f"expected a mapping (a section), got {_got(section)}")
-    given = given or {}
-    hints = get_type_hints(cls)
-    known = {f.name: f for f in fields(cls) if f.name not in given}  # type: ignore[arg-type]
-    unknown = sorted(set(section) - set(known), key=str)
-    if unknown:
-        raise ConfigError(
-            source, f"{name}.{unknown[0]}", f"unknown key (known: {', '.join(known)})"
-        )
-    missing = [
-        k
-        for k, f in known.items()
-        if k not in section
-        and (
-            k not in optional
-            if optional is not None
-            else f.default is MISSING and f.default_factory is MISSING
-        )
-    ]
-    if missing:
-        raise ConfigError(source, f"{name}.{missing[0]}", "missing key")
-    values = {
-        key: read_value(section[key], hints[key], f"{name}.{key}", source)
-        for key in known
-        if key in section
-    }
-    with config_errors(source, name):
-        return cls(**given, **values)  # type: ignore[call-arg]
-
-
-@contextmanager
-def config_errors(source: str | Path = "params.yaml", section: str | None = None) -> Iterator[None]:
-    """Turn a ValueError raised by a configuration check inside the block (a dataclass's
-    ``__post_init__``, e.g. ``model.train.TrainConfig``) into a one-line ConfigError naming
-    ``source``; a message starting ``KEY: `` with a bare key gets the ``section`` prefix."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        message = " ".join(str(exc).split())  # one line
-        prefix = "params.yaml: "
-        message = message[len(prefix) :] if message.startswith(prefix) else message
-        head = message.split(":", 1)[0]
-        if section and not head.startswith(f"{section}.") and re.fullmatch(r"\w+", head):
-            message = f"{section}.{message}"
-        raise ConfigError(source, None, message) from exc
-
-
-def _build(cls: type[T], section: Any, name: str, source: str = "params.yaml") -> T:
-    """Alias of :func:`read_section` (older name)."""
-    return read_section(cls, section, name, source)
 
 
 def check_split(path: str | Path, expected: str, key: str, source: str = "params.yaml") -> None:
@@ -467,9 +213,11 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     )
 
 
-# Keys of the ``train`` section a baseline section inherits unless it sets them itself: the same
-# data, holdout, epochs, batch, schedule, augmentation and seed as PRN (comparable budgets).
-BASELINE_INHERITED = (
+# The keys PRN's and both baselines' training take from the ``train_common`` section: the same
+# data, holdout, epochs, batch, schedule, augmentation, seed and runtime (comparable budgets). Each
+# stage's own section (``train``, ``train_3ddfa``, ``train_defa``) holds the rest; it may also set
+# one of these keys, which then holds for that stage alone.
+TRAIN_COMMON = (
     "train_file",
     "val_file",
     "val_fraction",
@@ -498,34 +246,47 @@ BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
 
 
 # Fields of a baseline section that may be left out (their defaults: wpdc_fraction matters for
-# 3ddfa only, landmark_weight for defa); every other field must be given, here or in ``train``.
+# 3ddfa only, landmark_weight for defa); every other field must be given, here or in
+# ``train_common``.
 BASELINE_OPTIONAL = ("wpdc_fraction", "landmark_weight", "loss_vertices")
 
 
-def train_section(path: str | Path = DEFAULT_PARAMS) -> tuple[dict[str, Any], str, str]:
-    """The raw ``train`` section of a params file, its key and the file's display name, for
-    ``read_section(model.train.TrainConfig, ...)`` (pipeline/train.py: every field required)."""
+def read_training(
+    cls: type[T],
+    name: str,
+    path: str | Path = DEFAULT_PARAMS,
+    *,
+    optional: Collection[str] | None = None,
+    given: dict[str, Any] | None = None,
+) -> T:
+    """The configuration ``cls`` (model.train.TrainConfig or
+    model.baselines.train_baseline.BaselineConfig) of the training stage whose own section is
+    ``name``: the keys of :data:`TRAIN_COMMON` from ``train_common`` (each typed by ``cls``'s field
+    and named ``train_common.KEY`` in errors; every one required there, no other allowed), the rest
+    from the stage's section, which may also set a common key for itself. ``optional`` and
+    ``given`` as :func:`read_section` (ConfigError naming the file and the key)."""
     raw, source = read_yaml(path), display_path(path)
-    return raw.get("train"), "train", source
-
-
-def baseline_section(
-    kind: str, path: str | Path = DEFAULT_PARAMS
-) -> tuple[dict[str, Any], str, str]:
-    """The ``train_3ddfa`` or ``train_defa`` section (``kind`` '3ddfa' | 'defa') completed from
-    ``train`` (keys of :data:`BASELINE_INHERITED` it does not set), its key and the file's display
-    name, for ``read_section(model.baselines.train_baseline.BaselineConfig, ...)``
-    (pipeline/train_baseline.py)."""
-    if kind not in BASELINE_SECTIONS:
-        raise ValueError(f"baseline kind must be one of {sorted(BASELINE_SECTIONS)}, got {kind!r}")
-    name = BASELINE_SECTIONS[kind]
-    raw, source = read_yaml(path), display_path(path)
-    section, train = raw.get(name), raw.get("train")
-    for key, value in ((name, section), ("train", train)):
+    common, own = raw.get("train_common"), raw.get(name)
+    for key, value in (("train_common", common), (name, own)):
         if not isinstance(value, dict):
-            raise ConfigError(source, key, f"expected a mapping (a section), got {_got(value)}")
-    inherited = {k: train[k] for k in BASELINE_INHERITED if k in train}
-    return {**inherited, **section}, name, source
+            raise ConfigError(source, key, f"expected a mapping (a section), got {got(value)}")
+    unknown = sorted(set(common) - set(TRAIN_COMMON), key=str)
+    if unknown:
+        raise ConfigError(
+            source, f"train_common.{unknown[0]}", f"unknown key (known: {', '.join(TRAIN_COMMON)})"
+        )
+    missing = [k for k in TRAIN_COMMON if k not in common]
+    if missing:
+        raise ConfigError(source, f"train_common.{missing[0]}", "missing key")
+    hints = get_type_hints(cls)
+    inherited = {
+        key: read_value(common[key], hints[key], f"train_common.{key}", source)
+        for key in TRAIN_COMMON
+        if key not in own
+    }
+    return read_section(
+        cls, own, name, source, optional=optional, given={**(given or {}), **inherited}
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ A stage's ``if __name__ == "__main__":`` line is ``run(main)``. Then
 * an error is **one line** on stderr naming what to fix, and the exit status is non-zero::
 
       error: data/synth/x.mat: Pose_Para: wrong shape (1, 6), expected (1, 7)
-      error: params.yaml: train.epochs: expected an integer, got 2.7
+      error: params.yaml: train_common.epochs: expected an integer, got 2.7
       error: No space left on device: data/uv/.train.h5.tmp
       error: data/uv/train.h5: not a readable HDF5 file (file signature not found)
 
@@ -116,7 +116,7 @@ def _hdf5_missing_object(exc: KeyError) -> str | None:
 
 def describe(exc: BaseException) -> str:
     """One line saying what went wrong and where (no ``error:`` prefix)."""
-    from pipeline.config import ConfigError
+    from pipeline.typed_yaml import ConfigError
     from uvgen.formats.errors import DataError, StageError
 
     if isinstance(exc, StageError):

@@ -1,9 +1,10 @@
 """Stage `train`: the UV training file -> PRNet weights, checkpoints, per-epoch metrics.
 
-Reads the ``train`` section of params.yaml (fields documented in model.train.TrainConfig) and
-writes to ``train.out_dir``: ``checkpoints/last.pt``, ``model.pt``, ``metrics.json``, ``loss.csv``.
-A run killed mid-epoch resumes from its last checkpoint when started again (``dvc repro`` or this
-command) with the same settings, data and code; raising ``train.epochs`` continues a finished run.
+Reads the ``train_common`` and ``train`` sections of params.yaml (fields documented in
+model.train.TrainConfig) and writes to ``train.out_dir``: ``checkpoints/last.pt``, ``model.pt``,
+``metrics.json``, ``loss.csv``. A run killed mid-epoch resumes from its last checkpoint when started
+again (``dvc repro`` or this command) with the same settings, data and code; raising
+``train_common.epochs`` continues a finished run.
 
 The default is a short CPU run (params.yaml: width 6, the network at 128x128 inside the 256 crop,
 an output that starts at the mean training map, a one-cycle learning-rate schedule peaking at 2e-3,
@@ -11,13 +12,14 @@ bf16 autocast where the CPU has native bf16). The paper's configuration on a GPU
 256x256, plain sigmoid, Adam at 1e-4 halved every 5 epochs, TensorFlow's batch-norm momentum, 40
 epochs):
 
-    dvc exp run -S train.width=16 -S train.epochs=40 -S train.lr=1e-4 -S train.lr_schedule=step \
-        -S train.net_size=null -S train.template=false -S train.bn_momentum=0.001 \
-        -S train.device=cuda -S train.num_workers=8 -S train.checkpoint_every=1000
+    dvc exp run -S train.width=16 -S train.lr=1e-4 -S train.net_size=null \
+        -S train.template=false -S train_common.epochs=40 -S train_common.lr_schedule=step \
+        -S train_common.bn_momentum=0.001 -S train_common.device=cuda \
+        -S train_common.num_workers=8 -S train_common.checkpoint_every=1000
 
 (with the real 300W-LP behind ``uvgen.train_root`` for the paper's data). Several GPUs:
-``torchrun --standalone --nproc_per_node=G -m pipeline.train`` (``train.batch_size`` is the global
-batch, divided over the GPUs).
+``torchrun --standalone --nproc_per_node=G -m pipeline.train`` (``train_common.batch_size`` is the
+global batch, divided over the GPUs).
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ import argparse
 import os
 
 from model.train import TrainConfig, train
-from pipeline.config import DEFAULT_PARAMS, check_split, read_section, train_section
+from pipeline.config import DEFAULT_PARAMS, check_split, read_training
+from pipeline.typed_yaml import display_path
 
 
 def config_from_params(path=DEFAULT_PARAMS) -> TrainConfig:
-    """The ``train`` section of a params file as a validated TrainConfig, every field required
-    (ConfigError naming the key; a test-split ``train_file`` is refused)."""
-    section, name, source = train_section(path)
-    cfg = read_section(TrainConfig, section, name, source, optional=())
-    check_split(cfg.train_file, "train", "train.train_file", source)
+    """The ``train_common`` and ``train`` sections of a params file as a validated TrainConfig,
+    every field required (ConfigError naming the key; a test-split ``train_file`` is refused)."""
+    cfg = read_training(TrainConfig, "train", path, optional=())
+    check_split(cfg.train_file, "train", "train_common.train_file", display_path(path))
     return cfg
 
 

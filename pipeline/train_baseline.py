@@ -5,17 +5,18 @@
 
 Each section holds the baseline's own settings (out_dir, model_dir, lr, width, input_size and its
 loss settings); every other field (data, holdout, epochs, batch, lr schedule, augmentation, seed,
-runtime) comes from the ``train`` section unless the baseline section sets it, so all three methods
-get the same training budget (pipeline.config.BASELINE_INHERITED). Fields are documented in
+runtime) comes from the ``train_common`` section, shared with PRN's ``train`` stage, so all three
+methods get the same training budget (pipeline.config.TRAIN_COMMON; a baseline section may still
+set one of those keys for itself). Fields are documented in
 model.baselines.train_baseline.BaselineConfig. Outputs in ``out_dir``: ``checkpoints/last.pt``
 (resumed after a kill when settings, data and code are unchanged), ``model.pt`` (weights with the
 whitening statistics and everything decoding needs), ``metrics.json``, ``loss.csv``.
 
 Defaults: a short CPU run (MobileNet-V1 at width 0.5; DeFANet at width 12). The paper's
-configurations on a GPU, with PRN's (train.epochs=40, train.device=cuda, ...):
+configurations on a GPU, with PRN's (train_common.epochs=40, train_common.device=cuda, ...):
 
     dvc exp run -S train_3ddfa.width=1.0 -S train_defa.width=32 \\
-                -S train.epochs=40 -S train.device=cuda ...
+                -S train_common.epochs=40 -S train_common.device=cuda ...
 """
 
 from __future__ import annotations
@@ -25,21 +26,27 @@ import argparse
 from model.baselines.train_baseline import KINDS, BaselineConfig, train_baseline
 from pipeline.config import (
     BASELINE_OPTIONAL,
+    BASELINE_SECTIONS,
     DEFAULT_PARAMS,
-    baseline_section,
     check_split,
-    read_section,
+    read_training,
 )
+from pipeline.typed_yaml import display_path
 
 
 def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
-    """The baseline section of a params file (completed from ``train``) as a validated
+    """The baseline's section of a params file (completed from ``train_common``) as a validated
     BaselineConfig (ConfigError naming the key; a test-split ``train_file`` is refused)."""
-    section, name, source = baseline_section(kind, path)
-    cfg = read_section(
-        BaselineConfig, section, name, source, optional=BASELINE_OPTIONAL, given={"kind": kind}
+    if kind not in BASELINE_SECTIONS:
+        raise ValueError(f"baseline kind must be one of {sorted(BASELINE_SECTIONS)}, got {kind!r}")
+    cfg = read_training(
+        BaselineConfig,
+        BASELINE_SECTIONS[kind],
+        path,
+        optional=BASELINE_OPTIONAL,
+        given={"kind": kind},
     )
-    check_split(cfg.train_file, "train", f"{name}.train_file", source)
+    check_split(cfg.train_file, "train", "train_common.train_file", display_path(path))
     return cfg
 
 

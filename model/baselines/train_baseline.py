@@ -84,6 +84,7 @@ from model.baselines.params3dmm import (
 )
 from model.checkpoint import Progress, atomic_torch_save
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
+from model.device import resolve_device
 from model.train import (
     augment_config_of,
     autocast_enabled,
@@ -92,7 +93,6 @@ from model.train import (
     file_identity,
     make_scheduler,
     precision_note,
-    resolve_device,
     seed_everything,
     set_bn_momentum,
 )
@@ -524,7 +524,7 @@ def train_baseline(cfg: BaselineConfig) -> BaselineResult:
     """Run (or resume) a baseline training as configured; see the module docstring."""
     from uvgen.model_checksum import model_checksum
 
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, local_rank=0)
     on_cuda = device.type == "cuda"
     use_amp = autocast_enabled(device, cfg.amp)
     channels_last = True  # faster for both networks on CPU and GPU (depthwise convs especially)

@@ -469,33 +469,3 @@ def test_unreadable_checkpoint_starts_afresh(world, tmp_path, capsys) -> None:
     assert result.resumed_from is None and len(result.history) == 1
     assert "cannot be read" in capsys.readouterr().out
     assert load_checkpoint(ckpt)["progress"]["epoch"] == 1  # replaced by a good one
-
-
-def test_params_sections_inherit_the_prn_budget(tmp_path) -> None:
-    import yaml
-
-    from pipeline.config import DEFAULT_PARAMS
-    from pipeline.train import config_from_params as train_config
-    from pipeline.train_baseline import config_from_params
-
-    train = train_config()
-    for kind in ("3ddfa", "defa"):
-        cfg = config_from_params(kind)
-        assert cfg.kind == kind and cfg.input_size == {"3ddfa": 120, "defa": 128}[kind]
-        for key in (
-            "train_file",
-            "epochs",
-            "batch_size",
-            "seed",
-            "val_fraction",
-            "rotation_deg",
-            "occlusion_prob",
-        ):
-            assert getattr(cfg, key) == getattr(train, key), key
-        assert cfg.color_range == tuple(train.color_range)
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
-    raw["train_defa"]["epochs"] = 1  # a baseline section may override an inherited key
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    assert config_from_params("defa", path).epochs == 1
-    assert config_from_params("3ddfa", path).epochs == train.epochs

@@ -20,7 +20,7 @@ import yaml
 from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
 from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
 from model.train import TrainConfig, lr_factor, run_fingerprint, state_digest, train
-from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT
+from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TRAIN_COMMON
 from pipeline.train import config_from_params
 
 TINY = dict(
@@ -169,6 +169,7 @@ main(["--params", sys.argv[3]])
 def _params_file(path: Path, cfg: TrainConfig) -> Path:
     raw = yaml.safe_load(Path(DEFAULT_PARAMS).read_text())
     raw["train"] = cfg.to_json()
+    raw["train_common"] = {key: raw["train"].pop(key) for key in TRAIN_COMMON}
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -265,8 +266,10 @@ def test_ddp_two_ranks_on_cpu_gloo(toy_file: Path, tmp_path: Path) -> None:
 
 
 def test_params_section_gives_every_config_field() -> None:
-    raw = yaml.safe_load(Path(DEFAULT_PARAMS).read_text())["train"]
-    assert sorted(raw) == sorted(f.name for f in fields(TrainConfig))
+    raw = yaml.safe_load(Path(DEFAULT_PARAMS).read_text())
+    assert sorted([*raw["train"], *raw["train_common"]]) == sorted(
+        f.name for f in fields(TrainConfig)
+    )
     cfg = config_from_params(DEFAULT_PARAMS)
     assert cfg.batch_size == 16 and cfg.lr_schedule in ("step", "onecycle")
     # the dataclass defaults stay the paper's recipe (the GPU experiment)

@@ -87,9 +87,8 @@ def tiny(tmp_path_factory) -> dict:
     )
     for section in ("synth_300wlp", "synth_aflw2000"):
         raw[section].update(out_dir=str(root / section), count=1, image_size=64, workers=1)
-    raw["train"].update(
-        train_file=str(root / "uv" / "train.h5"), out_dir=str(root / "train"), progress=False
-    )
+    raw["train_common"].update(train_file=str(root / "uv" / "train.h5"), progress=False)
+    raw["train"]["out_dir"] = str(root / "train")
     for section in ("train_3ddfa", "train_defa"):
         raw[section]["out_dir"] = str(root / section)
     raw["predict"].update(test_file=str(root / "uv" / "test.h5"), out_dir=str(root / "pred"))
@@ -140,8 +139,10 @@ BAD_CONFIG = [
     (("make_synth", "300wlp"), "synth_300wlp", {"count": "ten"}, "synth_300wlp.count"),
     (("make_uv", "train"), "uvgen", {"jitter": "false"}, "uvgen.jitter"),
     (("make_uv", "test"), "uvgen", {"task_size": "ten"}, "uvgen.task_size"),
-    (("train",), "train", {"epochs": 2.7}, "train.epochs"),
-    (("train",), "train", {"augment": "no"}, "train.augment"),
+    (("train",), "train_common", {"epochs": 2.7}, "train_common.epochs"),
+    (("train",), "train_common", {"augment": "no"}, "train_common.augment"),
+    (("train",), "train", {"net_size": "big"}, "train.net_size"),
+    (("train_baseline", "defa"), "train_common", {"seed": 0.5}, "train_common.seed"),
     (("train_baseline", "3ddfa"), "train_3ddfa", {"width": "wide"}, "train_3ddfa.width"),
     (("predict",), "predict", {"batch_size": 0}, "predict.batch_size"),
     (("evaluate",), "evaluate", {"on_unmatched": "ignore"}, "evaluate.on_unmatched"),
@@ -254,7 +255,7 @@ def test_uv_bad_sample_fails_naming_file_and_field(capsys, tmp_path, tiny, case)
 
 
 def test_train_missing_file(capsys, tmp_path, tiny) -> None:
-    params = write_params(tmp_path, tiny, train={"train_file": str(tmp_path / "none.h5")})
+    params = write_params(tmp_path, tiny, train_common={"train_file": str(tmp_path / "none.h5")})
     code, lines = run_stage(capsys, "train", "--params", params)
     assert_one_line(code, lines, "none.h5")
 
@@ -262,7 +263,7 @@ def test_train_missing_file(capsys, tmp_path, tiny) -> None:
 def test_train_corrupt_hdf5(capsys, tmp_path, tiny) -> None:
     bad = corrupt_h5(tmp_path / "bad.h5")
     for argv in (("train",), ("train_baseline", "defa")):
-        params = write_params(tmp_path, tiny, train={"train_file": str(bad)})
+        params = write_params(tmp_path, tiny, train_common={"train_file": str(bad)})
         code, lines = run_stage(capsys, *argv, "--params", params)
         assert_one_line(code, lines, "bad.h5")
 
@@ -271,9 +272,9 @@ def test_train_on_test_split(capsys, tmp_path, tiny) -> None:
     test_file = tmp_path / "test.h5"
     with h5py.File(test_file, "w") as f:
         f.attrs["split"] = "test"
-    params = write_params(tmp_path, tiny, train={"train_file": str(test_file)})
+    params = write_params(tmp_path, tiny, train_common={"train_file": str(test_file)})
     code, lines = run_stage(capsys, "train", "--params", params)
-    assert_one_line(code, lines, "train.train_file", "test.h5", "'test' split")
+    assert_one_line(code, lines, "train_common.train_file", "test.h5", "'test' split")
 
 
 def test_predict_inputs(capsys, tmp_path, tiny) -> None:
@@ -338,9 +339,9 @@ def test_prnet_predict_bad_inputs(capsys, tmp_path) -> None:
 
 
 def test_debug_shows_the_traceback(capsys, tmp_path, tiny, monkeypatch) -> None:
-    params = write_params(tmp_path, tiny, train={"epochs": 2.7})
+    params = write_params(tmp_path, tiny, train_common={"epochs": 2.7})
     main = importlib.import_module("pipeline.train").main
-    from pipeline.config import ConfigError
+    from pipeline.typed_yaml import ConfigError
 
     with pytest.raises(
         ConfigError
@@ -354,7 +355,7 @@ def test_debug_shows_the_traceback(capsys, tmp_path, tiny, monkeypatch) -> None:
 def test_subprocess_entries(tmp_path, tiny) -> None:
     """The real ``python -m`` entry and the ``prnet`` console script: one line, status,
     traceback."""
-    params = write_params(tmp_path, tiny, train={"epochs": 2.7})
+    params = write_params(tmp_path, tiny, train_common={"epochs": 2.7})
     env_python = [sys.executable, "-m"]
     done = subprocess.run(
         env_python + ["pipeline.make_face_model", "--params", params],

@@ -3,6 +3,7 @@ line."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,17 +11,18 @@ from typing import Literal
 
 import h5py
 import pytest
+import yaml
 
 from pipeline.config import (
     DEFAULT_PARAMS,
-    ConfigError,
+    TRAIN_COMMON,
     check_split,
     load_figures_params,
     load_params,
-    read_section,
 )
 from pipeline.train import config_from_params as train_config
 from pipeline.train_baseline import config_from_params as baseline_config
+from pipeline.typed_yaml import ConfigError, read_section
 
 TEXT = DEFAULT_PARAMS.read_text()
 
@@ -44,9 +46,9 @@ def _params_with(tmp_path: Path, old: str, new: str) -> Path:
 # (line in params.yaml, replacement, key named, words of the reason)
 BAD = [
     ("  jitter: true", '  jitter: "false"', "uvgen.jitter", "expected true or false"),
-    ("  augment: true", '  augment: "no"', "train.augment", "expected true or false"),
-    ("  epochs: 3 ", "  epochs: 2.7 ", "train.epochs", "expected an integer, got 2.7"),
-    ("  epochs: 3 ", "  epochs: 3.0 ", "train.epochs", "expected an integer, got 3.0"),
+    ("  augment: true", '  augment: "no"', "train_common.augment", "expected true or false"),
+    ("  epochs: 3 ", "  epochs: 2.7 ", "train_common.epochs", "expected an integer, got 2.7"),
+    ("  epochs: 3 ", "  epochs: 3.0 ", "train_common.epochs", "expected an integer, got 3.0"),
     ("  task_size: 100", '  task_size: "ten"', "uvgen.task_size", "expected an integer, got 'ten'"),
     ("  task_size: 100", "  task_size: 0", "uvgen.task_size", "[1, 10000]"),
     (
@@ -83,7 +85,7 @@ BAD = [
         "evaluate.recon_scale",
         "expected true or false, got 0",
     ),
-    ("  epochs: 3 ", "  epoch: 3 ", "train.epoch", "unknown key"),
+    ("  epochs: 3 ", "  epoch: 3 ", "train_common.epoch", "unknown key"),
     ("  pdf: true", "  pdf: yes please", "figures.pdf", "expected true or false"),
     ("  width: 0.5 ", "  width: half ", "train_3ddfa.width", "expected a number"),
 ]
@@ -111,7 +113,7 @@ def test_message_format_of_the_issue(tmp_path: Path, monkeypatch) -> None:
     _params_with(tmp_path, "  epochs: 3 ", "  epochs: 2.7 ")
     with pytest.raises(ConfigError) as info:
         train_config("params.yaml")
-    assert str(info.value) == "params.yaml: train.epochs: expected an integer, got 2.7"
+    assert str(info.value) == "params.yaml: train_common.epochs: expected an integer, got 2.7"
 
 
 def test_good_values_and_yaml12_floats(tmp_path: Path) -> None:
@@ -147,10 +149,16 @@ def test_missing_file_section_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_trainer_sections_need_every_key_but_the_optional_ones(tmp_path: Path) -> None:
     """TrainConfig / BaselineConfig are read directly: their defaults do not fill a missing key."""
-    path = _params_with(tmp_path, "  epochs: 3 ", "  # epochs: (left out)")
-    for read, key in ((train_config, "train.epochs"), (baseline_config, "train_3ddfa.epochs")):
+    prn, ddfa = train_config, lambda path: baseline_config("3ddfa", path)
+    for read, old, key in (
+        (prn, "  epochs: 3 ", "train_common.epochs"),
+        (prn, "  width: 6 ", "train.width"),
+        (ddfa, "  epochs: 3 ", "train_common.epochs"),
+        (ddfa, "  width: 0.5 ", "train_3ddfa.width"),
+    ):
+        path = _params_with(tmp_path, old, "  # (left out)")
         with pytest.raises(ConfigError) as info:
-            read(path) if read is train_config else read("3ddfa", path)
+            read(path)
         assert str(info.value) == f"{path}: {key}: missing key"
     cfg = baseline_config("defa")  # loss settings of the other kind may be left out
     assert cfg.kind == "defa" and cfg.wpdc_fraction == 0.34
@@ -211,11 +219,11 @@ def _h5(path: Path, split: str) -> Path:
 
 
 def test_check_split(tmp_path: Path) -> None:
-    check_split(_h5(tmp_path / "train.h5", "train"), "train", "train.train_file")
-    check_split(tmp_path / "absent.h5", "train", "train.train_file")  # left to the reader
+    check_split(_h5(tmp_path / "train.h5", "train"), "train", "train_common.train_file")
+    check_split(tmp_path / "absent.h5", "train", "train_common.train_file")  # left to the reader
     with pytest.raises(ConfigError) as info:
-        check_split(_h5(tmp_path / "test.h5", "test"), "train", "train.train_file")
-    assert "train.train_file" in str(info.value) and "'test' split" in str(info.value)
+        check_split(_h5(tmp_path / "test.h5", "test"), "train", "train_common.train_file")
+    assert "train_common.train_file" in str(info.value) and "'test' split" in str(info.value)
 
 
 def test_train_stage_refuses_a_test_split_file(tmp_path: Path) -> None:
@@ -227,3 +235,100 @@ def test_train_stage_refuses_a_test_split_file(tmp_path: Path) -> None:
     for load in (lambda: train_config(path), lambda: baseline_config("defa", path)):
         with pytest.raises(ConfigError, match=r"train_file: .*test.h5 holds the 'test' split"):
             load()
+
+
+# The three training stages' effective configurations from the project's params.yaml, as they were
+# before train_common existed (each baseline then inherited these keys from ``train``).
+SHARED_BEFORE = {
+    "train_file": "data/uv/train.h5",
+    "val_file": None,
+    "val_fraction": 0.1,
+    "epochs": 20,
+    "batch_size": 16,
+    "lr_step_epochs": 5,
+    "lr_gamma": 0.5,
+    "lr_schedule": "onecycle",
+    "warmup_frac": 0.05,
+    "bn_momentum": 0.1,
+    "augment": True,
+    "rotation_deg": 45.0,
+    "scale_range": [0.9, 1.2],
+    "shift_frac": 0.1,
+    "color_range": [0.6, 1.4],
+    "occlusion_prob": 0.5,
+    "seed": 0,
+    "device": "auto",
+    "amp": "bf16",
+    "num_workers": 1,
+    "checkpoint_every": 50,
+    "resume": True,
+    "progress": True,
+}
+BASELINE_LOSSES = {"wpdc_fraction": 0.34, "landmark_weight": 0.01, "loss_vertices": 1024}
+OWN_BEFORE = {
+    "train": {
+        "out_dir": "data/train",
+        "lr": 0.002,
+        "width": 6,
+        "net_size": 128,
+        "template": True,
+        "compile": False,
+    },
+    "train_3ddfa": {
+        "kind": "3ddfa",
+        "out_dir": "data/baselines/3ddfa",
+        "model_dir": None,
+        "lr": 0.003,
+        "width": 0.5,
+        "input_size": 120,
+        **BASELINE_LOSSES,
+    },
+    "train_defa": {
+        "kind": "defa",
+        "out_dir": "data/baselines/defa",
+        "model_dir": None,
+        "lr": 0.001,
+        "width": 12.0,
+        "input_size": 128,
+        **BASELINE_LOSSES,
+    },
+}
+
+
+def _training_configs(path: Path = DEFAULT_PARAMS) -> dict[str, dict]:
+    return {
+        "train": train_config(path).to_json(),
+        "train_3ddfa": baseline_config("3ddfa", path).to_json(),
+        "train_defa": baseline_config("defa", path).to_json(),
+    }
+
+
+def test_training_stages_keep_their_effective_configuration() -> None:
+    """train_common moved keys, not values: every field (and its JSON type: 12.0 is not 12) of the
+    three stages' configurations is what it was when the baselines inherited from ``train``."""
+    for name, cfg in _training_configs().items():
+        expected = {**SHARED_BEFORE, **OWN_BEFORE[name]}
+        assert json.dumps(cfg, sort_keys=True) == json.dumps(expected, sort_keys=True), name
+
+
+def test_train_common_is_shared_strict_and_a_stage_may_override_it(tmp_path: Path) -> None:
+    raw = yaml.safe_load(TEXT)
+    assert set(raw["train_common"]) == set(TRAIN_COMMON)
+    assert not set(TRAIN_COMMON) & {*raw["train"], *raw["train_3ddfa"], *raw["train_defa"]}
+    raw["train_common"]["epochs"] = 7
+    raw["train_defa"]["epochs"] = 1  # this stage alone
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    epochs = {name: cfg["epochs"] for name, cfg in _training_configs(path).items()}
+    assert epochs == {"train": 7, "train_3ddfa": 7, "train_defa": 1}
+    raw["train_common"]["width"] = 8  # not a shared key
+    path.write_text(yaml.safe_dump(raw))
+    for read in (lambda: train_config(path), lambda: baseline_config("3ddfa", path)):
+        with pytest.raises(
+            ConfigError, match=r"train_common\.width: unknown key \(known: train_file"
+        ):
+            read()
+    del raw["train_common"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="train_common: expected a mapping"):
+        train_config(path)

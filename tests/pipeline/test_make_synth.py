@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError
 from pipeline.make_synth import main
+from pipeline.typed_yaml import ConfigError
 from uvgen.formats.bfm import save_bfm
 from uvgen.resumable import MANIFEST, exclusive_lock
 from uvgen.synth.dataset import check_count, write_synthetic_set

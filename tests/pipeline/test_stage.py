@@ -10,8 +10,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from pipeline.config import ConfigError
 from pipeline.stage import EXIT_INTERRUPTED, describe, run
+from pipeline.typed_yaml import ConfigError
 from uvgen.formats.errors import DataError, DataWarning
 
 

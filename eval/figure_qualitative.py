@@ -1,6 +1,6 @@
 """The qualitative figure: test crops across the yaw range, one column per method plus the ground
 truth, each cell the shaded dense mesh over the crop and the 68 landmarks joined along their
-contours (:func:`model.uses.draw_landmarks`). Points in crop pixels (:func:`to_crop`).
+contours (:func:`model.draw.draw_landmarks`). Points in crop pixels (:func:`to_crop`).
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def shade_mesh(
     ambient: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(shade (h, w) float32 in [0, 1], mask (h, w) bool): the mesh (vertices in image pixels)
-    rendered with a z-buffer (:func:`model.uses.render_raster`) and Lambertian shading of its
+    rendered with a z-buffer (:func:`model.visibility.render_raster`) and Lambertian shading of its
     vertex normals under a light from the upper left in front (``light`` in the image frame)."""
-    from model.uses import render_raster
+    from model.visibility import render_raster
 
     v = np.asarray(vertices, dtype=np.float64)
     light_dir = np.asarray(light, dtype=np.float64)
@@ -113,7 +113,7 @@ def overlay_cell(
     joined along their contours in ``color``. Returns (scale*H, scale*W, 3) uint8."""
     from PIL import Image
 
-    from model.uses import draw_landmarks
+    from model.draw import draw_landmarks
 
     crop = np.asarray(crop, dtype=np.uint8)
     h, w = crop.shape[:2]

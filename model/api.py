@@ -30,9 +30,10 @@ import numpy as np
 
 from model.checkpoint import load_weights
 from model.detector import FaceBox, FaceDetector, select_faces
+from model.head_pose import HeadPose, face_pose
 from model.inference import Predictor
 from model.prnet import PRNet
-from model.uses import FaceUV, HeadPose, dense_vertices, face_pose, fill_gaps, landmarks, uv_texture
+from model.uses import FaceUV, dense_vertices, fill_gaps, landmarks, uv_texture
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import read_jpeg
 
@@ -74,7 +75,8 @@ class Face:
         ``visible_only`` also blanks what the camera does not see)."""
         visible = None
         if visible_only:
-            from model.uses import face_mesh, visible_vertices
+            from model.uses import face_mesh
+            from model.visibility import visible_vertices
 
             mesh = face_mesh(self.image, self.posmap, self.uv)
             h, w = self.image.shape[:2]

@@ -63,21 +63,12 @@ from tqdm import tqdm
 
 from model.api import PRN, NoFaceError, load_layout
 from model.detector import DetectorUnavailable, FaceRegionError
+from model.draw import draw_landmarks
+from model.face_swap import swap_face
+from model.head_pose import face_pose
 from model.mesh_io import write_obj, write_ply
-from model.uses import (
-    FaceUV,
-    depth_image,
-    depth_to_uint8,
-    draw_landmarks,
-    face_mesh,
-    face_pose,
-    fill_gaps,
-    landmarks,
-    render_raster,
-    swap_face,
-    uv_texture,
-    visible_vertices,
-)
+from model.uses import FaceUV, face_mesh, fill_gaps, landmarks, uv_texture
+from model.visibility import depth_image, depth_to_uint8, render_raster, visible_vertices
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
 

@@ -134,7 +134,8 @@ def test_uv_data_equals_the_models_layout_on_the_real_topology(
     """PRNet's uv-data read as a FaceUV is the layout the project builds from the real BFM topology
     with PRNet's face mask: the same key-point pixels, face pixels, mesh and rigid region, and
     the same canonical face up to a similarity (PRNet's file is in other units)."""
-    from model.uses import build_face_uv, similarity_fit
+    from model.head_pose import similarity_fit
+    from model.uses import build_face_uv
     from uvgen.masks import load_prnet_face_mask
 
     theirs = load_uv_data(prnet_uv_dir)

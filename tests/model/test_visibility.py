@@ -1,0 +1,49 @@
+"""model.visibility: the z-buffer, depth image and visible vertices of a map's mesh."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from model import uses, visibility
+from tests.model.face_maps import (
+    SIZE,
+    draw_face,
+    mean_pose_map,
+    render_flat,
+    true_map,
+)
+from uvgen.geometry import image_vertices
+
+
+def test_visibility_of_frontal_and_turned_faces(setup) -> None:
+    model, layout, uv = setup
+    front, _ = mean_pose_map(model, layout, (0.0, 0.0, 0.0))
+    turned, _ = mean_pose_map(model, layout, (0.0, 70.0, 0.0))
+    assert visibility.uv_visibility(front, uv, SIZE, SIZE)[uv.face_mask].mean() > 0.97
+    vis = visibility.uv_visibility(turned, uv, SIZE, SIZE)
+    cols = np.nonzero(uv.face_mask)[1]
+    left, right = cols < 128, cols >= 128
+    fl, fr = vis[uv.face_mask][left].mean(), vis[uv.face_mask][right].mean()
+    assert min(fl, fr) < 0.6 and max(fl, fr) > 0.95  # one side of the face turns away
+
+
+def test_depth_image_is_the_faces_z_buffer(setup) -> None:
+    model, layout, uv = setup
+    s = draw_face(model, 5)
+    verts, posmap = true_map(model, layout, s)
+    mesh_verts = uses.dense_vertices(posmap, uv)
+    depth, mask = visibility.depth_image(mesh_verts, uv.triangles, SIZE, SIZE)
+    assert depth.shape == mask.shape == (SIZE, SIZE)
+    png = visibility.depth_to_uint8(depth, mask)
+    assert np.array_equal(png > 0, mask), "non-zero exactly on the face's silhouette"
+    # the silhouette is the face part of the rendered head, and the depths are the head's z-buffer
+    true_img = image_vertices(verts, s.pose_para.astype(np.float64), SIZE)
+    _, true_raster = render_flat(model, s, verts, np.full((model.n_vertices, 3), 0.5))
+    assert (mask & true_raster.mask).sum() > 0.995 * mask.sum()
+    true_z = true_raster.interpolate(true_img[:, 2:3] - true_img[:, 2].min())[..., 0]
+    both = ndimage.binary_erosion(mask & true_raster.mask, iterations=2)
+    diff = np.abs(depth[both] - true_z[both])
+    assert np.median(diff) < 0.2 and np.percentile(diff, 99) < 1.5
+    # nearer = brighter
+    assert png[np.unravel_index(np.argmax(np.where(mask, depth, -1)), mask.shape)] == 255

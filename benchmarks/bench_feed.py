@@ -28,7 +28,8 @@ from model.augment import AugmentConfig
 from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device
 from model.h5dataset import PositionMapDataset
 from model.prnet import PRNet
-from model.train import set_bn_momentum, train_step
+from model.train import train_step
+from model.train_settings import set_bn_momentum
 from uvgen.h5store import PositionMapFile
 
 

@@ -35,7 +35,8 @@ from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device,
 from model.h5dataset import PositionMapDataset
 from model.inference import Predictor
 from model.prnet import PRNet, count_parameters
-from model.train import cpu_bf16_supported, set_bn_momentum, train_step
+from model.train import train_step
+from model.train_settings import cpu_bf16_supported, set_bn_momentum
 from uvgen.h5store import PositionMapFile
 
 DEFAULT_H5 = Path(__file__).resolve().parents[1] / "data" / "uv" / "train.h5"

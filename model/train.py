@@ -9,8 +9,9 @@ Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the ne
 are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is
 computed in float32); ``compile=True`` adds ``torch.compile``. On the CPU the forward pass runs
 under bf16 autocast too when the processor has native bf16 (AVX512-BF16 / AMX;
-model.train.cpu_bf16_supported), else float32; the log says which. A CPU run is reproducible on
-one machine: the same config and seed give bit-identical weights (with ``num_workers`` any value).
+model.train_settings.cpu_bf16_supported), else float32; the log says which. A CPU run is
+reproducible on one machine: the same config and seed give bit-identical weights (with
+``num_workers`` any value).
 Multi-GPU: launch with ``torchrun --nproc_per_node=G -m pipeline.train``; WORLD_SIZE > 1 wraps the
 network in DistributedDataParallel, ``batch_size`` is the global batch (each rank takes
 ``batch_size / G``) and rank 0 alone writes files (model.distributed).
@@ -39,11 +40,8 @@ configuration on a GPU, as a DVC experiment:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +57,6 @@ from model.data import (
     DataSplit,
     EpochBatchSampler,
     ShardSampler,
-    derived_seed,
     load_split,
     make_loader,
     prepare_batch,
@@ -70,6 +67,18 @@ from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdo
 from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
 from model.prnet import MAP_SCALE, PRNet
+from model.train_settings import (
+    AMP_MODES,
+    augment_config_of,
+    autocast_enabled,
+    check_schedule,
+    config_json,
+    file_identity,
+    make_scheduler,
+    precision_note,
+    seed_everything,
+    set_bn_momentum,
+)
 from model.trainer import (  # noqa: F401 (re-exported: the output names and the history writer)
     CHECKPOINT_NAME,
     METRICS_NAME,
@@ -86,8 +95,6 @@ from model.trainer import (  # noqa: F401 (re-exported: the output names and the
 )
 from uvgen.h5store import PositionMapFile
 
-AMP_MODES = ("bf16", "none")
-LR_SCHEDULES = ("step", "onecycle")
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
 _NOT_FINGERPRINTED = (
     "train_file",
@@ -181,108 +188,6 @@ class TrainConfig:
         return config_json(self)
 
 
-def augment_config_of(cfg: Any) -> AugmentConfig | None:
-    """The augmentation of a training configuration (its ``augment`` and range fields);
-    None = off."""
-    if not cfg.augment:
-        return None
-    return AugmentConfig(
-        rotation_deg=cfg.rotation_deg,
-        scale_range=cfg.scale_range,
-        shift_frac=cfg.shift_frac,
-        color_range=cfg.color_range,
-        occlusion_prob=cfg.occlusion_prob,
-    )
-
-
-def config_json(cfg: Any) -> dict[str, Any]:
-    """A configuration dataclass as a JSON-ready dict (paths as strings, tuples as lists)."""
-    out = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        out[f.name] = (
-            str(value)
-            if isinstance(value, Path)
-            else (list(value) if isinstance(value, tuple) else value)
-        )
-    return out
-
-
-def check_schedule(schedule: str, warmup_frac: float, section: str) -> None:
-    """Validate ``lr_schedule`` / ``warmup_frac`` of a training section."""
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"{section}.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
-    if not 0.0 <= warmup_frac < 1.0:
-        raise ValueError(f"{section}.warmup_frac must be in [0, 1), got {warmup_frac}")
-
-
-def lr_factor(
-    step: int,
-    *,
-    schedule: str,
-    steps_per_epoch: int,
-    epochs: int,
-    lr_step_epochs: int,
-    lr_gamma: float,
-    warmup_frac: float,
-) -> float:
-    """Learning-rate multiplier of the 0-based optimisation ``step`` (a pure function of the step).
-
-    ``step`` (the paper's): ``lr_gamma ** (epoch // lr_step_epochs)``, constant within an epoch.
-    ``onecycle`` (short runs): a linear warm-up from 0 over the first ``warmup_frac`` of all
-    ``epochs * steps_per_epoch`` steps to the peak ``lr``, then a cosine decay to 0 at the last
-    step.
-    """
-    if schedule == "step":
-        return lr_gamma ** (step // (steps_per_epoch * lr_step_epochs))
-    total = max(epochs * steps_per_epoch, 1)
-    warm = int(round(warmup_frac * total))
-    if step < warm:
-        return (step + 1) / warm
-    t = min((step - warm) / max(total - warm, 1), 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step scheduler (call ``step()`` after every optimiser step) following
-    :func:`lr_factor`."""
-    kw = dict(
-        schedule=cfg.lr_schedule,
-        steps_per_epoch=steps_per_epoch,
-        epochs=cfg.epochs,
-        lr_step_epochs=cfg.lr_step_epochs,
-        lr_gamma=cfg.lr_gamma,
-        warmup_frac=cfg.warmup_frac,
-    )
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, **kw))
-
-
-def cpu_bf16_supported() -> bool:
-    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX) that oneDNN uses."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
-        return False
-
-
-def autocast_enabled(device: torch.device, amp: str) -> bool:
-    """bf16 autocast for ``amp='bf16'``: always on CUDA, on the CPU where it is native
-    (else fp32)."""
-    if amp != "bf16":
-        return False
-    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
-
-
-def precision_note(device: torch.device, amp: str) -> str:
-    """One line saying which precision a run uses, for the log."""
-    if autocast_enabled(device, amp):
-        return f"bf16 autocast on {device.type}"
-    why = "amp: none" if amp != "bf16" else "no native bf16 on this CPU"
-    return f"float32 on {device.type} ({why})"
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` returns (on every rank): the bare network and the per-epoch rows."""
@@ -293,38 +198,10 @@ class TrainResult:
     resumed_from: Progress | None
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) from one integer."""
-    random.seed(seed)
-    np.random.seed(derived_seed("numpy", seed) % (2**32))
-    torch.manual_seed(seed)
-
-
-def set_bn_momentum(model: nn.Module, momentum: float) -> None:
-    """Set every batch norm's running-average momentum (PyTorch convention: new-value weight)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = momentum
-
-
-def file_identity(path: Path) -> dict[str, Any]:
-    """What identifies a UV file's content cheaply: sample count, size, names hash, attributes."""
-    with PositionMapFile(path) as f:
-        attrs = f.attrs
-        names = hashlib.sha256("\n".join(f.names).encode()).hexdigest()
-        n = len(f)
-    keep = ("model_checksum", "params", "split", "posmap_dtype", "posmap_offset")
-    return {
-        "n": n,
-        "bytes": Path(path).stat().st_size,
-        "names": names,
-        **{k: str(attrs.get(k)) for k in keep},
-    }
-
-
 # The modules whose source decides the numbers of a run (the train stage's code deps in dvc.yaml).
 TRAINING_SOURCES = (
     "prnet.py",
+    "train_settings.py",
     "loss.py",
     "augment.py",
     "data.py",

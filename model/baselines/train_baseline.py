@@ -34,9 +34,9 @@ VDC --, train and validation loss, validation landmark NME in % from the decoded
 as PRN's maps are decoded, throughput).
 
 Single process (no DDP: these networks are small); channels-last; bf16 autocast (``amp``) on CUDA
-and on CPUs with native bf16, as PRN's (model.train.autocast_enabled). The learning rate follows
-PRN's per-step schedule (``lr_schedule``: 'step' or 'onecycle', model.train.lr_factor). CPU runs
-are reproducible bit for bit on one machine, like PRN's.
+and on CPUs with native bf16, as PRN's (model.train_settings.autocast_enabled). The learning rate
+follows PRN's per-step schedule (``lr_schedule``: 'step' or 'onecycle',
+model.train_settings.lr_factor). CPU runs are reproducible bit for bit on one machine, like PRN's.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ from model.baselines.params3dmm import (
 from model.checkpoint import Progress, atomic_torch_save
 from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
 from model.device import resolve_device
-from model.train import (
+from model.train_settings import (
     augment_config_of,
     autocast_enabled,
     check_schedule,

@@ -19,7 +19,8 @@ import yaml
 
 from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
 from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
-from model.train import TrainConfig, lr_factor, run_fingerprint, state_digest, train
+from model.train import TrainConfig, run_fingerprint, state_digest, train
+from model.train_settings import lr_factor
 from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TRAIN_COMMON
 from pipeline.train import config_from_params
 
@@ -278,20 +279,6 @@ def test_params_section_gives_every_config_field() -> None:
         paper.lr == pytest.approx(1e-4) and paper.lr_schedule == "step" and paper.net_size is None
     )
     assert paper.lr_step_epochs == 5 and paper.lr_gamma == pytest.approx(0.5) and paper.width == 16
-
-
-def test_lr_schedules() -> None:
-    kw = dict(steps_per_epoch=10, epochs=4, lr_step_epochs=2, lr_gamma=0.5, warmup_frac=0.1)
-    step = [lr_factor(k, schedule="step", **kw) for k in range(40)]
-    assert step[:20] == [1.0] * 20 and step[20:] == [0.5] * 20  # halved every 2 epochs
-    one = [lr_factor(k, schedule="onecycle", **kw) for k in range(40)]
-    assert one[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # warm-up over 10 % of 40 steps
-    assert all(a >= b for a, b in zip(one[3:], one[4:]))  # then decreasing
-    assert one[-1] < 0.01 and one[3] == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        TrainConfig(train_file=Path("x.h5"), lr_schedule="cosine")
-    with pytest.raises(ValueError):
-        TrainConfig(train_file=Path("x.h5"), warmup_frac=1.0)
 
 
 def test_scheduler_follows_lr_factor_per_step(toy_file: Path, tmp_path: Path) -> None:

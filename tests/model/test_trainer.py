@@ -14,7 +14,8 @@ from torch import nn
 
 from model.checkpoint import Progress, save_checkpoint
 from model.data import EpochBatchSampler
-from model.train import make_scheduler, state_digest
+from model.train import state_digest
+from model.train_settings import make_scheduler
 from model.trainer import CHECKPOINT_NAME, WEIGHTS_NAME, Task, fit, open_checkpoint
 
 N, BATCH = 24, 4  # 6 steps per epoch

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.baselines.inputs import network_input
 from model.baselines.params3dmm import (
     ParamSpec,
     VertexBasis,
@@ -28,7 +29,7 @@ from model.baselines.params3dmm import (
     crop_vertices_torch,
     position_maps,
 )
-from model.baselines.train_baseline import build_network, network_input, resolve_model_dir
+from model.baselines.train_baseline import build_network, resolve_model_dir
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.groundtruth import UVLayout, build_uv_layout
 from uvgen.h5store import PositionMapFile

@@ -43,47 +43,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from model.augment import (
     AugmentConfig,
-    color_scale,
-    occlude,
-    random_affine,
-    random_color_factors,
-    warp_images,
 )
 from model.baselines.defa_net import DeFANet
-from model.baselines.losses import landmark_loss, landmark_nme, parameter_loss, vdc_loss, wpdc_loss
+from model.baselines.inputs import ImageDataset, augment_images, network_input, resize_affine
 from model.baselines.mobilenet import MobileNetV1, count_parameters
+from model.baselines.objective import FitTable, LossFn, evaluate, fit_whitening
 from model.baselines.params3dmm import (
     SPECS,
-    CropFits,
     LandmarkDecoder,
     ParamSpec,
-    VertexBasis,
     Whitening,
-    augment_camera,
-    augment_points,
-    encode,
-    encode_fits,
     model_dir_of,
     read_crop_fits,
 )
 from model.checkpoint import Progress, atomic_torch_save
-from model.data import EpochBatchSampler, derived_seed, make_loader, split_indices
+from model.data import EpochBatchSampler, make_loader, split_indices
 from model.device import resolve_device
 from model.train_settings import (
     augment_config_of,
@@ -97,7 +82,7 @@ from model.train_settings import (
     set_bn_momentum,
 )
 from model.trainer import Task, fit, open_checkpoint
-from uvgen.formats.bfm import MorphableModel, load_bfm
+from uvgen.formats.bfm import load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
 from uvgen.h5store import PositionMapFile
@@ -252,137 +237,6 @@ def build_network(
     return DeFANet(n_out, width=int(width), in_size=int(input_size))
 
 
-def network_input(x: torch.Tensor, size: int) -> torch.Tensor:
-    """(B,3,H,W) images in [0,1] -> (B,3,size,size) in [-1,1] (bilinear, antialiased)."""
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(
-            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-    return (x - 0.5) / 0.5
-
-
-def resize_affine(src: int, dst: int) -> torch.Tensor:
-    """(2,3) float64: pixel (x, y) of a ``src``-sided image -> the same point in its resize to
-    ``dst`` (pixel centres at integers; ``F.interpolate(align_corners=False)``:
-    x' = (x + 0.5) dst/src - 0.5)."""
-    r = dst / src
-    return torch.tensor([[r, 0.0, 0.5 * r - 0.5], [0.0, r, 0.5 * r - 0.5]], dtype=torch.float64)
-
-
-def augment_images(
-    images_uint8: torch.Tensor,
-    generator: torch.Generator | None,
-    config: AugmentConfig | None,
-    size: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B,H,W,3) uint8 -> (network input (B,3,size,size) in [-1,1], (B,2,3) float64 affine A).
-
-    ``A`` maps H x W crop pixels to augmented crop pixels, drawn as model.augment draws it for PRN
-    (same generator calls, same order: affines, colour factors, occlusion), so it applies to the
-    targets unchanged; the identity without augmentation. For speed the crop is first resized to
-    ``size`` (bilinear, antialiased; default H) and warped there by A conjugated with the resize,
-    then colour-scaled and occluded at that size (the occlusion noise cells are 4 input pixels).
-    """
-    b, h, w, _ = images_uint8.shape
-    size = h if size is None else int(size)
-    x = images_uint8.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(
-            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-    if config is None:
-        eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64, device=x.device)
-        return (x - 0.5) / 0.5, eye.expand(b, 2, 3).clone()
-    A = random_affine(b, generator, config, size=(h, w), device=x.device)
-    S = resize_affine(w, size).to(x.device)
-    S3 = torch.cat([S, S.new_tensor([[0.0, 0.0, 1.0]])])
-    A3 = torch.cat([A, A.new_tensor([0.0, 0.0, 1.0]).expand(b, 1, 3)], dim=1)
-    x = warp_images(x, (S3 @ A3 @ torch.linalg.inv(S3))[:, :2])
-    x = color_scale(x, random_color_factors(b, generator, config.color_range, x.device))
-    if config.occlusion_prob > 0:
-        x = occlude(
-            x, generator, config.occlusion_prob, config.occlusion_size, config.noise_cell_px
-        )
-    return (x - 0.5) / 0.5, A
-
-
-class ImageDataset(Dataset):
-    """Crops of a UV file with their position in ``indices``: items (uint8 (H,W,3), int64 k).
-
-    Reads only the ``images`` dataset (the targets are precomputed); opens the file lazily per
-    process, like model.h5dataset.PositionMapDataset.
-    """
-
-    def __init__(self, path: Path, indices: Sequence[int] | np.ndarray):
-        self.path = Path(path)
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self._f: h5py.File | None = None
-        self._pid: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._f is None or self._pid != os.getpid():
-            self._f = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return torch.from_numpy(self._f["images"][int(self.indices[k])]), torch.tensor(
-            k, dtype=torch.int64
-        )
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "indices": self.indices, "_f": None, "_pid": None}
-
-
-class FitTable:
-    """The :class:`CropFits` of one split as tensors on the device, gathered per batch."""
-
-    def __init__(self, fits: CropFits, device: torch.device):
-        t = lambda a, dt=torch.float64: torch.as_tensor(np.asarray(a), dtype=dt, device=device)  # noqa: E731
-        self.M, self.o, self.shape, self.exp = t(fits.M), t(fits.o), t(fits.shape), t(fits.exp)
-        self.landmarks = t(fits.landmarks, torch.float32)
-
-    def targets(
-        self, spec: ParamSpec, k: torch.Tensor, A: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw target vectors (B, dim) float64 and landmarks (B, 68, 3) of positions ``k``,
-        through the augmentation ``A`` if given."""
-        M, o, lmk = self.M[k], self.o[k], self.landmarks[k]
-        if A is not None:
-            M, o = augment_camera(M, o, A.to(M.device))
-            lmk = augment_points(lmk, A.to(M.device))
-        return encode(spec, M, o, self.shape[k], self.exp[k]), lmk
-
-
-def fit_whitening(
-    spec: ParamSpec,
-    fits: CropFits,
-    augment: AugmentConfig | None,
-    seed: int,
-    draws: int = 4,
-    size: int = 256,
-) -> Whitening:
-    """Whitening statistics of the training targets as the network sees them: with augmentation,
-    over ``draws`` seeded random augmentations of every sample's camera (3DDFA computes its
-    statistics over its augmented training set), else over the targets themselves."""
-    if augment is None:
-        return Whitening.fit(encode_fits(spec, fits))
-    g = torch.Generator().manual_seed(derived_seed("whitening", seed))
-    n = len(fits)
-    M = torch.as_tensor(np.tile(fits.M, (draws, 1, 1)))
-    o = torch.as_tensor(np.tile(fits.o, (draws, 1)))
-    M, o = augment_camera(M, o, random_affine(n * draws, g, augment, size=(size, size)))
-    return Whitening.fit(
-        encode(
-            spec,
-            M.numpy(),
-            o.numpy(),
-            np.tile(fits.shape, (draws, 1)),
-            np.tile(fits.exp, (draws, 1)),
-        )
-    )
-
-
 def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
     """The model directory to use, checked against the UV file's ``model_checksum``."""
     from uvgen.model_checksum import model_checksum
@@ -425,77 +279,6 @@ def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
     if cfg.val_file is not None:
         settings["val_data"] = file_identity(cfg.val_file)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
-
-class LossFn:
-    """The loss of a kind and epoch on whitened predictions and raw targets (see the module doc)."""
-
-    def __init__(
-        self,
-        cfg: BaselineConfig,
-        model: MorphableModel,
-        whitening: Whitening,
-        landmarks: LandmarkDecoder,
-        device: torch.device,
-    ):
-        self.cfg, self.spec, self.whitening, self.landmarks = cfg, cfg.spec, whitening, landmarks
-        rng = np.random.default_rng(derived_seed("loss_vertices", cfg.seed))
-        n = model.n_vertices
-        ids = np.sort(rng.choice(n, size=min(cfg.loss_vertices, n), replace=False))
-        self.basis = VertexBasis(model, self.spec.n_shape, self.spec.n_exp, ids, device=device)
-        self.gram = self.basis.gram()
-
-    def __call__(
-        self, kind: str, pred_w: torch.Tensor, target_raw: torch.Tensor, gt_landmarks: torch.Tensor
-    ) -> torch.Tensor:
-        target_w = self.whitening.whiten(target_raw).to(torch.float32)
-        if kind == "wpdc":
-            return wpdc_loss(self.spec, pred_w, target_w, self.whitening, self.basis, self.gram)
-        if kind == "vdc":
-            return vdc_loss(self.spec, pred_w, target_w, self.whitening, self.basis)
-        lmk = self.landmarks(self.whitening.unwhiten(pred_w))
-        return parameter_loss(pred_w, target_w) + self.cfg.landmark_weight * landmark_loss(
-            lmk, gt_landmarks
-        )
-
-
-@torch.no_grad()
-def evaluate(
-    net: nn.Module,
-    dataset: ImageDataset,
-    table: FitTable,
-    loss_fn: LossFn,
-    kind: str,
-    *,
-    device: torch.device,
-    batch_size: int,
-    input_size: int,
-    use_amp: bool = False,
-    channels_last: bool = False,
-) -> dict[str, float]:
-    """Mean loss (of ``kind``) and landmark NME (%) over ``dataset`` (no augmentation)."""
-    was_training = net.training
-    net.eval()
-    loader = make_loader(dataset, batch_size=batch_size, num_workers=0)
-    loss_sum, nme_sum, count = 0.0, 0.0, 0
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    for images, k in loader:
-        images, k = images.to(device), k.to(device)
-        x = network_input(images.permute(0, 3, 1, 2).float() / 255.0, input_size).contiguous(
-            memory_format=fmt
-        )
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred_w = net(x)
-        pred_w = pred_w.float()
-        target_raw, gt_lmk = table.targets(loss_fn.spec, k)
-        loss_sum += float(loss_fn(kind, pred_w, target_raw, gt_lmk)) * len(k)
-        nme_sum += float(
-            landmark_nme(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum()
-        )
-        count += len(k)
-    net.train(was_training)
-    count = max(count, 1)
-    return {"val_loss": loss_sum / count, "val_nme_pct": 100.0 * nme_sum / count}
 
 
 def weights_meta(

@@ -12,8 +12,10 @@ import torch
 
 from model.augment import AugmentConfig, random_affine, transform_maps
 from model.baselines.defa_net import DeFANet
+from model.baselines.inputs import augment_images
 from model.baselines.losses import landmark_nme, vdc_loss, wpdc_loss, wpdc_weights
 from model.baselines.mobilenet import MobileNetV1, count_parameters
+from model.baselines.objective import FitTable, LossFn
 from model.baselines.params3dmm import (
     AFFINE,
     SPEC_3DDFA,
@@ -34,9 +36,6 @@ from model.baselines.params3dmm import (
 from model.baselines.predict import BaselinePredictor, predict_maps
 from model.baselines.train_baseline import (
     BaselineConfig,
-    FitTable,
-    LossFn,
-    augment_images,
     build_network,
     resolve_model_dir,
     train_baseline,

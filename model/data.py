@@ -190,6 +190,33 @@ def prepare_batch(
     return x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt)
 
 
+def toy_disc(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v, r2) of a ``size``-sided toy UV map: pixel columns and rows (float64) and the squared
+    radius from the centre in units of the face disc's radius (0.45 * size)."""
+    c = (size - 1) / 2.0
+    vv, uu = np.mgrid[0:size, 0:size].astype(np.float64)
+    return uu, vv, ((uu - c) ** 2 + (vv - c) ** 2) / (0.45 * size) ** 2
+
+
+def toy_uv_data(size: int) -> UVData:
+    """The toy UV layout: a disc-shaped face (r2 <= 1), weights 3 (face) / 4 (inner disc,
+    r2 <= 0.3) / 16 (68 key points on a 9 x 8 grid) / 0 (outside)."""
+    _, _, r2 = toy_disc(size)
+    face = r2 <= 1.0
+    grid = np.linspace(0.3 * size, 0.7 * size, 9)
+    kx, ky = np.meshgrid(grid, grid[:8])
+    kpt_uv = np.stack([kx.ravel()[:68], ky.ravel()[:68]]).round().astype(np.int32)
+    weights = np.where(face, 3.0, 0.0)
+    weights[r2 <= 0.3] = 4.0
+    weights[kpt_uv[1], kpt_uv[0]] = 16.0
+    return UVData(
+        weight_mask=weights.astype(np.float32),
+        face_mask=face,
+        kpt_uv=kpt_uv,
+        face_ind=np.flatnonzero(face).astype(np.int64),
+    )
+
+
 def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str = "train") -> Path:
     """A small learnable UV file in the real layout, for tests and benchmarks (not a face).
 
@@ -199,27 +226,14 @@ def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str
     and the crop is a texture of the UV coordinates seen through the same transform (noise outside).
     """
     from uvgen.h5codec import StorageOptions
-    from uvgen.h5store import SampleRecord, UVData
+    from uvgen.h5store import SampleRecord
     from uvgen.h5write import merge_shards, write_shard
 
     path = Path(path)
     rng = np.random.default_rng(seed)
+    uu, vv, r2 = toy_disc(size)
     c = (size - 1) / 2.0
-    vv, uu = np.mgrid[0:size, 0:size].astype(np.float64)
-    r2 = ((uu - c) ** 2 + (vv - c) ** 2) / (0.45 * size) ** 2
-    face = r2 <= 1.0
-    grid = np.linspace(0.3 * size, 0.7 * size, 9)
-    kx, ky = np.meshgrid(grid, grid[:8])
-    kpt_uv = np.stack([kx.ravel()[:68], ky.ravel()[:68]]).round().astype(np.int32)
-    weights = np.where(face, 3.0, 0.0)
-    weights[r2 <= 0.3] = 4.0
-    weights[kpt_uv[1], kpt_uv[0]] = 16.0
-    uv = UVData(
-        weight_mask=weights.astype(np.float32),
-        face_mask=face,
-        kpt_uv=kpt_uv,
-        face_ind=np.flatnonzero(face).astype(np.int64),
-    )
+    uv = toy_uv_data(size)
     images = np.empty((n, size, size, 3), np.uint8)
     maps = np.empty((n, size, size, 3), np.float32)
     records = []

@@ -264,7 +264,8 @@ def read_training(
     ``name``: the keys of :data:`TRAIN_COMMON` from ``train_common`` (each typed by ``cls``'s field
     and named ``train_common.KEY`` in errors; every one required there, no other allowed), the rest
     from the stage's section, which may also set a common key for itself. ``optional`` and
-    ``given`` as :func:`read_section` (ConfigError naming the file and the key)."""
+    ``given`` as :func:`read_section` (ConfigError naming the file and the key; a test-split
+    ``train_file`` is refused)."""
     raw, source = read_yaml(path), display_path(path)
     common, own = raw.get("train_common"), raw.get(name)
     for key, value in (("train_common", common), (name, own)):
@@ -284,9 +285,12 @@ def read_training(
         for key in TRAIN_COMMON
         if key not in own
     }
-    return read_section(
+    cfg = read_section(
         cls, own, name, source, optional=optional, given={**(given or {}), **inherited}
     )
+    key = f"{name}.train_file" if "train_file" in own else "train_common.train_file"
+    check_split(cfg.train_file, "train", key, source)
+    return cfg
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,8 @@ from pipeline.config import (
     BASELINE_OPTIONAL,
     BASELINE_SECTIONS,
     DEFAULT_PARAMS,
-    check_split,
     read_training,
 )
-from pipeline.typed_yaml import display_path
 
 
 def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
@@ -39,15 +37,10 @@ def config_from_params(kind: str, path=DEFAULT_PARAMS) -> BaselineConfig:
     BaselineConfig (ConfigError naming the key; a test-split ``train_file`` is refused)."""
     if kind not in BASELINE_SECTIONS:
         raise ValueError(f"baseline kind must be one of {sorted(BASELINE_SECTIONS)}, got {kind!r}")
-    cfg = read_training(
-        BaselineConfig,
-        BASELINE_SECTIONS[kind],
-        path,
-        optional=BASELINE_OPTIONAL,
-        given={"kind": kind},
+    section = BASELINE_SECTIONS[kind]
+    return read_training(
+        BaselineConfig, section, path, optional=BASELINE_OPTIONAL, given={"kind": kind}
     )
-    check_split(cfg.train_file, "train", "train_common.train_file", display_path(path))
-    return cfg
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from eval.decode import decode_maps, to_image_batch
 from eval.evaluate import GroundTruthFile, evaluate
 from eval.predictions import Predictions, PredictionsFile, write_predictions
 from eval.report import write_report
+from model.data import toy_disc, toy_uv_data
 from uvgen.h5codec import StorageOptions
 from uvgen.h5store import SampleRecord, UVData
 from uvgen.h5write import merge_shards, write_shard
@@ -43,24 +44,13 @@ def assert_size(path: Path, width_in: float, height_in: float, dpi: int = DPI) -
 
 
 def tiny_layout() -> UVData:
-    c = (S - 1) / 2
-    vv, uu = np.mgrid[0:S, 0:S].astype(np.float64)
-    r2 = ((uu - c) ** 2 + (vv - c) ** 2) / (0.45 * S) ** 2
-    face = r2 <= 1.0
-    grid = np.linspace(0.3 * S, 0.7 * S, 9)
-    kx, ky = np.meshgrid(grid, grid[:8])
-    kpt = np.stack([kx.ravel()[:68], ky.ravel()[:68]]).round().astype(np.int32)
-    weights = np.where(face, 3.0, 0.0)
-    weights[r2 <= 0.3] = 4.0
-    weights[kpt[1], kpt[0]] = 16.0
-    return UVData(weights.astype(np.float32), face, kpt, np.flatnonzero(face).astype(np.int64))
+    return toy_uv_data(S)
 
 
 def tiny_maps(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     c = (S - 1) / 2
-    vv, uu = np.mgrid[0:S, 0:S].astype(np.float64)
-    r2 = ((uu - c) ** 2 + (vv - c) ** 2) / (0.45 * S) ** 2
+    uu, vv, r2 = toy_disc(S)
     maps = np.empty((n, S, S, 3), np.float32)
     for k in range(n):
         ang, s = np.radians(rng.uniform(-20, 20)), rng.uniform(0.7, 0.9)

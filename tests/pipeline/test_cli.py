@@ -136,18 +136,17 @@ def fake_detector(monkeypatch):
     return FakeDetector
 
 
+def run_args(root: Path) -> list[str]:
+    """The arguments every run over the workspace ``root`` shares: its weights, model, CPU."""
+    weights, model = str(root / "model.pt"), str(root / "face_model")
+    return ["--weights", weights, "--model-dir", model, "--device", "cpu"]
+
+
 def test_images_without_a_face_are_reported_and_the_others_go_on(
     workspace, fake_detector, capsys
 ) -> None:
     root, images, _ = workspace
-    common = [
-        "--weights",
-        str(root / "model.pt"),
-        "--model-dir",
-        str(root / "face_model"),
-        "--device",
-        "cpu",
-    ]
+    common = run_args(root)
     out = root / "noface"
     # face0 has its .mat (landmarks win over the detector); face1 has nothing and no face is found
     rc = cli.main(["predict", str(images), "--out", str(out)] + common)
@@ -171,14 +170,7 @@ def test_detector_faces_all_or_largest(workspace, fake_detector, capsys) -> None
 
     root, images, _ = workspace
     fake_detector.boxes = [FaceBox(10, 60, 10, 60, 0.9), FaceBox(60, 200, 50, 210, 0.2)]
-    common = [
-        "--weights",
-        str(root / "model.pt"),
-        "--model-dir",
-        str(root / "face_model"),
-        "--device",
-        "cpu",
-    ]
+    common = run_args(root)
     out = root / "all"
     assert (
         cli.main(["predict", str(images / "face1.jpg"), "--out", str(out), "--all-faces"] + common)
@@ -333,14 +325,7 @@ def test_detector_problems_stop_the_run_with_one_line(
     workspace, tmp_path, monkeypatch, capsys
 ) -> None:
     root, images, _ = workspace
-    common = [
-        "--weights",
-        str(root / "model.pt"),
-        "--model-dir",
-        str(root / "face_model"),
-        "--device",
-        "cpu",
-    ]
+    common = run_args(root)
     pytest.importorskip("dlib")
     rc = cli.main(
         [

@@ -51,6 +51,12 @@ def check_split(path: str | Path, expected: str, key: str, source: str = "params
         )
 
 
+def at_least(key: str, value: int, low: int) -> None:
+    """ValueError ``KEY: expected an integer >= LOW, got VALUE`` when ``value < low``."""
+    if value < low:
+        raise ValueError(f"{key}: expected an integer >= {low}, got {value}")
+
+
 @dataclass(frozen=True)
 class FaceModelParams:
     """The embedded procedural face model."""
@@ -60,10 +66,7 @@ class FaceModelParams:
     out_dir: Path
 
     def __post_init__(self) -> None:
-        if self.n_vertices < 900:
-            raise ValueError(
-                f"face_model.n_vertices: expected an integer >= 900, got {self.n_vertices}"
-            )
+        at_least("face_model.n_vertices", self.n_vertices, 900)
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,8 @@ class SynthSetParams:
 
     def __post_init__(self) -> None:
         for name in ("count", "image_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
-        if self.workers < 0:
-            raise ValueError(f"workers: expected an integer >= 0, got {self.workers}")
+            at_least(name, getattr(self, name), 1)
+        at_least("workers", self.workers, 0)
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,7 @@ class UVGenParams:
             raise ValueError(
                 f"uvgen.task_size: expected an integer in [1, 10000], got {self.task_size}"
             )
-        if self.workers < 0:
-            raise ValueError(f"uvgen.workers: expected an integer >= 0, got {self.workers}")
+        at_least("uvgen.workers", self.workers, 0)
         if self.mask_source == "prnet" and self.prnet_dir is None:
             raise ValueError("uvgen.prnet_dir: mask_source 'prnet' needs a directory here")
 
@@ -156,8 +156,7 @@ class PredictParams:
         names = [m.name for m in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"predict.methods: names must be unique, got {names}")
-        if self.batch_size < 1:
-            raise ValueError(f"predict.batch_size: expected an integer >= 1, got {self.batch_size}")
+        at_least("predict.batch_size", self.batch_size, 1)
         object.__setattr__(self, "methods", tuple(specs))
 
 
@@ -183,12 +182,8 @@ class EvaluateParams:
             raise ValueError(
                 f"evaluate.max_error: expected a number in (0, 1], got {self.max_error}"
             )
-        if self.ced_points < 2:
-            raise ValueError(
-                f"evaluate.ced_points: expected an integer >= 2, got {self.ced_points}"
-            )
-        if self.chunk < 1:
-            raise ValueError(f"evaluate.chunk: expected an integer >= 1, got {self.chunk}")
+        at_least("evaluate.ced_points", self.ced_points, 2)
+        at_least("evaluate.chunk", self.chunk, 1)
 
 
 @dataclass(frozen=True)

@@ -361,15 +361,21 @@ def load_prnet_weight_mask(
     return weights.astype(np.float32)
 
 
-def load_prnet_kpt_uv(path: str | Path) -> np.ndarray:
-    """(2, 68) int64 from PRNet's ``uv_kpt_ind.txt`` (row 0 = column, row 1 = row)."""
-    path = Path(path)
+def _read_numbers(path: Path, ndmin: int, what: str) -> np.ndarray:
+    """A numeric text file of PRNet's (``np.loadtxt``, at least ``ndmin`` dimensions); DataError
+    naming ``path`` when it is missing or not numeric (``what``: 'table' or 'list')."""
     if not path.is_file():
         raise DataError(path, None, "missing file")
     try:
-        values = np.loadtxt(path, ndmin=2)
+        return np.loadtxt(path, ndmin=ndmin)
     except ValueError as exc:
-        raise DataError(path, None, f"not a numeric text table ({exc})") from exc
+        raise DataError(path, None, f"not a numeric text {what} ({exc})") from exc
+
+
+def load_prnet_kpt_uv(path: str | Path) -> np.ndarray:
+    """(2, 68) int64 from PRNet's ``uv_kpt_ind.txt`` (row 0 = column, row 1 = row)."""
+    path = Path(path)
+    values = _read_numbers(path, 2, "table")
     if values.shape != (2, 68):
         raise DataError(path, None, f"expected shape (2, 68), got {values.shape}")
     if not np.all(values == np.round(values)):
@@ -380,12 +386,7 @@ def load_prnet_kpt_uv(path: str | Path) -> np.ndarray:
 def load_prnet_face_ind(path: str | Path) -> np.ndarray:
     """(K,) int64 from PRNet's ``face_ind.txt`` (flat row-major indices of the face pixels)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "missing file")
-    try:
-        values = np.loadtxt(path, ndmin=1)
-    except ValueError as exc:
-        raise DataError(path, None, f"not a numeric text list ({exc})") from exc
+    values = _read_numbers(path, 1, "list")
     if values.ndim != 1 or not np.all(values == np.round(values)):
         raise DataError(path, None, "expected one whole number per line")
     return values.astype(np.int64)

@@ -8,11 +8,9 @@ import warnings
 from pathlib import Path
 
 
-class DataError(ValueError):
-    """Bad input: a missing or corrupt file, a missing field, a wrong shape or a non-finite value.
-
-    ``path`` is the offending file, ``field`` the field inside it (None when the whole file is bad).
-    """
+class _AboutAFile:
+    """An error or warning about a file: ``path``, ``field`` (None: the whole file) and ``reason``,
+    shown as ``PATH [field 'FIELD']: REASON``."""
 
     def __init__(self, path: str | Path, field: str | None, reason: str):
         self.path = Path(path)
@@ -20,6 +18,13 @@ class DataError(ValueError):
         self.reason = reason
         where = f"{self.path}" if field is None else f"{self.path} [field '{field}']"
         super().__init__(f"{where}: {reason}")
+
+
+class DataError(_AboutAFile, ValueError):
+    """Bad input: a missing or corrupt file, a missing field, a wrong shape or a non-finite value.
+
+    ``path`` is the offending file, ``field`` the field inside it (None when the whole file is bad).
+    """
 
 
 class StageError(RuntimeError):
@@ -27,20 +32,13 @@ class StageError(RuntimeError):
     holds files the project did not make): reported as that one line, without a traceback."""
 
 
-class DataWarning(UserWarning):
+class DataWarning(_AboutAFile, UserWarning):
     """An unusual but harmless variant in an input file: a field the pipeline does not use is
     missing, has an unexpected shape, or holds non-finite values. The sample is still used.
 
     Real data has such files: three AFLW2000-3D files store ``pt2d`` as (2, 23) instead of (2, 21).
     ``path``, ``field`` and ``reason`` as :class:`DataError`.
     """
-
-    def __init__(self, path: str | Path, field: str | None, reason: str):
-        self.path = Path(path)
-        self.field = field
-        self.reason = reason
-        where = f"{self.path}" if field is None else f"{self.path} [field '{field}']"
-        super().__init__(f"{where}: {reason}")
 
 
 def warn_data(path: str | Path, field: str | None, reason: str) -> None:

@@ -192,10 +192,27 @@ def crop_positions(
     v = np.asarray(vertices)
     dtype = np.float32 if v.dtype == np.float32 else np.float64
     pos = v @ m.T.astype(dtype)
-    for k in range(3):  # column by column: numpy's (n, 3) += (3,) broadcast loops over 3 values
-        pos[:, k] += dtype(o[k])
-    pos[:, 2] -= pos[:, 2].min()
+    _per_column(np.add, pos, o.astype(dtype))
+    # x - 0 is x (signed zeros included): subtracting (0, 0, min z) touches only z.
+    _per_column(np.subtract, pos, np.array([0, 0, pos[:, 2].min()], dtype))
     return pos
+
+
+_TILE = 64  # rows per broadcast run of _per_column
+
+
+def _per_column(op: np.ufunc, a: np.ndarray, row: np.ndarray) -> None:
+    """``a[:, k] = op(a[:, k], row[k])`` in place for a C-contiguous (n, c) array: the same
+    element-wise operations as numpy's broadcast of ``row``, whose inner loop would run over c
+    values only, done over runs of ``_TILE`` rows at a time."""
+    flat = a.view()
+    flat.shape = (-1,)  # raises rather than copy
+    tile = np.tile(row, _TILE)
+    body = len(flat) - len(flat) % len(tile)
+    block = flat[:body].reshape(-1, len(tile))
+    op(block, tile, out=block)
+    rest = flat[body:]
+    op(rest, tile[: len(rest)], out=rest)
 
 
 def make_pair(

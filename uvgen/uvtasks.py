@@ -44,9 +44,10 @@ from uvgen.groundtruth import (
     make_pair,
     single_thread_blas,
 )
-from uvgen.h5codec import StorageOptions, encode_posmap_into, stored_posmap_dtype
+from uvgen.h5codec import StorageOptions, stored_posmap_dtype
 from uvgen.h5store import SampleRecord
 from uvgen.h5write import write_encoded_shard
+from uvgen.posmap_float16 import encode_posmap_fast
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ def _run_task(
         pose = np.asarray(fit.pose_para, dtype=np.float64).ravel()
         pitch, yaw, roll = euler_degrees(pose)
         images[len(records)] = pair.image
-        lossy += encode_posmap_into(pair.posmap, spec.storage, stored[len(records)], scratch)
+        lossy += encode_posmap_fast(pair.posmap, spec.storage, stored[len(records)], scratch)
         clock.lap("float16 encode")
         records.append(
             SampleRecord(

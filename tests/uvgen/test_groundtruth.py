@@ -175,3 +175,25 @@ def test_build_layout_uses_face3d_float32_arithmetic(real_topology_model):
     assert exact.tri_index[138, 137] == 105919
     differ = np.argwhere(exact.tri_index != raster.tri_index)
     np.testing.assert_array_equal(differ, [[138, 137]])
+
+
+def test_crop_positions_column_runs_are_the_plain_column_operations():
+    # crop_positions adds the offset and subtracts min z over runs of rows; the bytes must be
+    # those of the plain per-column operations, for any vertex count and both precisions.
+    from uvgen.geometry import crop_transform, training_crop_box
+    from uvgen.groundtruth import crop_affine, crop_positions
+
+    rng = np.random.default_rng(5)
+    pose = np.array([0.3, -0.6, 0.1, 220.0, 210.0, -40.0, 1.1e-3])
+    box = training_crop_box(rng.uniform(100, 300, (68, 2)), (0.2, 0.7, 0.4))
+    transform = crop_transform(box)
+    for n in (1, 2, 63, 64, 65, 130, 53215):
+        for dtype in (np.float32, np.float64):
+            vertices = (rng.standard_normal((n, 3)) * 6e4).astype(dtype)
+            m, o = crop_affine(pose, 450, transform)
+            plain = vertices @ m.T.astype(dtype)
+            for k in range(3):
+                plain[:, k] += dtype(o[k])
+            plain[:, 2] -= plain[:, 2].min()
+            fast = crop_positions(vertices, pose, 450, transform)
+            assert fast.dtype == dtype and fast.tobytes() == plain.tobytes()

@@ -94,7 +94,9 @@ PT=$WORK/params_train.yaml
 "$PY" benchmarks/write_params.py "$PT" --base "$P" \
   train_common.train_file=$H5 train.out_dir=$WORK/train train.width=$WIDTH train_common.epochs=40 train_common.bn_momentum=0.001 \
   train.lr=1.0e-4 train_common.lr_schedule=step train.net_size=null train.template=false \
-  train_common.device=$DEVICE train_common.num_workers=$WORKERS train_common.checkpoint_every=100 train_common.progress=false || exit 1
+  train_common.device=$DEVICE train_common.num_workers=$WORKERS train_common.checkpoint_every=100 train_common.progress=false \
+  train_common.rotation_deg=45 'train_common.scale_range=[0.9,1.2]' train_common.shift_frac=0.1 \
+  'train_common.color_range=[0.6,1.4]' train_common.occlusion_prob=0.5 || exit 1
 "$PY" - "$PT" <<'PY' || exit 1
 import sys, yaml
 p = yaml.safe_load(open(sys.argv[1]))

@@ -34,7 +34,10 @@ schedule; see README "Training PRNet"); this class's defaults are the paper's re
 configuration on a GPU, as a DVC experiment:
 ``dvc exp run -S train.width=16 -S train.lr=1e-4 -S train.net_size=null -S train.template=false
 -S train_common.epochs=40 -S train_common.lr_schedule=step -S train_common.bn_momentum=0.001
--S train_common.device=cuda -S train_common.num_workers=8 -S train_common.checkpoint_every=1000``
+-S train_common.device=cuda -S train_common.num_workers=8 -S train_common.checkpoint_every=1000
+-S train_common.rotation_deg=45 -S 'train_common.scale_range=[0.9,1.2]'
+-S train_common.shift_frac=0.1 -S 'train_common.color_range=[0.6,1.4]'
+-S train_common.occlusion_prob=0.5``
 (params.yaml: ``train_common`` holds what PRN shares with the baselines).
 """
 

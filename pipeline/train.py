@@ -8,14 +8,17 @@ again (``dvc repro`` or this command) with the same settings, data and code; rai
 
 The default is a short CPU run (params.yaml: width 6, the network at 128x128 inside the 256 crop,
 an output that starts at the mean training map, a one-cycle learning-rate schedule peaking at 2e-3,
-bf16 autocast where the CPU has native bf16). The paper's configuration on a GPU (full width 16 at
-256x256, plain sigmoid, Adam at 1e-4 halved every 5 epochs, TensorFlow's batch-norm momentum, 40
-epochs):
+bf16 autocast where the CPU has native bf16, milder augmentation). The paper's configuration on
+a GPU (full width 16 at 256x256, plain sigmoid, Adam at 1e-4 halved every 5 epochs, TensorFlow's
+batch-norm momentum, the paper's augmentation ranges, 40 epochs):
 
     dvc exp run -S train.width=16 -S train.lr=1e-4 -S train.net_size=null \
         -S train.template=false -S train_common.epochs=40 -S train_common.lr_schedule=step \
         -S train_common.bn_momentum=0.001 -S train_common.device=cuda \
-        -S train_common.num_workers=8 -S train_common.checkpoint_every=1000
+        -S train_common.num_workers=8 -S train_common.checkpoint_every=1000 \
+        -S train_common.rotation_deg=45 -S 'train_common.scale_range=[0.9,1.2]' \
+        -S train_common.shift_frac=0.1 -S 'train_common.color_range=[0.6,1.4]' \
+        -S train_common.occlusion_prob=0.5
 
 (with the real 300W-LP behind ``uvgen.train_root`` for the paper's data). Several GPUs:
 ``torchrun --standalone --nproc_per_node=G -m pipeline.train`` (``train_common.batch_size`` is the

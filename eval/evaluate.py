@@ -47,6 +47,7 @@ from eval.decode import to_image_batch
 from eval.metrics import bbox_size, nme_2d_batch, nme_3d_batch
 from eval.predictions import N_LANDMARKS, PredictionSet, name_key
 from eval.tables import METRICS, per_image_table
+from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
 
 DENSE_METRICS = ("nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
@@ -102,7 +103,7 @@ class GroundTruth:
         return np.asarray(self.dense[rows], dtype=np.float64)
 
 
-class GroundTruthFile(GroundTruth):
+class GroundTruthFile(GroundTruth, ClosesOnExit):
     """The ground truth of a test-split UV HDF5 file; dense rows are decoded from its maps on
     demand. A context manager (keeps the file open)."""
 
@@ -156,12 +157,6 @@ class GroundTruthFile(GroundTruth):
 
     def close(self) -> None:
         self._h5.close()
-
-    def __enter__(self) -> GroundTruthFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ----------------------------------------------------------------------------------------------

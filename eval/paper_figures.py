@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -34,29 +33,12 @@ from eval import figure_qualitative as fq
 from eval import figure_tables as ft
 from eval import figures as fg
 from eval.evaluate import match_names
+from eval.figure_settings import FigureSettings
 from eval.methods import read_manifest
 from eval.predictions import PredictionsFile, name_key
 from eval.tables import read_per_image
 from uvgen.formats.errors import DataError
 from uvgen.h5store import PositionMapFile, UVData
-
-
-class FigureSettings(Protocol):
-    """What the figures need to know (the ``figures`` section of params.yaml)."""
-
-    test_file: Path
-    model_dir: Path | None
-    predictions_dir: Path
-    eval_dir: Path
-    out_dir: Path
-    uv_sample: str | None
-    uv_sample_yaw: float
-    qualitative_rows: int
-    qualitative_max_yaw: float
-    max_error: float
-    ced_axis_max: str | float
-    dpi: int
-    pdf: bool
 
 
 def gap_filler(model_dir: Path | None, layout: UVData) -> Callable[[np.ndarray], np.ndarray]:

@@ -39,6 +39,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
 
 FORMAT_VERSION = 1
@@ -393,7 +394,7 @@ def write_predictions(path: str | Path, preds: Predictions) -> Path:
 # Reading
 
 
-class PredictionsFile(_LandmarkRows):
+class PredictionsFile(_LandmarkRows, ClosesOnExit):
     """A predictions file opened read-only and validated; dense points are read on demand.
 
     A context manager. ``names``, ``landmarks`` (loaded, may be None), ``runtime_s``, ``meta`` and
@@ -441,12 +442,6 @@ class PredictionsFile(_LandmarkRows):
             raise DataError(p, "runtime_s", "missing dataset")
         self._runtime = _check_runtime(f["runtime_s"][...], n, p)
         self.meta = {k: _str(v) for k, v in f["meta"].attrs.items()} if "meta" in f else {}
-
-    def __enter__(self) -> PredictionsFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._f.close()

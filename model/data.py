@@ -253,20 +253,7 @@ def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str
         img = np.where(inside[..., None], tex, rng.uniform(0, 0.3, (size, size, 3)))
         images[k] = np.clip(img * 255, 0, 255).astype(np.uint8)
         transform = np.eye(3)
-        records.append(
-            SampleRecord(
-                name=f"toy_{k:05d}",
-                source="toy",
-                shape_para=np.zeros(199),
-                exp_para=np.zeros(29),
-                pose_para=np.zeros(7),
-                transform=transform,
-                jitter=np.full(3, 0.5),
-                yaw_deg=0.0,
-                pitch_deg=0.0,
-                roll_deg=0.0,
-            )
-        )
+        records.append(SampleRecord.without_fit(f"toy_{k:05d}", "toy", transform))
     shard = path.with_name(path.name + ".shard000.h5")
     write_shard(shard, images, maps, records, StorageOptions(posmap_dtype="float32"))
     merge_shards(

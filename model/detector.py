@@ -99,31 +99,15 @@ class FaceDetector:
             raise ValueError(
                 f"image must be (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}"
             )
-        faces = []
         if self.kind == "hog":
             rects, scores, _ = self._hog.run(img, self.upsample, 0.0)
-            for r, s in zip(rects, scores):
-                faces.append(
-                    FaceBox(
-                        float(r.left()),
-                        float(r.right()),
-                        float(r.top()),
-                        float(r.bottom()),
-                        float(s),
-                    )
-                )
+            found = zip(rects, scores)
         else:
-            for d in self._cnn(img, self.upsample):
-                r = d.rect
-                faces.append(
-                    FaceBox(
-                        float(r.left()),
-                        float(r.right()),
-                        float(r.top()),
-                        float(r.bottom()),
-                        float(d.confidence),
-                    )
-                )
+            found = ((d.rect, d.confidence) for d in self._cnn(img, self.upsample))
+        faces = [
+            FaceBox(float(r.left()), float(r.right()), float(r.top()), float(r.bottom()), float(s))
+            for r, s in found
+        ]
         return sorted(faces, key=lambda f: -f.area)
 
 

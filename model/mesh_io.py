@@ -16,16 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from uvgen.formats.matfile import atomic_output
+from uvgen.raster import finite_points
 
 
 def _check(
     vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    v = np.asarray(vertices, dtype=np.float64)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"vertices must be (n, 3), got {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("vertices contain non-finite values")
+    v = finite_points(vertices, 3, "vertices")
     t = np.asarray(triangles)
     if t.size == 0:
         t = t.reshape(0, 3).astype(np.int64)

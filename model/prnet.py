@@ -70,14 +70,28 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     return total // 2, total - total // 2, out
 
 
-class Conv2dSame(nn.Module):
-    """Bias-free conv with TensorFlow 'SAME' padding; weight (out, in, k, k)."""
+class _SameConv(nn.Module):
+    """A bias-free (transposed) conv with TensorFlow 'SAME' semantics: ``kernel_size``,
+    ``stride`` and a Xavier-uniform ``weight``, (out, in, k, k), or (in, out, k, k) when
+    ``TRANSPOSED``."""
+
+    TRANSPOSED = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        pair = (in_channels, out_channels) if self.TRANSPOSED else (out_channels, in_channels)
+        self.weight = nn.Parameter(torch.empty(*pair, kernel_size, kernel_size))
         nn.init.xavier_uniform_(self.weight)
+
+    def extra_repr(self) -> str:
+        a, b, k, _ = self.weight.shape
+        i, o = (a, b) if self.TRANSPOSED else (b, a)
+        return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding=SAME, bias=False"
+
+
+class Conv2dSame(_SameConv):
+    """Bias-free conv with TensorFlow 'SAME' padding; weight (out, in, k, k)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom, _ = same_padding(x.shape[-2], self.kernel_size, self.stride)
@@ -86,12 +100,8 @@ class Conv2dSame(nn.Module):
             return F.conv2d(x, self.weight, stride=self.stride, padding=(top, left))
         return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, stride=self.stride)
 
-    def extra_repr(self) -> str:
-        o, i, k, _ = self.weight.shape
-        return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding=SAME, bias=False"
 
-
-class ConvTranspose2dSame(nn.Module):
+class ConvTranspose2dSame(_SameConv):
     """Bias-free transposed conv with TensorFlow 'SAME' semantics: output size = input * stride.
 
     Equal to the gradient w.r.t. the input of ``Conv2dSame`` (same weight tensor, read as that
@@ -99,11 +109,7 @@ class ConvTranspose2dSame(nn.Module):
     (in, out, k, k).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
-        self.weight = nn.Parameter(torch.empty(in_channels, out_channels, kernel_size, kernel_size))
-        nn.init.xavier_uniform_(self.weight)
+    TRANSPOSED = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
@@ -118,10 +124,6 @@ class ConvTranspose2dSame(nn.Module):
         if short_h or short_w:  # only when kernel < stride: trailing input pixels get no gradient
             y = F.pad(y, (0, short_w, 0, short_h))
         return y
-
-    def extra_repr(self) -> str:
-        i, o, k, _ = self.weight.shape
-        return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding=SAME, bias=False"
 
 
 def _batch_norm(channels: int) -> nn.BatchNorm2d:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from model.crc32c import crc32c, mask
+from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
@@ -344,7 +345,7 @@ def normalise_prefix(prefix: Path | str) -> Path:
     return Path(s)
 
 
-class Checkpoint:
+class Checkpoint(ClosesOnExit):
     """A V2 checkpoint opened for reading: ``entries`` (name -> :class:`TensorEntry`) and
     :meth:`read` of single variables (CRC verified by default)."""
 
@@ -444,12 +445,6 @@ class Checkpoint:
 
     def close(self) -> None:
         self._mmaps.clear()
-
-    def __enter__(self) -> Checkpoint:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def read_checkpoint(

@@ -44,7 +44,6 @@ configuration on a GPU, as a DVC experiment:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,16 +70,16 @@ from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
 from model.prnet import MAP_SCALE, PRNet
 from model.train_settings import (
-    AMP_MODES,
     augment_config_of,
     autocast_enabled,
-    check_schedule,
+    check_common_fields,
     config_json,
-    file_identity,
     make_scheduler,
     precision_note,
+    run_fingerprint_of,
     seed_everything,
     set_bn_momentum,
+    source_digest,
 )
 from model.trainer import (  # noqa: F401 (re-exported: the output names and the history writer)
     CHECKPOINT_NAME,
@@ -167,21 +166,7 @@ class TrainConfig:
         set_("out_dir", Path(self.out_dir))
         if self.val_file is not None:
             set_("val_file", Path(self.val_file))
-        for name in ("scale_range", "color_range"):
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 2 or value[0] > value[1]:
-                raise ValueError(f"train.{name} must be [low, high], got {getattr(self, name)!r}")
-            set_(name, value)
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
-        check_schedule(self.lr_schedule, self.warmup_frac, "train")
-        for name in ("epochs", "batch_size", "width", "lr_step_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
-        if self.num_workers < 0 or self.checkpoint_every < 0:
-            raise ValueError("train.num_workers and train.checkpoint_every must be >= 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+        check_common_fields(self, "train", ("epochs", "batch_size", "width", "lr_step_epochs"))
 
     def augment_config(self) -> AugmentConfig | None:
         return augment_config_of(self)
@@ -217,27 +202,13 @@ TRAINING_SOURCES = (
 
 def code_digest() -> str:
     """SHA-256 of the training code's sources: a checkpoint of other code is not resumed from."""
-    h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in TRAINING_SOURCES:
-        h.update(name.encode())
-        h.update((here / name).read_bytes())
-    return h.hexdigest()
+    return source_digest(here / name for name in TRAINING_SOURCES)
 
 
 def run_fingerprint(cfg: TrainConfig) -> str:
     """Hash of the settings that change the numbers, the input files' identity and the code."""
-    settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
-    if cfg.lr_schedule != "step":  # the one-cycle schedule spans all epochs
-        settings["epochs"] = cfg.epochs
-    settings["precision"] = (
-        "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
-    )
-    settings["code"] = code_digest()
-    settings["train_data"] = file_identity(cfg.train_file)
-    if cfg.val_file is not None:
-        settings["val_data"] = file_identity(cfg.val_file)
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return run_fingerprint_of(cfg, _NOT_FINGERPRINTED, code_digest())
 
 
 def mean_target(dataset: PositionMapDataset, limit: int = 512) -> torch.Tensor:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import random
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,16 @@ from torch import nn
 
 from model.augment import AugmentConfig
 from model.data import derived_seed
+from model.device import resolve_device
 from uvgen.h5store import PositionMapFile
 
 AMP_MODES = ("bf16", "none")
 LR_SCHEDULES = ("step", "onecycle")
+#: The AugmentConfig fields a training configuration sets (the others keep their defaults).
+CONFIGURED_AUGMENTATION = (
+    *("rotation_deg", "scale_range", "shift_frac"),
+    *("color_range", "occlusion_prob"),
+)
 
 
 def augment_config_of(cfg: Any) -> AugmentConfig | None:
@@ -29,13 +37,7 @@ def augment_config_of(cfg: Any) -> AugmentConfig | None:
     None = off."""
     if not cfg.augment:
         return None
-    return AugmentConfig(
-        rotation_deg=cfg.rotation_deg,
-        scale_range=cfg.scale_range,
-        shift_frac=cfg.shift_frac,
-        color_range=cfg.color_range,
-        occlusion_prob=cfg.occlusion_prob,
-    )
+    return AugmentConfig(**{name: getattr(cfg, name) for name in CONFIGURED_AUGMENTATION})
 
 
 def config_json(cfg: Any) -> dict[str, Any]:
@@ -51,12 +53,31 @@ def config_json(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def check_schedule(schedule: str, warmup_frac: float, section: str) -> None:
-    """Validate ``lr_schedule`` / ``warmup_frac`` of a training section."""
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"{section}.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
-    if not 0.0 <= warmup_frac < 1.0:
-        raise ValueError(f"{section}.warmup_frac must be in [0, 1), got {warmup_frac}")
+def check_common_fields(cfg: Any, section: str, positive: tuple[str, ...]) -> None:
+    """Validate the fields PRN's and the baselines' configurations share (ValueError naming
+    ``section.FIELD``): the ``positive`` integers, the learning-rate schedule, the [low, high]
+    augmentation ranges (normalised to float tuples on the frozen ``cfg``), the precision, the
+    worker and checkpoint counts and the validation fraction."""
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{section}.{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"{section}.lr_schedule must be one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}"
+        )
+    if not 0.0 <= cfg.warmup_frac < 1.0:
+        raise ValueError(f"{section}.warmup_frac must be in [0, 1), got {cfg.warmup_frac}")
+    for name in ("scale_range", "color_range"):
+        value = tuple(float(v) for v in getattr(cfg, name))
+        if len(value) != 2 or value[0] > value[1]:
+            raise ValueError(f"{section}.{name} must be [low, high], got {getattr(cfg, name)!r}")
+        object.__setattr__(cfg, name, value)
+    if cfg.amp not in AMP_MODES:
+        raise ValueError(f"{section}.amp must be one of {AMP_MODES}, got {cfg.amp!r}")
+    if cfg.num_workers < 0 or cfg.checkpoint_every < 0:
+        raise ValueError(f"{section}.num_workers and {section}.checkpoint_every must be >= 0")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise ValueError(f"{section}.val_fraction must be in [0, 1), got {cfg.val_fraction}")
 
 
 def lr_factor(
@@ -153,3 +174,30 @@ def file_identity(path: Path) -> dict[str, Any]:
         "names": names,
         **{k: str(attrs.get(k)) for k in keep},
     }
+
+
+def source_digest(paths: Iterable[Path]) -> str:
+    """SHA-256 over the names and bytes of the source files ``paths``, in the order given."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def run_fingerprint_of(
+    cfg: Any, not_fingerprinted: Collection[str], code: str, **more: Any
+) -> str:
+    """Hash of what changes the numbers of a run: ``cfg``'s settings but ``not_fingerprinted``
+    (``epochs`` too under the one-cycle schedule, which spans all epochs), the precision that
+    runs, the ``code`` digest, the input files' identity and ``more``."""
+    settings = {k: v for k, v in cfg.to_json().items() if k not in not_fingerprinted}
+    if cfg.lr_schedule != "step":
+        settings["epochs"] = cfg.epochs
+    settings["precision"] = (
+        "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
+    )
+    settings.update(code=code, train_data=file_identity(cfg.train_file), **more)
+    if cfg.val_file is not None:
+        settings["val_data"] = file_identity(cfg.val_file)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()

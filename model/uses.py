@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from model.inference import landmarks_from_map, vertices_from_map
+from uvgen import crop as crop_sampling
 from uvgen.groundtruth import UVLayout, build_uv_layout
 from uvgen.masks import UVMasks, build_uv_masks
 
@@ -88,6 +89,11 @@ class FaceUV:
             their weights (0 for a neighbour that is not a covered face pixel).
     """
 
+    @property
+    def size(self) -> int:
+        """Side of the square UV map in pixels."""
+        return int(self.face_mask.shape[0])
+
     face_mask: np.ndarray
     kpt_uv: np.ndarray
     face_ind: np.ndarray
@@ -97,10 +103,6 @@ class FaceUV:
     gaps: np.ndarray
     gap_sources: np.ndarray
     gap_weights: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return int(self.face_mask.shape[0])
 
 
 def uv_grid_triangles(face_mask: np.ndarray) -> np.ndarray:
@@ -263,27 +265,10 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[..., None]
-    h, w, ch = img.shape
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     finite = np.isfinite(x) & np.isfinite(y)
-    x = np.where(finite, x, -2.0)
-    y = np.where(finite, y, -2.0)
-    x0 = np.floor(x)
-    y0 = np.floor(y)
-    fx = (x - x0).astype(np.float32)[..., None]
-    fy = (y - y0).astype(np.float32)[..., None]
-    padded = np.zeros((h + 2, w + 2, ch), dtype=np.float32)
-    padded[1:-1, 1:-1] = img
-    flat = padded.reshape(-1, ch)
-    xi0 = np.clip(x0 + 1, 0, w + 1).astype(np.intp)
-    xi1 = np.clip(x0 + 2, 0, w + 1).astype(np.intp)
-    yi0 = np.clip(y0 + 1, 0, h + 1).astype(np.intp)
-    yi1 = np.clip(y0 + 2, 0, h + 1).astype(np.intp)
-    stride = w + 2
-    top = flat[yi0 * stride + xi0] * (1 - fx) + flat[yi0 * stride + xi1] * fx
-    bottom = flat[yi1 * stride + xi0] * (1 - fx) + flat[yi1 * stride + xi1] * fx
-    return top * (1 - fy) + bottom * fy
+    return crop_sampling.sample_bilinear(img, np.where(finite, x, -2.0), np.where(finite, y, -2.0))
 
 
 def uv_texture(

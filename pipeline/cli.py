@@ -389,30 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("prnet_results"),
-        help="output folder (default prnet_results)",
-    )
-    p.add_argument(
-        "--weights",
-        type=Path,
-        default=Path("data/train/model.pt"),
-        help="trained weights (model.pt or a checkpoint)",
-    )
-    p.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path("data/face_model"),
-        help="face3d-layout morphable model (BFM.mat, BFM_UV.mat, BFM_info.mat)",
-    )
-    p.add_argument(
-        "--uv-file",
-        type=Path,
-        default=None,
-        help="take the face mask and key points from this UV HDF5 file",
-    )
+    for flag, default, help_text in (
+        ("--out", Path("prnet_results"), "output folder (default prnet_results)"),
+        ("--weights", Path("data/train/model.pt"), "trained weights (model.pt or a checkpoint)"),
+        (
+            "--model-dir",
+            Path("data/face_model"),
+            "face3d-layout morphable model (BFM.mat, BFM_UV.mat, BFM_info.mat)",
+        ),
+        ("--uv-file", None, "take the face mask and key points from this UV HDF5 file"),
+    ):
+        p.add_argument(flag, type=Path, default=default, help=help_text)
     p.add_argument(
         "--uv-data",
         type=Path,

@@ -12,11 +12,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from eval.figure_settings import FigureSettings
 from eval.paper_figures import write_paper_figures
-from pipeline.config import DEFAULT_PARAMS, FiguresParams, load_figures_params
+from pipeline.config import DEFAULT_PARAMS
+from pipeline.typed_yaml import display_path, read_section, read_yaml
 
 
-def run(p: FiguresParams) -> list[Path]:
+def load_figures_params(path: str | Path = DEFAULT_PARAMS) -> FigureSettings:
+    """The ``figures`` section of ``params.yaml``."""
+    return read_section(
+        FigureSettings, read_yaml(path).get("figures"), "figures", display_path(path)
+    )
+
+
+def run(p: FigureSettings) -> list[Path]:
     """The stage; returns every file written (PDFs included)."""
     return write_paper_figures(p)
 

@@ -20,6 +20,31 @@ def crop_sample_points(transform: np.ndarray, out_size: int) -> np.ndarray:
     return np.stack([sx, sy], axis=-1)
 
 
+def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """float32 (*x.shape, C): ``image`` (H, W, C) read bilinearly at the finite pixel positions
+    ``x``, ``y`` (float64; x right, y down, centres at integers); neighbours outside the image count
+    as 0 (the constant-0 border), so a point more than one pixel outside reads 0."""
+    h, w, c = image.shape
+    # Far-away samples all read the zero outside: clip before the integer cast (no overflow).
+    x, y = np.clip(x, -2.0, w + 1.0), np.clip(y, -2.0, h + 1.0)
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    fx = (x - x0).astype(np.float32)[..., None]
+    fy = (y - y0).astype(np.float32)[..., None]
+    # Zero border of one pixel; indices beyond it clamp onto it, so outside neighbours read 0.
+    padded = np.zeros((h + 2, w + 2, c), dtype=np.float32)
+    padded[1:-1, 1:-1] = image
+    xi0 = np.clip(x0 + 1, 0, w + 1).astype(np.intp)
+    yi0 = np.clip(y0 + 1, 0, h + 1).astype(np.intp)
+    xi1 = np.clip(x0 + 2, 0, w + 1).astype(np.intp)
+    yi1 = np.clip(y0 + 2, 0, h + 1).astype(np.intp)
+    flat = padded.reshape(-1, c)
+    stride = w + 2
+    top = flat[yi0 * stride + xi0] * (1 - fx) + flat[yi0 * stride + xi1] * fx
+    bottom = flat[yi1 * stride + xi0] * (1 - fx) + flat[yi1 * stride + xi1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
 def _axis_weights(start: float, step: float, count: int, length: int) -> tuple[np.ndarray, ...]:
     """Indices and bilinear weights along one axis for samples ``start + step * k``, k < count.
 
@@ -83,23 +108,6 @@ def warp_to_crop(image: np.ndarray, transform: np.ndarray, out_size: int = 256) 
         # Convex combinations of 0..255 values: rounding is all that is left to do.
         np.rint(out, out=out)
         return out.astype(np.uint8)
-    h, w, c = img.shape
     pts = crop_sample_points(transform, out_size)
-    x, y = np.clip(pts[..., 0], -2.0, w + 1.0), np.clip(pts[..., 1], -2.0, h + 1.0)
-    x0 = np.floor(x)
-    y0 = np.floor(y)
-    fx = (x - x0).astype(np.float32)[..., None]
-    fy = (y - y0).astype(np.float32)[..., None]
-    # Zero border of one pixel; indices beyond it clamp onto it, so outside neighbours read 0.
-    padded = np.zeros((h + 2, w + 2, c), dtype=np.float32)
-    padded[1:-1, 1:-1] = img
-    xi0 = np.clip(x0 + 1, 0, w + 1).astype(np.intp)
-    yi0 = np.clip(y0 + 1, 0, h + 1).astype(np.intp)
-    xi1 = np.clip(x0 + 2, 0, w + 1).astype(np.intp)
-    yi1 = np.clip(y0 + 2, 0, h + 1).astype(np.intp)
-    flat = padded.reshape(-1, c)
-    stride = w + 2
-    top = flat[yi0 * stride + xi0] * (1 - fx) + flat[yi0 * stride + xi1] * fx
-    bottom = flat[yi1 * stride + xi0] * (1 - fx) + flat[yi1 * stride + xi1] * fx
-    out = top * (1 - fy) + bottom * fy
+    out = sample_bilinear(img, pts[..., 0], pts[..., 1])
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -33,6 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
 from uvgen.h5codec import POSMAP_DTYPES, decode_posmap
 
@@ -85,6 +86,18 @@ class SampleRecord:
     pitch_deg: float
     roll_deg: float
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def without_fit(
+        cls, name: str, source: str, transform: np.ndarray, **given: Any
+    ) -> SampleRecord:
+        """A record for data that has no 3DMM fit (toy and benchmark files): zero parameters,
+        jitter draws 0.5, angles 0 degrees; ``given`` sets any field (e.g. ``yaw_deg``,
+        ``extras``)."""
+        blank = dict(shape_para=np.zeros(199), exp_para=np.zeros(29), pose_para=np.zeros(7))
+        angles = dict(yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0)
+        values = {**blank, "jitter": np.full(3, 0.5), **angles, **given}
+        return cls(name=name, source=source, transform=transform, **values)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SampleRecord):
@@ -261,7 +274,7 @@ def _read_records(f: h5py.File, start: int = 0, stop: int | None = None) -> list
     return out
 
 
-class PositionMapFile:
+class PositionMapFile(ClosesOnExit):
     """Read-only access to a merged file (validated on opening); a context manager.
 
     ``image(i)`` (H,W,3) uint8; ``posmap(i)`` (H,W,3) float32 crop pixels (offset added back).
@@ -279,12 +292,6 @@ class PositionMapFile:
 
     def __len__(self) -> int:
         return self._n
-
-    def __enter__(self) -> PositionMapFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._f.close()

@@ -128,24 +128,19 @@ def _create_sample_datasets(
     h, w = image_hw
     chunk = (1, h, w, 3)
     maxshape = (None, h, w, 3)  # lets an empty shard hold a (1,H,W,3) chunk layout
-    f.create_dataset(
-        "images",
-        track_times=False,
-        shape=(n, h, w, 3),
-        dtype=np.uint8,
-        chunks=chunk,
-        maxshape=maxshape,
-        **_compression_kwargs(storage.compression),
-    )
-    f.create_dataset(
-        "posmaps",
-        track_times=False,
-        shape=(n, h, w, 3),
-        dtype=storage.posmap_dtype,
-        chunks=chunk,
-        maxshape=maxshape,
-        **_compression_kwargs(storage.posmap_codec),
-    )
+    for name, dtype, codec in (
+        ("images", np.uint8, storage.compression),
+        ("posmaps", storage.posmap_dtype, storage.posmap_codec),
+    ):
+        f.create_dataset(
+            name,
+            track_times=False,
+            shape=(n, h, w, 3),
+            dtype=dtype,
+            chunks=chunk,
+            maxshape=maxshape,
+            **_compression_kwargs(codec),
+        )
     for dname in _STRING_FIELDS.values():
         f.create_dataset(dname, track_times=False, shape=(n,), dtype=h5py.string_dtype())
     for key, shape in _ARRAY_FIELDS.items():

@@ -25,13 +25,14 @@ How PRNet's own files were made, as measured against the real BFM topology
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, read_whole_file
 from uvgen.raster import FACE3D_BORDER, Rasterization, rasterize
 
 UV_SIZE = 256
@@ -364,12 +365,8 @@ def load_prnet_weight_mask(
 def _read_numbers(path: Path, ndmin: int, what: str) -> np.ndarray:
     """A numeric text file of PRNet's (``np.loadtxt``, at least ``ndmin`` dimensions); DataError
     naming ``path`` when it is missing or not numeric (``what``: 'table' or 'list')."""
-    if not path.is_file():
-        raise DataError(path, None, "missing file")
-    try:
-        return np.loadtxt(path, ndmin=ndmin)
-    except ValueError as exc:
-        raise DataError(path, None, f"not a numeric text {what} ({exc})") from exc
+    read = partial(np.loadtxt, ndmin=ndmin)
+    return read_whole_file(path, read, f"numeric text {what}", ValueError)
 
 
 def load_prnet_kpt_uv(path: str | Path) -> np.ndarray:

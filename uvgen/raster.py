@@ -133,12 +133,19 @@ class Rasterization:
         return out.reshape(self.height, self.width, values.shape[1])
 
 
-def _check_inputs(points_xy, triangles, height, width, depth):
-    points = np.asarray(points_xy, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points_xy must be (n, 2), got shape {points.shape}")
+def finite_points(values: np.ndarray, dims: int, name: str) -> np.ndarray:
+    """``values`` as a float64 (n, dims) array; ValueError naming ``name`` for another shape or a
+    non-finite value."""
+    points = np.asarray(values, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != dims:
+        raise ValueError(f"{name} must be (n, {dims}), got shape {points.shape}")
     if not np.all(np.isfinite(points)):
-        raise ValueError("points_xy contains non-finite values")
+        raise ValueError(f"{name} contains non-finite values")
+    return points
+
+
+def _check_inputs(points_xy, triangles, height, width, depth):
+    points = finite_points(points_xy, 2, "points_xy")
     tri = np.asarray(triangles)
     if tri.ndim != 2 or tri.shape[1] != 3 or not np.issubdtype(tri.dtype, np.integer):
         raise ValueError(f"triangles must be an (m, 3) integer array, got {tri.dtype} {tri.shape}")

@@ -18,8 +18,6 @@ from model.baselines.inputs import ImageDataset, network_input
 from model.baselines.losses import landmark_loss, landmark_nme, parameter_loss, vdc_loss, wpdc_loss
 from model.baselines.params3dmm import (
     CropFits,
-    LandmarkDecoder,
-    ParamSpec,
     VertexBasis,
     Whitening,
     augment_camera,
@@ -30,7 +28,8 @@ from model.baselines.params3dmm import (
 from model.data import derived_seed, make_loader
 from uvgen.formats.bfm import MorphableModel
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # names used in annotations only
+    from model.baselines.params3dmm import LandmarkDecoder, ParamSpec
     from model.baselines.train_baseline import BaselineConfig
 
 

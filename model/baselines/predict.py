@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,18 +124,13 @@ def iter_predicted_maps(
             yield start, predictor.predict_maps(crops)
 
 
-def predict_maps(
-    weights: Path,
-    uv_file: Path,
-    batch_size: int = 32,
-    device: str = "auto",
-    model_dir: Path | None = None,
-) -> np.ndarray:
-    """(N, 256, 256, 3) float32 predicted maps of all samples of ``uv_file`` (0.79 MB each)."""
+def predict_maps(weights: Path, uv_file: Path, **options: Any) -> np.ndarray:
+    """(N, 256, 256, 3) float32 predicted maps of all samples of ``uv_file`` (0.79 MB each);
+    ``options``: ``batch_size``, ``device``, ``model_dir`` of :func:`iter_predicted_maps`."""
     with PositionMapFile(Path(uv_file)) as f:
         n = len(f)
     out = np.zeros((n, 256, 256, 3), np.float32)
-    for start, maps in iter_predicted_maps(weights, uv_file, batch_size, device, model_dir):
+    for start, maps in iter_predicted_maps(weights, uv_file, **options):
         if out.shape[1:] != maps.shape[1:]:
             out = np.zeros((n, *maps.shape[1:]), np.float32)
         out[start : start + len(maps)] = maps

@@ -41,8 +41,6 @@ model.train_settings.lr_factor). CPU runs are reproducible bit for bit on one ma
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,13 +71,14 @@ from model.device import resolve_device
 from model.train_settings import (
     augment_config_of,
     autocast_enabled,
-    check_schedule,
+    check_common_fields,
     config_json,
-    file_identity,
     make_scheduler,
     precision_note,
+    run_fingerprint_of,
     seed_everything,
     set_bn_momentum,
+    source_digest,
 )
 from model.trainer import Task, fit, open_checkpoint
 from uvgen.formats.bfm import load_bfm
@@ -170,27 +169,14 @@ class BaselineConfig:
         if self.input_size is None:
             set_("input_size", DEFAULT_INPUT[self.kind])
         set_("width", float(self.width))
-        for name in ("scale_range", "color_range"):
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 2 or value[0] > value[1]:
-                raise ValueError(f"{name} must be [low, high], got {getattr(self, name)!r}")
-            set_(name, value)
-        for name in ("epochs", "batch_size", "lr_step_epochs", "input_size", "loss_vertices"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        positive = ("epochs", "batch_size", "lr_step_epochs", "input_size", "loss_vertices")
+        check_common_fields(self, f"train_{self.kind}", positive)
         if self.width <= 0 or (self.kind == "defa" and self.width != int(self.width)):
             raise ValueError(f"width must be positive (an integer for defa), got {self.width}")
         if self.kind == "defa" and self.input_size % 32:
             raise ValueError(f"defa input_size must be a multiple of 32, got {self.input_size}")
         if not 0.0 <= self.wpdc_fraction <= 1.0:
             raise ValueError(f"wpdc_fraction must be in [0, 1], got {self.wpdc_fraction}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        check_schedule(self.lr_schedule, self.warmup_frac, "baseline")
-        if self.amp not in ("bf16", "none"):
-            raise ValueError(f"amp must be 'bf16' or 'none', got {self.amp!r}")
-        if self.num_workers < 0 or self.checkpoint_every < 0:
-            raise ValueError("num_workers and checkpoint_every must be >= 0")
 
     @property
     def spec(self) -> ParamSpec:
@@ -259,26 +245,13 @@ def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
 
 def code_digest() -> str:
     """SHA-256 of the model package's and this package's sources."""
-    h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for path in sorted([*here.parent.glob("*.py"), *here.glob("*.py")]):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+    return source_digest(sorted([*here.parent.glob("*.py"), *here.glob("*.py")]))
 
 
 def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
     """Hash of the settings that change the numbers, the input files, the model and the code."""
-    settings = {k: v for k, v in cfg.to_json().items() if k not in _NOT_FINGERPRINTED}
-    if cfg.lr_schedule != "step":  # the one-cycle schedule spans all epochs
-        settings["epochs"] = cfg.epochs
-    settings["precision"] = (
-        "bf16" if autocast_enabled(resolve_device(cfg.device), cfg.amp) else "float32"
-    )
-    settings.update(code=code_digest(), train_data=file_identity(cfg.train_file), model=checksum)
-    if cfg.val_file is not None:
-        settings["val_data"] = file_identity(cfg.val_file)
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return run_fingerprint_of(cfg, _NOT_FINGERPRINTED, code_digest(), model=checksum)
 
 
 def weights_meta(

@@ -15,9 +15,9 @@ from pipeline.config import (
     DEFAULT_PARAMS,
     TRAIN_COMMON,
     check_split,
-    load_figures_params,
     load_params,
 )
+from pipeline.figures import load_figures_params
 from pipeline.train import config_from_params as train_config
 from pipeline.train_baseline import config_from_params as baseline_config
 from pipeline.typed_yaml import ConfigError

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from eval import figures as fg
-from pipeline.config import FiguresParams, load_figures_params
-from pipeline.figures import run
+from eval.figure_settings import FigureSettings
+from pipeline.figures import load_figures_params, run
 from tests.tiny_data import DPI, assert_size, make_tiny_run
 
 
@@ -18,7 +18,7 @@ def tiny_run(tmp_path_factory):
     return make_tiny_run(tmp_path_factory.mktemp("figures"))
 
 
-def _params(root: Path, **kw) -> FiguresParams:
+def _params(root: Path, **kw) -> FigureSettings:
     base = dict(
         test_file=root / "test.h5",
         model_dir=None,
@@ -35,7 +35,7 @@ def _params(root: Path, **kw) -> FiguresParams:
         pdf=True,
     )
     base.update(kw)
-    return FiguresParams(**base)
+    return FigureSettings(**base)
 
 
 def test_stage_writes_every_figure(tiny_run):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uvgen.formats.errors import DataError, warn_data
+from uvgen.formats.errors import DataError, read_whole_file, warn_data
 from uvgen.formats.matfile import (
     atomic_savemat,
     load_mat,
@@ -28,8 +28,27 @@ N_KEYPOINTS = 68
 SEGMENT_NAMES = ("nose", "eyes", "mouth", "rest")
 
 
+class _TriangleMesh:
+    """What a model with a mean shape (the (3n, 1) field named by ``_MEAN_FIELD``) and the
+    triangles ``tri`` and ``tri_mouth`` gives: the vertex count and the mesh that is rendered."""
+
+    _MEAN_FIELD: str
+    tri: np.ndarray
+    tri_mouth: np.ndarray
+
+    @property
+    def n_vertices(self) -> int:
+        return getattr(self, self._MEAN_FIELD).shape[0] // 3
+
+    @property
+    def full_triangles(self) -> np.ndarray:
+        """(m + k, 3) int32: ``tri`` followed by ``tri_mouth`` (the mesh that is rendered and
+        mapped)."""
+        return np.vstack([self.tri, self.tri_mouth]).astype(np.int32)
+
+
 @dataclass(frozen=True)
-class MorphableModel:
+class MorphableModel(_TriangleMesh):
     """A 3D morphable model with n vertices, in BFM units (about 1e5 per head width).
 
     Model space: x to the subject's left (image right in a frontal view), y up, z towards the
@@ -55,6 +74,8 @@ class MorphableModel:
         segbin: (4, n) uint8 one-hot segmentation rows: nose, eyes, mouth, rest.
     """
 
+    _MEAN_FIELD = "shape_mu"
+
     shape_mu: np.ndarray
     shape_pc: np.ndarray
     shape_ev: np.ndarray
@@ -69,16 +90,6 @@ class MorphableModel:
     kpt_ind: np.ndarray
     uv: np.ndarray
     segbin: np.ndarray
-
-    @property
-    def n_vertices(self) -> int:
-        return self.shape_mu.shape[0] // 3
-
-    @property
-    def full_triangles(self) -> np.ndarray:
-        """(m + k, 3) int32: ``tri`` followed by ``tri_mouth`` (the mesh that is rendered and
-        mapped)."""
-        return np.vstack([self.tri, self.tri_mouth]).astype(np.int32)
 
     def vertices(self, shape_para: np.ndarray, exp_para: np.ndarray) -> np.ndarray:
         """(n, 3) float64 model-space vertices: ``shapeMU + expMU + shapePC @ a + expPC @ b``."""
@@ -337,7 +348,7 @@ def save_bfm(model: MorphableModel, directory: str | Path) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class Topology:
+class Topology(_TriangleMesh):
     """The trimmed BFM's real topology (0-based indices, triangles as rows).
 
     Attributes:
@@ -351,6 +362,8 @@ class Topology:
         segbin: (4, n) uint8 one-hot rows: nose, eyes, mouth, rest.
     """
 
+    _MEAN_FIELD = "mean_shape"
+
     mean_shape: np.ndarray
     mean_exp: np.ndarray
     tri: np.ndarray
@@ -359,23 +372,9 @@ class Topology:
     uv: np.ndarray
     segbin: np.ndarray
 
-    @property
-    def n_vertices(self) -> int:
-        return self.mean_shape.shape[0] // 3
-
-    @property
-    def full_triangles(self) -> np.ndarray:
-        """(m + k, 3) int32: ``tri`` followed by ``tri_mouth``."""
-        return np.vstack([self.tri, self.tri_mouth]).astype(np.int32)
-
 
 def _load_npy(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(path, None, "missing file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise DataError(path, None, f"cannot read .npy file ({type(exc).__name__}: {exc})") from exc
+    return read_whole_file(path, lambda p: np.load(p, allow_pickle=False), ".npy file")
 
 
 def _require_npy_vector(path: Path, n3: int | None) -> np.ndarray:

@@ -5,7 +5,11 @@ the field."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 class _AboutAFile:
@@ -44,3 +48,16 @@ class DataWarning(_AboutAFile, UserWarning):
 def warn_data(path: str | Path, field: str | None, reason: str) -> None:
     """Emit a :class:`DataWarning` (Python's ``warnings``: shown once per distinct message)."""
     warnings.warn(DataWarning(path, field, reason), stacklevel=3)
+
+
+def read_whole_file(
+    path: Path, read: Callable[[Path], _T], what: str, errors: type | tuple = Exception
+) -> _T:
+    """``read(path)``; DataError naming ``path`` when the file is missing ('missing file') or
+    ``read`` raises one of ``errors`` ('cannot read WHAT (Type: message)')."""
+    if not path.is_file():
+        raise DataError(path, None, "missing file")
+    try:
+        return read(path)
+    except errors as exc:
+        raise DataError(path, None, f"cannot read {what} ({type(exc).__name__}: {exc})") from exc

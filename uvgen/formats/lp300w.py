@@ -8,15 +8,21 @@ dtypes exactly. Fields the pipeline does not use (``pt2d``, ``roi``, the appeara
 optional for readers: an unusual variant gives a :class:`~uvgen.formats.errors.DataWarning` and the
 sample is kept.
 
+What every 3DDFA fit file shares (AFLW2000-3D's too, uvgen.formats.aflw) lives here: the fit
+fields (:data:`FIT_PARAM_SPECS`), the sample base class (:class:`FitSample`) and the generic reader
+and writers (:func:`read_fit_file`, :func:`write_fit_file`, :func:`write_fit_sample`).
+
 Scanning is split for speed: :func:`list_300wlp_samples` only lists file names (cheap for 122,450
 samples); :func:`read_all` parses them, stopping at the first bad one or collecting rejects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,8 +131,9 @@ class PoseMixin:
 
 
 @dataclass(frozen=True, eq=False)
-class Fit300WLP(PoseMixin):
-    """One 300W-LP sample (arrays read-only, float64 unless noted).
+class FitSample(PoseMixin):
+    """What every 3DDFA fit sample holds, 300W-LP's and AFLW2000-3D's (arrays read-only, float64
+    unless noted; the subclasses say what ``pt2d`` holds).
 
     Attributes:
         name: file stem, e.g. ``'IBUG_image_008_1_0'``.
@@ -134,8 +141,7 @@ class Fit300WLP(PoseMixin):
         pose_para: (7,) [pitch, yaw, roll (radians), tx, ty, tz, s] (see :class:`PoseMixin`).
         shape_para: (199,) shape coefficients, used as stored (no eigenvalue scaling).
         exp_para: (29,) expression coefficients, used as stored.
-        pt2d: (2, 68) the 68 landmarks in image pixels as stored, row 0 = x (right), row 1 = y
-            (down).
+        pt2d: (2, n) 2D points in image pixels as stored, row 0 = x (right), row 1 = y (down).
         roi: (4,) int64 face box in pixels as stored (may extend outside the image).
         tex_para: (199,) texture coefficients; color_para: (7,); illum_para: (10,).
         The last four are not used by the pipeline: an unusual variant is kept as stored, or is
@@ -154,6 +160,20 @@ class Fit300WLP(PoseMixin):
     color_para: np.ndarray
     illum_para: np.ndarray
 
+    def params(self) -> dict[str, np.ndarray]:
+        """The stored fields as keyword arguments for the format's ``write_*_mat`` / ``_sample``."""
+        skip = ("name", "mat_path", "image_path")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+    def load_image(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB image (450x450 in 300W-LP and AFLW2000-3D)."""
+        return read_jpeg(self.image_path)
+
+
+@dataclass(frozen=True, eq=False)
+class Fit300WLP(FitSample):
+    """One 300W-LP sample (:class:`FitSample`); ``pt2d`` is (2, 68): the 68 landmarks."""
+
     @property
     def folder(self) -> str:
         """The folder the sample is in, e.g. ``'IBUG_Flip'``."""
@@ -164,16 +184,6 @@ class Fit300WLP(PoseMixin):
         """``'FOLDER/NAME'``: unique over 300W-LP (a ``_Flip`` sample has its original's name)."""
         return f"{self.folder}/{self.name}"
 
-    def params(self) -> dict[str, np.ndarray]:
-        """The stored fields as keyword arguments for :func:`write_300wlp_mat` / ``_sample``."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NON_PARAM}
-
-    def load_image(self) -> np.ndarray:
-        """(H, W, 3) uint8 RGB image (450x450 in 300W-LP)."""
-        return read_jpeg(self.image_path)
-
-
-_NON_PARAM = frozenset({"name", "mat_path", "image_path"})
 
 
 def image_path_for(mat_path: str | Path) -> Path:
@@ -194,6 +204,18 @@ def check_image_beside(mat_path: Path, check_image: bool) -> Path:
     return image_path
 
 
+def read_fit_file(
+    mat_path: str | Path, specs: tuple[FieldSpec, ...], sample_type: type, check_image: bool
+) -> Any:
+    """``sample_type`` (a :class:`FitSample`) read from the fit file ``mat_path`` with its fields
+    ``specs`` (read_fields: DataError naming the file and the field; DataWarning for unusual
+    optional ones), after checking that the jpg beside it exists (``check_image``: decodes)."""
+    mat_path = Path(mat_path)
+    values = read_fields(load_mat(mat_path), mat_path, specs)
+    image_path = check_image_beside(mat_path, check_image)
+    return sample_type(name=mat_path.stem, mat_path=mat_path, image_path=image_path, **values)
+
+
 def read_300wlp_mat(mat_path: str | Path, check_image: bool = False) -> Fit300WLP:
     """Parse ``NAME.mat`` and check that ``NAME.jpg`` exists beside it.
 
@@ -201,10 +223,7 @@ def read_300wlp_mat(mat_path: str | Path, check_image: bool = False) -> Fit300WL
     values (DataError naming file and field); the others warn (DataWarning) when unusual.
     ``check_image=True`` also decodes the jpg.
     """
-    mat_path = Path(mat_path)
-    values = read_fields(load_mat(mat_path), mat_path, LP300W_SPECS)
-    image_path = check_image_beside(mat_path, check_image)
-    return Fit300WLP(name=mat_path.stem, mat_path=mat_path, image_path=image_path, **values)
+    return read_fit_file(mat_path, LP300W_SPECS, Fit300WLP, check_image)
 
 
 def with_default_appearance(values: dict) -> dict:
@@ -221,45 +240,52 @@ def with_default_appearance(values: dict) -> dict:
     return values
 
 
-def write_300wlp_mat(
-    mat_path: str | Path,
-    *,
-    pose_para: np.ndarray,
-    shape_para: np.ndarray,
-    exp_para: np.ndarray,
-    pt2d: np.ndarray,
-    roi: np.ndarray,
-    tex_para: np.ndarray | None = None,
-    color_para: np.ndarray | None = None,
-    illum_para: np.ndarray | None = None,
+def write_fit_file(
+    mat_path: str | Path, specs: tuple[FieldSpec, ...], values: dict[str, Any]
 ) -> Path:
+    """Write a fit ``.mat`` atomically with the exact stored layout of ``specs``; ``values`` are
+    keyed by field attribute (appearance fields None or absent: the ``DEFAULT_*`` values).
+    ValueError for a missing or unknown field, a wrong size or a non-finite value."""
+    unknown = sorted(set(values) - {spec.attr for spec in specs})
+    if unknown:
+        raise ValueError(f"unknown fields {unknown} for {Path(mat_path).name}")
+    mat_path = Path(mat_path)
+    atomic_savemat(mat_path, pack_fields(with_default_appearance(values), specs))
+    return mat_path
+
+
+def write_300wlp_mat(mat_path: str | Path, **values: np.ndarray | None) -> Path:
     """Write a 300W-LP ``.mat`` atomically with the exact real shapes and dtypes (module docstring).
 
-    Vectors may be passed in any shape with the right size; ``pt2d`` must be (2, 68) pixels.
-    Float32 fields (Pose_Para, Color_Para) are rounded to float32. Missing appearance fields get
-    the ``DEFAULT_*`` values. Raises ValueError for wrong sizes or non-finite values.
+    Keywords: ``pose_para``, ``shape_para``, ``exp_para``, ``pt2d``, ``roi`` and optionally
+    ``tex_para``, ``color_para``, ``illum_para``. Vectors may be passed in any shape with the
+    right size; ``pt2d`` must be (2, 68) pixels. Float32 fields (Pose_Para, Color_Para) are
+    rounded to float32. Missing appearance fields get the ``DEFAULT_*`` values. Raises ValueError
+    for missing or unknown fields, wrong sizes or non-finite values.
     """
-    values = with_default_appearance(
-        dict(
-            pose_para=pose_para,
-            shape_para=shape_para,
-            exp_para=exp_para,
-            pt2d=pt2d,
-            roi=roi,
-            tex_para=tex_para,
-            color_para=color_para,
-            illum_para=illum_para,
-        )
-    )
-    mat_path = Path(mat_path)
-    atomic_savemat(mat_path, pack_fields(values, LP300W_SPECS))
-    return mat_path
+    return write_fit_file(mat_path, LP300W_SPECS, values)
 
 
 def check_sample_name(name: str) -> None:
     """A sample name must be a plain, visible file stem."""
     if not name or name.startswith(".") or "/" in name or "\\" in name or name != name.strip():
         raise ValueError(f"invalid sample name {name!r}")
+
+
+def write_fit_sample(
+    directory: str | Path,
+    name: str,
+    image: np.ndarray,
+    params: dict[str, Any],
+    write_mat: Callable[..., Path],
+    read_mat: Callable[[Path], Any],
+) -> Any:
+    """Write ``directory/NAME.jpg`` (quality 95), then ``directory/NAME.mat`` with
+    ``write_mat(path, **params)``, both atomically; return ``read_mat`` of the written file."""
+    check_sample_name(name)
+    directory = Path(directory)
+    atomic_save_jpeg(directory / f"{name}.jpg", image, quality=95)
+    return read_mat(write_mat(directory / f"{name}.mat", **params))
 
 
 def write_300wlp_sample(directory: str | Path, name: str, image: np.ndarray, **params) -> Fit300WLP:
@@ -271,11 +297,7 @@ def write_300wlp_sample(directory: str | Path, name: str, image: np.ndarray, **p
     ``.mat`` last, so an interrupted writer leaves at most an orphan ``.jpg``, never a listed
     sample without its image.
     """
-    check_sample_name(name)
-    directory = Path(directory)
-    atomic_save_jpeg(directory / f"{name}.jpg", image, quality=95)
-    mat_path = write_300wlp_mat(directory / f"{name}.mat", **params)
-    return read_300wlp_mat(mat_path)
+    return write_fit_sample(directory, name, image, params, write_300wlp_mat, read_300wlp_mat)
 
 
 def list_300wlp_samples(root: str | Path) -> list[Path]:
@@ -292,12 +314,21 @@ def list_300wlp_samples(root: str | Path) -> list[Path]:
     return sorted(path for folder in present for path in list_files(folder, ".mat"))
 
 
-def read_all(
-    paths: Iterable[str | Path], collect_rejects: bool = False, check_image: bool = False
-) -> tuple[list[Fit300WLP], list[Reject]]:
-    """:func:`read_300wlp_mat` for every path: (fits, rejects), as
+def read_fit_files(
+    paths: Iterable[str | Path],
+    collect_rejects: bool = False,
+    check_image: bool = False,
+    *,
+    read_mat: Callable[..., Any],
+) -> tuple[list[Any], list[Reject]]:
+    """``read_mat(path, check_image=check_image)`` for every path: (samples, rejects), as
     :func:`uvgen.formats.scan.read_all`."""
-    return _read_all(paths, lambda p: read_300wlp_mat(p, check_image=check_image), collect_rejects)
+    return _read_all(paths, lambda p: read_mat(p, check_image=check_image), collect_rejects)
+
+
+#: :func:`read_300wlp_mat` for every path: ``read_all(paths, collect_rejects=False,
+#: check_image=False)`` -> (fits, rejects).
+read_all = partial(read_fit_files, read_mat=read_300wlp_mat)
 
 
 def scan_300wlp(

@@ -34,7 +34,7 @@ the seed too (numpy's default_rng).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -111,17 +111,11 @@ class Components:
 
     def __iter__(self):
         """Unpack as (shape_pc, shape_ev, exp_pc, exp_ev, tex_mu, tex_pc, tex_ev)."""
-        return iter(
-            (
-                self.shape_pc,
-                self.shape_ev,
-                self.exp_pc,
-                self.exp_ev,
-                self.tex_mu,
-                self.tex_pc,
-                self.tex_ev,
-            )
-        )
+        return (getattr(self, f.name) for f in fields(self))
+
+    def as_model_fields(self) -> dict[str, np.ndarray]:
+        """The components keyed by their MorphableModel field names (the arrays, not copies)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def shape_ev_profile(count: int = 199) -> np.ndarray:

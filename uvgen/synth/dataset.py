@@ -76,16 +76,9 @@ def draw_sample(
     phi = np.arctan2(light_dir[1], light_dir[0])
     illum = np.r_[[ambient] * 3, [1.0 - ambient] * 3, theta, phi, 0.0, 20.0]
     color = np.array([1, 1, 1, 0, 0, 0, 1], dtype=np.float32)
-    return SyntheticSample(
-        image=image_u8,
-        pose_para=pose,
-        shape_para=shape_para,
-        exp_para=exp_para,
-        tex_para=tex_para,
-        color_para=color,
-        illum_para=illum,
-        landmarks=verts_img[model.kpt_ind],
-    )
+    landmarks = verts_img[model.kpt_ind]
+    # Positional, in the field order of SyntheticSample (image, then the 3DDFA fields, landmarks).
+    return SyntheticSample(image_u8, pose, shape_para, exp_para, tex_para, color, illum, landmarks)
 
 
 def landmark_roi(landmarks: np.ndarray) -> np.ndarray:

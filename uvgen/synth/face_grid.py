@@ -147,14 +147,6 @@ def build_grid(n_vertices: int, v_lip: float, mouth_half_width_u: float) -> Face
             strip = strip[~in_slit]
         tri_parts.append(strip)
     tri = np.vstack(tri_parts).astype(np.int32)
-    return FaceGrid(
-        counts=counts,
-        starts=starts,
-        row=row,
-        col=col,
-        uv=uv,
-        tri=tri,
-        tri_mouth=mouth.astype(np.int32),
-        lip_row=lip_row,
-        mouth_cols=(left, right),
-    )
+    vertices = dict(counts=counts, starts=starts, row=row, col=col, uv=uv)
+    mouth_slit = dict(lip_row=lip_row, mouth_cols=(left, right))
+    return FaceGrid(**vertices, tri=tri, tri_mouth=mouth.astype(np.int32), **mouth_slit)

@@ -74,19 +74,13 @@ def make_face_model(n_vertices: int = 5000, seed: int = 0) -> MorphableModel:
     ].astype(np.float64)
     return MorphableModel(
         shape_mu=vertices.reshape(-1, 1),
-        shape_pc=comp.shape_pc,
-        shape_ev=comp.shape_ev,
         exp_mu=exp_mu,
-        exp_pc=comp.exp_pc,
-        exp_ev=comp.exp_ev,
-        tex_mu=comp.tex_mu,
-        tex_pc=comp.tex_pc,
-        tex_ev=comp.tex_ev,
         tri=grid.tri,
         tri_mouth=grid.tri_mouth,
         kpt_ind=kpt_ind,
         uv=grid.uv,
         segbin=segbin,
+        **comp.as_model_fields(),
     )
 
 
@@ -97,21 +91,9 @@ def make_real_topology_model(topology_dir: str | Path, seed: int = 0) -> Morphab
     topo = load_topology(topology_dir)
     mean = topo.mean_shape.astype(np.float64)
     comp = make_components(mean.reshape(-1, 3), topo.kpt_ind, topo.segbin, seed, tri=topo.tri)
+    mesh = {name: getattr(topo, name) for name in ("tri", "tri_mouth", "kpt_ind", "uv", "segbin")}
     return MorphableModel(
-        shape_mu=topo.mean_shape,
-        shape_pc=comp.shape_pc,
-        shape_ev=comp.shape_ev,
-        exp_mu=topo.mean_exp,
-        exp_pc=comp.exp_pc,
-        exp_ev=comp.exp_ev,
-        tex_mu=comp.tex_mu,
-        tex_pc=comp.tex_pc,
-        tex_ev=comp.tex_ev,
-        tri=topo.tri,
-        tri_mouth=topo.tri_mouth,
-        kpt_ind=topo.kpt_ind,
-        uv=topo.uv,
-        segbin=topo.segbin,
+        shape_mu=topo.mean_shape, exp_mu=topo.mean_exp, **mesh, **comp.as_model_fields()
     )
 
 

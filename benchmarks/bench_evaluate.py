@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.decode import to_image_batch
 from eval.evaluate import GroundTruthFile, evaluate, image_metrics
 from eval.predictions import PredictionsFile, PredictionsWriter
 from uvgen.h5codec import StorageOptions
@@ -61,28 +62,24 @@ def build_test_file(path: Path, n: int, k: int, seed: int = 0, shard: int = 200)
     for start in range(0, n, shard):
         b = min(shard, n - start)
         maps, transforms = _maps(rng, b)
-        records = []
-        for j in range(b):
-            lm = maps[j].reshape(-1, 3)[kpt].astype(np.float64)
-            inv = np.linalg.inv(transforms[j])
-            lm_img = np.column_stack(
-                [lm[:, :2] @ inv[:2, :2].T + inv[:2, 2], lm[:, 2] / transforms[j, 0, 0]]
+        # the maps' key points in original-image pixels
+        lm_img = to_image_batch(maps.reshape(b, -1, 3)[:, kpt], transforms).astype(np.float32)
+        records = [
+            SampleRecord(
+                name=f"image{start + j:05d}.mat",
+                source="bench",
+                shape_para=np.zeros(199),
+                exp_para=np.zeros(29),
+                pose_para=np.zeros(7),
+                transform=transforms[j],
+                jitter=np.full(3, 0.5),
+                yaw_deg=float(rng.uniform(-100, 100)),
+                pitch_deg=0.0,
+                roll_deg=0.0,
+                extras={"landmarks_gt": lm_img[j]},
             )
-            records.append(
-                SampleRecord(
-                    name=f"image{start + j:05d}.mat",
-                    source="bench",
-                    shape_para=np.zeros(199),
-                    exp_para=np.zeros(29),
-                    pose_para=np.zeros(7),
-                    transform=transforms[j],
-                    jitter=np.full(3, 0.5),
-                    yaw_deg=float(rng.uniform(-100, 100)),
-                    pitch_deg=0.0,
-                    roll_deg=0.0,
-                    extras={"landmarks_gt": lm_img.astype(np.float32)},
-                )
-            )
+            for j in range(b)
+        ]
         p = path.with_name(f"shard{start:06d}.h5")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

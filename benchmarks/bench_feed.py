@@ -23,23 +23,11 @@ import time
 from pathlib import Path
 
 import torch
+from bench_prnet import endless, make_trainer  # this folder: run as benchmarks/bench_feed.py
 
-from model.augment import AugmentConfig
-from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device
+from model.data import EpochBatchSampler, make_loader
 from model.h5dataset import PositionMapDataset
-from model.prnet import PRNet
-from model.train import train_step
-from model.train_settings import set_bn_momentum
 from uvgen.h5store import PositionMapFile
-
-
-def endless(loader, sampler):
-    """Batches of successive epochs, forever."""
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
 
 
 def loader_rate(h5: Path, batch: int, num_workers: int, seconds: float, pin: bool) -> float:
@@ -70,31 +58,10 @@ def fed_training(
 ) -> dict[str, float]:
     """Train for ``seconds`` fed by the loader; images/s and the device's busy fraction."""
     cuda = device.type == "cuda"
-    with PositionMapFile(h5) as f:
-        uv, size = f.uv, f.image(0).shape[0]
-    dataset = PositionMapDataset(h5)
-    torch.manual_seed(0)
-    model = PRNet(width=width, in_size=size)
-    set_bn_momentum(model, 0.001)
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile_net else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    weight_mask = torch.from_numpy(uv.weight_mask).to(device)
-    sampler = EpochBatchSampler(len(dataset), batch, seed=0)
-    batches = endless(
-        make_loader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=cuda),
-        sampler,
+    trainer = make_trainer(
+        h5, width, device, batch, num_workers, compile_net, use_amp=cuda, bn_momentum=0.001
     )
-    gen = torch.Generator(device=device).manual_seed(0)
-    aug = AugmentConfig()
-
-    def step(images, maps):
-        images, maps = to_device(images, maps, device)
-        x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=cuda)
-        return train_step(net, optimizer, x, y, weight_mask, use_amp=cuda)
-
+    step, batches = trainer.step, trainer.batches
     for _ in range(5):  # warm-up (compilation, cuDNN autotuning, loader start-up)
         step(*next(batches))
     if cuda:

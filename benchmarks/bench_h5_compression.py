@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +42,9 @@ from model.h5dataset import PositionMapDataset
 from uvgen.h5codec import StorageOptions
 from uvgen.h5store import SampleRecord, UVData
 from uvgen.h5write import merge_shards, write_shard
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (as bench_import.py does)
+from tests.uvgen.h5_samples import random_record  # noqa: E402
 
 SIZE = 256
 CODECS = ("none", "blosc-lz4", "gzip")
@@ -149,17 +153,13 @@ def face_like_posmaps(gen: torch.Generator, n: int) -> np.ndarray:
 
 def _records(rng: np.random.Generator, start: int, n: int) -> list[SampleRecord]:
     return [
-        SampleRecord(
-            name=f"SYN_{start + k:06d}",
-            source=f"/data/300W_LP/SYN/SYN_{start + k:06d}.jpg",
-            shape_para=rng.normal(size=199) * 1e4,
-            exp_para=rng.normal(size=29),
-            pose_para=rng.normal(size=7),
-            transform=rng.normal(size=(3, 3)),
-            jitter=rng.random(3),
-            yaw_deg=float(rng.uniform(-90, 90)),
-            pitch_deg=float(rng.uniform(-30, 30)),
-            roll_deg=float(rng.uniform(-30, 30)),
+        random_record(
+            rng,
+            f"SYN_{start + k:06d}",
+            f"/data/300W_LP/SYN/SYN_{start + k:06d}.jpg",
+            shape_scale=1e4,
+            max_yaw=90.0,
+            landmarks=False,
         )
         for k in range(n)
     ]

@@ -22,9 +22,11 @@ Data: --h5 (default data/uv/train.h5 when it exists, else a generated 256x256 to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,35 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_train_runner(
+def endless(loader, sampler):
+    """Batches of successive epochs, forever."""
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+@dataclasses.dataclass
+class Trainer:
+    """One fixed network, Adam optimizer and loader on ``device`` (made by :func:`make_trainer`)."""
+
+    device: torch.device
+    batch: int
+    step: Callable  # (images, maps) of a loader batch -> loss: one training step
+    batches: Iterator  # the loader's batches of successive epochs, forever
+
+    def rate(self, steps: int) -> float:
+        """Training images/s over ``steps`` steps end to end (loading included)."""
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step(*next(self.batches))
+        _sync(self.device)
+        return steps * self.batch / (time.perf_counter() - t0)
+
+
+def make_trainer(
     h5: Path,
     width: int,
     device: torch.device,
@@ -57,9 +87,10 @@ def make_train_runner(
     use_amp: bool,
     net_size: int | None = None,
     channels_last: bool | None = None,
-):
-    """A function ``run(steps) -> images/s`` training end to end (HDF5 -> augmented batch on the
-    device -> forward, weighted loss, backward, Adam) with one fixed network and loader."""
+    bn_momentum: float = 0.1,
+) -> Trainer:
+    """Training end to end (HDF5 -> augmented batch on the device -> forward, weighted loss,
+    backward, Adam) with one fixed network and loader; ``channels_last`` defaults to CUDA."""
     on_cuda = device.type == "cuda"
     channels_last = on_cuda if channels_last is None else channels_last
     with PositionMapFile(h5) as f:
@@ -67,7 +98,7 @@ def make_train_runner(
     dataset = PositionMapDataset(h5)
     torch.manual_seed(0)
     model = PRNet(width=width, in_size=size, net_size=net_size)
-    set_bn_momentum(model, 0.1)
+    set_bn_momentum(model, bn_momentum)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -83,57 +114,12 @@ def make_train_runner(
     gen = torch.Generator(device=device).manual_seed(0)
     aug = AugmentConfig()
 
-    def batches():
-        epoch = 0
-        while True:
-            sampler.set_epoch(epoch)
-            yield from loader
-            epoch += 1
+    def step(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        images, maps = to_device(images, maps, device)
+        x, y = prepare_batch(images, maps, augment=aug, generator=gen, channels_last=channels_last)
+        return train_step(net, optimizer, x, y, weight_mask, use_amp=use_amp)
 
-    it = batches()
-
-    def run(steps: int) -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            images, maps = to_device(*next(it), device)
-            x, y = prepare_batch(
-                images, maps, augment=aug, generator=gen, channels_last=channels_last
-            )
-            train_step(net, optimizer, x, y, weight_mask, use_amp=use_amp)
-        _sync(device)
-        return steps * batch / (time.perf_counter() - t0)
-
-    return run
-
-
-def bench_train(
-    h5: Path,
-    width: int,
-    device: torch.device,
-    batch: int,
-    steps: int,
-    warmup: int,
-    num_workers: int,
-    compile_net: bool,
-    use_amp: bool | None = None,
-    net_size: int | None = None,
-    channels_last: bool | None = None,
-) -> float:
-    """Training images per second, end to end, after ``warmup`` steps."""
-    run = make_train_runner(
-        h5,
-        width,
-        device,
-        batch,
-        num_workers,
-        compile_net,
-        device.type == "cuda" if use_amp is None else use_amp,
-        net_size,
-        channels_last,
-    )
-    run(warmup)
-    return run(steps)
+    return Trainer(device, batch, step, endless(loader, sampler))
 
 
 def _compiled_child(
@@ -142,7 +128,7 @@ def _compiled_child(
     """Child process of :func:`bench_train_cpu_modes`: one compiled mode, its rates into
     ``queue``."""
     torch.set_num_threads(threads)
-    run = make_train_runner(h5, width, torch.device("cpu"), batch, num_workers, True, amp, net_size)
+    run = make_trainer(h5, width, torch.device("cpu"), batch, num_workers, True, amp, net_size).rate
     run(3)  # compilation
     queue.put([run(steps) for _ in range(rounds)])
 
@@ -167,7 +153,7 @@ def bench_train_cpu_modes(
     if not cpu_bf16_supported():
         print("(this CPU has no native bf16: bf16 autocast runs emulated, expect it slower)")
     runners = {
-        name: make_train_runner(h5, width, cpu, batch, num_workers, False, amp, net_size)
+        name: make_trainer(h5, width, cpu, batch, num_workers, False, amp, net_size).rate
         for name, amp in (("fp32", False), ("bf16", True))
     }
     for run in runners.values():
@@ -381,19 +367,19 @@ def main() -> None:
                 workers = args.num_workers if args.num_workers is not None else (8 if cuda else 1)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats(device)
-                ips = bench_train(
+                trainer = make_trainer(
                     h5,
                     args.width,
                     device,
                     batch,
-                    steps,
-                    warmup=5 if cuda else 1,
-                    num_workers=workers,
-                    compile_net=args.compile,
+                    workers,
+                    args.compile,
                     use_amp=cuda and args.precision == "bf16",
                     net_size=args.net_size,
                     channels_last=cuda and not args.no_channels_last,
                 )
+                trainer.rate(5 if cuda else 1)  # warm-up
+                ips = trainer.rate(steps)
                 peak = (
                     f", peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
                     if cuda

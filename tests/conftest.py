@@ -20,28 +20,35 @@ def _fixture_dir(name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def lp300w_fixture_dir() -> Path:
-    """One real 300W-LP sample (IBUG_image_008_1_0.jpg + .mat)."""
-    return _fixture_dir("300w_lp")
+def _fixture_dir_fixture(fixture_name: str, folder: str, doc: str):
+    """A session fixture ``fixture_name``: the folder ``FIXTURES/folder`` (skipped when absent)."""
+
+    def fixture() -> Path:
+        return _fixture_dir(folder)
+
+    fixture.__name__ = fixture.__qualname__ = fixture_name
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=fixture_name)(fixture)
 
 
-@pytest.fixture(scope="session")
-def aflw_fixture_dir() -> Path:
-    """17 real AFLW2000-3D samples (imageNNNNN.jpg + .mat; image01198 has a (2, 23) pt2d)."""
-    return _fixture_dir("aflw2000_3d")
-
-
-@pytest.fixture(scope="session")
-def bfm_topology_dir() -> Path:
-    """The trimmed BFM's real topology: u_shp.npy, u_exp.npy, tri.mat, BFM_UV.mat, BFM_info.mat."""
-    return _fixture_dir("bfm_topology")
-
-
-@pytest.fixture(scope="session")
-def prnet_uv_dir() -> Path:
-    """PRNet's UV data: uv_kpt_ind.txt, face_ind.txt, uv_face_mask.png, uv_weight_mask.png."""
-    return _fixture_dir("prnet_uv")
+lp300w_fixture_dir = _fixture_dir_fixture(
+    "lp300w_fixture_dir", "300w_lp", "One real 300W-LP sample (IBUG_image_008_1_0.jpg + .mat)."
+)
+aflw_fixture_dir = _fixture_dir_fixture(
+    "aflw_fixture_dir",
+    "aflw2000_3d",
+    "17 real AFLW2000-3D samples (imageNNNNN.jpg + .mat; image01198 has a (2, 23) pt2d).",
+)
+bfm_topology_dir = _fixture_dir_fixture(
+    "bfm_topology_dir",
+    "bfm_topology",
+    "The trimmed BFM's real topology: u_shp.npy, u_exp.npy, tri.mat, BFM_UV.mat, BFM_info.mat.",
+)
+prnet_uv_dir = _fixture_dir_fixture(
+    "prnet_uv_dir",
+    "prnet_uv",
+    "PRNet's UV data: uv_kpt_ind.txt, face_ind.txt, uv_face_mask.png, uv_weight_mask.png.",
+)
 
 
 @pytest.fixture(scope="session")

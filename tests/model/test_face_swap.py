@@ -6,12 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from model import face_swap, uses, visibility
-from tests.model.face_maps import (
-    SIZE,
-    draw_face,
-    filled_map,
-    pixel,
-)
+from tests.model.face_maps import SIZE, draw_face, filled_map, pixel
 
 
 def test_painting_a_faces_own_texture_back_reproduces_it(setup) -> None:

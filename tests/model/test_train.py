@@ -53,6 +53,19 @@ def _config(toy_file: Path, out_dir: Path, **over) -> TrainConfig:
     return TrainConfig(train_file=toy_file, out_dir=out_dir, **{**TINY, **over})
 
 
+def _onecycle_factor(step: int, steps_per_epoch: int, epochs: int) -> float:
+    """The learning-rate factor at ``step`` of TINY's schedule: one-cycle, 20 % warm-up."""
+    return lr_factor(
+        step,
+        schedule="onecycle",
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        lr_step_epochs=1,
+        lr_gamma=0.5,
+        warmup_frac=0.2,
+    )
+
+
 def test_epoch_order_is_a_function_of_seed_and_epoch() -> None:
     a = EpochBatchSampler(50, 4, seed=7)
     assert a.steps_per_epoch == 12
@@ -112,19 +125,7 @@ def test_same_seed_same_weights_and_metrics_files(toy_file: Path, tmp_path: Path
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     # the rate at each epoch's first step: one-cycle over 2 x 9 steps, 20 % warm-up
-    expect = [
-        1e-3
-        * lr_factor(
-            k,
-            schedule="onecycle",
-            steps_per_epoch=9,
-            epochs=2,
-            lr_step_epochs=1,
-            lr_gamma=0.5,
-            warmup_frac=0.2,
-        )
-        for k in (0, 9)
-    ]
+    expect = [1e-3 * _onecycle_factor(k, steps_per_epoch=9, epochs=2) for k in (0, 9)]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expect)
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
@@ -285,16 +286,7 @@ def test_scheduler_follows_lr_factor_per_step(toy_file: Path, tmp_path: Path) ->
     cfg = _config(toy_file, tmp_path / "run", epochs=1, val_fraction=0.0)
     result = train(cfg)
     assert result.history[0]["lr"] == pytest.approx(
-        cfg.lr
-        * lr_factor(
-            0,
-            schedule="onecycle",
-            steps_per_epoch=10,
-            epochs=1,
-            lr_step_epochs=1,
-            lr_gamma=0.5,
-            warmup_frac=0.2,
-        )
+        cfg.lr * _onecycle_factor(0, steps_per_epoch=10, epochs=1)
     )
     ckpt = load_checkpoint(cfg.out_dir / "checkpoints" / "last.pt")
     assert ckpt["scheduler"]["last_epoch"] == 10  # stepped once per optimisation step (40 // 4)

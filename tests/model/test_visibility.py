@@ -6,13 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from model import uses, visibility
-from tests.model.face_maps import (
-    SIZE,
-    draw_face,
-    mean_pose_map,
-    render_flat,
-    true_map,
-)
+from tests.model.face_maps import SIZE, draw_face, mean_pose_map, render_flat, true_map
 from uvgen.geometry import image_vertices
 
 

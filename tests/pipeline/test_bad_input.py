@@ -352,51 +352,32 @@ def test_debug_shows_the_traceback(capsys, tmp_path, tiny, monkeypatch) -> None:
         run(main, ["--params", params], with_parent=False)
 
 
+def _python(*args: str) -> subprocess.CompletedProcess:
+    """``python ARGS`` in the project root: its exit status and output (text)."""
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
 def test_subprocess_entries(tmp_path, tiny) -> None:
     """The real ``python -m`` entry and the ``prnet`` console script: one line, status,
     traceback."""
     params = write_params(tmp_path, tiny, train_common={"epochs": 2.7})
-    env_python = [sys.executable, "-m"]
-    done = subprocess.run(
-        env_python + ["pipeline.make_face_model", "--params", params],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    done = _python("-m", "pipeline.make_face_model", "--params", params)
     params2 = write_params(tmp_path, tiny, face_model={"seed": "zero"})
-    done = subprocess.run(
-        env_python + ["pipeline.make_face_model", "--params", params2],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    done = _python("-m", "pipeline.make_face_model", "--params", params2)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         f"error: {params2}: face_model.seed: expected an integer, got 'zero' (a string)"
     ]
-    debug = subprocess.run(
-        env_python + ["pipeline.make_face_model", "--params", params2, "--debug"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    debug = _python("-m", "pipeline.make_face_model", "--params", params2, "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
-    console = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from pipeline.console import prnet; prnet()",
-            "predict",
-            str(tmp_path / "none.jpg"),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+    console = _python(
+        "-c",
+        "from pipeline.console import prnet; prnet()",
+        "predict",
+        str(tmp_path / "none.jpg"),
+        "--out",
+        str(tmp_path / "o"),
     )
     assert console.returncode != 0 and len(console.stderr.strip().splitlines()) == 1
     assert "none.jpg" in console.stderr and "Traceback" not in console.stderr

@@ -25,23 +25,23 @@ from pipeline.typed_yaml import ConfigError
 TEXT = DEFAULT_PARAMS.read_text()
 
 
-def _params_with(tmp_path: Path, old: str, new: str) -> Path:
+def _params_with(tmp_path: Path, old: str | None, new: str) -> Path:
     """params.yaml with ``old`` replaced by ``new``: literally where the file holds ``old``, else
-    the first line of ``old``'s key (``"  epochs: 3 "`` names ``  epochs``) set to ``new`` (its
-    comment kept), whatever the key's current default value."""
-    if old in TEXT:  # a literal text of the file
+    the first line of ``old``'s key (``"  epochs: 3 "`` names ``  epochs``; ``old`` None: ``new``'s
+    key) set to ``new`` (its comment kept), whatever the key's current default value."""
+    if old is not None and old in TEXT:  # a literal text of the file
         path = tmp_path / "params.yaml"
         path.write_text(TEXT.replace(old, new, 1))
         return path
-    key = old.split(":")[0]
+    key = (new if old is None else old).split(":")[0]
     pattern = re.compile(rf"^{re.escape(key)}:[^#\n]*", re.MULTILINE)
-    assert pattern.search(TEXT), old
+    assert pattern.search(TEXT), old or new
     path = tmp_path / "params.yaml"
     path.write_text(pattern.sub(new.rstrip() + " ", TEXT, count=1))
     return path
 
 
-# (line in params.yaml, replacement, key named, words of the reason)
+# (line in params.yaml or None: new's key, replacement, key named, words of the reason)
 BAD = [
     ("  jitter: true", '  jitter: "false"', "uvgen.jitter", "expected true or false"),
     ("  augment: true", '  augment: "no"', "train_common.augment", "expected true or false"),
@@ -49,40 +49,15 @@ BAD = [
     ("  epochs: 3 ", "  epochs: 3.0 ", "train_common.epochs", "expected an integer, got 3.0"),
     ("  task_size: 100", '  task_size: "ten"', "uvgen.task_size", "expected an integer, got 'ten'"),
     ("  task_size: 100", "  task_size: 0", "uvgen.task_size", "[1, 10000]"),
-    (
-        "  compression: blosc-lz4",
-        "  compression: lz5",
-        "uvgen.compression",
-        "one of 'none', 'blosc-lz4'",
-    ),
-    (
-        "  on_bad_sample: skip",
-        "  on_bad_sample: true",
-        "uvgen.on_bad_sample",
-        "one of 'skip', 'fail'",
-    ),
+    (None, "  compression: lz5", "uvgen.compression", "one of 'none', 'blosc-lz4'"),
+    (None, "  on_bad_sample: true", "uvgen.on_bad_sample", "one of 'skip', 'fail'"),
     ("  lr: 1.0e-4", "  lr: true", "train.lr", "expected a number"),
     ("  lr: 1.0e-4", "  lr: .nan", "train.lr", "finite"),
-    (
-        "  seed: 0\n  out_dir: data/face_model",
-        "  seed: '0'\n  out_dir: data/face_model",
-        "face_model.seed",
-        "expected an integer",
-    ),
-    (
-        "  model_dir: data/face_model        # a face3d",
-        "  model_dir: 5        # a face3d",
-        "uvgen.model_dir",
-        "expected a path",
-    ),
+    (None, "  seed: '0'", "face_model.seed", "expected an integer"),  # the first seed: face_model
+    (None, "  model_dir: 5", "uvgen.model_dir", "expected a path"),  # the first model_dir: uvgen
     ("  count: 600", "  count: -5", "synth_300wlp.count", ">= 1"),
     ("{name: PRN, kind: prn,", "{name: PRN, kind: tf,", "predict.methods[0].kind", "one of 'prn'"),
-    (
-        "  recon_scale: false",
-        "  recon_scale: 0",
-        "evaluate.recon_scale",
-        "expected true or false, got 0",
-    ),
+    (None, "  recon_scale: 0", "evaluate.recon_scale", "expected true or false, got 0"),
     ("  epochs: 3 ", "  epoch: 3 ", "train_common.epoch", "unknown key"),
     ("  pdf: true", "  pdf: yes please", "figures.pdf", "expected true or false"),
     ("  width: 0.5 ", "  width: half ", "train_3ddfa.width", "expected a number"),

@@ -21,23 +21,41 @@ ATTRS = {
 }
 
 
+def random_record(
+    rng: np.random.Generator,
+    name: str,
+    source: str,
+    shape_scale: float = 1e5,
+    max_yaw: float = 99.0,
+    landmarks: bool = True,
+) -> SampleRecord:
+    """A record of random metadata from ``rng`` (drawn field by field, in order; yaw in
+    [-max_yaw, max_yaw]); with ``landmarks`` a random (68, 3) float32 ``landmarks_gt`` extra, drawn
+    last. Also the metadata of benchmarks/bench_h5_compression.py."""
+    return SampleRecord(
+        name=name,
+        source=source,
+        shape_para=rng.normal(size=199) * shape_scale,
+        exp_para=rng.normal(size=29),
+        pose_para=rng.normal(size=7),
+        transform=rng.normal(size=(3, 3)),
+        jitter=rng.random(3),
+        yaw_deg=float(rng.uniform(-max_yaw, max_yaw)),
+        pitch_deg=float(rng.uniform(-30, 30)),
+        roll_deg=float(rng.uniform(-30, 30)),
+        extras={"landmarks_gt": rng.normal(size=(68, 3)).astype(np.float32)} if landmarks else {},
+    )
+
+
 def samples(n: int = N, seed: int = 0, lo: float = -127.9, hi: float = 383.9):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
     posmaps = rng.uniform(lo, hi, size=(n, 256, 256, 3)).astype(np.float32)
     records = [
-        SampleRecord(
-            name=f"AFW_{k}_1_0" if k % 2 else f"HÉLEN_{k}",  # non-ASCII on purpose
-            source=f"/data/300W_LP/AFW/AFW_{k}_1_0.jpg",
-            shape_para=rng.normal(size=199) * 1e5,
-            exp_para=rng.normal(size=29),
-            pose_para=rng.normal(size=7),
-            transform=rng.normal(size=(3, 3)),
-            jitter=rng.random(3),
-            yaw_deg=float(rng.uniform(-99, 99)),
-            pitch_deg=float(rng.uniform(-30, 30)),
-            roll_deg=float(rng.uniform(-30, 30)),
-            extras={"landmarks_gt": rng.normal(size=(68, 3)).astype(np.float32)},
+        random_record(
+            rng,
+            f"AFW_{k}_1_0" if k % 2 else f"HÉLEN_{k}",  # non-ASCII on purpose
+            f"/data/300W_LP/AFW/AFW_{k}_1_0.jpg",
         )
         for k in range(n)
     ]

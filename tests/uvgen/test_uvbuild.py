@@ -53,6 +53,25 @@ def shard_index(path):
     return Path(path).name[: len("shard_000000")]
 
 
+def record_tasks(monkeypatch, die_at=None, leave_partial=False):
+    """Patch ``uvbuild.run_task`` to run each task in-process (workers 0) and record its
+    ``shard_NNNNNN``, in order (the returned list); the task of shard ``die_at`` dies with
+    KeyboardInterrupt instead (leaving a partial temporary file when ``leave_partial``)."""
+    done = []
+
+    def run(spec):
+        if shard_index(spec.shard_path) == die_at:
+            if leave_partial:  # a temporary file is all a task killed half-way leaves
+                tmp = spec.shard_path.with_name(f".{spec.shard_path.name}.999.0.tmp")
+                tmp.write_bytes(b"partial")
+            raise KeyboardInterrupt
+        done.append(shard_index(spec.shard_path))
+        return uvtasks.run_task(spec)
+
+    monkeypatch.setattr(uvbuild, "run_task", run)
+    return done
+
+
 def contents(path):
     """Every dataset of an HDF5 file, as numpy arrays, plus the root attributes."""
     out = {}
@@ -113,17 +132,8 @@ def test_jitter_switch_and_seed_change_the_crops(synth_data, tmp_path):
 
 def test_killed_run_resumes_from_finished_shards(synth_data, tmp_path, monkeypatch):
     out = tmp_path / "train.h5"
-    real_run = uvbuild.run_task  # run in-process (workers 0), so the patch applies
-    calls = []
-
-    def dying_run(spec):
-        if len(calls) == 2:  # the third task dies half-way: a temporary file is all it leaves
-            spec.shard_path.with_name(f".{spec.shard_path.name}.999.0.tmp").write_bytes(b"partial")
-            raise KeyboardInterrupt
-        calls.append(shard_index(spec.shard_path))
-        return real_run(spec)
-
-    monkeypatch.setattr(uvbuild, "run_task", dying_run)
+    # the third task dies half-way
+    calls = record_tasks(monkeypatch, die_at="shard_000002", leave_partial=True)
     with pytest.raises(KeyboardInterrupt):
         build_split(settings(synth_data, out))
     assert not out.exists()
@@ -134,12 +144,7 @@ def test_killed_run_resumes_from_finished_shards(synth_data, tmp_path, monkeypat
         == ["shard_000000", "shard_000001"]
     )
 
-    resumed = []
-    monkeypatch.setattr(
-        uvbuild,
-        "run_task",
-        lambda spec: resumed.append(shard_index(spec.shard_path)) or real_run(spec),
-    )
+    resumed = record_tasks(monkeypatch)
     build_split(settings(synth_data, out))
     assert resumed == ["shard_000002"]  # finished shards are not redone
     build_split(settings(synth_data, tmp_path / "clean.h5"))
@@ -274,16 +279,7 @@ def test_resume_redoes_exactly_the_shards_whose_inputs_changed(synth_data, tmp_p
 
     root = copy_sources(synth_data, tmp_path / "data")
     out = tmp_path / "train.h5"
-    real_run = uvbuild.run_task
-    done = []
-
-    def dying_run(spec):
-        if len(done) == 2:
-            raise KeyboardInterrupt
-        done.append(shard_index(spec.shard_path))
-        return real_run(spec)
-
-    monkeypatch.setattr(uvbuild, "run_task", dying_run)
+    done = record_tasks(monkeypatch, die_at="shard_000002")
     with pytest.raises(KeyboardInterrupt):
         build_split(settings(root, out))
     assert done == ["shard_000000", "shard_000001"]
@@ -299,45 +295,26 @@ def test_resume_redoes_exactly_the_shards_whose_inputs_changed(synth_data, tmp_p
     os.utime(mat, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert os.stat(mat).st_size == before.st_size
 
-    redone = []
-    monkeypatch.setattr(
-        uvbuild,
-        "run_task",
-        lambda spec: redone.append(shard_index(spec.shard_path)) or real_run(spec),
-    )
+    redone = record_tasks(monkeypatch)
     build_split(settings(root, out))
     assert redone == ["shard_000000", "shard_000002"]  # shard 1 (unchanged inputs) is reused
     with PositionMapFile(out) as f:
         rec = f.record(f.names.index(key))
     assert rec.pose_para[3] == pytest.approx(params["pose_para"][3])
-    monkeypatch.setattr(uvbuild, "run_task", real_run)
+    monkeypatch.setattr(uvbuild, "run_task", uvtasks.run_task)
     build_split(settings(root, tmp_path / "clean.h5"))
     assert_same_contents(out, tmp_path / "clean.h5")
 
 
 def test_changed_code_starts_over(synth_data, tmp_path, monkeypatch):
     out = tmp_path / "train.h5"
-    real_run = uvbuild.run_task
-    monkeypatch.setattr(
-        uvbuild,
-        "run_task",
-        lambda spec: (
-            (_ for _ in ()).throw(KeyboardInterrupt)
-            if spec.shard_path.name.startswith("shard_000001")
-            else real_run(spec)
-        ),
-    )
+    record_tasks(monkeypatch, die_at="shard_000001")
     with pytest.raises(KeyboardInterrupt):
         build_split(settings(synth_data, out))
     finished = sorted(p.name for p in (tmp_path / ".train.h5.work").glob("shard_*.h5"))
     assert [shard_index(n) for n in finished] == ["shard_000000"]
     monkeypatch.setattr(uvbuild, "code_digest", lambda: "edited code")
-    redone = []
-    monkeypatch.setattr(
-        uvbuild,
-        "run_task",
-        lambda spec: redone.append(shard_index(spec.shard_path)) or real_run(spec),
-    )
+    redone = record_tasks(monkeypatch)
     build_split(settings(synth_data, out))
     assert redone == ["shard_000000", "shard_000001", "shard_000002"]
 

@@ -64,6 +64,13 @@ class Inputs:
     def args(self) -> tuple[Path, ...]:
         return self.basel, self.info, self.expression, self.tri_mouth, self.uv
 
+    def command_line(self, out: Path, **replaced: Path) -> list[str]:
+        """pipeline.convert_bfm's arguments: these files (or ``replaced`` ones, by key) -> out."""
+        files = {**{key: getattr(self, key) for key in KEYS}, **replaced, "out": out}
+        return [
+            arg for key, path in files.items() for arg in (f"--{key.replace('_', '-')}", str(path))
+        ]
+
 
 def _one_hot(rng: np.random.Generator, rows: int) -> np.ndarray:
     out = np.zeros((rows, 4))
@@ -448,22 +455,7 @@ def test_command_line_end_to_end(
     inputs: Inputs, converted: MorphableModel, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "cli" / "BFM"
-    convert_main(
-        [
-            "--basel",
-            str(inputs.basel),
-            "--info",
-            str(inputs.info),
-            "--expression",
-            str(inputs.expression),
-            "--tri-mouth",
-            str(inputs.tri_mouth),
-            "--uv",
-            str(inputs.uv),
-            "--out",
-            str(out),
-        ]
-    )
+    convert_main(inputs.command_line(out))
     assert f"{N_TRIM} vertices" in capsys.readouterr().out
     loaded = load_bfm(out)
     np.testing.assert_array_equal(loaded.shape_pc, converted.shape_pc)
@@ -474,21 +466,6 @@ def test_command_line_end_to_end(
 def test_command_line_reports_bad_input(inputs: Inputs, tmp_path: Path) -> None:
     absent = tmp_path / "Model_Expression.mat"
     with pytest.raises(SystemExit) as exc:
-        convert_main(
-            [
-                "--basel",
-                str(inputs.basel),
-                "--info",
-                str(inputs.info),
-                "--expression",
-                str(absent),
-                "--tri-mouth",
-                str(inputs.tri_mouth),
-                "--uv",
-                str(inputs.uv),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
+        convert_main(inputs.command_line(tmp_path / "o", expression=absent))
     assert str(absent) in str(exc.value.code) and "missing file" in str(exc.value.code)
     assert not (tmp_path / "o").exists()

@@ -10,8 +10,9 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from tests.uvgen.formats.data_warnings import read_with_one_warning
 from uvgen.formats import lp300w
-from uvgen.formats.errors import DataError, DataWarning
+from uvgen.formats.errors import DataError
 from uvgen.formats.lp300w import (
     Fit300WLP,
     list_300wlp_samples,
@@ -225,10 +226,7 @@ UNUSED_VARIANTS = {
 def test_unused_field_variants_warn(case: str, tmp_path: Path, lp300w_fixture_dir: Path) -> None:
     mutate, field, reason, shape = UNUSED_VARIANTS[case]
     path = _bad_sample(tmp_path, case, lp300w_fixture_dir, mutate)
-    with pytest.warns(DataWarning) as record:
-        fit = read_300wlp_mat(path)
-    (warning,) = [w.message for w in record if issubclass(w.category, DataWarning)]
-    assert warning.path == path and warning.field == field and reason in warning.reason
+    fit, warning = read_with_one_warning(read_300wlp_mat, path, field, reason)
     assert str(path) in str(warning)
     value = getattr(fit, {"Color_Para": "color_para"}.get(field, field))
     assert (value is None) if shape is None else (value.shape == shape)

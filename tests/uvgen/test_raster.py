@@ -184,9 +184,8 @@ def test_empty_and_bad_input():
 # face3d's 7 appended inner-mouth triangles (1-based vertex rows), written out independently of
 # uvgen.formats.bfm's constant so that a change there is caught.
 INNER_MOUTH_1BASED = np.array(
-    "6420 6542 6664  6420 6294 6167  6167 6297 6420  6167 6297 6296  6167 6296 6295  "
-    "6167 6295 6039  6168 6295 6039".split(),
-    dtype=np.int64,
+    [6420, 6542, 6664, 6420, 6294, 6167, 6167, 6297, 6420, 6167, 6297, 6296, 6167, 6296, 6295]
+    + [6167, 6295, 6039, 6168, 6295, 6039]
 ).reshape(7, 3)
 
 

@@ -270,8 +270,8 @@ def test_files_on_disk_are_face3d_layout(
     info = scipy.io.loadmat(out_dir / BFM_INFO_FILE)["model_info"]
     names = info.dtype.names
     # face3d's field order, written out independently of uvgen.formats.basel's constant.
-    assert names == tuple(
-        "kpt_ind trimIndex symlist symlist_tri segbin segbin_tri tri_mouth uv_coords".split()
+    assert names == ("kpt_ind", "trimIndex", "symlist", "symlist_tri") + (
+        "segbin", "segbin_tri", "tri_mouth", "uv_coords"
     )
     info = info[0, 0]
     raw = inputs.raw["info"]

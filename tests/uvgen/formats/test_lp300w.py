@@ -337,4 +337,4 @@ def test_list_samples_folders(tmp_path: Path) -> None:
         tmp_path / "HELEN_Flip/b.mat",
     ]
     originals = ("AFW", "HELEN", "IBUG", "LFPW")
-    assert lp300w.LP300W_FOLDERS == (*originals, *(f"{name}_Flip" for name in originals))
+    assert (*originals, *(f"{name}_Flip" for name in originals)) == lp300w.LP300W_FOLDERS

@@ -338,3 +338,20 @@ def test_list_samples_folders(tmp_path: Path) -> None:
     ]
     originals = ("AFW", "HELEN", "IBUG", "LFPW")
     assert (*originals, *(f"{name}_Flip" for name in originals)) == lp300w.LP300W_FOLDERS
+
+
+def test_writer_refuses_unknown_and_missing_fields(tmp_path: Path) -> None:
+    """The keyword writers check their fields: a typo is an error, not a silently dropped value."""
+    fields = dict(
+        pose_para=np.zeros(7),
+        shape_para=np.zeros(199),
+        exp_para=np.zeros(29),
+        pt2d=np.zeros((2, 68)),
+        roi=np.zeros(4),
+    )
+    assert write_300wlp_mat(tmp_path / "ok.mat", **fields).is_file()
+    with pytest.raises(ValueError, match=r"unknown fields \['shape_parra'\] for typo.mat"):
+        write_300wlp_mat(tmp_path / "typo.mat", **fields, shape_parra=np.zeros(199))
+    with pytest.raises(ValueError, match="missing value for roi"):
+        write_300wlp_mat(tmp_path / "short.mat", **{k: v for k, v in fields.items() if k != "roi"})
+    assert not (tmp_path / "typo.mat").exists() and not (tmp_path / "short.mat").exists()

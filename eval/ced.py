@@ -107,5 +107,7 @@ def plot_ced(
     ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png")
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    # A PDF without its creation date: the same curves give the same bytes.
+    fig.savefig(path, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
     return path

@@ -67,7 +67,8 @@ def save_figure(fig, path: str | Path, pdf: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=fig.dpi)
     if pdf:
-        fig.savefig(path.with_suffix(".pdf"), format="pdf")
+        # No creation date: the same figure gives the same bytes (reproducible dvc.lock).
+        fig.savefig(path.with_suffix(".pdf"), format="pdf", metadata={"CreationDate": None})
     return path
 
 

@@ -42,3 +42,11 @@ def test_plot_ced_writes_png(tmp_path):
         title="test",
     )
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_ced_pdf_is_reproducible(tmp_path):
+    """The same curves give the same PDF bytes (no creation date): dvc.lock stays reproducible."""
+    curves = {"ours": np.random.default_rng(7).gamma(4, 0.008, 50)}
+    a = plot_ced(curves, tmp_path / "a.pdf", title="t").read_bytes()
+    b = plot_ced(curves, tmp_path / "b.pdf", title="t").read_bytes()
+    assert a[:5] == b"%PDF-" and a == b and b"CreationDate" not in a

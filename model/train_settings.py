@@ -25,11 +25,6 @@ from uvgen.h5store import PositionMapFile
 
 AMP_MODES = ("bf16", "none")
 LR_SCHEDULES = ("step", "onecycle")
-#: The AugmentConfig fields a training configuration sets (the others keep their defaults).
-CONFIGURED_AUGMENTATION = (
-    *("rotation_deg", "scale_range", "shift_frac"),
-    *("color_range", "occlusion_prob"),
-)
 
 
 def augment_config_of(cfg: Any) -> AugmentConfig | None:
@@ -37,7 +32,9 @@ def augment_config_of(cfg: Any) -> AugmentConfig | None:
     None = off."""
     if not cfg.augment:
         return None
-    return AugmentConfig(**{name: getattr(cfg, name) for name in CONFIGURED_AUGMENTATION})
+    # The AugmentConfig fields the configuration has (the others keep AugmentConfig's defaults).
+    names = [f.name for f in dataclasses.fields(AugmentConfig) if hasattr(cfg, f.name)]
+    return AugmentConfig(**{name: getattr(cfg, name) for name in names})
 
 
 def config_json(cfg: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from eval.decode import decode_maps, to_image_batch
 from eval.evaluate import GroundTruthFile, evaluate
+from eval.figure_settings import FigureSettings
 from eval.predictions import Predictions, PredictionsFile, write_predictions
 from eval.report import write_report
 from model.data import toy_disc, toy_uv_data
@@ -232,3 +233,24 @@ def predict_params(folder: Path, skip_missing: bool, device: str = "cpu"):
         methods=methods,
         skip_missing=skip_missing,
     )
+
+
+def figure_settings(root: Path, **changes) -> FigureSettings:
+    """Valid ``figures`` settings over the tiny run in ``root`` (tiny DPI, PDFs on); ``changes``
+    replace fields."""
+    base = dict(
+        test_file=root / "test.h5",
+        model_dir=None,
+        predictions_dir=root / "predictions",
+        eval_dir=root / "eval",
+        out_dir=root / "figures",
+        uv_sample=None,
+        uv_sample_yaw=25.0,
+        qualitative_rows=4,
+        qualitative_max_yaw=90.0,
+        max_error=0.1,
+        ced_axis_max="auto",
+        dpi=DPI,
+        pdf=True,
+    )
+    return FigureSettings(**{**base, **changes})

@@ -6,29 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from eval.figure_settings import FigureSettings
-
-GOOD = dict(
-    test_file=Path("t.h5"),
-    model_dir=None,
-    predictions_dir=Path("p"),
-    eval_dir=Path("e"),
-    out_dir=Path("f"),
-    uv_sample=None,
-    uv_sample_yaw=25.0,
-    qualitative_rows=4,
-    qualitative_max_yaw=90.0,
-    max_error=0.1,
-    ced_axis_max="auto",
-    dpi=100,
-    pdf=True,
-)
+from tests.tiny_data import figure_settings
 
 
 def test_good_settings_are_kept() -> None:
-    s = FigureSettings(**GOOD)
+    s = figure_settings(Path("."))
     assert s.ced_axis_max == "auto" and s.qualitative_rows == 4
-    assert FigureSettings(**{**GOOD, "ced_axis_max": 0.2}).ced_axis_max == 0.2
+    assert figure_settings(Path("."), ced_axis_max=0.2).ced_axis_max == 0.2
 
 
 @pytest.mark.parametrize(
@@ -43,4 +27,4 @@ def test_good_settings_are_kept() -> None:
 )
 def test_bad_values_name_the_key(key: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        FigureSettings(**{**GOOD, key: value})
+        figure_settings(Path("."), **{key: value})

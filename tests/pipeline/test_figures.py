@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from eval import figures as fg
-from eval.figure_settings import FigureSettings
 from pipeline.figures import load_figures_params, run
-from tests.tiny_data import DPI, assert_size, make_tiny_run
+from tests.tiny_data import assert_size, figure_settings, make_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -18,28 +17,8 @@ def tiny_run(tmp_path_factory):
     return make_tiny_run(tmp_path_factory.mktemp("figures"))
 
 
-def _params(root: Path, **kw) -> FigureSettings:
-    base = dict(
-        test_file=root / "test.h5",
-        model_dir=None,
-        predictions_dir=root / "predictions",
-        eval_dir=root / "eval",
-        out_dir=root / "figures",
-        uv_sample=None,
-        uv_sample_yaw=25.0,
-        qualitative_rows=4,
-        qualitative_max_yaw=90.0,
-        max_error=0.1,
-        ced_axis_max="auto",
-        dpi=DPI,
-        pdf=True,
-    )
-    base.update(kw)
-    return FigureSettings(**base)
-
-
 def test_stage_writes_every_figure(tiny_run):
-    written = run(_params(tiny_run))
+    written = run(figure_settings(tiny_run))
     out = tiny_run / "figures"
     names = {p.name for p in written}
     assert names == {
@@ -72,7 +51,10 @@ def test_stage_writes_every_figure(tiny_run):
 
 
 def test_stage_without_pdfs_and_named_sample(tiny_run):
-    written = run(_params(tiny_run, out_dir=tiny_run / "nopdf", pdf=False, uv_sample="image00003"))
+    settings = figure_settings(
+        tiny_run, out_dir=tiny_run / "nopdf", pdf=False, uv_sample="image00003"
+    )
+    written = run(settings)
     assert not any(p.suffix == ".pdf" for p in written)
     assert not list((tiny_run / "nopdf").glob("*.pdf"))
 
@@ -81,11 +63,11 @@ def test_stage_needs_the_evaluate_outputs(tiny_run, tmp_path):
     from uvgen.formats.errors import DataError
 
     with pytest.raises(DataError, match="per_image.csv"):
-        run(_params(tiny_run, eval_dir=tmp_path, out_dir=tmp_path / "out"))
+        run(figure_settings(tiny_run, eval_dir=tmp_path, out_dir=tmp_path / "out"))
 
 
 def test_params_section_loads():
     p = load_figures_params()
     assert p.out_dir == Path("data/figures") and p.qualitative_rows >= 1 and p.pdf
     with pytest.raises(ValueError, match="ced_axis_max"):
-        _params(Path("."), ced_axis_max=0.05)
+        figure_settings(Path("."), ced_axis_max=0.05)

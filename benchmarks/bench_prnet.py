@@ -8,7 +8,8 @@ Inference (batch norms folded, channels-last; bf16 autocast on CUDA): latency of
 image + network + decoding of 68 landmarks and the dense vertices), and batched throughput
 (network only, crops and maps on the device).
 
-    python benchmarks/bench_prnet.py              # CPU (2 threads): fp32 / bf16 / compiled
+    python benchmarks/bench_prnet.py              # CPU (2 threads): fp32 / bf16, each also with
+                                                  # channels-last convs; compiled
     python benchmarks/bench_prnet.py --width 6 --net-size 128   # default CPU training config
     python benchmarks/bench_prnet.py --device cuda --compile --train-batch 256
     python benchmarks/bench_prnet.py --device cuda --precision fp32 --no-channels-last
@@ -36,7 +37,7 @@ from model.augment import AugmentConfig
 from model.data import EpochBatchSampler, make_loader, prepare_batch, to_device, write_toy_file
 from model.h5dataset import PositionMapDataset
 from model.inference import Predictor
-from model.prnet import PRNet, count_parameters
+from model.prnet import PRNet, count_parameters, use_channels_last_convs
 from model.train import train_step
 from model.train_settings import cpu_bf16_supported, set_bn_momentum
 from uvgen.h5store import PositionMapFile
@@ -88,9 +89,12 @@ def make_trainer(
     net_size: int | None = None,
     channels_last: bool | None = None,
     bn_momentum: float = 0.1,
+    island_convs: bool = False,
 ) -> Trainer:
     """Training end to end (HDF5 -> augmented batch on the device -> forward, weighted loss,
-    backward, Adam) with one fixed network and loader; ``channels_last`` defaults to CUDA."""
+    backward, Adam) with one fixed network and loader; ``channels_last`` defaults to CUDA;
+    ``island_convs``: the convs alone channels-last (model.prnet.use_channels_last_convs, the
+    CPU training default)."""
     on_cuda = device.type == "cuda"
     channels_last = on_cuda if channels_last is None else channels_last
     with PositionMapFile(h5) as f:
@@ -102,6 +106,8 @@ def make_trainer(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    elif island_convs:
+        use_channels_last_convs(model)
     net = torch.compile(model) if compile_net else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     weight_mask = torch.from_numpy(uv.weight_mask).to(device)
@@ -152,9 +158,13 @@ def bench_train_cpu_modes(
     cpu = torch.device("cpu")
     if not cpu_bf16_supported():
         print("(this CPU has no native bf16: bf16 autocast runs emulated, expect it slower)")
+    modes = (("fp32", False, False), ("bf16", True, False))
+    modes += (("fp32 CL convs", False, True), ("bf16 CL convs", True, True))
     runners = {
-        name: make_trainer(h5, width, cpu, batch, num_workers, False, amp, net_size).rate
-        for name, amp in (("fp32", False), ("bf16", True))
+        name: make_trainer(
+            h5, width, cpu, batch, num_workers, False, amp, net_size, island_convs=island
+        ).rate
+        for name, amp, island in modes
     }
     for run in runners.values():
         run(1)
@@ -350,15 +360,15 @@ def main() -> None:
                     f"width {args.width}, network at "
                     f"{args.net_size or size}, batch {batch}, {workers} loader workers; median of "
                     f"{args.rounds} rounds of {steps} steps "
-                    "(fp32/bf16 interleaved; compiled: in a child after):"
+                    "(modes interleaved; compiled: in a child after):"
                 )
                 for name, r in rates.items():
                     if isinstance(r, str):
-                        print(f"  {name:14s} {r}")
+                        print(f"  {name:16s} {r}")
                         continue
                     med = statistics.median(r)
                     print(
-                        f"  {name:14s} {med:7.2f} images/s  ({med / base:.2f}x fp32)  rounds: "
+                        f"  {name:16s} {med:7.2f} images/s  ({med / base:.2f}x fp32)  rounds: "
                         + ", ".join(f"{v:.2f}" for v in r)
                     )
             elif not args.skip_train:

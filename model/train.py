@@ -9,7 +9,8 @@ Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the ne
 are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is
 computed in float32); ``compile=True`` adds ``torch.compile``. On the CPU the forward pass runs
 under bf16 autocast too when the processor has native bf16 (AVX512-BF16 / AMX;
-model.train_settings.cpu_bf16_supported), else float32; the log says which. A CPU run is
+model.train_settings.cpu_bf16_supported), else float32; the log says which; its convolutions run
+channels-last and the rest in the standard layout (``cpu_channels_last_convs``). A CPU run is
 reproducible on one machine: the same config and seed give bit-identical weights (with
 ``num_workers`` any value).
 Multi-GPU: launch with ``torchrun --nproc_per_node=G -m pipeline.train``; WORLD_SIZE > 1 wraps the
@@ -68,7 +69,7 @@ from model.device import resolve_device
 from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
-from model.prnet import MAP_SCALE, PRNet
+from model.prnet import MAP_SCALE, PRNet, use_channels_last_convs
 from model.train_settings import (
     augment_config_of,
     autocast_enabled,
@@ -126,8 +127,9 @@ class TrainConfig:
     (model.augment.AugmentConfig): ``augment`` on/off, ``rotation_deg``, ``scale_range``,
     ``shift_frac``, ``color_range``, ``occlusion_prob``. Runtime: ``seed``, ``device``
     ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp`` ('bf16' | 'none'; bf16 on CUDA and on CPUs with
-    native bf16), ``compile``, ``num_workers``, ``checkpoint_every`` (steps; 0 = only at epoch
-    ends), ``resume``, ``progress`` (tqdm bar).
+    native bf16), ``compile``, ``cpu_channels_last_convs`` (on the CPU the convs alone run
+    channels-last: model.prnet.use_channels_last_convs), ``num_workers``, ``checkpoint_every``
+    (steps; 0 = only at epoch ends), ``resume``, ``progress`` (tqdm bar).
     """
 
     train_file: Path
@@ -155,6 +157,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "bf16"
     compile: bool = False
+    cpu_channels_last_convs: bool = True
     num_workers: int = 2
     checkpoint_every: int = 500
     resume: bool = True
@@ -352,6 +355,8 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     model.to(device)
     if on_cuda:
         model.to(memory_format=torch.channels_last)
+    elif cfg.cpu_channels_last_convs:
+        use_channels_last_convs(model)
     sampler = EpochBatchSampler(
         len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size
     )
@@ -363,7 +368,10 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = make_scheduler(optimizer, cfg, sampler.steps_per_epoch)
     if info.is_main:
-        tqdm.write(f"train: {precision_note(device, cfg.amp)}, {torch.get_num_threads()} threads")
+        layout = ", channels-last convs" if not on_cuda and cfg.cpu_channels_last_convs else ""
+        tqdm.write(
+            f"train: {precision_note(device, cfg.amp)}{layout}, {torch.get_num_threads()} threads"
+        )
     fingerprint = run_fingerprint(cfg)
     meta = {
         "width": cfg.width,

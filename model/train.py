@@ -353,9 +353,10 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     if cfg.template:
         model.set_template(mean_target(data.train))
     model.to(device)
+    island_convs = not on_cuda and cfg.cpu_channels_last_convs
     if on_cuda:
         model.to(memory_format=torch.channels_last)
-    elif cfg.cpu_channels_last_convs:
+    elif island_convs:
         use_channels_last_convs(model)
     sampler = EpochBatchSampler(
         len(data.train), per_rank_batch, cfg.seed, info.rank, info.world_size
@@ -368,7 +369,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = make_scheduler(optimizer, cfg, sampler.steps_per_epoch)
     if info.is_main:
-        layout = ", channels-last convs" if not on_cuda and cfg.cpu_channels_last_convs else ""
+        layout = ", channels-last convs" if island_convs else ""
         tqdm.write(
             f"train: {precision_note(device, cfg.amp)}{layout}, {torch.get_num_threads()} threads"
         )

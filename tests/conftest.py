@@ -39,6 +39,16 @@ aflw_fixture_dir = _fixture_dir_fixture(
     "aflw2000_3d",
     "17 real AFLW2000-3D samples (imageNNNNN.jpg + .mat; image01198 has a (2, 23) pt2d).",
 )
+aflw_wrapped_fixture_dir = _fixture_dir_fixture(
+    "aflw_wrapped_fixture_dir",
+    "aflw2000_3d_wrapped",
+    "9 real AFLW2000-3D samples with Euler angles outside [-pi, pi] (image04157: s < 0).",
+)
+aflw_3ddfa_dir = _fixture_dir_fixture(
+    "aflw_3ddfa_dir",
+    "aflw2000_3d_3ddfa",
+    "3DDFA's AFLW2000-3D arrays for all 2,000 images (pts68, re-annotated pts68, yaw, list).",
+)
 bfm_topology_dir = _fixture_dir_fixture(
     "bfm_topology_dir",
     "bfm_topology",

@@ -17,10 +17,14 @@ import numpy as np
 NO_JITTER = (0.5, 0.5, 0.5)
 
 # Plausibility bounds of a fit (a sample outside them is rejected, naming the field). Real data:
-# 300W-LP and AFLW2000-3D images are 450x450 with faces of ~60-400 px; their Pose_Para angles lie
-# within [-pi, pi] (AFLW2000-3D has |yaw| above 90 degrees, none above 180); s is ~1e-3 (BFM units,
+# 300W-LP and AFLW2000-3D images are 450x450 with faces of ~60-400 px; s is ~1e-3 (BFM units,
 # ~1e5 per head, to pixels); position maps hold crop pixels, within a few hundred px of the crop.
-MAX_ANGLE = np.pi + 1e-6  # |pitch|, |yaw|, |roll| in radians
+# Pose_Para's angles are periodic and used as stored: 9 real AFLW2000-3D fits hold angles far
+# outside [-pi, pi] (image03123: pitch -714, yaw -351, roll -972 degrees; 2.7 turns at most) and
+# are good fits, so only angles beyond MAX_TURNS whole turns (no fitter writes those; sin/cos
+# would start losing digits) are absurd. docs/conventions.md section 4 says why.
+MAX_TURNS = 100
+MAX_ANGLE = 2 * np.pi * MAX_TURNS  # |pitch|, |yaw|, |roll| in radians
 MIN_IMAGE_SIDE = 32  # px: smaller images cannot hold a face worth a 256x256 crop
 MIN_FACE_PX = 8.0  # px: key-point box (mean of width and height) below this is degenerate
 MAX_FACE_FACTOR = 4.0  # key-point box above this many times the image's larger side is absurd
@@ -38,15 +42,23 @@ class GeometryError(ValueError):
 
 def check_pose(pose_para: np.ndarray) -> None:
     """Raise :class:`GeometryError` ('Pose_Para') for non-finite values, an angle beyond
-    [-pi, pi] or a scale ``s <= 0``."""
+    MAX_TURNS turns or a scale ``s == 0``.
+
+    Angles outside [-pi, pi] are valid (periodic; used as stored). A negative ``s`` is used as
+    stored too, as face3d's ``similarity_transform`` does (``s * V @ R.T + t``): it negates x, y
+    and z, which is the rotation by pi about z followed by a depth mirror. The one real case,
+    AFLW2000-3D's image04157 (s < 0, pitch 894 degrees), lands its key points on ``pt3d_68``
+    that way (docs/conventions.md section 4)."""
     p = np.asarray(pose_para, dtype=np.float64).ravel()
     if p.shape != (7,) or not np.all(np.isfinite(p)):
         raise GeometryError("Pose_Para", f"expected 7 finite values, got {p.tolist()}")
     for name, value in zip(("pitch", "yaw", "roll"), p[:3]):
         if abs(value) > MAX_ANGLE:
-            raise GeometryError("Pose_Para", f"{name} {value:g} rad lies outside [-pi, pi]")
-    if not p[6] > 0:
-        raise GeometryError("Pose_Para", f"scale s = {p[6]:g} (must be > 0)")
+            raise GeometryError(
+                "Pose_Para", f"{name} {value:g} rad lies beyond {MAX_TURNS} turns: not a fit"
+            )
+    if p[6] == 0:
+        raise GeometryError("Pose_Para", "scale s = 0 (a degenerate fit)")
 
 
 def check_image(image_shape: tuple[int, ...]) -> None:

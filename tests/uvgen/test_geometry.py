@@ -105,6 +105,9 @@ def test_plausibility_checks_name_the_field():
         g.check_pose(np.array([0.0, 1000.0, 0.0, 200.0, 200.0, 0.0, 1e-3]))
     with pytest.raises(g.GeometryError, match="scale"):
         g.check_pose(np.array([0.0, 0.0, 0.0, 200.0, 200.0, 0.0, 0.0]))
+    # Real AFLW2000-3D fits: angles wrap (image03123) and s < 0 (image04157) are valid fits.
+    g.check_pose(np.radians([-713.7, -351.2, -972.3, 0, 0, 0, 0]) + [0, 0, 0, 200, 200, 0, 1.7e-3])
+    g.check_pose(np.radians([893.7, 187.8, -950.6, 0, 0, 0, 0]) + [0, 0, 0, 200, 200, 0, -1.5e-3])
     with pytest.raises(g.GeometryError) as err:
         g.check_image((16, 16, 3))
     assert err.value.field == "image"

@@ -259,6 +259,30 @@ def test_real_300wlp_sample_through_real_topology_model(
         assert kpt.min() > 0 and kpt.max() < 255
 
 
+
+def test_real_aflw_test_split_keeps_every_image_wrapped_angles_and_negative_scale_too(
+    real_topology_model, aflw_fixture_dir, aflw_wrapped_fixture_dir, tmp_path
+):
+    """All 26 real AFLW2000-3D fixtures are written: the 9 whose Euler angles lie far outside
+    [-pi, pi] (one with s < 0) are valid rotations, used as stored, never rejected."""
+    root = tmp_path / "AFLW2000"
+    root.mkdir()
+    for folder in (aflw_fixture_dir, aflw_wrapped_fixture_dir):  # linked, not copied
+        for path in folder.iterdir():
+            (root / path.name).symlink_to(path)
+    save_bfm(real_topology_model, tmp_path / "model")
+    s = settings(tmp_path, tmp_path / "test.h5", split="test", task_size=50)
+    with pytest.warns(UserWarning):  # image01198's (2, 23) pt2d
+        report = build_split(s)
+    assert report.rejects == [] and report.written == 26
+    with PositionMapFile(tmp_path / "test.h5") as f:
+        recs = {Path(r.name).stem: r for r in f.records()}
+    assert len(recs) == 26
+    odd = recs["image03123"]
+    assert odd.yaw_deg == pytest.approx(-351.2, abs=0.1)  # as stored, not wrapped
+    assert odd.roll_deg == pytest.approx(-972.3, abs=0.1)
+    assert recs["image04157"].pose_para[6] < 0
+
 # ---------------------------------------------------------------------------------------------
 # Builds that never go stale or corrupt: changed inputs, two builds at once, full disk, kill -9.
 

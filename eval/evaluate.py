@@ -45,6 +45,7 @@ import pandas as pd
 
 from eval.decode import to_image_batch
 from eval.metrics import bbox_size, nme_2d_batch, nme_3d_batch
+from eval.pose import POSE_METRICS, angle_errors, pose_from_landmarks
 from eval.predictions import N_LANDMARKS, PredictionSet, name_key
 from eval.tables import METRICS, per_image_table
 from uvgen.closing import ClosesOnExit
@@ -61,13 +62,24 @@ _MEM = "<memory>"
 @dataclass(eq=False)
 class GroundTruth:
     """Ground truth in memory: ``names`` (N,), ``yaw_deg`` (N,), ``landmarks`` (N, 68, 3) and
-    optionally ``dense`` (N, K, 3), all in original-image pixels."""
+    optionally ``dense`` (N, K, 3), all in original-image pixels.
+
+    Optional, for the further tables: ``pose_deg`` (N, 3) (pitch, yaw, roll) degrees as stored
+    (head pose, :mod:`eval.pose`); ``landmarks_re`` (N, 68, 2) re-annotated landmarks (NaN rows:
+    none for that image); ``canonical68`` (68, 3) the model's mean key vertices (pose of methods
+    that give landmarks only); ``dense_failures`` {name: reason} images without a dense ground
+    truth (their dense rows are NaN: failures in the dense tables, never dropped).
+    """
 
     names: tuple[str, ...]
     yaw_deg: np.ndarray
     landmarks: np.ndarray
     dense: np.ndarray | None = None
     source: str = _MEM
+    pose_deg: np.ndarray | None = None
+    landmarks_re: np.ndarray | None = None
+    canonical68: np.ndarray | None = None
+    dense_failures: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
@@ -84,6 +96,13 @@ class GroundTruth:
             )
         object.__setattr__(self, "yaw_deg", yaw)
         object.__setattr__(self, "landmarks", lm)
+        for key, shape in (("pose_deg", (n, 3)), ("landmarks_re", (n, N_LANDMARKS, 2))):
+            value = getattr(self, key)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                if value.shape != shape:
+                    raise DataError(self.source, key, f"expected {shape}, got {value.shape}")
+                object.__setattr__(self, key, value)
         if self.dense is not None:
             d = np.asarray(self.dense)
             if d.ndim != 3 or d.shape[0] != n or d.shape[2] != 3:
@@ -130,6 +149,9 @@ class GroundTruthFile(GroundTruth, ClosesOnExit):
             ),
             dense=None,
             source=str(path),
+            pose_deg=np.array(
+                [(r.pitch_deg, r.yaw_deg, r.roll_deg) for r in recs], dtype=np.float64
+            ).reshape(-1, 3),
         )
         # batch reads of the stored maps (uvgen.h5store layout: ``posmaps`` = map - posmap_offset)
         self._h5 = h5py.File(path, "r")
@@ -298,7 +320,23 @@ def image_metrics(
         if np.isfinite(p68[..., 2]).all():
             out["nme_3d_68"] = nme_3d_batch(p68, g68, norm)
     if pred_dense is not None and gt_dense is not None:
-        out.update(dense_errors(pred_dense, gt_dense, norm, recon_scale))
+        gd, pd_ = np.asarray(gt_dense), np.asarray(pred_dense)
+        ok = np.isfinite(gd).all(axis=(1, 2)) & np.isfinite(pd_).all(axis=(1, 2))
+        vals = {k: np.full(len(g68), np.nan) for k in DENSE_METRICS}
+        if ok.any():  # a missing dense ground truth (or prediction) is a failure, not dropped
+            for k, v in dense_errors(pd_[ok], gd[ok], norm[ok], recon_scale).items():
+                vals[k][ok] = v
+        out.update(vals)
+    return out
+
+
+def _reannotated_nme(pred68: np.ndarray, gt_re: np.ndarray) -> np.ndarray:
+    """2D NME (B,) against re-annotated (B, 68, 2) points, normalised by their own box; NaN where
+    an image has no re-annotation."""
+    out = np.full(len(gt_re), np.nan)
+    ok = np.isfinite(gt_re).all(axis=(1, 2))
+    if ok.any():
+        out[ok] = nme_2d_batch(np.asarray(pred68)[ok, :, :2], gt_re[ok])
     return out
 
 
@@ -325,24 +363,34 @@ class MethodResult:
     meta: dict[str, str] = field(default_factory=dict)
 
 
-def _method_metrics(preds: PredictionSet, gt_dense_count: int | None) -> tuple[str, ...]:
+def _method_metrics(preds: PredictionSet, gt: GroundTruth) -> tuple[str, ...]:
     out: list[str] = []
+    gt_dense_count = gt.dense_count
     if preds.has_landmarks:
         out += ["nme_2d_68", *(["nme_3d_68"] if preds.has_landmarks_z else [])]
-    if preds.dense_count is not None:
-        if gt_dense_count is None:
-            raise DataError(
-                preds.source, "dense", "the ground truth has no dense points to compare with"
-            )
+        if gt.landmarks_re is not None:
+            out.append("nme_2d_68_re")
+    if preds.dense_count is not None and gt_dense_count is not None:
         if preds.dense_count != gt_dense_count:
             raise DataError(
                 preds.source,
                 "dense",
-                f"{preds.dense_count} points per image; the test file's face_ind has "
+                f"{preds.dense_count} points per image; the ground truth's face_ind has "
                 f"{gt_dense_count}",
             )
         out += list(DENSE_METRICS)
+    if gt.pose_deg is not None and (
+        _pose_of(preds) is not None
+        or (preds.has_landmarks and preds.has_landmarks_z and gt.canonical68 is not None)
+    ):
+        out += list(POSE_METRICS)
     return tuple(out)
+
+
+def _pose_of(preds: PredictionSet) -> np.ndarray | None:
+    """The method's own (N, 3) pose in degrees (pitch, yaw, roll), if it gives one."""
+    pose = getattr(preds, "pose", None)
+    return None if pose is None else np.asarray(pose, dtype=np.float64)
 
 
 def _rows(idx: np.ndarray) -> np.ndarray | slice:
@@ -372,7 +420,7 @@ def evaluate(
     n = len(gt)
     plans = []
     for m in methods:
-        avail = _method_metrics(m, gt.dense_count)
+        avail = _method_metrics(m, gt)
         match = match_names(gt.names, m.names, m.source)
         if match.missing or match.extra:
             msg = (
@@ -384,27 +432,39 @@ def evaluate(
             if on_unmatched == "fail":
                 raise DataError(m.source, "names", msg)
             warnings.warn(msg, stacklevel=2)
-        plans.append((m, avail, match, {k: np.full(n, np.nan) for k in METRICS}))
+        cols = {k: np.full(n, np.nan) for k in (*METRICS, *POSE_METRICS)}
+        plans.append((m, avail, match, cols))
     need_dense = any(set(DENSE_METRICS) & set(avail) for _, avail, _, _ in plans)
 
     for start in range(0, n, max(1, int(chunk))):
         sl = slice(start, min(n, start + max(1, int(chunk))))
         g68 = gt.landmarks[sl]
         gdense = gt.dense_rows(sl) if need_dense else None
-        for m, _avail, match, cols in plans:
+        for m, avail, match, cols in plans:
             idx = match.index[sl]
             ok = idx >= 0
             if not ok.any():
                 continue
             rows = _rows(idx[ok])
+            where = np.arange(sl.start, sl.stop)[ok]
+            pred68 = m.landmarks_rows(rows) if m.has_landmarks else None
+            use_dense = "nme_2d_dense" in avail
             res = image_metrics(
                 g68[ok],
-                m.landmarks_rows(rows) if m.has_landmarks else None,
-                gdense[ok] if gdense is not None and m.dense_count is not None else None,
-                m.dense_rows(rows) if m.dense_count is not None else None,
+                pred68,
+                gdense[ok] if use_dense else None,
+                m.dense_rows(rows) if use_dense else None,
                 recon_scale=recon_scale,
             )
-            where = np.arange(sl.start, sl.stop)[ok]
+            if "nme_2d_68_re" in avail:
+                res["nme_2d_68_re"] = _reannotated_nme(pred68, gt.landmarks_re[sl][ok])
+            if POSE_METRICS[0] in avail:
+                own = _pose_of(m)
+                pose = (
+                    own[idx[ok]] if own is not None else pose_from_landmarks(pred68, gt.canonical68)  # type: ignore[arg-type]
+                )
+                errors = angle_errors(pose, gt.pose_deg[sl][ok])  # type: ignore[index]
+                res.update({k: errors[:, i] for i, k in enumerate(POSE_METRICS)})
             for key, vals in res.items():
                 cols[key][where] = vals
 

@@ -46,7 +46,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import sparse
 
-from eval.external_params import Basis, decode_params, load_basis, read_params
+from eval.external_params import Basis, decode_params, load_basis, params_pose, read_params
 from eval.external_readers import read_dense, read_landmarks
 from eval.predictions import Predictions, name_key
 from uvgen.formats.errors import DataError
@@ -183,6 +183,7 @@ def load_external(
     landmarks = dense = None
     sources: list[str] = []
     corr: sparse.csr_matrix | None = None
+    pose = None
 
     def correspondence(n_needed: int, basis: Basis | None = None) -> sparse.csr_matrix | None:
         nonlocal corr
@@ -200,6 +201,7 @@ def load_external(
         basis = load_basis(spec.basis)  # type: ignore[arg-type]
         names, params, roi = read_params(spec.params, spec.names, spec.roi_boxes)
         landmarks = decode_params(params, basis, roi, basis.kpt_ind).astype(np.float32)
+        pose = params_pose(params, basis)
         c = correspondence(basis.n_vertices, basis)
         if basis.n_vertices == face_count or c is not None:
             verts = decode_params(params, basis, roi).astype(np.float32)
@@ -231,4 +233,5 @@ def load_external(
         runtime,  # type: ignore[arg-type]
         {"source": "external file(s)"},
         " + ".join(sources),
+        pose,
     )

@@ -196,3 +196,19 @@ def read_params(
         if np.any(roi[:, 2] <= roi[:, 0]) or np.any(roi[:, 3] <= roi[:, 1]):
             raise DataError(src, field, "each box needs ex > sx and ey > sy")
     return names, a, roi
+
+
+def params_pose(params: np.ndarray, basis: Basis) -> np.ndarray:
+    """Head pose (N, 3) (pitch, yaw, roll) degrees of 3DDFA-style parameters (N, 62): the nearest
+    rotation (SVD) to the camera's ``P[:, :3]`` (s * R, model to crop space with y up before the
+    flip), in 300W-LP's angle convention (:func:`uvgen.geometry.rotation_angles`)."""
+    from eval.pose import angles_of_rotations
+
+    p = np.asarray(params, dtype=np.float64) * basis.param_std + basis.param_mean
+    m = p[:, :12].reshape(-1, 3, 4)[:, :, :3]
+    u, _, vt = np.linalg.svd(m)
+    rot = u @ vt
+    flip = np.linalg.det(rot) < 0  # a reflected camera: take the nearest proper rotation
+    u[flip, :, 2] *= -1
+    rot = u @ vt
+    return angles_of_rotations(rot)

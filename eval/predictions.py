@@ -217,7 +217,8 @@ class Predictions(_LandmarkRows):
 
     ``names`` (N,); ``landmarks`` (N, 68, 3) or None; ``dense`` (N, K, 3) or None; ``runtime_s``
     (N,) seconds per image or None (unknown); ``meta`` free-form strings; ``source`` the file(s)
-    they came from (for messages).
+    they came from (for messages); ``pose`` (N, 3) the method's own head pose (pitch, yaw, roll)
+    in degrees, 300W-LP's convention (NaN rows: none), or None (:mod:`eval.pose`).
     """
 
     method: str
@@ -227,9 +228,17 @@ class Predictions(_LandmarkRows):
     runtime: np.ndarray | None = None
     meta: Mapping[str, str] = field(default_factory=dict)
     source: str = _MEM
+    pose: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         names = _check_names(self.names, self.source)
+        if self.pose is not None:
+            pose = np.asarray(self.pose, dtype=np.float64)
+            if pose.shape != (len(names), 3):
+                raise DataError(
+                    self.source, "pose", f"expected ({len(names)}, 3), got {pose.shape}"
+                )
+            object.__setattr__(self, "pose", pose)
         n = len(names)
         if self.landmarks is None and self.dense is None:
             raise DataError(

@@ -26,11 +26,13 @@ from uvgen.formats.errors import DataError
 METRICS: tuple[str, ...] = (
     "nme_2d_68",
     "nme_3d_68",
+    "nme_2d_68_re",
     "nme_2d_dense",
     "nme_3d_dense",
     "recon_3d_dense",
 )
-"""Suggested metric column names (68-landmark and dense NMEs, dense 3D reconstruction error)."""
+"""NME metric column names: 68-landmark 2D and 3D NME, 2D NME on 3DDFA's re-annotated
+landmarks, dense 2D and 3D NME, dense 3D reconstruction error."""
 
 _NAN = math.nan
 

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from model.uses import FaceUV, dense_vertices, to_camera_frame
-from uvgen.geometry import rotation_matrix
+from uvgen.geometry import rotation_angles, rotation_matrix, similarity_fit
+
+__all__ = ["HeadPose", "estimate_pose", "face_pose", "rotation_angles", "similarity_fit"]
 
 
 @dataclass(frozen=True)
@@ -57,49 +59,6 @@ class HeadPose:
             "camera = scale * canonical @ R.T + translation, camera frame x right, y up "
             "(y = h - 1 - y_img), z towards the viewer",
         }
-
-
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity (Umeyama 1991) ``dst ~ s * src @ R.T + t`` for (k, 3) point pairs;
-    returns (s, R (3, 3) with det +1, t (3,))."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
-        raise ValueError(
-            f"need two matching (k >= 3, 3) point sets, got {src.shape} and {dst.shape}"
-        )
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    sc, dc = src - mu_s, dst - mu_d
-    cov = dc.T @ sc / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var_s = (sc**2).sum() / len(src)
-    scale = float((sig * d).sum() / var_s)
-    return scale, rot, mu_d - scale * rot @ mu_s
-
-
-def rotation_angles(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(pitch, yaw, roll) radians with ``rotation == uvgen.geometry.rotation_matrix(pitch, yaw,
-    roll)``: yaw in [-pi/2, pi/2], pitch and roll in (-pi, pi] (exact inverse on that domain).
-
-    From the product: ``R[0, 2] = -sin(yaw)``, ``R[0, :2] = cos(yaw) (cos roll, sin roll)``,
-    ``R[1:, 2] = cos(yaw) (sin pitch, cos pitch)``. At |yaw| = 90 degrees (gimbal lock) roll is
-    set to 0 and pitch takes the whole in-plane angle.
-    """
-    r = np.asarray(rotation, dtype=np.float64)
-    sy = float(np.clip(-r[0, 2], -1.0, 1.0))
-    cy = float(np.hypot(r[0, 0], r[0, 1]))
-    yaw = float(np.arctan2(sy, cy))
-    if cy > 1e-9:
-        pitch = float(np.arctan2(r[1, 2], r[2, 2]))
-        roll = float(np.arctan2(r[0, 1], r[0, 0]))
-    else:  # cos(yaw) = 0: R[1] = (sin(pitch) sin(yaw), cos(pitch), 0) with roll = 0
-        pitch = float(np.arctan2(r[1, 0] * np.sign(sy), r[1, 1]))
-        roll = 0.0
-    return pitch, yaw, roll
 
 
 def estimate_pose(

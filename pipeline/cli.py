@@ -7,6 +7,7 @@
                   [--detector-weights mmod_human_face_detector.dat] [--all-faces]
                   [--swap SRC_IMAGE] [--visible-only] [--save-posmap] [--device auto]
     prnet import-weights CKPT_PREFIX --out FILE.pt
+    prnet evaluate --data AFLW2000 --method NAME=SOURCE ... --out DIR  (pipeline/benchmark_cli.py)
 
 IMAGES are image files, folders (their ``*.jpg``, ``*.jpeg``, ``*.png``, ``*.bmp``, not recursive)
 or glob patterns. Each image's face is given, first match wins,
@@ -69,6 +70,7 @@ from model.head_pose import face_pose
 from model.mesh_io import write_obj, write_ply
 from model.uses import FaceUV, face_mesh, fill_gaps, landmarks, uv_texture
 from model.visibility import depth_image, depth_to_uint8, render_raster, visible_vertices
+from pipeline.benchmark_cli import add_evaluate_parser
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
 
@@ -467,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, type=Path, help="weights file to write (e.g. prnet_release.pt)"
     )
     q.set_defaults(func=import_weights)
+    add_evaluate_parser(sub)
     return parser
 
 

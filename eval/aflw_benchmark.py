@@ -16,12 +16,13 @@ count as failures in the CED and the AUC.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from eval.aflw_truth import read_aflw_truth
-from eval.evaluate import evaluate
+from eval.evaluate import GroundTruthFile, evaluate
 from eval.report import ReportFiles, write_report
 from eval.sources import load_method
 
@@ -42,6 +43,7 @@ def run_benchmark(
     uv_data: str | Path | None = None,
     reannotated: str | Path | None = None,
     reannotated_names: str | Path | None = None,
+    test_file: str | Path | None = None,
     device: str = "auto",
     max_error: float = 0.10,
     ced_points: int = 101,
@@ -50,25 +52,70 @@ def run_benchmark(
     figures: bool = True,
 ) -> ReportFiles:
     """Score ``methods`` (name, source) on the AFLW2000-3D folder ``data_dir``; write the report
-    into ``out_dir`` and return its files (module docstring)."""
+    into ``out_dir`` and return its files (module docstring). ``test_file``: a test split built by
+    ``uvgen_test`` from ``data_dir``, whose maps give the dense ground truth."""
     if not methods:
         raise ValueError("give at least one method (--method NAME=SOURCE)")
+    with ExitStack() as stack:
+        split = None
+        if test_file is not None:
+            split = stack.enter_context(GroundTruthFile(Path(test_file)))
+        return _run(
+            data_dir,
+            methods,
+            out_dir,
+            model_dir,
+            uv_data,
+            reannotated,
+            reannotated_names,
+            split,
+            device,
+            max_error,
+            ced_points,
+            chunk,
+            recon_scale,
+            figures,
+        )
+
+
+def _run(
+    data_dir,
+    methods,
+    out_dir,
+    model_dir,
+    uv_data,
+    reannotated,
+    reannotated_names,
+    split,
+    device,
+    max_error,
+    ced_points,
+    chunk,
+    recon_scale,
+    figures,
+) -> ReportFiles:
     uv_data = None if uv_data is None else Path(uv_data)
     model_dir = None if model_dir is None else Path(model_dir)
     truth = read_aflw_truth(
         data_dir,
         model_dir=model_dir,
-        face_ind=_face_ind(uv_data) if model_dir is not None else None,
+        face_ind=_face_ind(uv_data) if model_dir is not None and split is None else None,
         reannotated=reannotated,
         reannotated_names=reannotated_names,
+        test_file=split,
     )
     preds = [load_method(n, s, truth, uv_data, model_dir, device) for n, s in methods]
     results = evaluate(truth, preds, chunk=chunk, recon_scale=recon_scale)
     notes = [f"`{name}`: not scored, {why}" for name, why in truth.unreadable]
+    if model_dir is None and split is None:
+        notes.append(
+            "Dense and reconstruction tables need a face3d-layout morphable model (--model-dir) "
+            "or a test split (--test-file): left out."
+        )
     if model_dir is None:
         notes.append(
-            "Dense, reconstruction and landmark-based head-pose tables need a face3d-layout "
-            "morphable model (--model-dir): left out."
+            "Head pose from 68 landmarks needs the model's mean shape (--model-dir): only methods "
+            "that give their own pose (weights, prnet predict folders, parameters) are scored."
         )
     notes += [
         f"`{name}`: no dense ground truth ({why}); a failure in every dense table"

@@ -10,7 +10,9 @@ y down, z depth):
 * ``pose_deg`` (3,): (pitch, yaw, roll) degrees as stored (head-pose protocol, :mod:`eval.pose`);
 * ``landmarks_re`` (68, 2): 3DDFA's re-annotated 2D landmarks, when given (a (N, 2, 68) array in
   the order of ``AFLW2000-3D_crop.list``, i.e. sorted names, or of a names list beside it);
-* dense (K, 3), only with a face3d-layout model: the fit's vertices (``Shape_Para``,
+* dense (K, 3), from a test split built by ``uvgen_test`` (its maps at its ``face_ind``, decoded
+  as the predictions are, rows matched by name) or else, with a face3d-layout model, the fit's
+  vertices (``Shape_Para``,
   ``Exp_Para``, ``Pose_Para`` as stored, docs/conventions.md section 4) drawn into the UV map
   exactly as the ground-truth map is (:func:`eval.external.uv_correspondence`) and taken at the
   face pixels ``face_ind``. An image whose fit cannot give one is a dense failure (NaN row, named
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from eval.evaluate import GroundTruth
+from eval.evaluate import GroundTruth, GroundTruthFile
 from uvgen.formats.aflw import AFLW_SPECS, list_aflw_samples
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import load_mat, read_fields
@@ -89,17 +91,24 @@ class AFLWTruth(GroundTruth):
 
     unreadable: tuple[tuple[str, str], ...] = ()
     face_ind: np.ndarray | None = field(default=None, repr=False)
+    dense_file: GroundTruthFile | None = field(default=None, repr=False)
+    dense_index: np.ndarray | None = field(default=None, repr=False)
     records: tuple[FitRecord, ...] = field(default=(), repr=False)
     correspondence: sparse.csr_matrix | None = field(default=None, repr=False)
     model: object = field(default=None, repr=False)
 
     @property
     def dense_count(self) -> int | None:
+        if self.dense_file is not None:
+            return self.dense_file.dense_count
         return None if self.correspondence is None else int(self.correspondence.shape[0])
 
     def dense_rows(self, rows: slice) -> np.ndarray:
-        """(B, K, 3) float64 dense ground truth, NaN rows for the dense failures; the vertex
-        products of a chunk run as one matrix product (the basis is read once per chunk)."""
+        """(B, K, 3) float64 dense ground truth, NaN rows for the dense failures: from the test
+        split's maps (``dense_file``, rows matched by name) or from the fits through the model
+        (the vertex products of a chunk run as one matrix product: the basis is read once)."""
+        if self.dense_file is not None:
+            return self._file_rows(rows)
         if self.correspondence is None or self.model is None:
             raise ValueError("no dense ground truth: give a face3d-layout model")
         recs = self.records[rows]
@@ -108,14 +117,36 @@ class AFLWTruth(GroundTruth):
         ok = [i for i, r in enumerate(recs) if r.shape_para is not None]
         if not ok:
             return out
-        m = self.model
-        shp = np.stack([recs[i].shape_para for i in ok], axis=1)
-        exp = np.stack([recs[i].exp_para for i in ok], axis=1)
-        mean = (m.shape_mu.astype(np.float64) + m.exp_mu.astype(np.float64)).reshape(-1, 1)
-        verts = mean + m.shape_pc @ shp + m.exp_pc @ exp  # (3n, B)
+        basis, mean = self._basis()
+        params = np.stack(
+            [np.concatenate([recs[i].shape_para, recs[i].exp_para]) for i in ok], axis=1
+        )
+        # float32 product (its rounding, ~1e-5 px, is far below the maps' float16 storage step)
+        verts = mean + basis @ params.astype(np.float32)  # (3n, B) float64
         for j, i in enumerate(ok):
             v = image_vertices(verts[:, j].reshape(-1, 3), recs[i].pose_para, recs[i].image_height)
             out[i] = self.correspondence @ v
+        return out
+
+    def _basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """([shapePC | expPC] (3n, 228) float32 C-contiguous, mean (3n, 1) float64), built once."""
+        if not hasattr(self, "_basis_cache"):
+            m = self.model
+            basis = np.ascontiguousarray(np.hstack([m.shape_pc, m.exp_pc]), dtype=np.float32)
+            mean = (m.shape_mu.astype(np.float64) + m.exp_mu.astype(np.float64)).reshape(-1, 1)
+            self._basis_cache = (basis, mean)
+        return self._basis_cache
+
+    def _file_rows(self, rows: slice) -> np.ndarray:
+        index = self.dense_index[rows]  # type: ignore[index]
+        out = np.full((len(index), self.dense_count, 3), np.nan)
+        have = np.flatnonzero(index >= 0)
+        # runs of consecutive file rows, read in one go each
+        breaks = np.flatnonzero(np.diff(index[have]) != 1) + 1
+        for run in np.split(have, breaks):
+            if run.size:
+                first = int(index[run[0]])
+                out[run] = self.dense_file.dense_rows(slice(first, first + run.size))
         return out
 
 
@@ -161,12 +192,15 @@ def read_aflw_truth(
     face_ind: np.ndarray | None = None,
     reannotated: str | Path | None = None,
     reannotated_names: str | Path | None = None,
+    test_file: GroundTruthFile | None = None,
 ) -> AFLWTruth:
     """Every ``imageNNNNN.mat`` of ``data_dir`` -> :class:`AFLWTruth` (sorted by name).
 
     ``model_dir``: a face3d-layout model (BFM.mat, BFM_UV.mat, BFM_info.mat) for the dense ground
     truth, at the face pixels ``face_ind`` (default: the model's own UV face mask);
-    ``reannotated``: 3DDFA's ``AFLW2000-3D-Reannotated.pts68.npy``.
+    ``reannotated``: 3DDFA's ``AFLW2000-3D-Reannotated.pts68.npy``; ``test_file``: an open test
+    split built by ``uvgen_test`` from this folder, whose maps give the dense ground truth instead
+    (an image it does not hold, e.g. one it rejected, is a dense failure named by the report).
     """
     from tqdm import tqdm
 
@@ -175,7 +209,7 @@ def read_aflw_truth(
     unreadable: list[tuple[str, str]] = []
     for p in tqdm(paths, desc="ground truth", unit="file", leave=False, disable=len(paths) < 200):
         try:
-            records.append(read_record(p, need_height=model_dir is not None))
+            records.append(read_record(p, need_height=model_dir is not None and test_file is None))
         except (DataError, OSError, ValueError) as exc:
             unreadable.append((p.stem, str(exc)))
     if not records:
@@ -184,12 +218,26 @@ def read_aflw_truth(
     pose = np.degrees(np.array([r.pose_para[:3] for r in records], dtype=np.float64))
     corr = model = None
     failures: dict[str, str] = {}
+    dense_index = None
     if model_dir is not None:
-        from eval.external import uv_correspondence
         from uvgen.formats.bfm import load_bfm
-        from uvgen.groundtruth import build_uv_layout
 
         model = load_bfm(Path(model_dir))
+    if test_file is not None:
+        from eval.predictions import name_key
+
+        rows = {name_key(n): i for i, n in enumerate(test_file.names)}
+        dense_index = np.array([rows.get(name_key(n), -1) for n in names], dtype=np.int64)
+        failures = {
+            n: f"not in the test split {test_file.source}"
+            for n, i in zip(names, dense_index)
+            if i < 0
+        }
+        face_ind = test_file.face_ind
+    elif model is not None:
+        from eval.external import uv_correspondence
+        from uvgen.groundtruth import build_uv_layout
+
         if face_ind is None:
             from model.uses import build_face_uv
 
@@ -213,6 +261,8 @@ def read_aflw_truth(
         unreadable=tuple(unreadable),
         records=tuple(records),
         face_ind=None if face_ind is None else np.asarray(face_ind, dtype=np.int64),
+        dense_file=test_file,
+        dense_index=dense_index,
         correspondence=corr,
         model=model,
     )

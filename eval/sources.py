@@ -101,6 +101,19 @@ def _image_path(data_dir: Path, name: str) -> Path:
     raise DataError(data_dir / f"{name}.jpg", None, "missing image")
 
 
+def _crops_from_images(truth: GroundTruth, predictor, rows: range):
+    """[(crop, transform, image height)] of ``rows``: the protocol crop of each original image."""
+    from uvgen.formats.matfile import read_jpeg
+
+    data_dir = Path(truth.source)
+    out = []
+    for i in rows:
+        img = read_jpeg(_image_path(data_dir, truth.names[i]))
+        crop, t = predictor.crop(img, points=truth.landmarks[i, :, :2])
+        out.append((crop, t, img.shape[0]))
+    return out
+
+
 def run_prn(
     name: str,
     weights: Path,
@@ -110,10 +123,13 @@ def run_prn(
     device: str = "auto",
     batch_size: int = 8,
 ) -> Predictions:
-    """PRN on every test image, the protocol crop from the ground-truth 68 points -> landmarks,
-    dense points at the truth's face pixels, the pose of each map, seconds per image."""
-    from model.api import PRN, Face
-    from uvgen.formats.matfile import read_jpeg
+    """PRN on every test image with the protocol crop (the box of the ground-truth 68 points, side
+    1.6x: the test split's crop too) -> landmarks, dense points at the truth's face pixels, the
+    pose of each map, seconds per image (image decoding included)."""
+    from model.api import PRN
+    from model.head_pose import face_pose
+    from model.inference import map_to_image
+    from model.uses import fill_gaps, landmarks
 
     if weights.suffix == ".pt":
         prn = PRN(weights, uv_data=uv_data, model_dir=model_dir, device=device)
@@ -121,8 +137,6 @@ def run_prn(
         if uv_data is None:
             raise DataError(weights, None, "PRNet's released checkpoint needs --uv-data")
         prn = PRN.from_tf_checkpoint(weights, uv_data, device=device)
-    pred = prn.predictor
-    data_dir = Path(truth.source)
     face_ind = getattr(truth, "face_ind", None)
     n = len(truth)
     lm = np.zeros((n, 68, 3), np.float32)
@@ -132,17 +146,14 @@ def run_prn(
     for start in tqdm(range(0, n, batch_size), desc=f"{name}: PRN", unit="batch", leave=False):
         rows = range(start, min(n, start + batch_size))
         t0 = time.perf_counter()
-        images = [read_jpeg(_image_path(data_dir, truth.names[i])) for i in rows]
-        crops, transforms = zip(
-            *(pred.crop(img, points=truth.landmarks[i, :, :2]) for img, i in zip(images, rows))
-        )
-        maps = pred.predict_maps(np.stack(crops))
-        for img, i, m, t, c in zip(images, rows, maps, transforms, crops):
-            face = Face(img, pred.decode(m, t, c).posmap, t, prn.uv)
-            lm[i] = face.landmarks
+        got = _crops_from_images(truth, prn.predictor, rows)
+        maps = prn.predictor.predict_maps(np.stack([c for c, _, _ in got]))
+        for i, m, (_, t, height) in zip(rows, maps, got):
+            posmap = map_to_image(m, t)
+            lm[i] = landmarks(posmap, prn.uv)
             if dense is not None:
-                dense[i] = face.posmap.reshape(-1, 3)[face_ind]
-            pose[i] = face.pose.degrees
+                dense[i] = posmap.reshape(-1, 3)[face_ind]
+            pose[i] = face_pose(fill_gaps(posmap, prn.uv), prn.uv, height).degrees
         runtime[list(rows)] = (time.perf_counter() - t0) / len(rows)
     return Predictions(
         name,
@@ -150,7 +161,7 @@ def run_prn(
         lm,
         dense,
         runtime,
-        {"source": f"PRN weights {weights}", "device": str(pred.device)},
+        {"source": f"PRN weights {weights}", "device": str(prn.predictor.device)},
         str(weights),
         pose,
     )

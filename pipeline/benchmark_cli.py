@@ -2,7 +2,7 @@
 
     prnet evaluate --data AFLW2000 --method NAME=SOURCE [--method ...]
                    [--reannotated AFLW2000-3D-Reannotated.pts68.npy] [--model-dir BFM_DIR]
-                   [--uv-data PRNet/Data/uv-data] --out DIR
+                   [--uv-data PRNet/Data/uv-data] [--test-file data/uv/test.h5] --out DIR
 
 Prints the 68-point table and writes into DIR: ``nme_table.md`` / ``.csv``, ``metrics.json``,
 ``per_image.csv``, ``unmatched.csv``, ``pose_table.csv`` (with pose), ``ced_<metric>.csv`` and
@@ -32,6 +32,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         uv_data=args.uv_data,
         reannotated=args.reannotated,
         reannotated_names=args.reannotated_names,
+        test_file=args.test_file,
         device=args.device,
         recon_scale=args.recon_scale,
     )
@@ -78,6 +79,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="face3d-layout BFM (BFM.mat, BFM_UV.mat, BFM_info.mat): dense, reconstruction and "
         "landmark head-pose tables; also the layout of weights trained here",
+    )
+    p.add_argument(
+        "--test-file",
+        type=Path,
+        default=None,
+        help="a test split built by uvgen_test from --data: the dense ground truth from its maps",
     )
     p.add_argument(
         "--uv-data",

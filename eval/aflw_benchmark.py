@@ -23,6 +23,7 @@ import numpy as np
 
 from eval.aflw_truth import read_aflw_truth
 from eval.evaluate import GroundTruthFile, evaluate
+from eval.evaluate_all import truth_notes
 from eval.report import ReportFiles, write_report
 from eval.sources import load_method
 
@@ -106,7 +107,7 @@ def _run(
     )
     preds = [load_method(n, s, truth, uv_data, model_dir, device) for n, s in methods]
     results = evaluate(truth, preds, chunk=chunk, recon_scale=recon_scale)
-    notes = [f"`{name}`: not scored, {why}" for name, why in truth.unreadable]
+    notes = truth_notes(truth)
     if model_dir is None and split is None:
         notes.append(
             "Dense and reconstruction tables need a face3d-layout morphable model (--model-dir) "
@@ -117,10 +118,6 @@ def _run(
             "Head pose from 68 landmarks needs the model's mean shape (--model-dir): only methods "
             "that give their own pose (weights, prnet predict folders, parameters) are scored."
         )
-    notes += [
-        f"`{name}`: no dense ground truth ({why}); a failure in every dense table"
-        for name, why in truth.dense_failures.items()
-    ]
     if reannotated is None:
         notes.append("Re-annotated table: give 3DDFA's pts68 file with --reannotated.")
     return write_report(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from eval.aflw_truth import read_aflw_truth
 from eval.evaluate import GroundTruthFile, evaluate
 from eval.external import ExternalSpec, load_external
 from eval.methods import read_manifest
@@ -30,12 +31,16 @@ def evaluate_predictions(
     chunk: int = 64,
     recon_scale: bool = False,
     on_unmatched: str = "report",
+    data_dir: Path | None = None,
 ) -> ReportFiles:
     """Evaluate every method and write the report into ``out_dir``; returns its file paths.
 
     ``external``: mappings as in params.yaml ``evaluate.external``
-    (:class:`eval.external.ExternalSpec`); the other arguments as in :func:`eval.evaluate.evaluate`
-    and :func:`eval.report.write_report`."""
+    (:class:`eval.external.ExternalSpec`); ``data_dir``: the AFLW2000-3D folder the test file
+    was built from: the 68-point ground truth and the yaw of EVERY image come from its ``.mat``
+    files (:mod:`eval.aflw_truth`), the dense ground truth from the test file by name, so an image
+    the build rejected is a named failure, never dropped; the other arguments as in
+    :func:`eval.evaluate.evaluate` and :func:`eval.report.write_report`."""
     manifest = read_manifest(predictions_dir)
     notes = [
         f"{s['name']}: not evaluated ({s.get('reason', 'skipped')})"
@@ -45,7 +50,9 @@ def evaluate_predictions(
     try:
         for entry in manifest["methods"]:
             files.append(PredictionsFile(Path(predictions_dir) / entry["file"]))
-        with GroundTruthFile(test_file) as gt:
+        with GroundTruthFile(test_file) as split:
+            gt = split if data_dir is None else read_aflw_truth(data_dir, test_file=split)
+            notes += truth_notes(gt)
             externals = []
             for i, raw in enumerate(external):
                 if not isinstance(raw, dict):
@@ -53,7 +60,7 @@ def evaluate_predictions(
                         test_file, f"evaluate.external[{i}]", "each entry must be a mapping"
                     )
                 spec = ExternalSpec.from_dict(raw)
-                externals.append(load_external(spec, gt.dense_count, gt.face_ind))
+                externals.append(load_external(spec, split.dense_count, split.face_ind))
             results = evaluate(
                 gt,
                 [*files, *externals],
@@ -83,4 +90,15 @@ def evaluate_predictions(
         n_points=ced_points,
         notes=notes,
         ced_columns=columns,
+        pose_deg=gt.pose_deg,
     )
+
+
+def truth_notes(gt) -> list[str]:
+    """Report lines naming the files that could not be scored and the dense failures."""
+    notes = [f"`{name}`: not scored, {why}" for name, why in getattr(gt, "unreadable", ())]
+    notes += [
+        f"`{name}`: no dense ground truth ({why}); a failure in every dense table"
+        for name, why in gt.dense_failures.items()
+    ]
+    return notes

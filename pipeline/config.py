@@ -165,6 +165,7 @@ class EvaluateParams:
     """Stage ``evaluate``: predictions + test ground truth -> tables, metrics, CED data, figures."""
 
     test_file: Path
+    data_dir: Path | None
     predictions_dir: Path
     out_dir: Path
     external: list

@@ -32,6 +32,7 @@ def run(p: EvaluateParams) -> ReportFiles:
         chunk=p.chunk,
         recon_scale=p.recon_scale,
         on_unmatched=p.on_unmatched,
+        data_dir=p.data_dir,
     )
 
 

@@ -23,6 +23,7 @@ def test_predict_and_evaluate_stages_end_to_end(tmp_path):
             chunk=2,
             recon_scale=False,
             on_unmatched="report",
+            data_dir=None,
         )
     )
     md = files.markdown.read_text()

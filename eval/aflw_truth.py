@@ -117,25 +117,35 @@ class AFLWTruth(GroundTruth):
         ok = [i for i, r in enumerate(recs) if r.shape_para is not None]
         if not ok:
             return out
-        basis, mean = self._basis()
+        basis, mean = self._face_basis()
         params = np.stack(
             [np.concatenate([recs[i].shape_para, recs[i].exp_para]) for i in ok], axis=1
         )
-        # float32 product (its rounding, ~1e-5 px, is far below the maps' float16 storage step)
-        verts = mean + basis @ params.astype(np.float32)  # (3n, B) float64
+        # model-space face points of the chunk in one float32 product (its rounding, ~1e-5 px, is
+        # far below the maps' float16 storage step), then each image's pose and projection
+        face = (mean + basis @ params.astype(np.float32)).T.reshape(len(ok), k, 3)
         for j, i in enumerate(ok):
-            v = image_vertices(verts[:, j].reshape(-1, 3), recs[i].pose_para, recs[i].image_height)
-            out[i] = self.correspondence @ v
+            out[i] = image_vertices(face[j], recs[i].pose_para, recs[i].image_height)
         return out
 
-    def _basis(self) -> tuple[np.ndarray, np.ndarray]:
-        """([shapePC | expPC] (3n, 228) float32 C-contiguous, mean (3n, 1) float64), built once."""
-        if not hasattr(self, "_basis_cache"):
-            m = self.model
-            basis = np.ascontiguousarray(np.hstack([m.shape_pc, m.exp_pc]), dtype=np.float32)
-            mean = (m.shape_mu.astype(np.float64) + m.exp_mu.astype(np.float64)).reshape(-1, 1)
-            self._basis_cache = (basis, mean)
-        return self._basis_cache
+    def _face_basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """The morphable model drawn into the UV map at the face pixels, built once: ([shapePC |
+        expPC] (3K, 228), mean (3K, 1)) float32, rows x1 y1 z1 x2 ... The UV correspondence's
+        rows are barycentric weights (sum 1), so drawing commutes with the affine pose and
+        projection: drawing the basis first gives the same points as drawing posed vertices."""
+        if not hasattr(self, "_face_basis_cache"):
+            m, c = self.model, self.correspondence
+            n = m.shape_mu.size // 3
+
+            def drawn(a: np.ndarray) -> np.ndarray:  # (3n, c) -> (3K, c)
+                cols = a.shape[1]
+                flat = np.asarray(a, dtype=np.float32).reshape(n, 3 * cols)
+                return np.asarray(c @ flat, dtype=np.float32).reshape(-1, cols)
+
+            basis = np.hstack([drawn(m.shape_pc), drawn(m.exp_pc)])
+            mean = drawn((m.shape_mu.astype(np.float64) + m.exp_mu).reshape(-1, 1))
+            self._face_basis_cache = (np.ascontiguousarray(basis), mean)
+        return self._face_basis_cache
 
     def _file_rows(self, rows: slice) -> np.ndarray:
         index = self.dense_index[rows]  # type: ignore[index]
@@ -238,10 +248,12 @@ def read_aflw_truth(
         from eval.external import uv_correspondence
         from uvgen.groundtruth import build_uv_layout
 
-        if face_ind is None:
-            from model.uses import build_face_uv
+        if face_ind is None:  # the model's own face mask (what build_face_uv uses), torch-free
+            from uvgen.masks import build_uv_masks
 
-            face_ind = build_face_uv(model, layout=build_uv_layout(model)).face_ind
+            layout = build_uv_layout(model)
+            face = build_uv_masks(model, layout.size, raster=layout.raster).face
+            face_ind = np.flatnonzero(face).astype(np.int64)
         corr = uv_correspondence(model.uv, model.full_triangles, face_ind)
         failures = {r.name: r.fit_error for r in records if r.shape_para is None}
     re = None

@@ -299,7 +299,8 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_maps(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(B, S, S, 3) uint8 crops -> (B, S, S, 3) float32 position maps in crop pixels."""
+        """(B, S, S, 3) uint8 (or float32 0..255) crops -> (B, S, S, 3) float32 position maps in
+        crop pixels. The crops are left as they are."""
         crops_t = torch.as_tensor(crops)
         if (
             crops_t.dim() != 4
@@ -320,7 +321,7 @@ class Predictor:
     def predict_maps_tensor(self, crops: torch.Tensor) -> torch.Tensor:
         """One forward pass: (B, S, S, 3) uint8 crops (any device) -> (B, S, S, 3) float32 maps in
         crop pixels, left on the predictor's device (a strided view of channels-last memory)."""
-        x = crops.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = crops.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div(255.0)
         x = x.contiguous(
             memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
         )

@@ -123,7 +123,7 @@ class Task:
     name: str
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     sampler: EpochBatchSampler
     loader: Iterable[Any]
     device: torch.device
@@ -152,6 +152,12 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> torc
     loss.backward()
     optimizer.step()
     return loss.detach()
+
+
+def lr_at(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> float:
+    """The first parameter group's learning rate at global ``step``: what the scheduler set then
+    (so a run resumed mid-epoch logs its epoch's first-step rate, as an uninterrupted one does)."""
+    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](step)
 
 
 def fit(
@@ -199,7 +205,7 @@ def fit(
     for epoch in range(progress.epoch, cfg.epochs):
         task.sampler.set_epoch(epoch, progress.step_in_epoch)
         model.train()
-        lr = optimizer.param_groups[0]["lr"]
+        lr = lr_at(scheduler, progress.global_step - progress.step_in_epoch)  # epoch's first step
         # rank 0 carries the (all-rank) loss sum saved mid-epoch; the others start from 0
         loss_acc = torch.tensor(
             progress.loss_sum if info.is_main else 0.0, dtype=torch.float64, device=device

@@ -94,6 +94,7 @@ from model.trainer import (  # noqa: F401 (re-exported: the output names and the
     fit,
     open_checkpoint,
     optimizer_step,
+    training_lock,
     write_history,
 )
 from uvgen.h5store import PositionMapFile
@@ -326,7 +327,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) training as configured; see the module docstring. Returns on every rank."""
     info = init_distributed()
     try:
-        return _train(cfg, info)
+        with training_lock(cfg.out_dir, info):
+            return _train(cfg, info)
     finally:
         shutdown(info)
 

@@ -19,11 +19,12 @@ validation, rank 0 alone writes files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from model.checkpoint import Progress, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed
 from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers
+from uvgen.resumable import exclusive_lock
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
@@ -77,6 +79,15 @@ def write_history(
     tmp = out_dir / (METRICS_NAME + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     tmp.replace(out_dir / METRICS_NAME)
+
+
+@contextlib.contextmanager
+def training_lock(out_dir: Path, info: DistInfo = DistInfo()) -> Iterator[None]:
+    """One training per output folder: rank 0 holds ``out_dir``'s lock (the UV build's,
+    uvgen.resumable) for the block; a second training stops at once with ``BuildLockedError``
+    ("another training of DIR is running (pid N)")."""
+    with exclusive_lock(Path(out_dir), "training") if info.is_main else contextlib.nullcontext():
+        yield
 
 
 def open_checkpoint(
@@ -290,6 +301,7 @@ __all__ = [
     "FitResult",
     "fit",
     "open_checkpoint",
+    "training_lock",
     "optimizer_step",
     "write_history",
 ]

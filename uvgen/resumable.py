@@ -73,8 +73,9 @@ def _holder_pid(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def exclusive_lock(target: Path) -> Iterator[None]:
-    """Hold the lock of ``target`` for the block, or raise :class:`BuildLockedError` at once.
+def exclusive_lock(target: Path, what: str = "build") -> Iterator[None]:
+    """Hold the lock of ``target`` for the block, or raise :class:`BuildLockedError` at once
+    ("another WHAT of TARGET is running (pid N)").
 
     ``flock`` on ``.NAME.lock`` beside ``target``, which records the holder's pid; the kernel
     releases it when the holder dies, however it dies. The file is removed on release; a process
@@ -90,7 +91,7 @@ def exclusive_lock(target: Path) -> Iterator[None]:
         except BlockingIOError:
             pid = _holder_pid(fd)
             os.close(fd)
-            raise BuildLockedError(f"another build of {target} is running (pid {pid})") from None
+            raise BuildLockedError(f"another {what} of {target} is running (pid {pid})") from None
         try:
             current = os.stat(path)
         except FileNotFoundError:

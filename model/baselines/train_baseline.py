@@ -80,7 +80,7 @@ from model.train_settings import (
     set_bn_momentum,
     source_digest,
 )
-from model.trainer import Task, fit, open_checkpoint
+from model.trainer import Task, fit, open_checkpoint, training_lock
 from uvgen.formats.bfm import load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -277,7 +277,13 @@ def weights_meta(
 
 
 def train_baseline(cfg: BaselineConfig) -> BaselineResult:
-    """Run (or resume) a baseline training as configured; see the module docstring."""
+    """Run (or resume) a baseline training as configured; see the module docstring. One at a
+    time per ``out_dir`` (:func:`model.trainer.training_lock`)."""
+    with training_lock(cfg.out_dir):
+        return _train_baseline(cfg)
+
+
+def _train_baseline(cfg: BaselineConfig) -> BaselineResult:
     from uvgen.model_checksum import model_checksum
 
     device = resolve_device(cfg.device, local_rank=0)

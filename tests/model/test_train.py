@@ -23,6 +23,7 @@ from model.train import TrainConfig, run_fingerprint, state_digest, train
 from model.train_settings import lr_factor
 from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TRAIN_COMMON
 from pipeline.train import config_from_params
+from uvgen.resumable import BuildLockedError, exclusive_lock
 
 TINY = dict(
     epochs=2,
@@ -348,3 +349,31 @@ def test_config_validation(toy_file: Path) -> None:
         TrainConfig(train_file=toy_file, scale_range=(1.2, 0.9))
     with pytest.raises(ValueError):
         TrainConfig(train_file=toy_file, epochs=0)
+
+
+def test_a_second_training_into_the_same_folder_stops_at_once(
+    toy_file: Path, tmp_path: Path
+) -> None:
+    """Held lock (a first training): the stage ends at once in one line naming folder and pid."""
+    cfg = _config(toy_file, tmp_path / "out")
+    with exclusive_lock(cfg.out_dir, "training"):
+        with pytest.raises(BuildLockedError):
+            train(cfg)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.train",
+                "--params",
+                str(_params_file(tmp_path / "params.yaml", cfg)),
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+        )
+    assert done.returncode == 1
+    line = f"another training of {cfg.out_dir} is running (pid {os.getpid()})"
+    assert done.stderr.strip().splitlines() == [f"error: {line}"]
+    assert not cfg.out_dir.exists()

@@ -97,6 +97,7 @@ from model.trainer import (  # noqa: F401 (re-exported: the output names and the
     training_lock,
     write_history,
 )
+from uvgen.checks import check_range
 from uvgen.h5store import PositionMapFile
 
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
@@ -171,6 +172,8 @@ class TrainConfig:
         if self.val_file is not None:
             set_("val_file", Path(self.val_file))
         check_common_fields(self, "train", ("epochs", "batch_size", "width", "lr_step_epochs"))
+        if self.net_size is not None:
+            check_range("train.net_size", self.net_size, 32, 1024)
 
     def augment_config(self) -> AugmentConfig | None:
         return augment_config_of(self)

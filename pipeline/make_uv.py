@@ -7,9 +7,10 @@ import dataclasses
 import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
+from pipeline.typed_yaml import display_path
 from uvgen.h5codec import StorageOptions
 from uvgen.lifetime import die_with_parent
-from uvgen.resumable import ForeignDirectoryError
+from uvgen.resumable import ForeignDirectoryError, check_output_file
 from uvgen.uvbuild import (
     BadSamplesError,
     BuildLockedError,
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     p = load_params(args.params).uvgen
     out = p.train_out if args.split == "train" else p.test_out
+    check_output_file(out, f"{display_path(args.params)}: uvgen.{args.split}_out")
     settings = BuildSettings(
         split=args.split,
         model_dir=p.model_dir,

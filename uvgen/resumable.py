@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from uvgen.formats.errors import StageError
+from uvgen.formats.errors import DataError, StageError
 
 # Written into every folder prepare_resumable_dir makes: the settings of the run that fills it, and
 # the mark that the folder belongs to the project (only such folders are ever cleared).
@@ -54,6 +54,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_output_file(path: Path, named_by: str | None = None) -> None:
+    """DataError before any work when the output file ``path`` cannot be made: a folder is there,
+    or a file stands where one of its folders should be. ``named_by``: the setting that gave it."""
+    path = Path(path)
+    by = f" ({named_by})" if named_by else ""
+    if path.is_dir():
+        raise DataError(path, None, f"is a folder; an output file is expected here{by}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(path, None, f"{parent} is a file, not a folder{by}")
+            return
 
 
 def lock_path_for(target: Path) -> Path:

@@ -51,6 +51,7 @@ from uvgen.masks import UV_SIZE, build_uv_masks
 from uvgen.model_checksum import model_checksum
 from uvgen.resumable import (
     BuildLockedError,
+    check_output_file,
     exclusive_lock,
     prepare_resumable_dir,
     unique_tmp_name,
@@ -298,6 +299,8 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
     :class:`DiskFullError` on a full disk, :class:`BadSamplesError` (``on_bad_sample: fail``)."""
     if s.split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {s.split!r}")
+    for path in (s.out_path, s.rejects_path):
+        check_output_file(path)
     with exclusive_lock(s.out_path):
         _remove_stale_outputs(s)
         return _build_locked(s, params_for_attrs)

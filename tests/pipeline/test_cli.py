@@ -407,3 +407,13 @@ def test_weights_that_are_not_a_prn_model_are_one_line_errors(workspace, tmp_pat
     )
     err = capsys.readouterr().err
     assert rc == 1 and "face1.jpg: face box is too large (1e+300 x 1e+300 px" in err, err
+
+
+def test_import_weights_into_a_folder_fails_at_the_start(tmp_path, capsys) -> None:
+    golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden" / "model"
+    out = tmp_path / "release.pt"
+    out.mkdir()
+    assert cli.main(["import-weights", str(golden), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"prnet: error: {out}: is a folder; an output file is expected here"
+    assert not any(out.iterdir()) and [p.name for p in tmp_path.iterdir()] == ["release.pt"]

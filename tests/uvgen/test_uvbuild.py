@@ -12,6 +12,7 @@ import pytest
 import uvgen.uvbuild as uvbuild
 import uvgen.uvtasks as uvtasks
 from uvgen.formats.bfm import save_bfm
+from uvgen.formats.errors import DataError
 from uvgen.geometry import image_vertices
 from uvgen.h5codec import StorageOptions
 from uvgen.h5store import PositionMapFile
@@ -567,3 +568,17 @@ def test_kill_9_of_the_parent_takes_stage_and_dask_workers_down(synth_data, tmp_
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     with PositionMapFile(out) as f:
         assert len(f) == N_TRAIN
+
+
+def test_an_output_that_is_a_folder_fails_before_any_work(synth_data, tmp_path):
+    """``uvgen.test_out`` naming a folder once ran the whole build, then named a temporary file
+    that no longer existed and left the work folder and a rejects file beside it."""
+    out = tmp_path / "test.h5"
+    out.mkdir()
+    with pytest.raises(DataError, match=r"test.h5: is a folder; an output file is expected here"):
+        build_split(settings(synth_data, out, split="test"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.h5"] and not any(out.iterdir())
+    beside_a_file = tmp_path / "file" / "test.h5"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="file is a file, not a folder"):
+        build_split(settings(synth_data, beside_a_file, split="test"))

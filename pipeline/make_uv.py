@@ -17,6 +17,7 @@ from uvgen.uvbuild import (
     BuildSettings,
     DiskFullError,
     build_split,
+    rejects_summary,
 )
 
 
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         report = build_split(settings, params_for_attrs=params)
     except (BadSamplesError, BuildLockedError, DiskFullError, ForeignDirectoryError) as err:
         sys.exit(f"uvgen {args.split}: {err}")
-    print(f"uvgen {args.split}: {report.written} samples -> {out}; {len(report.rejects)} rejected")
+    rejected = rejects_summary(report.rejects, settings.rejects_path)
+    print(f"uvgen {args.split}: {report.written} samples -> {out}; {rejected}")
 
 
 if __name__ == "__main__":

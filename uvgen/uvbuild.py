@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,6 +275,17 @@ class BuildReport:
     task_samples: int
     tasks_wall_seconds: float = 0.0  # wall time of the task phase (cluster start-up included)
     merge_seconds: float = 0.0  # wall time of the merge into the final file
+
+
+def rejects_summary(rejects: list[Reject], rejects_path: Path, top: int = 3) -> str:
+    """``N rejected`` and, when N > 0, where the list is and the ``top`` most common reasons (field
+    and reason), e.g. ``9 rejected (list: data/uv/test_rejects.csv; most common: Pose_Para:
+    non-finite values x 5, roi: wrong shape x 4)``."""
+    if not rejects:
+        return "0 rejected"
+    counts = Counter(f"{r.field}: {r.reason}" if r.field else r.reason for r in rejects)
+    common = ", ".join(f"{reason} x {n}" for reason, n in counts.most_common(top))
+    return f"{len(rejects)} rejected (list: {rejects_path}; most common: {common})"
 
 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> None:

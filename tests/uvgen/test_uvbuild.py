@@ -582,3 +582,19 @@ def test_an_output_that_is_a_folder_fails_before_any_work(synth_data, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="file is a file, not a folder"):
         build_split(settings(synth_data, beside_a_file, split="test"))
+
+
+def test_rejects_summary_names_the_list_and_the_most_common_reasons():
+    from uvgen.formats.scan import Reject
+    from uvgen.uvbuild import rejects_summary
+
+    rejects = [
+        Reject(Path(f"image{k:05d}.mat"), "Pose_Para", "non-finite values") for k in range(5)
+    ]
+    rejects += [Reject(Path("image00009.mat"), None, "missing file")] * 2
+    rejects += [Reject(Path("image00011.mat"), "roi", "wrong shape")]
+    assert rejects_summary([], Path("t_rejects.csv")) == "0 rejected"
+    assert rejects_summary(rejects, Path("t_rejects.csv"), top=2) == (
+        "8 rejected (list: t_rejects.csv; most common: Pose_Para: non-finite values x 5, "
+        "missing file x 2)"
+    )

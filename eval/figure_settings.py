@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from uvgen.checks import check_range
+
 
 @dataclass(frozen=True)
 class FigureSettings:
@@ -35,14 +37,8 @@ class FigureSettings:
                 f"figures.ced_axis_max: expected 'auto' or a number in [max_error, 1], "
                 f"got {self.ced_axis_max!r}"
             )
-        if not 1 <= self.qualitative_rows <= 20:
-            raise ValueError(
-                "figures.qualitative_rows: expected an integer in [1, 20], "
-                f"got {self.qualitative_rows}"
-            )
-        if not 0 < self.max_error <= 1:
-            raise ValueError(
-                f"figures.max_error: expected a number in (0, 1], got {self.max_error}"
-            )
-        if not 20 <= self.dpi <= 600:
-            raise ValueError(f"figures.dpi: expected an integer in [20, 600], got {self.dpi}")
+        check_range("figures.uv_sample_yaw", self.uv_sample_yaw, -180, 180)
+        check_range("figures.qualitative_rows", self.qualitative_rows, 1, 20)
+        check_range("figures.qualitative_max_yaw", self.qualitative_max_yaw, 0, 180, low_open=True)
+        check_range("figures.max_error", self.max_error, 0, 1, low_open=True)
+        check_range("figures.dpi", self.dpi, 20, 600)

@@ -30,6 +30,7 @@ import torch
 
 from model.prnet import PRNet
 from uvgen.diskspace import atomic_write_bytes
+from uvgen.formats.errors import DataError, check_not_lfs_pointer
 
 FORMAT_VERSION = 1
 
@@ -130,9 +131,30 @@ def save_checkpoint(
     )
 
 
+def read_torch_file(path: Path | str, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """``torch.load`` (weights only) of a file the project wrote: a dict. DataError naming the file
+    for a Git LFS pointer or a file that is not one (random bytes, a .mat, a pickle of another
+    kind); a missing or unreadable file raises OSError."""
+    path = Path(path)
+    check_not_lfs_pointer(path)
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # torch's unpickler raises many kinds, with pages of text
+        raise DataError(
+            path, None, f"not a PyTorch file of this project ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(blob, dict):
+        raise DataError(
+            path, None, f"not a PyTorch file of this project (holds a {type(blob).__name__})"
+        )
+    return blob
+
+
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors on ``map_location``)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = read_torch_file(path, map_location)
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported checkpoint format {ckpt.get('format_version')!r}")
     return ckpt
@@ -171,9 +193,16 @@ def save_weights(path: Path, model: PRNet, meta: dict[str, Any] | None = None) -
 
 
 def load_weights(path: Path, map_location: torch.device | str = "cpu") -> PRNet:
-    """A PRNet (eval mode) from :func:`save_weights` output or a training checkpoint."""
-    blob = torch.load(path, map_location=map_location, weights_only=True)
-    info = blob if "width" in blob else blob["meta"]
+    """A PRNet (eval mode) from :func:`save_weights` output or a training checkpoint; DataError
+    naming the file for anything else (a baseline's weights, a file that is not torch's)."""
+    blob = read_torch_file(path, map_location)
+    info = blob if "width" in blob else blob.get("meta")
+    info = info if isinstance(info, dict) else {}
+    if "kind" in info:  # model.baselines.train_baseline.weights_meta
+        name = {"3ddfa": "3DDFA", "defa": "DeFA"}.get(info["kind"], str(info["kind"]))
+        raise DataError(path, None, f"a {name}-style baseline, not a PRN model")
+    if not {"width", "in_size"} <= set(info) or "model" not in blob:
+        raise DataError(path, None, "not a PRN weights file or training checkpoint")
     width, in_size = info["width"], info["in_size"]
     net_size = info.get("net_size") or in_size  # absent in files written before net_size existed
     model = PRNet(

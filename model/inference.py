@@ -79,6 +79,8 @@ def crop_box(bbox: Sequence[float] | None = None, points: np.ndarray | None = No
 
 MIN_FACE_PX = 4.0
 """Smallest face box side (pixels) accepted for cropping; below it the crop is meaningless."""
+MAX_FACE_FACTOR = 10.0
+"""Largest face box side accepted, in multiples of the image's longer side."""
 
 
 class FaceRegionError(ValueError):
@@ -94,8 +96,9 @@ def check_face_region(
     height: int,
     what: str = "face box",
 ) -> None:
-    """Raise :class:`FaceRegionError` unless the region is finite, at least ``MIN_FACE_PX`` on
-    each side, and overlaps the (width x height) image."""
+    """Raise :class:`FaceRegionError` unless the region is finite, at least ``MIN_FACE_PX`` and
+    at most ``MAX_FACE_FACTOR`` times the image's longer side on each side, and overlaps the
+    (width x height) image."""
     values = np.array([left, right, top, bottom], dtype=np.float64)
     if not np.all(np.isfinite(values)):
         raise FaceRegionError(f"{what} has non-finite coordinates {values.tolist()}")
@@ -103,6 +106,11 @@ def check_face_region(
     if w < MIN_FACE_PX or h < MIN_FACE_PX:
         raise FaceRegionError(
             f"{what} is degenerate ({w:g} x {h:g} px; at least {MIN_FACE_PX:g} px a side needed)"
+        )
+    if max(w, h) > MAX_FACE_FACTOR * max(width, height):
+        raise FaceRegionError(
+            f"{what} is too large ({w:g} x {h:g} px; at most {MAX_FACE_FACTOR:g} times the "
+            f"{width}x{height} image's longer side)"
         )
     if right < 0 or bottom < 0 or left > width - 1 or top > height - 1:
         raise FaceRegionError(
@@ -299,7 +307,8 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_maps(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(B, S, S, 3) uint8 crops -> (B, S, S, 3) float32 position maps in crop pixels."""
+        """(B, S, S, 3) uint8 (or float32 0..255) crops -> (B, S, S, 3) float32 position maps in
+        crop pixels. The crops are left as they are."""
         crops_t = torch.as_tensor(crops)
         if (
             crops_t.dim() != 4
@@ -320,7 +329,7 @@ class Predictor:
     def predict_maps_tensor(self, crops: torch.Tensor) -> torch.Tensor:
         """One forward pass: (B, S, S, 3) uint8 crops (any device) -> (B, S, S, 3) float32 maps in
         crop pixels, left on the predictor's device (a strided view of channels-last memory)."""
-        x = crops.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = crops.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div(255.0)
         x = x.contiguous(
             memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
         )

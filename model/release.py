@@ -17,12 +17,13 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from model.checkpoint import read_torch_file
 from model.prnet import TF_SCOPE, PRNet, load_tf_weights, tf_variable_map
 from model.tf_checkpoint import Checkpoint, CheckpointError
 from model.uses import FaceUV, rigid_pixels, uv_grid_triangles
 from uvgen.formats.errors import DataError
+from uvgen.resumable import check_output_file
 
 RELEASE_IN_SIZE = 256
 STEM = f"{TF_SCOPE}/Conv/weights"
@@ -120,6 +121,7 @@ def import_weights_file(prefix: Path | str, out: Path | str) -> PRNet:
     data)."""
     from model.checkpoint import save_weights
 
+    check_output_file(out)
     model = import_tf_checkpoint(prefix)
     save_weights(
         Path(out),
@@ -131,8 +133,7 @@ def import_weights_file(prefix: Path | str, out: Path | str) -> PRNet:
 
 def weights_meta(path: Path | str) -> dict:
     """The ``meta`` dict of a weights file (empty for checkpoints without one)."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    meta = blob.get("meta") if isinstance(blob, dict) else None
+    meta = read_torch_file(path).get("meta")
     return dict(meta) if isinstance(meta, dict) else {}
 
 

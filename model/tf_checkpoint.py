@@ -39,7 +39,7 @@ import numpy as np
 
 from model.crc32c import crc32c, mask
 from uvgen.closing import ClosesOnExit
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, check_not_lfs_pointer
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -301,6 +301,7 @@ def block_entries(block: bytes, path: Path, what: str) -> Iterator[tuple[bytes, 
 def table_entries(path: Path) -> Iterator[tuple[bytes, bytes]]:
     """Every (key, value) of an SSTable file, in key order."""
     path = Path(path)
+    check_not_lfs_pointer(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -397,6 +398,7 @@ class Checkpoint(ClosesOnExit):
             path = self.shard(entry.shard_id)
             if not path.is_file():
                 raise CheckpointError(path, entry.name, "missing checkpoint data shard")
+            check_not_lfs_pointer(path)
             if os.path.getsize(path) == 0:
                 self._mmaps[entry.shard_id] = np.zeros(0, np.uint8)
             else:

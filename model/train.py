@@ -94,8 +94,10 @@ from model.trainer import (  # noqa: F401 (re-exported: the output names and the
     fit,
     open_checkpoint,
     optimizer_step,
+    training_lock,
     write_history,
 )
+from uvgen.checks import check_range
 from uvgen.h5store import PositionMapFile
 
 # Settings that do not change the numbers: a checkpoint written under other values is resumed.
@@ -170,6 +172,8 @@ class TrainConfig:
         if self.val_file is not None:
             set_("val_file", Path(self.val_file))
         check_common_fields(self, "train", ("epochs", "batch_size", "width", "lr_step_epochs"))
+        if self.net_size is not None:
+            check_range("train.net_size", self.net_size, 32, 1024)
 
     def augment_config(self) -> AugmentConfig | None:
         return augment_config_of(self)
@@ -326,7 +330,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) training as configured; see the module docstring. Returns on every rank."""
     info = init_distributed()
     try:
-        return _train(cfg, info)
+        with training_lock(cfg.out_dir, info):
+            return _train(cfg, info)
     finally:
         shutdown(info)
 

@@ -21,6 +21,7 @@ from torch import nn
 from model.augment import AugmentConfig
 from model.data import derived_seed
 from model.device import resolve_device
+from uvgen.checks import check_device, check_range, check_seed
 from uvgen.h5store import PositionMapFile
 
 AMP_MODES = ("bf16", "none")
@@ -56,25 +57,31 @@ def check_common_fields(cfg: Any, section: str, positive: tuple[str, ...]) -> No
     augmentation ranges (normalised to float tuples on the frozen ``cfg``), the precision, the
     worker and checkpoint counts and the validation fraction."""
     for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{section}.{name} must be positive, got {getattr(cfg, name)}")
+        check_range(f"{section}.{name}", getattr(cfg, name), 1)
+    check_range(f"{section}.lr", cfg.lr, 0, low_open=True)
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise ValueError(
             f"{section}.lr_schedule must be one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}"
         )
-    if not 0.0 <= cfg.warmup_frac < 1.0:
-        raise ValueError(f"{section}.warmup_frac must be in [0, 1), got {cfg.warmup_frac}")
-    for name in ("scale_range", "color_range"):
+    check_range(f"{section}.lr_gamma", cfg.lr_gamma, 0, 1, low_open=True)
+    check_range(f"{section}.warmup_frac", cfg.warmup_frac, 0, 1, high_open=True)
+    check_range(f"{section}.bn_momentum", cfg.bn_momentum, 0, 1)
+    check_range(f"{section}.rotation_deg", cfg.rotation_deg, 0, 180)
+    check_range(f"{section}.shift_frac", cfg.shift_frac, 0, 1)
+    check_range(f"{section}.occlusion_prob", cfg.occlusion_prob, 0, 1)
+    for name, low in (("scale_range", 0.0), ("color_range", 0.0)):
         value = tuple(float(v) for v in getattr(cfg, name))
         if len(value) != 2 or value[0] > value[1]:
             raise ValueError(f"{section}.{name} must be [low, high], got {getattr(cfg, name)!r}")
+        check_range(f"{section}.{name}[0]", value[0], low, low_open=name == "scale_range")
         object.__setattr__(cfg, name, value)
     if cfg.amp not in AMP_MODES:
         raise ValueError(f"{section}.amp must be one of {AMP_MODES}, got {cfg.amp!r}")
-    if cfg.num_workers < 0 or cfg.checkpoint_every < 0:
-        raise ValueError(f"{section}.num_workers and {section}.checkpoint_every must be >= 0")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        raise ValueError(f"{section}.val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    check_device(f"{section}.device", cfg.device)
+    check_seed(f"{section}.seed", cfg.seed)
+    check_range(f"{section}.num_workers", cfg.num_workers, 0, 1024)
+    check_range(f"{section}.checkpoint_every", cfg.checkpoint_every, 0)
+    check_range(f"{section}.val_fraction", cfg.val_fraction, 0, 1, high_open=True)
 
 
 def lr_factor(

@@ -19,11 +19,12 @@ validation, rank 0 alone writes files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from model.checkpoint import Progress, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed
 from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers
+from uvgen.resumable import exclusive_lock
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
@@ -77,6 +79,15 @@ def write_history(
     tmp = out_dir / (METRICS_NAME + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     tmp.replace(out_dir / METRICS_NAME)
+
+
+@contextlib.contextmanager
+def training_lock(out_dir: Path, info: DistInfo = DistInfo()) -> Iterator[None]:
+    """One training per output folder: rank 0 holds ``out_dir``'s lock (the UV build's,
+    uvgen.resumable) for the block; a second training stops at once with ``BuildLockedError``
+    ("another training of DIR is running (pid N)")."""
+    with exclusive_lock(Path(out_dir), "training") if info.is_main else contextlib.nullcontext():
+        yield
 
 
 def open_checkpoint(
@@ -123,7 +134,7 @@ class Task:
     name: str
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     sampler: EpochBatchSampler
     loader: Iterable[Any]
     device: torch.device
@@ -152,6 +163,12 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> torc
     loss.backward()
     optimizer.step()
     return loss.detach()
+
+
+def lr_at(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> float:
+    """The first parameter group's learning rate at global ``step``: what the scheduler set then
+    (so a run resumed mid-epoch logs its epoch's first-step rate, as an uninterrupted one does)."""
+    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](step)
 
 
 def fit(
@@ -199,7 +216,7 @@ def fit(
     for epoch in range(progress.epoch, cfg.epochs):
         task.sampler.set_epoch(epoch, progress.step_in_epoch)
         model.train()
-        lr = optimizer.param_groups[0]["lr"]
+        lr = lr_at(scheduler, progress.global_step - progress.step_in_epoch)  # epoch's first step
         # rank 0 carries the (all-rank) loss sum saved mid-epoch; the others start from 0
         loss_acc = torch.tensor(
             progress.loss_sum if info.is_main else 0.0, dtype=torch.float64, device=device
@@ -284,6 +301,7 @@ __all__ = [
     "FitResult",
     "fit",
     "open_checkpoint",
+    "training_lock",
     "optimizer_step",
     "write_history",
 ]

@@ -7,6 +7,7 @@ and the key, e.g. ``params.yaml: train_common.epochs: expected an integer, got 2
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipeline.typed_yaml import (
     read_value,
     read_yaml,
 )
+from uvgen.checks import check_device, check_range, check_seed
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -51,12 +53,6 @@ def check_split(path: str | Path, expected: str, key: str, source: str = "params
         )
 
 
-def at_least(key: str, value: int, low: int) -> None:
-    """ValueError ``KEY: expected an integer >= LOW, got VALUE`` when ``value < low``."""
-    if value < low:
-        raise ValueError(f"{key}: expected an integer >= {low}, got {value}")
-
-
 @dataclass(frozen=True)
 class FaceModelParams:
     """The embedded procedural face model."""
@@ -66,7 +62,8 @@ class FaceModelParams:
     out_dir: Path
 
     def __post_init__(self) -> None:
-        at_least("face_model.n_vertices", self.n_vertices, 900)
+        check_range("face_model.n_vertices", self.n_vertices, 900, 1_000_000)
+        check_seed("face_model.seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -80,9 +77,10 @@ class SynthSetParams:
     workers: int
 
     def __post_init__(self) -> None:
-        for name in ("count", "image_size"):
-            at_least(name, getattr(self, name), 1)
-        at_least("workers", self.workers, 0)
+        check_range("count", self.count, 1)
+        check_range("image_size", self.image_size, 32, 8192)
+        check_seed("seed", self.seed)
+        check_range("workers", self.workers, 0, 1024)
 
 
 @dataclass(frozen=True)
@@ -106,11 +104,9 @@ class UVGenParams:
     on_bad_sample: Literal["skip", "fail"]
 
     def __post_init__(self) -> None:
-        if not 1 <= self.task_size <= 10_000:
-            raise ValueError(
-                f"uvgen.task_size: expected an integer in [1, 10000], got {self.task_size}"
-            )
-        at_least("uvgen.workers", self.workers, 0)
+        check_seed("uvgen.seed", self.seed)
+        check_range("uvgen.task_size", self.task_size, 1, 10_000)
+        check_range("uvgen.workers", self.workers, 0, 1024)
         if self.mask_source == "prnet" and self.prnet_dir is None:
             raise ValueError("uvgen.prnet_dir: mask_source 'prnet' needs a directory here")
 
@@ -156,7 +152,8 @@ class PredictParams:
         names = [m.name for m in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"predict.methods: names must be unique, got {names}")
-        at_least("predict.batch_size", self.batch_size, 1)
+        check_range("predict.batch_size", self.batch_size, 1, 65_536)
+        check_device("predict.device", self.device)
         object.__setattr__(self, "methods", tuple(specs))
 
 
@@ -179,12 +176,9 @@ class EvaluateParams:
         _choice("evaluate.on_unmatched", self.on_unmatched, ("report", "fail"))
         if not isinstance(self.external, list):
             raise ValueError("evaluate.external: expected a list (may be empty)")
-        if not 0 < self.max_error <= 1:
-            raise ValueError(
-                f"evaluate.max_error: expected a number in (0, 1], got {self.max_error}"
-            )
-        at_least("evaluate.ced_points", self.ced_points, 2)
-        at_least("evaluate.chunk", self.chunk, 1)
+        check_range("evaluate.max_error", self.max_error, 0, 1, low_open=True)
+        check_range("evaluate.ced_points", self.ced_points, 2, 100_000)
+        check_range("evaluate.chunk", self.chunk, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -281,9 +275,15 @@ def read_training(
         for key in TRAIN_COMMON
         if key not in own
     }
-    cfg = read_section(
-        cls, own, name, source, optional=optional, given={**(given or {}), **inherited}
-    )
+    try:
+        cfg = read_section(
+            cls, own, name, source, optional=optional, given={**(given or {}), **inherited}
+        )
+    except ConfigError as exc:  # a range check of a key taken from train_common: name it there
+        key = re.match(rf"{re.escape(name)}\.(\w+)", str(exc.reason))
+        if key is None or key.group(1) not in inherited:
+            raise
+        raise ConfigError(source, None, f"train_common.{exc.reason[len(name) + 1 :]}") from exc
     key = f"{name}.train_file" if "train_file" in own else "train_common.train_file"
     check_split(cfg.train_file, "train", key, source)
     return cfg

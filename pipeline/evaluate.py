@@ -18,22 +18,24 @@ import argparse
 from eval.evaluate_all import evaluate_predictions
 from eval.report import ReportFiles
 from pipeline.config import DEFAULT_PARAMS, EvaluateParams, load_params
+from uvgen.resumable import exclusive_lock
 
 
 def run(p: EvaluateParams) -> ReportFiles:
-    """The stage; returns the report's file paths."""
-    return evaluate_predictions(
-        p.test_file,
-        p.predictions_dir,
-        p.out_dir,
-        p.external,
-        max_error=p.max_error,
-        ced_points=p.ced_points,
-        chunk=p.chunk,
-        recon_scale=p.recon_scale,
-        on_unmatched=p.on_unmatched,
-        data_dir=p.data_dir,
-    )
+    """The stage; returns the report's file paths. One run per ``out_dir`` at a time."""
+    with exclusive_lock(p.out_dir, "evaluation"):
+        return evaluate_predictions(
+            p.test_file,
+            p.predictions_dir,
+            p.out_dir,
+            p.external,
+            max_error=p.max_error,
+            ced_points=p.ced_points,
+            chunk=p.chunk,
+            recon_scale=p.recon_scale,
+            on_unmatched=p.on_unmatched,
+            data_dir=p.data_dir,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

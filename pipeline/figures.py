@@ -16,6 +16,7 @@ from eval.figure_settings import FigureSettings
 from eval.paper_figures import write_paper_figures
 from pipeline.config import DEFAULT_PARAMS
 from pipeline.typed_yaml import display_path, read_section, read_yaml
+from uvgen.resumable import exclusive_lock
 
 
 def load_figures_params(path: str | Path = DEFAULT_PARAMS) -> FigureSettings:
@@ -26,8 +27,10 @@ def load_figures_params(path: str | Path = DEFAULT_PARAMS) -> FigureSettings:
 
 
 def run(p: FigureSettings) -> list[Path]:
-    """The stage; returns every file written (PDFs included)."""
-    return write_paper_figures(p)
+    """The stage; returns every file written (PDFs included). One run per ``out_dir`` at a
+    time."""
+    with exclusive_lock(p.out_dir, "figures run"):
+        return write_paper_figures(p)
 
 
 def main(argv: list[str] | None = None) -> None:

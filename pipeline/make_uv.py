@@ -7,15 +7,17 @@ import dataclasses
 import sys
 
 from pipeline.config import DEFAULT_PARAMS, load_params
+from pipeline.typed_yaml import display_path
 from uvgen.h5codec import StorageOptions
 from uvgen.lifetime import die_with_parent
-from uvgen.resumable import ForeignDirectoryError
+from uvgen.resumable import ForeignDirectoryError, check_output_file
 from uvgen.uvbuild import (
     BadSamplesError,
     BuildLockedError,
     BuildSettings,
     DiskFullError,
     build_split,
+    rejects_summary,
 )
 
 
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     p = load_params(args.params).uvgen
     out = p.train_out if args.split == "train" else p.test_out
+    check_output_file(out, f"{display_path(args.params)}: uvgen.{args.split}_out")
     settings = BuildSettings(
         split=args.split,
         model_dir=p.model_dir,
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         report = build_split(settings, params_for_attrs=params)
     except (BadSamplesError, BuildLockedError, DiskFullError, ForeignDirectoryError) as err:
         sys.exit(f"uvgen {args.split}: {err}")
-    print(f"uvgen {args.split}: {report.written} samples -> {out}; {len(report.rejects)} rejected")
+    rejected = rejects_summary(report.rejects, settings.rejects_path)
+    print(f"uvgen {args.split}: {report.written} samples -> {out}; {rejected}")
 
 
 if __name__ == "__main__":

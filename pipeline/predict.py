@@ -16,13 +16,17 @@ import argparse
 from eval.methods import predict_methods
 from model.device import resolve_device
 from pipeline.config import DEFAULT_PARAMS, PredictParams, load_params
+from uvgen.resumable import exclusive_lock
 
 
 def run(p: PredictParams) -> dict:
     """The stage: every method of ``p`` -> files + manifest in ``p.out_dir``; returns the
-    manifest."""
+    manifest. One run per ``out_dir`` at a time (its lock, as the UV build's)."""
     device = str(resolve_device(p.device))
-    return predict_methods(p.methods, p.test_file, p.out_dir, p.batch_size, device, p.skip_missing)
+    with exclusive_lock(p.out_dir, "prediction"):
+        return predict_methods(
+            p.methods, p.test_file, p.out_dir, p.batch_size, device, p.skip_missing
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

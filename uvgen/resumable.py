@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from uvgen.formats.errors import StageError
+from uvgen.formats.errors import DataError, StageError
 
 # Written into every folder prepare_resumable_dir makes: the settings of the run that fills it, and
 # the mark that the folder belongs to the project (only such folders are ever cleared).
@@ -56,6 +56,20 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def check_output_file(path: Path, named_by: str | None = None) -> None:
+    """DataError before any work when the output file ``path`` cannot be made: a folder is there,
+    or a file stands where one of its folders should be. ``named_by``: the setting that gave it."""
+    path = Path(path)
+    by = f" ({named_by})" if named_by else ""
+    if path.is_dir():
+        raise DataError(path, None, f"is a folder; an output file is expected here{by}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(path, None, f"{parent} is a file, not a folder{by}")
+            return
+
+
 def lock_path_for(target: Path) -> Path:
     """The lock file that guards ``target`` (a file or folder): ``.NAME.lock`` beside it."""
     target = Path(target)
@@ -73,8 +87,9 @@ def _holder_pid(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def exclusive_lock(target: Path) -> Iterator[None]:
-    """Hold the lock of ``target`` for the block, or raise :class:`BuildLockedError` at once.
+def exclusive_lock(target: Path, what: str = "build") -> Iterator[None]:
+    """Hold the lock of ``target`` for the block, or raise :class:`BuildLockedError` at once
+    ("another WHAT of TARGET is running (pid N)").
 
     ``flock`` on ``.NAME.lock`` beside ``target``, which records the holder's pid; the kernel
     releases it when the holder dies, however it dies. The file is removed on release; a process
@@ -90,7 +105,7 @@ def exclusive_lock(target: Path) -> Iterator[None]:
         except BlockingIOError:
             pid = _holder_pid(fd)
             os.close(fd)
-            raise BuildLockedError(f"another build of {target} is running (pid {pid})") from None
+            raise BuildLockedError(f"another {what} of {target} is running (pid {pid})") from None
         try:
             current = os.stat(path)
         except FileNotFoundError:

@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from uvgen.masks import UV_SIZE, build_uv_masks
 from uvgen.model_checksum import model_checksum
 from uvgen.resumable import (
     BuildLockedError,
+    check_output_file,
     exclusive_lock,
     prepare_resumable_dir,
     unique_tmp_name,
@@ -275,6 +277,17 @@ class BuildReport:
     merge_seconds: float = 0.0  # wall time of the merge into the final file
 
 
+def rejects_summary(rejects: list[Reject], rejects_path: Path, top: int = 3) -> str:
+    """``N rejected`` and, when N > 0, where the list is and the ``top`` most common reasons (field
+    and reason), e.g. ``9 rejected (list: data/uv/test_rejects.csv; most common: Pose_Para:
+    non-finite values x 5, roi: wrong shape x 4)``."""
+    if not rejects:
+        return "0 rejected"
+    counts = Counter(f"{r.field}: {r.reason}" if r.field else r.reason for r in rejects)
+    common = ", ".join(f"{reason} x {n}" for reason, n in counts.most_common(top))
+    return f"{len(rejects)} rejected (list: {rejects_path}; most common: {common})"
+
+
 def write_rejects_report(path: Path, rejects: list[Reject]) -> None:
     """CSV with columns file, field, reason (atomically written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +311,8 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
     :class:`DiskFullError` on a full disk, :class:`BadSamplesError` (``on_bad_sample: fail``)."""
     if s.split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {s.split!r}")
+    for path in (s.out_path, s.rejects_path):
+        check_output_file(path)
     with exclusive_lock(s.out_path):
         _remove_stale_outputs(s)
         return _build_locked(s, params_for_attrs)

@@ -31,7 +31,9 @@ from model.baselines.params3dmm import (
     position_maps,
 )
 from model.baselines.train_baseline import build_network, resolve_model_dir
+from model.checkpoint import read_torch_file
 from uvgen.formats.bfm import MorphableModel, load_bfm
+from uvgen.formats.errors import DataError
 from uvgen.groundtruth import UVLayout, build_uv_layout
 from uvgen.h5store import PositionMapFile
 
@@ -52,8 +54,10 @@ class LoadedBaseline:
 
 def load_baseline(path: Path, map_location: torch.device | str = "cpu") -> LoadedBaseline:
     """From ``model.pt`` or ``checkpoints/last.pt`` written by model.baselines.train_baseline."""
-    blob = torch.load(Path(path), map_location=map_location, weights_only=True)
-    meta = blob["meta"]
+    blob = read_torch_file(path, map_location)
+    meta = blob.get("meta")
+    if not isinstance(meta, dict) or "kind" not in meta:
+        raise DataError(path, None, "not a baseline's weights file or training checkpoint")
     net = build_network(meta["kind"], meta["width"], int(meta["input_size"]))
     net.load_state_dict(blob["model"])
     net.to(map_location).eval()

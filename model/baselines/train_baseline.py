@@ -80,7 +80,8 @@ from model.train_settings import (
     set_bn_momentum,
     source_digest,
 )
-from model.trainer import Task, fit, open_checkpoint
+from model.trainer import Task, fit, open_checkpoint, training_lock
+from uvgen.checks import check_range
 from uvgen.formats.bfm import load_bfm
 from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
@@ -171,12 +172,17 @@ class BaselineConfig:
         set_("width", float(self.width))
         positive = ("epochs", "batch_size", "lr_step_epochs", "input_size", "loss_vertices")
         check_common_fields(self, f"train_{self.kind}", positive)
-        if self.width <= 0 or (self.kind == "defa" and self.width != int(self.width)):
-            raise ValueError(f"width must be positive (an integer for defa), got {self.width}")
+        section = f"train_{self.kind}"
+        check_range(f"{section}.width", self.width, 0, low_open=True)
+        if self.kind == "defa" and self.width != int(self.width):
+            raise ValueError(f"{section}.width: must be an integer for defa, got {self.width}")
         if self.kind == "defa" and self.input_size % 32:
-            raise ValueError(f"defa input_size must be a multiple of 32, got {self.input_size}")
-        if not 0.0 <= self.wpdc_fraction <= 1.0:
-            raise ValueError(f"wpdc_fraction must be in [0, 1], got {self.wpdc_fraction}")
+            raise ValueError(
+                f"{section}.input_size: must be a multiple of 32, got {self.input_size}"
+            )
+        check_range(f"{section}.input_size", self.input_size, 32, 1024)
+        check_range(f"{section}.wpdc_fraction", self.wpdc_fraction, 0, 1)
+        check_range(f"{section}.landmark_weight", self.landmark_weight, 0)
 
     @property
     def spec(self) -> ParamSpec:
@@ -277,7 +283,13 @@ def weights_meta(
 
 
 def train_baseline(cfg: BaselineConfig) -> BaselineResult:
-    """Run (or resume) a baseline training as configured; see the module docstring."""
+    """Run (or resume) a baseline training as configured; see the module docstring. One at a
+    time per ``out_dir`` (:func:`model.trainer.training_lock`)."""
+    with training_lock(cfg.out_dir):
+        return _train_baseline(cfg)
+
+
+def _train_baseline(cfg: BaselineConfig) -> BaselineResult:
     from uvgen.model_checksum import model_checksum
 
     device = resolve_device(cfg.device, local_rank=0)

@@ -144,3 +144,17 @@ def test_release_weights_need_prnets_uv_data(tmp_path: Path, embedded_model) -> 
         DataError, match="release.pt: weights imported from PRNet's release need PRNet's UV"
     ):
         api.PRN(tmp_path / "release.pt", model_dir=tmp_path / "face_model")
+
+
+def test_process_twice_on_the_same_arrays(prn: api.PRN, photo: np.ndarray) -> None:
+    """The image and the points are left as they are; a second call gives the same faces."""
+    image, pts = photo.copy(), np.random.default_rng(2).uniform(120, 260, (68, 2))
+    kept = pts.copy()
+    runs = []
+    for _ in range(2):
+        face = prn.process(image, points=pts)[0]
+        runs.append((face.posmap, face.landmarks, face.texture(visible_only=True)))
+    np.testing.assert_array_equal(image, photo)
+    np.testing.assert_array_equal(pts, kept)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

@@ -4,6 +4,7 @@ maps."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ from uvgen.h5store import PositionMapFile, SampleRecord, UVData
 from uvgen.h5write import merge_shards, write_shard
 from uvgen.masks import build_uv_masks
 from uvgen.model_checksum import model_checksum
+from uvgen.resumable import BuildLockedError, exclusive_lock
 from uvgen.synth.dataset import draw_sample
 from uvgen.synth.facemodel import make_face_model
 
@@ -468,3 +470,11 @@ def test_unreadable_checkpoint_starts_afresh(world, tmp_path, capsys) -> None:
     assert result.resumed_from is None and len(result.history) == 1
     assert "cannot be read" in capsys.readouterr().out
     assert load_checkpoint(ckpt)["progress"]["epoch"] == 1  # replaced by a good one
+
+
+def test_a_second_training_into_the_same_folder_stops_at_once(world, tmp_path) -> None:
+    cfg = _cfg(world, tmp_path, "defa", epochs=1)
+    with exclusive_lock(cfg.out_dir, "training"), pytest.raises(BuildLockedError) as err:
+        train_baseline(cfg)
+    assert str(err.value) == f"another training of {cfg.out_dir} is running (pid {os.getpid()})"
+    assert not cfg.out_dir.exists()

@@ -179,3 +179,37 @@ def test_batched_prediction_equals_one_by_one(tmp_path: Path) -> None:
     assert maps.shape == (3, 64, 64, 3) and maps.min() >= 0 and maps.max() <= MAP_SCALE
     with pytest.raises(ValueError):
         pred.predict_maps(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_public_functions_leave_their_inputs_unchanged(tmp_path: Path) -> None:
+    """Each public function called twice on the same arrays: same result, inputs untouched (a
+    float32 batch was divided by 255 in place by ``predict_maps``)."""
+    h5 = write_toy_file(tmp_path / "toy.h5", n=2, size=64)
+    torch.manual_seed(0)
+    save_weights(tmp_path / "model.pt", PRNet(width=2, in_size=64))
+    pred = Predictor.from_files(tmp_path / "model.pt", h5, device="cpu", exact_crop=True)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (120, 100, 3), dtype=np.uint8)
+    points = rng.uniform(20, 90, (68, 2))
+    crops_f = rng.uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    crops_t = torch.from_numpy(crops_f.copy())
+    kept = [image.copy(), points.copy(), crops_f.copy(), crops_t.clone()]
+    runs = []
+    for _ in range(2):
+        maps = pred.predict_maps(crops_f)
+        maps_t = pred.predict_maps_tensor(crops_t)
+        one = pred.predict_one(image, points=points)
+        many = pred.predict([image], bboxes=[(20, 80, 30, 100)])
+        back = map_to_image(maps[0], one.transform)
+        lms = landmarks_from_map(back, pred.kpt_uv)
+        verts = vertices_from_map(back, pred.face_ind)
+        dec = pred.decode(maps[0], one.transform, one.crop)
+        runs.append(
+            [maps, maps_t.clone(), one.posmap, many[0].posmap, back, lms, verts, dec.posmap]
+        )
+    np.testing.assert_array_equal(image, kept[0])
+    np.testing.assert_array_equal(points, kept[1])
+    np.testing.assert_array_equal(crops_f, kept[2])
+    torch.testing.assert_close(crops_t, kept[3], rtol=0, atol=0)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

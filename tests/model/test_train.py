@@ -23,6 +23,7 @@ from model.train import TrainConfig, run_fingerprint, state_digest, train
 from model.train_settings import lr_factor
 from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TRAIN_COMMON
 from pipeline.train import config_from_params
+from uvgen.resumable import BuildLockedError, exclusive_lock
 
 TINY = dict(
     epochs=2,
@@ -148,23 +149,40 @@ _CHILD = r"""
 import sys, time
 from pathlib import Path
 import torch
+import model.checkpoint as C
 import model.train as T
 from pipeline.train import main
+from uvgen.resumable import unique_tmp_name
 
-marker, stop_at = Path(sys.argv[1]), int(sys.argv[2])
+marker, where, stop_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 calls = [0]
-original = T.weighted_map_loss
+loss_fn, write_fn = T.weighted_map_loss, C.atomic_write_bytes
 
-def hooked(*args, **kwargs):
-    if torch.is_grad_enabled():  # a training step (validation runs without grad)
+
+def wait_for_kill():
+    marker.write_text("ready")
+    time.sleep(600)
+
+
+def loss(*args, **kwargs):
+    if where == "step" and torch.is_grad_enabled():  # a training step (validation has no grad)
         calls[0] += 1
-        if calls[0] == stop_at:  # steps 1 .. stop_at-1 are done: tell the parent, wait for the kill
-            marker.write_text("ready")
-            time.sleep(600)
-    return original(*args, **kwargs)
+        if calls[0] == stop_at:  # steps 1 .. stop_at-1 are done
+            wait_for_kill()
+    return loss_fn(*args, **kwargs)
 
-T.weighted_map_loss = hooked
-main(["--params", sys.argv[3]])
+
+def write(path, data, *args, **kwargs):
+    if where == "save" and Path(path).name == "last.pt":
+        calls[0] += 1
+        if calls[0] == stop_at:  # half of this checkpoint is on disk
+            unique_tmp_name(Path(path)).write_bytes(bytes(data)[: len(data) // 2])
+            wait_for_kill()
+    return write_fn(path, data, *args, **kwargs)
+
+
+T.weighted_map_loss, C.atomic_write_bytes = loss, write
+main(["--params", sys.argv[4]])
 """
 
 
@@ -176,13 +194,14 @@ def _params_file(path: Path, cfg: TrainConfig) -> Path:
     return path
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+STAGE_OUTS = ("model.pt", "loss.csv", "metrics.json")  # dvc.yaml's train outs, metrics, plots
 
 
-def _run_stage(params: Path) -> None:
+def _run_stage(params: Path, cwd: Path = PROJECT_ROOT) -> None:
     subprocess.run(
         [sys.executable, "-m", "pipeline.train", "--params", str(params)],
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
         check=True,
         capture_output=True,
         timeout=120,
@@ -190,17 +209,14 @@ def _run_stage(params: Path) -> None:
     )
 
 
-def test_killed_mid_epoch_resumes_to_identical_weights(toy_file: Path, tmp_path: Path) -> None:
-    # uninterrupted: 2 epochs x 9 steps; checkpoints at global steps 4, 8, 9 (epoch end), 12, 16, 18
-    straight = _config(toy_file, tmp_path / "straight")
-    _run_stage(_params_file(tmp_path / "straight.yaml", straight))
-
-    cfg = _config(toy_file, tmp_path / "killed")
-    params = _params_file(tmp_path / "killed.yaml", cfg)
-    marker = tmp_path / "ready"
+def _kill_at(params: Path, where: str, stop_at: int) -> None:
+    """Run the stage (in the params file's folder) and SIGKILL it at training step ``stop_at``
+    (``where='step'``) or half-way through its ``stop_at``-th checkpoint write (``'save'``)."""
+    marker = params.parent / "ready"
+    marker.unlink(missing_ok=True)
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(marker), "14", str(params)],
-        cwd=PROJECT_ROOT,
+        [sys.executable, "-c", _CHILD, str(marker), where, str(stop_at), str(params)],
+        cwd=params.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=ENV,
@@ -209,28 +225,62 @@ def test_killed_mid_epoch_resumes_to_identical_weights(toy_file: Path, tmp_path:
         deadline = time.monotonic() + 120
         while not marker.exists():
             assert child.poll() is None, child.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the training child never reached step 14"
+            assert time.monotonic() < deadline, (
+                f"the training child never reached {where} {stop_at}"
+            )
             time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)  # 13 steps done, the last checkpoint is from step 12
+        os.kill(child.pid, signal.SIGKILL)
     finally:
         if child.poll() is None:
             child.kill()
         child.wait(timeout=30)
         child.stderr.close()
     assert child.returncode == -signal.SIGKILL
-    ckpt = load_checkpoint(cfg.out_dir / "checkpoints" / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def straight_run(toy_file: Path, tmp_path_factory) -> Path:
+    """An uninterrupted stage run: 2 epochs x 9 steps; checkpoints at global steps 4, 8, 9 (epoch
+    end), 12, 16, 18."""
+    root = tmp_path_factory.mktemp("straight")
+    _run_stage(_params_file(root / "params.yaml", _config(toy_file, Path("out"))), root)
+    return root / "out"
+
+
+def test_killed_mid_epoch_resumes_to_identical_weights(
+    toy_file: Path, tmp_path: Path, straight_run: Path
+) -> None:
+    params = _params_file(tmp_path / "params.yaml", _config(toy_file, Path("out")))
+    _kill_at(params, "step", 14)  # 13 steps done, the last checkpoint is from step 12
+    ckpt = load_checkpoint(tmp_path / "out" / "checkpoints" / "last.pt")
     assert (ckpt["progress"]["epoch"], ckpt["progress"]["step_in_epoch"]) == (1, 3)  # mid-epoch 2
     assert ckpt["progress"]["global_step"] == 12
-    assert not (cfg.out_dir / "model.pt").exists()
+    assert not (tmp_path / "out" / "model.pt").exists()
 
-    _run_stage(params)  # the same command again: resumes from step 12
-    a = load_weights(straight.out_dir / "model.pt")
-    b = load_weights(cfg.out_dir / "model.pt")
+    _run_stage(params, tmp_path)  # the same command again: resumes from step 12
+    a = load_weights(straight_run / "model.pt")
+    b = load_weights(tmp_path / "out" / "model.pt")
     assert state_digest(a) == state_digest(b)
-    ha = json.loads((straight.out_dir / "metrics.json").read_text())
-    hb = json.loads((cfg.out_dir / "metrics.json").read_text())
-    for key in ("train_loss", "first_train_loss", "val_loss", "val_nme_pct", "step"):
-        assert ha[key] == hb[key], key
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [
+        [("step", 7), ("step", 9)],  # mid-epoch 1 (from step 4), then mid-epoch 2 (from step 12)
+        [("save", 3), ("save", 2)],  # during the epoch-1-end write, then during step 12's
+    ],
+)
+def test_killed_at_several_moments_writes_what_an_uninterrupted_run_writes(
+    toy_file: Path, tmp_path: Path, straight_run: Path, kills: list[tuple[str, int]]
+) -> None:
+    """Every file of the stage's outputs byte for byte, the lr column included (it was read at the
+    resumed step, not the epoch's first)."""
+    params = _params_file(tmp_path / "params.yaml", _config(toy_file, Path("out")))
+    for where, stop_at in kills:
+        _kill_at(params, where, stop_at)
+    _run_stage(params, tmp_path)
+    for name in STAGE_OUTS:
+        assert (tmp_path / "out" / name).read_bytes() == (straight_run / name).read_bytes(), name
 
 
 def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, results: Path) -> None:
@@ -299,3 +349,31 @@ def test_config_validation(toy_file: Path) -> None:
         TrainConfig(train_file=toy_file, scale_range=(1.2, 0.9))
     with pytest.raises(ValueError):
         TrainConfig(train_file=toy_file, epochs=0)
+
+
+def test_a_second_training_into_the_same_folder_stops_at_once(
+    toy_file: Path, tmp_path: Path
+) -> None:
+    """Held lock (a first training): the stage ends at once in one line naming folder and pid."""
+    cfg = _config(toy_file, tmp_path / "out")
+    with exclusive_lock(cfg.out_dir, "training"):
+        with pytest.raises(BuildLockedError):
+            train(cfg)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.train",
+                "--params",
+                str(_params_file(tmp_path / "params.yaml", cfg)),
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+        )
+    assert done.returncode == 1
+    line = f"another training of {cfg.out_dir} is running (pid {os.getpid()})"
+    assert done.stderr.strip().splitlines() == [f"error: {line}"]
+    assert not cfg.out_dir.exists()

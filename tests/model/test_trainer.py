@@ -102,6 +102,8 @@ def test_stopped_mid_epoch_and_resumed_ends_bit_identical(tmp_path: Path) -> Non
     assert metrics["epoch"] == 2 and metrics["toy"] is True
     assert metrics["first_train_loss"] == done.history[0]["train_loss"]
     assert (cfg.out_dir / WEIGHTS_NAME).is_file()
+    for name in ("loss.csv", "metrics.json"):  # the lr of epoch 2 is its first step's
+        assert (cfg.out_dir / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
 
 
 def test_open_checkpoint_resumes_only_a_matching_readable_one(

@@ -348,3 +348,72 @@ def test_detector_problems_stop_the_run_with_one_line(
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "face1.jpg" in err[0] and "pip install dlib-bin" in err[0]
+
+
+def test_weights_that_are_not_a_prn_model_are_one_line_errors(workspace, tmp_path, capsys) -> None:
+    """A baseline's model.pt, random bytes, a .mat and a Git LFS pointer given as --weights; an
+    LFS pointer given to import-weights; a box of 1e300 px."""
+    root, images, boxes = workspace
+    baseline = tmp_path / "3ddfa.pt"
+    torch.save({"model": {}, "meta": {"kind": "3ddfa", "width": 0.5}}, baseline)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    mat = images / "face0.mat"
+    pointer = tmp_path / "pointer.pt"
+    pointer.write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 5\n"
+    )
+    common = ["--boxes", str(boxes), "--device", "cpu", "--model-dir", str(root / "face_model")]
+    expected = {
+        baseline: "a 3DDFA-style baseline, not a PRN model",
+        noise: "not a PyTorch file of this project",
+        mat: "not a PyTorch file of this project",
+        pointer: "a Git LFS pointer, not the data: fetch it with `git lfs pull`",
+    }
+    for weights, reason in expected.items():
+        out = tmp_path / f"out_{weights.stem}"
+        argv = ["predict", str(images / "face1.jpg"), "--out", str(out), "--weights", str(weights)]
+        assert cli.main(argv + common) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"prnet: error: {weights}: {reason}"), err
+    golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden"
+    lfs = tmp_path / "lfs"
+    lfs.mkdir()
+    (lfs / "model.index").write_bytes((golden / "model.index").read_bytes())
+    (lfs / "model.data-00000-of-00001").write_text(pointer.read_text())
+    assert cli.main(["import-weights", str(lfs / "model"), "--out", str(tmp_path / "r.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"prnet: error: {lfs / 'model.data-00000-of-00001'}: a Git LFS pointer")
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"face1.jpg": [0, 1e300, 0, 1e300]}))
+    argv = [
+        "predict",
+        str(images / "face1.jpg"),
+        "--out",
+        str(tmp_path / "h"),
+        "--boxes",
+        str(huge),
+    ]
+    rc = cli.main(
+        argv
+        + [
+            "--weights",
+            str(root / "model.pt"),
+            "--device",
+            "cpu",
+            "--model-dir",
+            str(root / "face_model"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "face1.jpg: face box is too large (1e+300 x 1e+300 px" in err, err
+
+
+def test_import_weights_into_a_folder_fails_at_the_start(tmp_path, capsys) -> None:
+    golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden" / "model"
+    out = tmp_path / "release.pt"
+    out.mkdir()
+    assert cli.main(["import-weights", str(golden), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"prnet: error: {out}: is a folder; an output file is expected here"
+    assert not any(out.iterdir()) and [p.name for p in tmp_path.iterdir()] == ["release.pt"]

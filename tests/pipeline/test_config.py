@@ -263,3 +263,98 @@ def test_train_common_is_shared_strict_and_a_stage_may_override_it(tmp_path: Pat
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="train_common: expected a mapping"):
         train_config(path)
+
+
+def _readers() -> dict:
+    """The reader of each section of params.yaml."""
+    return {
+        **dict.fromkeys(
+            ("face_model", "synth_300wlp", "synth_aflw2000", "uvgen", "predict", "evaluate"),
+            load_params,
+        ),
+        "train_common": train_config,
+        "train": train_config,
+        "train_3ddfa": lambda path: baseline_config("3ddfa", path),
+        "train_defa": lambda path: baseline_config("defa", path),
+        "figures": load_figures_params,
+    }
+
+
+def _numbers(raw: dict) -> list[tuple[str, str, int | None]]:
+    """(section, key, list index or None) of every number in params.yaml."""
+    out = []
+    for section, values in raw.items():
+        for key, value in values.items():
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, v in items:
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out.append((section, key, i))
+    return out
+
+
+RAW = yaml.safe_load(TEXT)
+
+
+@pytest.mark.parametrize("section", sorted(RAW))
+def test_every_number_of_a_section_has_its_range_checked(tmp_path: Path, section: str) -> None:
+    """Each number of the section set far below and far above: one of the two is refused in one
+    line naming the key (``train_common.occlusion_prob: 7.0`` once trained and exited 0)."""
+    numbers = [n for n in _numbers(RAW) if n[0] == section]
+    if section not in ("predict",):  # predict's one number is batch_size
+        assert numbers, section
+    for _, key, index in numbers:
+        value = RAW[section][key] if index is None else RAW[section][key][index]
+        refused = []
+        for extreme in (-(10**12), 10**12):
+            raw = yaml.safe_load(TEXT)
+            bad = extreme if isinstance(value, int) else float(extreme)
+            if index is None:
+                raw[section][key] = bad
+            else:
+                raw[section][key][index] = bad
+            path = tmp_path / "params.yaml"
+            path.write_text(yaml.safe_dump(raw))
+            try:
+                _readers()[section](path)
+            except ConfigError as exc:
+                refused.append(str(exc))
+        assert refused, f"{section}.{key}: no range check"
+        for message in refused:
+            assert message.startswith(f"{path}: {section}.{key}"), message
+            assert "must be" in message and "\n" not in message, message
+
+
+def test_range_messages_of_the_issue(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        ("train", "lr", -1, train_config, "params.yaml: train.lr: must be > 0, got -1.0"),
+        (
+            "train_common",
+            "occlusion_prob",
+            7.0,
+            train_config,
+            "params.yaml: train_common.occlusion_prob: must be in [0, 1], got 7.0",
+        ),
+        (
+            "train_common",
+            "device",
+            "tpu",
+            train_config,
+            "params.yaml: train_common.device: must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+            "got 'tpu'",
+        ),
+        (
+            "predict",
+            "device",
+            "tpu",
+            load_params,
+            "params.yaml: predict.device: must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'",
+        ),
+    ]
+    for section, key, value, read, expected in cases:
+        raw = yaml.safe_load(TEXT)
+        raw[section][key] = value
+        Path("params.yaml").write_text(yaml.safe_dump(raw))
+        with pytest.raises(ConfigError) as info:
+            read("params.yaml")
+        assert str(info.value) == expected

@@ -3,6 +3,7 @@ predictions and their evaluation (tests/tiny_figures.py)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from eval import figures as fg
 from pipeline.figures import load_figures_params, run
 from tests.tiny_data import assert_size, figure_settings, make_tiny_run
+from uvgen.resumable import BuildLockedError, exclusive_lock
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +73,11 @@ def test_params_section_loads():
     assert p.out_dir == Path("data/figures") and p.qualitative_rows >= 1 and p.pdf
     with pytest.raises(ValueError, match="ced_axis_max"):
         figure_settings(Path("."), ced_axis_max=0.05)
+
+
+def test_a_second_run_into_the_same_folder_stops_at_once(tmp_path):
+    p = figure_settings(tmp_path)
+    with exclusive_lock(p.out_dir, "figures run"), pytest.raises(BuildLockedError) as err:
+        run(p)
+    assert str(err.value) == f"another figures run of {p.out_dir} is running (pid {os.getpid()})"
+    assert not p.out_dir.exists()

@@ -12,6 +12,7 @@ import pytest
 import uvgen.uvbuild as uvbuild
 import uvgen.uvtasks as uvtasks
 from uvgen.formats.bfm import save_bfm
+from uvgen.formats.errors import DataError
 from uvgen.geometry import image_vertices
 from uvgen.h5codec import StorageOptions
 from uvgen.h5store import PositionMapFile
@@ -591,3 +592,33 @@ def test_kill_9_of_the_parent_takes_stage_and_dask_workers_down(synth_data, tmp_
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     with PositionMapFile(out) as f:
         assert len(f) == N_TRAIN
+
+
+def test_an_output_that_is_a_folder_fails_before_any_work(synth_data, tmp_path):
+    """``uvgen.test_out`` naming a folder once ran the whole build, then named a temporary file
+    that no longer existed and left the work folder and a rejects file beside it."""
+    out = tmp_path / "test.h5"
+    out.mkdir()
+    with pytest.raises(DataError, match=r"test.h5: is a folder; an output file is expected here"):
+        build_split(settings(synth_data, out, split="test"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.h5"] and not any(out.iterdir())
+    beside_a_file = tmp_path / "file" / "test.h5"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="file is a file, not a folder"):
+        build_split(settings(synth_data, beside_a_file, split="test"))
+
+
+def test_rejects_summary_names_the_list_and_the_most_common_reasons():
+    from uvgen.formats.scan import Reject
+    from uvgen.uvbuild import rejects_summary
+
+    rejects = [
+        Reject(Path(f"image{k:05d}.mat"), "Pose_Para", "non-finite values") for k in range(5)
+    ]
+    rejects += [Reject(Path("image00009.mat"), None, "missing file")] * 2
+    rejects += [Reject(Path("image00011.mat"), "roi", "wrong shape")]
+    assert rejects_summary([], Path("t_rejects.csv")) == "0 rejected"
+    assert rejects_summary(rejects, Path("t_rejects.csv"), top=2) == (
+        "8 rejected (list: t_rejects.csv; most common: Pose_Para: non-finite values x 5, "
+        "missing file x 2)"
+    )

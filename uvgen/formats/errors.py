@@ -45,6 +45,25 @@ class DataWarning(_AboutAFile, UserWarning):
     """
 
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def check_not_lfs_pointer(path: str | Path) -> None:
+    """DataError when ``path`` is a Git LFS pointer (the small text file a clone without LFS holds
+    in place of the data); an unreadable file is left to the reader."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(LFS_POINTER))
+    except OSError:
+        return
+    if head == LFS_POINTER:
+        raise DataError(
+            path,
+            None,
+            "a Git LFS pointer, not the data: fetch it with `git lfs pull` (or download the file)",
+        )
+
+
 def warn_data(path: str | Path, field: str | None, reason: str) -> None:
     """Emit a :class:`DataWarning` (Python's ``warnings``: shown once per distinct message)."""
     warnings.warn(DataWarning(path, field, reason), stacklevel=3)

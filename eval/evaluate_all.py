@@ -32,6 +32,7 @@ def evaluate_predictions(
     recon_scale: bool = False,
     on_unmatched: str = "report",
     data_dir: Path | None = None,
+    model_dir: Path | None = None,
 ) -> ReportFiles:
     """Evaluate every method and write the report into ``out_dir``; returns its file paths.
 
@@ -40,7 +41,8 @@ def evaluate_predictions(
     was built from: the 68-point ground truth and the yaw of EVERY image come from its ``.mat``
     files (:mod:`eval.aflw_truth`), the dense ground truth from the test file by name, so an image
     the build rejected is a named failure, never dropped; the other arguments as in
-    :func:`eval.evaluate.evaluate` and :func:`eval.report.write_report`."""
+    :func:`eval.evaluate.evaluate` and :func:`eval.report.write_report`. ``model_dir`` (with
+    ``data_dir``): the morphable model whose mean key vertices give each method's head pose."""
     manifest = read_manifest(predictions_dir)
     notes = [
         f"{s['name']}: not evaluated ({s.get('reason', 'skipped')})"
@@ -51,7 +53,11 @@ def evaluate_predictions(
         for entry in manifest["methods"]:
             files.append(PredictionsFile(Path(predictions_dir) / entry["file"]))
         with GroundTruthFile(test_file) as split:
-            gt = split if data_dir is None else read_aflw_truth(data_dir, test_file=split)
+            gt = (
+                split
+                if data_dir is None
+                else read_aflw_truth(data_dir, model_dir=model_dir, test_file=split)
+            )
             notes += truth_notes(gt)
             externals = []
             for i, raw in enumerate(external):

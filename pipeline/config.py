@@ -163,6 +163,7 @@ class EvaluateParams:
 
     test_file: Path
     data_dir: Path | None
+    model_dir: Path | None
     predictions_dir: Path
     out_dir: Path
     external: list
@@ -179,6 +180,45 @@ class EvaluateParams:
         check_range("evaluate.max_error", self.max_error, 0, 1, low_open=True)
         check_range("evaluate.ced_points", self.ced_points, 2, 100_000)
         check_range("evaluate.chunk", self.chunk, 1, 1_000_000)
+
+
+@dataclass(frozen=True)
+class BenchmarkMethod:
+    """One method of the real-data benchmark: its table label and SOURCE (eval/sources.py)."""
+
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class BenchmarkParams:
+    """Stage ``benchmark`` of the real-data pipeline (real/params.yaml): `prnet evaluate` from
+    params (eval.aflw_benchmark.run_benchmark); paths relative to the params file's folder."""
+
+    data_dir: Path
+    methods: list[BenchmarkMethod]
+    out_dir: Path
+    reannotated: Path | None = None
+    reannotated_names: Path | None = None
+    model_dir: Path | None = None
+    uv_data: Path | None = None
+    test_file: Path | None = None
+    device: str = "auto"
+    recon_scale: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError("benchmark.methods: give at least one {name, source}")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark.methods: names must be unique, got {names}")
+        check_device("benchmark.device", self.device)
+
+
+def load_benchmark_params(path: str | Path) -> BenchmarkParams:
+    """The ``benchmark`` section of a real-data params file (real/params.yaml)."""
+    raw, source = read_yaml(path), display_path(path)
+    return read_section(BenchmarkParams, raw.get("benchmark"), "benchmark", source)
 
 
 @dataclass(frozen=True)

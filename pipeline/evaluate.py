@@ -35,6 +35,7 @@ def run(p: EvaluateParams) -> ReportFiles:
             recon_scale=p.recon_scale,
             on_unmatched=p.on_unmatched,
             data_dir=p.data_dir,
+            model_dir=p.model_dir,
         )
 
 

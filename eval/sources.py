@@ -35,11 +35,15 @@ from eval.predictions import Predictions, PredictionSet
 from uvgen.formats.errors import DataError
 
 
+class MethodSpecError(ValueError):
+    """A malformed ``NAME=SOURCE`` (the message names it)."""
+
+
 def parse_method(text: str) -> tuple[str, str]:
-    """``NAME=SOURCE`` -> (name, source); ValueError naming the argument when malformed."""
+    """``NAME=SOURCE`` -> (name, source); MethodSpecError naming the argument when malformed."""
     name, sep, source = text.partition("=")
     if not sep or not name.strip() or not source.strip():
-        raise ValueError(f"--method {text!r}: expected NAME=SOURCE")
+        raise MethodSpecError(f"--method {text!r}: expected NAME=SOURCE")
     return name.strip(), source.strip()
 
 
@@ -51,7 +55,7 @@ def _external_fields(source: str) -> dict[str, str] | None:
     for part in source.split(","):
         key, sep, value = part.partition("=")
         if not sep:
-            raise ValueError(f"method source {source!r}: {part!r} is not key=value")
+            raise MethodSpecError(f"method source {source!r}: {part!r} is not key=value")
         out[key.strip()] = value.strip()
     return out
 
@@ -73,7 +77,7 @@ def load_method(
         try:
             spec = ExternalSpec.from_dict({"name": name, **fields})
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"--method {name}={source}: {exc}") from exc
+            raise MethodSpecError(f"--method {name}={source}: {exc}") from exc
         if truth.dense_count is None and spec.dense is not None:
             spec = ExternalSpec.from_dict({**fields, "name": name, "dense": None})
         return load_external(spec, face_count, face_ind)

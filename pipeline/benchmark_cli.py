@@ -17,25 +17,31 @@ from pathlib import Path
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    """``prnet evaluate``: one run per ``--out`` folder at a time (a second stops at once)."""
     from eval.aflw_benchmark import run_benchmark
-    from eval.sources import parse_method
+    from eval.sources import MethodSpecError, parse_method
+    from uvgen.formats.errors import DataError
+    from uvgen.resumable import exclusive_lock
 
+    if args.out.exists() and not args.out.is_dir():
+        raise DataError(args.out, None, "is a file; --out must be a folder")
     try:
         methods = [parse_method(m) for m in args.method]
-    except ValueError as exc:
+        with exclusive_lock(args.out, "evaluation"):
+            files = run_benchmark(
+                args.data,
+                methods,
+                args.out,
+                model_dir=args.model_dir,
+                uv_data=args.uv_data,
+                reannotated=args.reannotated,
+                reannotated_names=args.reannotated_names,
+                test_file=args.test_file,
+                device=args.device,
+                recon_scale=args.recon_scale,
+            )
+    except MethodSpecError as exc:
         raise SystemExit(f"prnet evaluate: {exc}") from None
-    files = run_benchmark(
-        args.data,
-        methods,
-        args.out,
-        model_dir=args.model_dir,
-        uv_data=args.uv_data,
-        reannotated=args.reannotated,
-        reannotated_names=args.reannotated_names,
-        test_file=args.test_file,
-        device=args.device,
-        recon_scale=args.recon_scale,
-    )
     text = files.markdown.read_text(encoding="utf-8")
     first = text.split("## ")[1] if "## " in text else text
     print("## " + first.rstrip())

@@ -26,6 +26,7 @@ from eval.evaluate import GroundTruthFile, evaluate
 from eval.evaluate_all import truth_notes
 from eval.report import ReportFiles, write_report
 from eval.sources import load_method
+from eval.tables import METRICS
 
 
 def _face_ind(uv_data: Path | None) -> np.ndarray | None:
@@ -58,89 +59,47 @@ def run_benchmark(
     if not methods:
         raise ValueError("give at least one method (--method NAME=SOURCE)")
     with ExitStack() as stack:
-        split = None
-        if test_file is not None:
-            split = stack.enter_context(GroundTruthFile(Path(test_file)))
-        return _run(
+        split = None if test_file is None else stack.enter_context(GroundTruthFile(Path(test_file)))
+        uv_data = None if uv_data is None else Path(uv_data)
+        model_dir = None if model_dir is None else Path(model_dir)
+        truth = read_aflw_truth(
             data_dir,
-            methods,
+            model_dir=model_dir,
+            face_ind=_face_ind(uv_data) if model_dir is not None and split is None else None,
+            reannotated=reannotated,
+            reannotated_names=reannotated_names,
+            test_file=split,
+        )
+        preds = [load_method(n, s, truth, uv_data, model_dir, device) for n, s in methods]
+        results = evaluate(truth, preds, chunk=chunk, recon_scale=recon_scale)
+        notes = truth_notes(truth)
+        if model_dir is None and split is None:
+            notes.append(
+                "Dense and reconstruction tables need a face3d-layout morphable model "
+                "(--model-dir) or a test split (--test-file): left out."
+            )
+        if model_dir is None:
+            notes.append(
+                "Head pose from 68 landmarks needs the model's mean shape (--model-dir): only "
+                "methods that give their own pose (weights, prnet predict folders, parameters) "
+                "are scored."
+            )
+        if reannotated is None:
+            notes.append("Re-annotated table: give 3DDFA's pts68 file with --reannotated.")
+        return write_report(
+            results,
             out_dir,
-            model_dir,
-            uv_data,
-            reannotated,
-            reannotated_names,
-            split,
-            device,
-            max_error,
-            ced_points,
-            chunk,
-            recon_scale,
-            figures,
+            test_file=str(data_dir),
+            max_error=max_error,
+            n_points=ced_points,
+            figures=figures,
+            notes=notes,
+            pose_deg=truth.pose_deg,
+            ced_metrics=_ced_metrics(results),
         )
-
-
-def _run(
-    data_dir,
-    methods,
-    out_dir,
-    model_dir,
-    uv_data,
-    reannotated,
-    reannotated_names,
-    split,
-    device,
-    max_error,
-    ced_points,
-    chunk,
-    recon_scale,
-    figures,
-) -> ReportFiles:
-    uv_data = None if uv_data is None else Path(uv_data)
-    model_dir = None if model_dir is None else Path(model_dir)
-    truth = read_aflw_truth(
-        data_dir,
-        model_dir=model_dir,
-        face_ind=_face_ind(uv_data) if model_dir is not None and split is None else None,
-        reannotated=reannotated,
-        reannotated_names=reannotated_names,
-        test_file=split,
-    )
-    preds = [load_method(n, s, truth, uv_data, model_dir, device) for n, s in methods]
-    results = evaluate(truth, preds, chunk=chunk, recon_scale=recon_scale)
-    notes = truth_notes(truth)
-    if model_dir is None and split is None:
-        notes.append(
-            "Dense and reconstruction tables need a face3d-layout morphable model (--model-dir) "
-            "or a test split (--test-file): left out."
-        )
-    if model_dir is None:
-        notes.append(
-            "Head pose from 68 landmarks needs the model's mean shape (--model-dir): only methods "
-            "that give their own pose (weights, prnet predict folders, parameters) are scored."
-        )
-    if reannotated is None:
-        notes.append("Re-annotated table: give 3DDFA's pts68 file with --reannotated.")
-    return write_report(
-        results,
-        out_dir,
-        test_file=str(data_dir),
-        max_error=max_error,
-        n_points=ced_points,
-        figures=figures,
-        notes=notes,
-        pose_deg=truth.pose_deg,
-        ced_metrics=_ced_metrics(results),
-    )
 
 
 def _ced_metrics(results) -> tuple[str, ...]:
+    """The NME metrics some method has, in the tables' order (a CED each)."""
     have = {m for r in results for m in r.metrics}
-    order = (
-        "nme_2d_68",
-        "nme_3d_68",
-        "nme_2d_68_re",
-        "nme_2d_dense",
-        "nme_3d_dense",
-        "recon_3d_dense",
-    )
-    return tuple(m for m in order if m in have)
+    return tuple(m for m in METRICS if m in have)

@@ -14,24 +14,28 @@ from tests.tiny_data import predict_params
 from uvgen.resumable import BuildLockedError, exclusive_lock
 
 
+def evaluate_params(test_file, root, **given) -> EvaluateParams:
+    """The stage's parameters over ``root/pred`` -> ``root/eval`` (small CED, chunks of 2)."""
+    base = dict(
+        test_file=test_file,
+        predictions_dir=root / "pred",
+        out_dir=root / "eval",
+        external=[],
+        max_error=0.1,
+        ced_points=11,
+        chunk=2,
+        recon_scale=False,
+        on_unmatched="report",
+        data_dir=None,
+        model_dir=None,
+    )
+    return EvaluateParams(**{**base, **given})
+
+
 def test_predict_and_evaluate_stages_end_to_end(tmp_path):
     p = predict_params(tmp_path, skip_missing=True)
     run_predict(p)
-    files = run_evaluate(
-        EvaluateParams(
-            test_file=p.test_file,
-            predictions_dir=tmp_path / "pred",
-            out_dir=tmp_path / "eval",
-            external=[],
-            max_error=0.1,
-            ced_points=11,
-            chunk=2,
-            recon_scale=False,
-            on_unmatched="report",
-            data_dir=None,
-            model_dir=None,
-        )
-    )
+    files = run_evaluate(evaluate_params(p.test_file, tmp_path))
     md = files.markdown.read_text()
     assert "| **PRN** | measured |" in md and "3DDFA: not evaluated" in md
     assert files.metrics_json.is_file() and len(files.figures) == 6
@@ -42,19 +46,7 @@ def test_predict_and_evaluate_stages_end_to_end(tmp_path):
 
 def test_a_second_run_into_the_same_folder_stops_at_once(tmp_path):
     out = tmp_path / "eval"
-    p = EvaluateParams(
-        test_file=tmp_path / "test.h5",
-        predictions_dir=tmp_path / "pred",
-        out_dir=out,
-        external=[],
-        max_error=0.1,
-        ced_points=11,
-        chunk=2,
-        recon_scale=False,
-        on_unmatched="report",
-        data_dir=None,
-        model_dir=None,
-    )
+    p = evaluate_params(tmp_path / "test.h5", tmp_path)
     with exclusive_lock(out, "evaluation"), pytest.raises(BuildLockedError) as err:
         run_evaluate(p)
     assert str(err.value) == f"another evaluation of {out} is running (pid {os.getpid()})"
@@ -113,19 +105,7 @@ def test_stage_with_the_aflw_folder_keeps_the_images_the_build_rejected(tmp_path
         )
     )
     files = run_evaluate(
-        EvaluateParams(
-            test_file=test_file,
-            data_dir=data,
-            model_dir=tmp_path / "model",
-            predictions_dir=tmp_path / "pred",
-            out_dir=tmp_path / "eval",
-            external=[],
-            max_error=0.1,
-            ced_points=11,
-            chunk=2,
-            recon_scale=False,
-            on_unmatched="report",
-        )
+        evaluate_params(test_file, tmp_path, data_dir=data, model_dir=tmp_path / "model")
     )
     per_image = pd.read_csv(files.per_image_csv, dtype={"name": str}).set_index("name")
     assert len(per_image) == 4 and broken.stem in per_image.index

@@ -265,3 +265,28 @@ def test_dense_ground_truth_is_the_same_through_the_test_split(
         b[..., 2] - b[..., 2].min(axis=1, keepdims=True)
     )
     assert np.abs(dz).max() < 0.1
+
+
+def test_weights_with_prnets_uv_data_score_68_points_and_pose(real_folder, prnet_uv_dir, tmp_path):
+    """Weights in PRNet's own layout (its release, imported) run with --uv-data: landmarks from
+    its key-point pixels and a pose from its canonical vertices, no BFM needed."""
+    from model.checkpoint import save_weights
+    from model.prnet import PRNet
+
+    torch.manual_seed(0)
+    save_weights(tmp_path / "w.pt", PRNet(width=2))
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for suffix in (".jpg", ".mat"):
+        (folder / f"image00081{suffix}").symlink_to((real_folder / f"image00081{suffix}").resolve())
+    files = run_benchmark(
+        folder,
+        [("tiny", str(tmp_path / "w.pt"))],
+        tmp_path / "out",
+        uv_data=prnet_uv_dir,
+        device="cpu",
+        figures=False,
+    )
+    metrics = json.loads(files.metrics_json.read_text())
+    assert metrics["tiny/n_images"] == 1 and metrics["tiny/nme_3d_68/all"] is not None
+    assert metrics["tiny/pose_mae/mean"] is not None and "tiny/nme_2d_dense/all" not in metrics

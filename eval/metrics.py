@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from uvgen.formats.errors import DataError
+from uvgen.geometry import umeyama
 
 YAW_BIN_LABELS: tuple[str, str, str] = ("0-30", "30-60", "60-90")
 """Labels of the three |yaw| bins [0, 30], (30, 60], (60, inf) in degrees (the last holds
@@ -169,20 +170,9 @@ def rigid_transform(
     p, g = _pair(pred, gt, 2, 3)
     if p.shape[0] < 3:
         raise DataError(_SRC, "pred", f"need at least 3 corresponding points, got {p.shape[0]}")
-    mp, mg = p.mean(axis=0), g.mean(axis=0)
-    pc, gc = p - mp, g - mg
-    u, sv, vt = np.linalg.svd(pc.T @ gc)  # cross-covariance H = pc^T gc
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    dm = np.array([1.0, 1.0, d])
-    r = (vt.T * dm) @ u.T
-    s = 1.0
-    if scale:
-        var = float((pc**2).sum())
-        if var <= 0:
-            raise DataError(_SRC, "pred", "all points coincide; scale is undefined")
-        s = float((sv * dm).sum() / var)
-    t = mg - s * mp @ r.T
-    return s, r, t
+    if scale and not np.any(p - p.mean(axis=0)):
+        raise DataError(_SRC, "pred", "all points coincide; scale is undefined")
+    return umeyama(p, g, scale=scale)
 
 
 def rigid_align(pred: ArrayLike, gt: ArrayLike, scale: bool = False) -> np.ndarray:

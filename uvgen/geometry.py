@@ -109,26 +109,36 @@ def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
     return rx @ ry @ rz
 
 
+def umeyama(
+    src: np.ndarray, dst: np.ndarray, scale: bool = True
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity (Umeyama 1991) ``dst ~ s * src @ R.T + t`` for (k, D) point pairs,
+    D = 2 or 3: (s, R (D, D) a proper rotation (det +1, never a reflection), t (D,)); ``scale``
+    False fixes s = 1 (rigid). The one definition of this fit: the crop transform, the head pose
+    and the evaluation's rigid alignment all call it."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    sc, dc = src - mu_s, dst - mu_d
+    cov = dc.T @ sc / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(src.shape[1])
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1.0
+    rot = (u * d) @ vt
+    s = float((sig * d).sum() / ((sc**2).sum() / len(src))) if scale else 1.0
+    return s, rot, mu_d - s * rot @ mu_s
+
+
 def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity (Umeyama 1991) ``dst ~ s * src @ R.T + t`` for (k, 3) point pairs;
-    returns (s, R (3, 3) with det +1, t (3,))."""
+    """:func:`umeyama` of two (k >= 3, 3) point sets (ValueError otherwise)."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
         raise ValueError(
             f"need two matching (k >= 3, 3) point sets, got {src.shape} and {dst.shape}"
         )
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    sc, dc = src - mu_s, dst - mu_d
-    cov = dc.T @ sc / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var_s = (sc**2).sum() / len(src)
-    scale = float((sig * d).sum() / var_s)
-    return scale, rot, mu_d - scale * rot @ mu_s
+    return umeyama(src, dst)
 
 
 def rotation_angles(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -240,23 +250,12 @@ def jitter_draws(seed: int, name: str) -> tuple[float, float, float]:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(3, 3) least-squares similarity (Umeyama 1991) taking the (k, 2) points ``src`` to
-    ``dst``."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    cov = dst_c.T @ src_c / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(cov) < 0:
-        d[1] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var_src = (src_c**2).sum() / len(src)
-    scale = (sig * d).sum() / var_src
+    """(3, 3) least-squares similarity (:func:`umeyama`) taking the (k, 2) points ``src`` to
+    ``dst``, as a homogeneous matrix."""
+    s, rot, t = umeyama(src, dst)
     out = np.eye(3)
-    out[:2, :2] = scale * rot
-    out[:2, 2] = dst_mean - scale * rot @ src_mean
+    out[:2, :2] = s * rot
+    out[:2, 2] = t
     return out
 
 

@@ -71,6 +71,7 @@ from model.mesh_io import write_obj, write_ply
 from model.uses import FaceUV, face_mesh, fill_gaps, landmarks, uv_texture
 from model.visibility import depth_image, depth_to_uint8, render_raster, visible_vertices
 from pipeline.benchmark_cli import add_evaluate_parser
+from pipeline.uv_tools_cli import add_parser as add_uv_tools_parser
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
 
@@ -470,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=import_weights)
     add_evaluate_parser(sub)
+    add_uv_tools_parser(sub)
     return parser
 
 

@@ -37,6 +37,38 @@ from model.uses import FaceUV, dense_vertices, fill_gaps, landmarks, uv_texture
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import read_jpeg
 
+MAX_SIDE = 1000
+"""A photo whose longer side is over this many pixels is shrunk to it before detection and
+cropping, as PRNet's ``demo.py`` does; the results are mapped back to the original pixels."""
+
+
+def shrink_to_max_side(
+    image: np.ndarray, max_side: int = MAX_SIDE
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image, S): ``image`` itself and the identity when its longer side is at most ``max_side``;
+    else the image resized (PIL bilinear, anti-aliased) to a longer side of ``max_side`` and S
+    (3, 3) original -> shrunk pixels (pixel centres at integers)."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, np.eye(3)
+    from PIL import Image
+
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    sx, sy = size[0] / w, size[1] / h
+    return small, np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+
+
+def _apply(s: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    return xy @ s[:2, :2].T + s[:2, 2]
+
+
+def _box_through(s: np.ndarray, box: Sequence[float]) -> tuple[float, float, float, float]:
+    """(left, right, top, bottom) through the axis-aligned map ``s``."""
+    (left, top), (right, bottom) = _apply(s, np.array([[box[0], box[2]], [box[1], box[3]]], float))
+    return float(left), float(right), float(top), float(bottom)
+
 
 class NoFaceError(ValueError):
     """The detector found no face in an image."""
@@ -189,26 +221,37 @@ class PRN:
         bbox: Sequence[float] | None = None,
         points: np.ndarray | None = None,
     ) -> list[Face]:
-        """The faces of one image (a path or an (H, W, 3) uint8 RGB array). Raises
+        """The faces of one image (a path or an (H, W, 3) uint8 RGB array; one over
+        :data:`MAX_SIDE` is detected and cropped shrunk, the results in its own pixels). Raises
         :class:`NoFaceError` when the detector finds none, ``FaceRegionError`` for a box or
         points that cannot give a crop (outside the image, degenerate)."""
         img = read_jpeg(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
+        # A photo over MAX_SIDE is detected and cropped shrunk (demo.py); S: original -> shrunk.
+        small, s = shrink_to_max_side(img) if img.dtype == np.uint8 else (img, np.eye(3))
+        back = np.linalg.inv(s)
         if bbox is not None or points is not None:
+            if bbox is not None and small is not img:
+                bbox = _box_through(s, bbox)
+            if points is not None and small is not img:
+                points = np.array(points, dtype=np.float64)
+                points[:, :2] = _apply(s, points[:, :2])
             regions: list[tuple[Sequence[float] | None, np.ndarray | None, FaceBox | None]] = [
                 (bbox, points, None)
             ]
         else:
-            boxes = self.detect(img)
+            boxes = self.detect(small)
             if not boxes:
                 raise NoFaceError("no face detected")
-            regions = [(b.bbox, None, b) for b in boxes]
+            regions = [  # cropped in the shrunk image; the face's box in the original pixels
+                (b.bbox, None, FaceBox(*_box_through(back, b.bbox), score=b.score)) for b in boxes
+            ]
         crops, transforms = [], []
         for b, p, _ in regions:
-            c, t = self.predictor.crop(img, bbox=b, points=p)
+            c, t = self.predictor.crop(small, bbox=b, points=p)
             crops.append(c)
-            transforms.append(t)
+            transforms.append(t @ s if small is not img else t)  # original -> crop
         maps = self.predictor.predict_maps(np.stack(crops))
         faces = []
         for m, t, c, (_, _, box) in zip(maps, transforms, crops, regions):

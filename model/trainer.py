@@ -36,7 +36,7 @@ from tqdm import tqdm
 from model.checkpoint import Progress, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed
 from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers
-from uvgen.resumable import exclusive_lock
+from uvgen.resumable import exclusive_lock, remove_stale_temporaries
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 WEIGHTS_NAME = "model.pt"
@@ -85,8 +85,12 @@ def write_history(
 def training_lock(out_dir: Path, info: DistInfo = DistInfo()) -> Iterator[None]:
     """One training per output folder: rank 0 holds ``out_dir``'s lock (the UV build's,
     uvgen.resumable) for the block; a second training stops at once with ``BuildLockedError``
-    ("another training of DIR is running (pid N)")."""
+    ("another training of DIR is running (pid N)"). Temporaries left by a killed run are removed.
+    """
     with exclusive_lock(Path(out_dir), "training") if info.is_main else contextlib.nullcontext():
+        if info.is_main:  # temporaries of a killed run (a checkpoint-sized one among them)
+            names = (CHECKPOINT_NAME, WEIGHTS_NAME, METRICS_NAME, TABLE_NAME, TIMING_NAME)
+            remove_stale_temporaries(*(Path(out_dir) / n for n in names))
         yield
 
 

@@ -45,6 +45,16 @@ def unique_tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
 
 
+def remove_stale_temporaries(*finals: Path) -> None:
+    """Remove the temporaries of ``finals`` left by killed writers: ``.NAME.*.tmp``
+    (:func:`unique_tmp_name`) and ``NAME.tmp``. Only under the lock that guards ``finals``."""
+    for final in map(Path, finals):
+        if final.parent.is_dir():
+            for path in final.parent.glob(f".{final.name}.*.tmp"):
+                path.unlink(missing_ok=True)
+        Path(f"{final}.tmp").unlink(missing_ok=True)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file of this call and ``os.replace``."""
     tmp = unique_tmp_name(path)
@@ -122,6 +132,23 @@ def exclusive_lock(target: Path, what: str = "build") -> Iterator[None]:
         os.close(fd)
 
 
+# What the manifest holds while a folder is being cleared: it matches no settings, so a run
+# interrupted during a clear never reuses what is left, and the folder stays the project's.
+CLEARING = "clearing"
+
+
+def _clear_entries(out_dir: Path) -> None:
+    """Remove everything in ``out_dir`` but the manifest, after marking it :data:`CLEARING`."""
+    atomic_write_text(out_dir / MANIFEST, CLEARING)
+    for entry in out_dir.iterdir():
+        if entry.name == MANIFEST:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def prepare_resumable_dir(out_dir: Path, settings: dict[str, Any]) -> bool:
     """Make ``out_dir`` ready for a run with ``settings``; returns True when resuming.
 
@@ -129,7 +156,8 @@ def prepare_resumable_dir(out_dir: Path, settings: dict[str, Any]) -> bool:
     reused); one made with other settings is cleared, so stale samples never mix with new ones.
     Only folders the project made (they hold :data:`MANIFEST`) or empty ones are ever cleared: a
     non-empty folder without it raises :class:`ForeignDirectoryError` and nothing is touched. The
-    manifest is removed last, so an interrupted clear leaves a folder that is still the project's.
+    manifest is marked :data:`CLEARING` first and rewritten last, so a folder left by an
+    interrupted clear is still the project's and is never resumed.
     """
     out_dir = Path(out_dir)
     manifest = out_dir / MANIFEST
@@ -144,12 +172,17 @@ def prepare_resumable_dir(out_dir: Path, settings: dict[str, Any]) -> bool:
             f"(no {MANIFEST}); empty it or choose another folder"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    for entry in out_dir.iterdir():
-        if entry.name == MANIFEST:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    _clear_entries(out_dir)
     atomic_write_text(manifest, wanted)
     return False
+
+
+def remove_resumable_dir(out_dir: Path) -> None:
+    """Remove a finished run's folder so that no moment leaves part of it reusable: marked
+    :data:`CLEARING` first, its manifest removed last."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return
+    _clear_entries(out_dir)
+    (out_dir / MANIFEST).unlink()
+    out_dir.rmdir()

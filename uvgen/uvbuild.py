@@ -31,7 +31,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from tqdm import tqdm
 
 from uvgen.diskspace import DiskFullError, disk_full_as_error, ensure_free_space, free_bytes
 from uvgen.formats.aflw import list_aflw_samples
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, warn_data
 from uvgen.formats.lp300w import image_path_for, list_300wlp_samples
 from uvgen.formats.scan import Reject
 from uvgen.h5codec import StorageOptions
@@ -55,11 +54,14 @@ from uvgen.resumable import (
     check_output_file,
     exclusive_lock,
     prepare_resumable_dir,
+    remove_resumable_dir,
+    remove_stale_temporaries,
     unique_tmp_name,
 )
 from uvgen.uvtasks import (
     TaskResult,
     TaskSpec,
+    is_finished,
     load_rejects,
     model_and_layout,
     rejects_path_for,
@@ -107,8 +109,13 @@ class BadSamplesError(RuntimeError):
 
 
 def list_sample_keys(split: str, source_root: Path) -> list[str]:
-    """``.mat`` paths relative to ``source_root``, sorted (300W-LP folders or AFLW2000-3D)."""
-    paths = list_300wlp_samples(source_root) if split == "train" else list_aflw_samples(source_root)
+    """``.mat`` paths relative to ``source_root``, sorted (300W-LP folders or AFLW2000-3D). Every
+    ``.mat`` entry is a sample (a folder, a dangling link, an AFLW2000-3D file not named
+    ``imageNNNNN.mat``): the tasks reject those with a reason."""
+    if split == "train":
+        paths = list_300wlp_samples(source_root)
+    else:
+        paths = list_aflw_samples(source_root, any_name=True)
     return [p.relative_to(source_root).as_posix() for p in paths]
 
 
@@ -185,15 +192,18 @@ def shard_name(index: int, settings_digest: str, keys: tuple[str, ...], identiti
 def _remove_stale_files(work_dir: Path, wanted: set[str]) -> int:
     """Remove temporaries and shards (with their rejects) not in ``wanted``; return the count of
     stale shards. Only called under the build's lock: no other writer uses the folder."""
-    stale = 0
     keep = wanted | {rejects_path_for(work_dir / n).name for n in wanted}
-    for path in work_dir.iterdir():
-        if path.name.endswith(".tmp"):
-            path.unlink()
-        elif path.name.startswith("shard_") and path.name not in keep:
-            stale += path.suffix == ".h5"
-            path.unlink()
-    return stale
+    doomed = [
+        p
+        for p in work_dir.iterdir()
+        if p.name.endswith(".tmp") or (p.name.startswith("shard_") and p.name not in keep)
+    ]
+    # Shards before their rejects: a kill in between leaves rejects without a shard, never the
+    # reverse.
+    doomed.sort(key=lambda p: p.suffix != ".h5")
+    for path in doomed:
+        path.unlink()
+    return sum(p.suffix == ".h5" and p.name.startswith("shard_") for p in doomed)
 
 
 def _sample_bytes_bound(storage: StorageOptions, size: int = UV_SIZE) -> int:
@@ -261,7 +271,18 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
         raise
     finally:
         progress.close()
+    show_task_warnings(results)
     return results
+
+
+def show_task_warnings(results: list[TaskResult]) -> None:
+    """Re-emit the tasks' DataWarnings in this process (each distinct one once, in sample order),
+    so they show as the stage shows any warning, after the progress bar."""
+    seen = dict.fromkeys(
+        w for r in sorted(results, key=lambda r: r.shard_path.name) for w in r.warnings
+    )
+    for path, field, reason in seen:
+        warn_data(path, field, reason)
 
 
 @dataclass(frozen=True)
@@ -314,16 +335,8 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
     for path in (s.out_path, s.rejects_path):
         check_output_file(path)
     with exclusive_lock(s.out_path):
-        _remove_stale_outputs(s)
+        remove_stale_temporaries(s.out_path, s.rejects_path)  # left by a killed build
         return _build_locked(s, params_for_attrs)
-
-
-def _remove_stale_outputs(s: BuildSettings) -> None:
-    """Temporaries of this output and its rejects report left by a killed build (under the lock)."""
-    for final in (s.out_path, s.rejects_path):
-        for path in final.parent.glob(f".{final.name}.*.tmp"):
-            path.unlink(missing_ok=True)
-        Path(f"{final}.tmp").unlink(missing_ok=True)  # the fixed name of earlier versions
 
 
 def _plan(s: BuildSettings, keys: list[str], resume: dict) -> list[TaskSpec]:
@@ -361,7 +374,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
         resuming = prepare_resumable_dir(s.work_dir, resume)
     specs = _plan(s, keys, resume)
     stale = _remove_stale_files(s.work_dir, {spec.shard_path.name for spec in specs})
-    pending = [spec for spec in specs if not spec.shard_path.exists()]
+    pending = [spec for spec in specs if not is_finished(spec.shard_path)]
     if resuming:
         changed = f"; {stale} shard(s) redone because their inputs changed" if stale else ""
         print(
@@ -401,7 +414,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
     with disk_full_as_error(s.out_path):
         merge_shards(shard_paths, s.out_path, uv, attrs)
     merge_seconds = time.perf_counter() - started
-    shutil.rmtree(s.work_dir)
+    remove_resumable_dir(s.work_dir)
     return BuildReport(
         written=len(keys) - len(rejects),
         rejects=rejects,

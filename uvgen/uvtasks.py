@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from uvgen.formats.aflw import read_aflw_mat
+from uvgen.formats.aflw import check_aflw_name, read_aflw_mat
 from uvgen.formats.bfm import MorphableModel, load_bfm
-from uvgen.formats.errors import DataError
+from uvgen.formats.errors import DataError, DataWarning
 from uvgen.formats.lp300w import read_300wlp_mat
 from uvgen.formats.matfile import read_jpeg
 from uvgen.formats.scan import Reject
@@ -78,6 +79,9 @@ class TaskResult:
     n_written: int
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0  # time spent in the task (one core), model loading excluded
+    # DataWarnings raised by the task, as (path, field, reason): a dask worker would print them in
+    # Python's format; the build shows them in the stage's format after the progress bar.
+    warnings: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
 _CACHE: dict[Path, tuple[MorphableModel, UVLayout]] = {}
@@ -121,11 +125,15 @@ def save_rejects(shard_path: Path, rejects: list[Reject]) -> None:
     os.replace(tmp, path)
 
 
+def is_finished(shard_path: Path) -> bool:
+    """A shard is finished when it and its rejects record both exist (the record is written
+    first; a shard without it is redone)."""
+    return shard_path.exists() and rejects_path_for(shard_path).exists()
+
+
 def load_rejects(shard_path: Path) -> list[Reject]:
-    """The rejects saved for a finished shard (none when there is no record)."""
+    """The rejects saved for a finished shard."""
     path = rejects_path_for(shard_path)
-    if not path.exists():
-        return []
     return [Reject(Path(p), f, r) for p, f, r in json.loads(path.read_text())]
 
 
@@ -154,6 +162,8 @@ def _read_samples(
     for i, key in enumerate(spec.sample_keys):
         path = spec.source_root / key
         try:
+            if spec.split == "test":
+                check_aflw_name(path)
             fit = reader(path)
             clock.lap("read .mat")
             image = _check_image(fit.image_path, read_jpeg(fit.image_path))
@@ -245,11 +255,22 @@ def run_task(spec: TaskSpec, timings: dict[str, float] | None = None) -> TaskRes
     """Make every pair of the task and write its shard (atomically). Returns what was written.
 
     ``timings``, when given, receives the seconds spent in each step (summed over the task).
+    DataWarnings are collected into the result's ``warnings``, not shown.
     The BLAS runs one thread (a task is the unit of parallel work; small products on several
     threads only contend)."""
-    model, layout = model_and_layout(spec.model_dir)
-    with single_thread_blas():
-        return _run_task(spec, model, layout, timings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        model, layout = model_and_layout(spec.model_dir)
+        with single_thread_blas():
+            result = _run_task(spec, model, layout, timings)
+    for w in caught:
+        if isinstance(w.message, DataWarning):
+            item = (str(w.message.path), w.message.field, w.message.reason)
+            if item not in result.warnings:
+                result.warnings.append(item)
+        else:  # other warnings as Python would show them
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
 
 
 def _run_task(

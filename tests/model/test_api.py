@@ -158,3 +158,58 @@ def test_process_twice_on_the_same_arrays(prn: api.PRN, photo: np.ndarray) -> No
     np.testing.assert_array_equal(pts, kept)
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+def test_large_photo_is_shrunk_as_prnets_demo_and_mapped_back(prn: api.PRN, photo) -> None:
+    """Issue 23 item 10: a photo over 1000 px is detected and cropped at a longer side of 1000
+    (demo.py), and its faces are in the original pixels."""
+    big = np.repeat(np.repeat(photo, 20, axis=0), 20, axis=1)  # 6000 x 8000
+    small, s = api.shrink_to_max_side(big)
+    assert small.shape == (750, 1000, 3)
+    seen = []
+    box_small = FaceBox(150, 300, 60, 220, 0.5)
+
+    class Recorder(FakeDetector):
+        def __call__(self, image):
+            seen.append(image.shape)
+            return super().__call__(image)
+
+    prn._detector = Recorder([box_small])
+    face = prn.process(big)[0]
+    assert seen == [(750, 1000, 3)]
+    np.testing.assert_allclose(face.box.bbox, [1203.5, 2403.5, 483.5, 1763.5])
+    ref = prn.process(small, bbox=box_small.bbox)[0].posmap.astype(np.float64)
+    inv = np.linalg.inv(s)
+    want = np.concatenate([ref[..., :2] @ inv[:2, :2].T + inv[:2, 2], ref[..., 2:] * 8], -1)
+    np.testing.assert_allclose(face.posmap, want, rtol=1e-5, atol=1e-2)
+    by_box = prn.process(big, bbox=face.box.bbox)[0]
+    np.testing.assert_allclose(by_box.posmap, face.posmap, rtol=1e-5, atol=1e-2)
+    assert face.image is big
+
+
+MEMORY_CHECK = """
+import resource, sys
+import numpy as np
+from model import api
+prn = api.PRN.from_tf_checkpoint(sys.argv[1], uv_data=sys.argv[2], device="cpu")
+big = np.full((8000, 8000, 3), 128, np.uint8)
+big[3000:5000, 3000:5000] = 200
+prn.process(big[:100, :100], bbox=(10, 90, 10, 90))  # warm up
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+prn.process(big, bbox=(3000, 5000, 3000, 5000))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_large_photo_memory_is_bounded(prnet_uv_dir: Path) -> None:
+    """An 8000 x 8000 photo (192 MB) costs at most its own size again while processed."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHECK, str(GOLDEN / "model"), str(prnet_uv_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(out.stdout.split()[-1]) <= 8000 * 8000 * 3

@@ -16,7 +16,7 @@ from model.checkpoint import Progress, save_checkpoint
 from model.data import EpochBatchSampler
 from model.train import state_digest
 from model.train_settings import make_scheduler
-from model.trainer import CHECKPOINT_NAME, WEIGHTS_NAME, Task, fit, open_checkpoint
+from model.trainer import CHECKPOINT_NAME, WEIGHTS_NAME, Task, fit, open_checkpoint, training_lock
 
 N, BATCH = 24, 4  # 6 steps per epoch
 
@@ -139,3 +139,20 @@ def test_open_checkpoint_resumes_only_a_matching_readable_one(
     path.write_bytes(b"damaged")
     assert open_checkpoint(cfg, "fp", cpu, "toy") is None
     assert "cannot be read" in capsys.readouterr().out
+
+
+def test_training_lock_removes_temporaries_of_a_killed_run(tmp_path: Path):
+    """Issue 23 item 5: a checkpoint-sized ``.last.pt.PID.TOKEN.tmp`` left by a kill during a
+    checkpoint write is removed when the next training of the folder starts; others' files stay."""
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    stale = [ckpt_dir / ".last.pt.4242.0a1b2c3d.tmp", tmp_path / ".model.pt.7.deadbeef.tmp"]
+    stale[0].write_bytes(b"\0" * (1 << 20))
+    stale[1].write_bytes(b"x")
+    (tmp_path / "loss.csv.tmp").write_text("epoch\n")
+    kept = [tmp_path / "notes.tmp", ckpt_dir / ".other.pt.1.00000000.tmp"]
+    for path in kept:
+        path.write_text("not ours")
+    with training_lock(tmp_path):
+        assert not any(p.exists() for p in stale) and not (tmp_path / "loss.csv.tmp").exists()
+    assert all(p.exists() for p in kept)

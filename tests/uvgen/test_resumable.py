@@ -18,6 +18,7 @@ from uvgen.resumable import (
     exclusive_lock,
     lock_path_for,
     prepare_resumable_dir,
+    remove_resumable_dir,
     unique_tmp_name,
 )
 
@@ -117,3 +118,46 @@ def test_interrupted_clear_leaves_a_folder_still_marked(tmp_path: Path, monkeypa
     assert (out / MANIFEST).exists()
     assert prepare_resumable_dir(out, {"count": 4}) is False  # still the project's: cleared now
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
+
+
+def test_interrupted_clear_is_never_resumed(tmp_path: Path, monkeypatch):
+    """A clear for other settings killed half-way, then a run with the old settings: the folder
+    is cleared again, never resumed with part of its files gone (issue 23 item 3)."""
+    out = tmp_path / "set"
+    prepare_resumable_dir(out, {"count": 3})
+    for k in range(3):
+        (out / f"s{k}.mat").write_text("x")
+    real_unlink = Path.unlink
+
+    def dying_unlink(self, *a, **kw):
+        if self.name == "s1.mat":
+            raise KeyboardInterrupt
+        return real_unlink(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "unlink", dying_unlink)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_resumable_dir(out, {"count": 4})
+    monkeypatch.undo()
+    assert prepare_resumable_dir(out, {"count": 3}) is False
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
+
+
+def test_remove_resumable_dir_killed_half_way_leaves_nothing_reusable(tmp_path, monkeypatch):
+    out = tmp_path / "work"
+    prepare_resumable_dir(out, {"count": 3})
+    for k in range(3):
+        (out / f"s{k}.mat").write_text("x")
+    real_unlink = Path.unlink
+
+    def dying_unlink(self, *a, **kw):
+        if self.name == "s1.mat":
+            raise KeyboardInterrupt
+        return real_unlink(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "unlink", dying_unlink)
+    with pytest.raises(KeyboardInterrupt):
+        remove_resumable_dir(out)
+    monkeypatch.undo()
+    assert prepare_resumable_dir(out, {"count": 3}) is False
+    remove_resumable_dir(out)
+    assert not out.exists()

@@ -260,7 +260,6 @@ def test_real_300wlp_sample_through_real_topology_model(
         assert kpt.min() > 0 and kpt.max() < 255
 
 
-
 def test_real_aflw_test_split_keeps_every_image_wrapped_angles_and_negative_scale_too(
     real_topology_model, aflw_fixture_dir, aflw_wrapped_fixture_dir, tmp_path
 ):
@@ -283,6 +282,7 @@ def test_real_aflw_test_split_keeps_every_image_wrapped_angles_and_negative_scal
     assert odd.yaw_deg == pytest.approx(-351.2, abs=0.1)  # as stored, not wrapped
     assert odd.roll_deg == pytest.approx(-972.3, abs=0.1)
     assert recs["image04157"].pose_para[6] < 0
+
 
 # ---------------------------------------------------------------------------------------------
 # Builds that never go stale or corrupt: changed inputs, two builds at once, full disk, kill -9.
@@ -622,3 +622,116 @@ def test_rejects_summary_names_the_list_and_the_most_common_reasons():
         "8 rejected (list: t_rejects.csv; most common: Pose_Para: non-finite values x 5, "
         "missing file x 2)"
     )
+
+
+def test_kill_during_work_folder_removal_never_loses_rejects(synth_data, tmp_path, monkeypatch):
+    """Issue 23 item 3: a kill at any moment while the finished build removes its work folder (at
+    its 1st, 2nd, ... file) leaves a folder from which a rerun reports every reject."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_data / "AFLW2000", root / "AFLW2000")
+    (root / "model").symlink_to(synth_data / "model")
+    (root / "AFLW2000" / "image00001.mat").write_bytes(b"not a mat file")
+    out = tmp_path / "test.h5"
+    real_unlink, real_merge = os.unlink, uvbuild.merge_shards
+    for die_at in range(10):
+        removed = []
+
+        def merge(*a, _removed=removed, **kw):
+            real_merge(*a, **kw)
+            _removed.append("merged")
+
+        def dying_unlink(path, *a, _die_at=die_at, _removed=removed, **kw):
+            in_work = "dir_fd" in kw or ".test.h5.work" in str(path)  # rmtree: names in a dir fd
+            if _removed and in_work:
+                if len(_removed) > _die_at:
+                    raise KeyboardInterrupt
+                _removed.append(path)
+            return real_unlink(path, *a, **kw)
+
+        monkeypatch.setattr(uvbuild, "merge_shards", merge)
+        monkeypatch.setattr(os, "unlink", dying_unlink)
+        try:
+            build_split(settings(root, out, split="test", task_size=2))
+            killed = False
+        except KeyboardInterrupt:
+            killed = True
+        monkeypatch.undo()
+        report = build_split(settings(root, out, split="test", task_size=2))
+        assert (report.written, len(report.rejects)) == (5, 1), die_at
+        with open(tmp_path / "test_rejects.csv") as fh:
+            assert [Path(r["file"]).name for r in csv.DictReader(fh)] == ["image00001.mat"]
+        assert not (tmp_path / ".test.h5.work").exists()
+        if not killed:
+            break
+    assert die_at >= 6  # every file of the folder (3 shards, their rejects, the manifest)
+
+
+def test_shard_without_its_rejects_record_is_redone(synth_data, tmp_path, monkeypatch):
+    out = tmp_path / "train.h5"
+    record_tasks(monkeypatch, die_at="shard_000002")
+    with pytest.raises(KeyboardInterrupt):
+        build_split(settings(synth_data, out))
+    work = tmp_path / ".train.h5.work"
+    first = sorted(work.glob("shard_000000_*.h5"))[0]
+    uvtasks.rejects_path_for(first).unlink()
+    redone = record_tasks(monkeypatch)
+    build_split(settings(synth_data, out))
+    assert redone == ["shard_000000", "shard_000002"]
+
+
+def test_data_warning_in_a_dask_worker_is_the_stage_line_after_the_bar(
+    synth_data, tmp_path, monkeypatch, capfd
+):
+    """Issue 23 item 9: a DataWarning raised in a worker prints as the main process's one line,
+    after the progress bar, never Python's format with an internal source line."""
+    import shutil
+    import warnings
+
+    import scipy.io
+
+    from pipeline import stage
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_data / "AFLW2000", root / "AFLW2000")
+    (root / "model").symlink_to(synth_data / "model")
+    odd = root / "AFLW2000" / "image00002.mat"
+    values = scipy.io.loadmat(odd)
+    values["pt2d"] = np.zeros((2, 23))  # the real data's odd variant of an unused field
+    scipy.io.savemat(odd, {k: v for k, v in values.items() if not k.startswith("__")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        monkeypatch.setattr(warnings, "showwarning", stage._format_warning)
+        report = build_split(settings(root, tmp_path / "test.h5", split="test", workers=1))
+    assert report.written == 6
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert lines == [
+        f"warning: {odd}: pt2d: wrong shape (2, 23), expected (2, 21); kept as stored "
+        "(the pipeline does not use this field)"
+    ], err
+    assert "out[spec.attr]" not in err and "DataWarning" not in err
+    assert err.rindex("warning:") > err.rindex("uvgen test")  # after the bar
+
+
+def test_odd_entries_are_rejects_not_left_out(synth_data, tmp_path):
+    """Issue 23 item 5: a .mat that is a folder or a dangling link, and a test file not named
+    imageNNNNN.mat, are reject rows with a reason, never silently absent."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_data / "AFLW2000", root / "AFLW2000")
+    (root / "model").symlink_to(synth_data / "model")
+    aflw = root / "AFLW2000"
+    (aflw / "image00007.mat").mkdir()
+    (aflw / "image00008.mat").symlink_to(aflw / "gone.mat")
+    shutil.copy(aflw / "image00000.mat", aflw / "face.mat")
+    shutil.copy(aflw / "image00000.jpg", aflw / "face.jpg")
+    report = build_split(settings(root, tmp_path / "test.h5", split="test"))
+    assert report.written == 6
+    assert sorted((r.path.name, r.reason) for r in report.rejects) == [
+        ("face.mat", "not named imageNNNNN.mat as AFLW2000-3D's files are"),
+        ("image00007.mat", "is a folder, not a file"),
+        ("image00008.mat", f"a symbolic link to a missing file ({aflw / 'gone.mat'})"),
+    ]

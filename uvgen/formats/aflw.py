@@ -92,16 +92,24 @@ def write_aflw_sample(directory: str | Path, name: str, image: np.ndarray, **par
     return write_fit_sample(directory, name, image, params, write_aflw_mat, read_aflw_mat)
 
 
-def list_aflw_samples(root: str | Path) -> list[Path]:
-    """Sorted ``imageNNNNN.mat`` paths directly in ``root``; DataError(root, None, ...) when the
-    directory is missing or holds none."""
+def list_aflw_samples(root: str | Path, any_name: bool = False) -> list[Path]:
+    """Sorted ``imageNNNNN.mat`` paths directly in ``root`` (``any_name``: every ``.mat``, for a
+    reader that rejects the others by :func:`check_aflw_name`); DataError(root, None, ...) when the
+    directory is missing or holds no ``imageNNNNN.mat``."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, None, "missing directory")
-    paths = [p for p in list_files(root, ".mat") if AFLW_NAME.fullmatch(p.name)]
+    listed = list_files(root, ".mat")
+    paths = [p for p in listed if AFLW_NAME.fullmatch(p.name)]
     if not paths:
         raise DataError(root, None, "no AFLW2000-3D samples (imageNNNNN.mat)")
-    return paths
+    return listed if any_name else paths
+
+
+def check_aflw_name(path: Path) -> None:
+    """DataError unless ``path`` is named ``imageNNNNN.mat`` (the name the evaluation matches)."""
+    if not AFLW_NAME.fullmatch(path.name):
+        raise DataError(path, None, "not named imageNNNNN.mat as AFLW2000-3D's files are")
 
 
 def scan_aflw(

@@ -4,6 +4,7 @@ the field."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -69,13 +70,22 @@ def warn_data(path: str | Path, field: str | None, reason: str) -> None:
     warnings.warn(DataWarning(path, field, reason), stacklevel=3)
 
 
+def not_a_file_reason(path: Path) -> str:
+    """Why ``path`` cannot be read as a file: a folder, a dangling symbolic link, or missing."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.is_symlink():
+        return f"a symbolic link to a missing file ({os.readlink(path)})"
+    return "missing file"
+
+
 def read_whole_file(
     path: Path, read: Callable[[Path], _T], what: str, errors: type | tuple = Exception
 ) -> _T:
-    """``read(path)``; DataError naming ``path`` when the file is missing ('missing file') or
-    ``read`` raises one of ``errors`` ('cannot read WHAT (Type: message)')."""
+    """``read(path)``; DataError naming ``path`` when it is no file (:func:`not_a_file_reason`)
+    or ``read`` raises one of ``errors`` ('cannot read WHAT (Type: message)')."""
     if not path.is_file():
-        raise DataError(path, None, "missing file")
+        raise DataError(path, None, not_a_file_reason(path))
     try:
         return read(path)
     except errors as exc:

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from uvgen.formats.errors import DataError, warn_data
+from uvgen.formats.errors import DataError, not_a_file_reason, warn_data
 
 TMP_SUFFIX = ".tmp"
 
@@ -40,7 +40,7 @@ def load_mat(path: str | Path, mat_dtype: bool = True) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, None, "missing file")
+        raise DataError(path, None, not_a_file_reason(path))
     try:
         return scipy.io.loadmat(path, appendmat=False, mat_dtype=mat_dtype)
     except NotImplementedError as exc:  # scipy raises this for v7.3 (HDF5) files

@@ -32,15 +32,17 @@ class Reject:
 
 
 def list_files(directory: str | Path, suffix: str) -> list[Path]:
-    """Sorted visible files directly in ``directory`` whose name ends with ``suffix``.
+    """Sorted visible entries directly in ``directory`` whose name ends with ``suffix``.
 
-    Hidden names (such as the ``.NAME.*.tmp`` files of an interrupted atomic writer) are skipped.
+    Folders and dangling symbolic links with such a name are listed too, so that their reader
+    rejects them by name instead of leaving them out unseen. Hidden names (such as the
+    ``.NAME.*.tmp`` files of an interrupted atomic writer) are skipped.
     """
     with os.scandir(directory) as entries:
         return sorted(
             Path(entry.path)
             for entry in entries
-            if entry.name.endswith(suffix) and not entry.name.startswith(".") and entry.is_file()
+            if entry.name.endswith(suffix) and not entry.name.startswith(".")
         )
 
 

@@ -1,6 +1,7 @@
 """CPU milliseconds per image of ``prnet predict``'s work: detection + crop + network + decoding.
 
     python benchmarks/bench_predict.py [--repeats 7] [--threads 0] [--detector hog|none]
+                                       [--outputs-repeats 5]
 
 The image is a rendered synthetic face (the project's embedded morphable model, 450 x 450, the
 size of 300W-LP / AFLW2000-3D images) that dlib's HOG detector finds. The network is PRNet at
@@ -9,8 +10,13 @@ do not change the cost). The UV layout is PRNet's uv-data from ../shared/fixture
 (the release's), else the embedded model's. Each stage is timed over ``--repeats`` runs after one
 warm-up; the medians are printed, with the machine load (``os.getloadavg``).
 
-Not timed: reading the JPEG and writing the output files (mesh, texture, depth image...), which
-depend on the disk and on which outputs are asked for.
+Then (``--outputs-repeats``, 0 to skip) the whole per-image path from a given box, outputs
+written to a temporary folder, interleaved on the same image: every output (``prnet predict``'s
+default) vs ``--outputs kpt`` vs ``--outputs depth --depth-size 256``, against the floor (the
+network's forward pass alone); and the depth images rendered per second at 256x256 on one core.
+The random network's map is flat, so the outputs are drawn from a face-sized dome map in the box
+instead (the same 43,867 vertices and ~87k triangles a real face has; decoding is timed on the
+network's map).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--detector", choices=("hog", "none"), default="hog")
+    ap.add_argument(
+        "--outputs-repeats", type=int, default=5, help="runs of the outputs comparison (0: skip)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -103,6 +112,89 @@ def main() -> None:
         f"on {os.cpu_count()} CPUs; box {box}"
     )
     np.testing.assert_equal(pred.landmarks.shape, (68, 3))
+    if args.outputs_repeats:
+        bench_outputs(prn, image, args.outputs_repeats)
+
+
+def dome_map(box: tuple[float, float, float, float], size: int = 256) -> np.ndarray:
+    """(size, size, 3) float32 position map of a dome filling ``box`` (left, right, top, bottom),
+    image pixels: a face-sized stand-in for a trained network's map."""
+    left, right, top, bottom = box
+    cols, rows = np.meshgrid(np.arange(size), np.arange(size))
+    bump = np.cos((cols - size / 2) / (1.2 * size) * np.pi) * np.cos(
+        (rows - size / 2) / (1.2 * size) * np.pi
+    )
+    return np.stack(
+        [
+            left + (right - left) * cols / (size - 1),
+            top + (bottom - top) * rows / (size - 1),
+            (right - left) * 0.5 * bump,
+        ],
+        axis=-1,
+    ).astype(np.float32)
+
+
+def bench_outputs(prn: PRN, image: np.ndarray, repeats: int) -> None:
+    """Per-image ms from a given box: network floor vs kpt vs depth vs every output (interleaved),
+    and depth renders/s at 256x256."""
+    import tempfile
+
+    from model.visibility import crop_depth, depth_to_prnet
+    from pipeline.cli import DEFAULT_OUTPUTS, DepthOptions, write_outputs
+
+    box = (130.0, 330.0, 120.0, 340.0)
+    dome = dome_map(box)
+    modes = {
+        "floor": None,
+        "kpt": (("kpt",), DepthOptions()),
+        "depth": (("depth",), DepthOptions(size=256)),
+        "every": (DEFAULT_OUTPUTS, DepthOptions()),
+    }
+    times: dict[str, list[float]] = {k: [] for k in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(repeats + 1):
+            for mode, spec in modes.items():  # interleaved: the same load for every mode
+                if spec is None:  # the floor: the forward pass alone
+                    crop, t = prn.predictor.crop(image, bbox=box)
+                t0 = time.perf_counter()
+                if spec is not None:
+                    crop, t = prn.predictor.crop(image, bbox=box)
+                maps = prn.predictor.predict_maps(crop[None])
+                if spec is not None:
+                    prn.predictor.decode(maps[0], t, crop)
+                    outputs, depth = spec
+                    write_outputs(
+                        Path(tmp),
+                        "face",
+                        image,
+                        dome,
+                        prn.uv,
+                        outputs=outputs,
+                        depth=depth,
+                        transform=t,
+                    )
+                if k:
+                    times[mode].append((time.perf_counter() - t0) * 1e3)
+    floor = statistics.median(times["floor"])
+    print(
+        f"per image from a given box, {torch.get_num_threads()} torch threads, "
+        f"median of {repeats} (ms):"
+    )
+    for mode, values in times.items():
+        med = statistics.median(values)
+        print(f"  {mode:6s} {med:8.1f}   {med / floor:5.2f}x floor   {1e3 / med:6.1f} images/s")
+    print(
+        f"  every / kpt: {statistics.median(times['every']) / statistics.median(times['kpt']):.2f}x"
+    )
+    verts = dome.reshape(-1, 3)[prn.uv.face_ind]
+    _, t = prn.predictor.crop(image, bbox=box)
+    zmax = float(verts[:, 2].max())
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 2.0:
+        depth_to_prnet(*crop_depth(verts, prn.uv.triangles, t, 256), zmax)
+        n += 1
+    rate = n / (time.perf_counter() - t0)
+    print(f"  depth images 256x256 (z-buffer + PRNet normalisation, one core): {rate:.1f} /s")
 
 
 if __name__ == "__main__":

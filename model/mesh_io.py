@@ -1,4 +1,5 @@
-"""Writers for coloured triangle meshes: Wavefront ``.obj`` (vertex colours) and ASCII ``.ply``.
+"""Writers for coloured triangle meshes: Wavefront ``.obj`` (vertex colours, optionally texture
+coordinates and a material naming a texture image) and ``.ply`` (binary little-endian or ASCII).
 
 Vertices are written as given (3D points, any frame; :mod:`model.uses` hands over the camera
 frame: x right, y up, z towards the viewer). Triangles are 0-based (T, 3) rows in memory and keep
@@ -6,11 +7,14 @@ their winding, which viewers read as counter-clockwise = front face; the ``.obj`
 1-based (``f i j k``), the ``.ply`` 0-based (``3 i j k``). Colours are RGB, floats in [0, 1] or
 uint8; ``.obj`` gets ``v x y z r g b`` with floats in [0, 1] (the extension MeshLab, Blender and
 Open3D read), ``.ply`` gets ``red green blue`` uchar properties. Files appear atomically.
+
+Everything is formatted in bulk (one ``%`` over a repeated row template, or ``tobytes`` of a
+structured array): no per-vertex Python. The text is the same as ``numpy.savetxt`` with the same
+formats would write.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -45,40 +49,79 @@ def _check(
 
 
 def _table(rows: np.ndarray, fmt: str) -> bytes:
-    buf = io.StringIO()
-    if len(rows):
-        np.savetxt(buf, rows, fmt=fmt)
-    return buf.getvalue().encode("ascii")
+    """``fmt % row`` + newline for every row of ``rows`` (n, c), formatted in one call."""
+    rows = np.asarray(rows)
+    if not len(rows):
+        return b""
+    values = rows.ravel().tolist()  # Python floats / ints, as savetxt formats them
+    return ((fmt + "\n") * len(rows) % tuple(values)).encode("ascii")
 
 
 def write_obj(
-    path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
+    path: str | Path,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    colors: np.ndarray | None = None,
+    texcoords: np.ndarray | None = None,
+    texture: str | Path | None = None,
 ) -> Path:
-    """Write ``v x y z [r g b]`` lines then ``f i j k`` lines (1-based indices); returns the
-    path."""
+    """Write ``v x y z [r g b]`` lines then ``f i j k`` lines (1-based indices); returns the path.
+
+    ``texcoords`` (K, 2) in [0, 1] (u right, v up from the image's bottom edge): also ``vt u v``
+    lines, one per vertex, and faces ``f i/i j/j k/k``. ``texture``: the texture image's path;
+    writes ``PATH.mtl`` (stem of ``path``) with one material whose ``map_Kd`` is that image
+    (relative to the ``.obj``'s folder when it lies there), and the ``.obj`` names it
+    (``mtllib`` / ``usemtl``).
+    """
     v, t, c = _check(vertices, triangles, colors)
     path = Path(path)
+    uvs = None
+    if texcoords is not None:
+        uvs = np.asarray(texcoords, dtype=np.float64)
+        if uvs.shape != (len(v), 2) or not np.all(np.isfinite(uvs)):
+            raise ValueError(f"texcoords must be finite ({len(v)}, 2), got {uvs.shape}")
     if c is None:
         vert = _table(v, "v %.6f %.6f %.6f")
     else:
         vert = _table(np.hstack([v, c]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
+    head = f"# {len(v)} vertices, {len(t)} triangles\n"
+    if texture is not None:
+        mtl = path.with_suffix(".mtl")
+        tex = Path(texture)
+        tex_name = tex.name if tex.parent.resolve() == path.parent.resolve() else str(tex)
+        with atomic_output(mtl) as fh:
+            fh.write(
+                f"newmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {tex_name}\n".encode()
+            )
+        head += f"mtllib {mtl.name}\nusemtl face\n"
+    if uvs is None:
+        faces = _table(t + 1, "f %d %d %d")
+    else:
+        faces = _table(np.repeat(t + 1, 2, axis=1), "f %d/%d %d/%d %d/%d")
     with atomic_output(path) as fh:
-        fh.write(f"# {len(v)} vertices, {len(t)} triangles\n".encode("ascii"))
+        fh.write(head.encode("ascii"))
         fh.write(vert)
-        fh.write(_table(t + 1, "f %d %d %d"))
+        if uvs is not None:
+            fh.write(_table(uvs, "vt %.6f %.6f"))
+        fh.write(faces)
     return path
 
 
 def write_ply(
-    path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
+    path: str | Path,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    colors: np.ndarray | None = None,
+    binary: bool = True,
 ) -> Path:
-    """Write an ASCII PLY: ``vertex`` elements (float x y z [, uchar red green blue]) and ``face``
-    elements (``vertex_indices``, 3 per face, 0-based); returns the path."""
+    """Write a PLY: ``vertex`` elements (float x y z [, uchar red green blue]) and ``face``
+    elements (``vertex_indices``, 3 per face, 0-based); binary little-endian (float32 / uint8 /
+    int32) by default, ASCII with ``binary=False``; returns the path."""
     v, t, c = _check(vertices, triangles, colors)
     path = Path(path)
     header = [
         "ply",
-        "format ascii 1.0",
+        "format binary_little_endian 1.0" if binary else "format ascii 1.0",
         f"element vertex {len(v)}",
         "property float x",
         "property float y",
@@ -87,13 +130,28 @@ def write_ply(
     if c is not None:
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header += [f"element face {len(t)}", "property list uchar int vertex_indices", "end_header"]
-    if c is None:
-        vert = _table(v, "%.6f %.6f %.6f")
+    rgb = None if c is None else np.clip(np.rint(c * 255.0), 0, 255)
+    if binary:
+        fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+        fields += [] if rgb is None else [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+        vert_rec = np.empty(len(v), dtype=fields)
+        for k, name in enumerate("xyz"):
+            vert_rec[name] = v[:, k]
+        if rgb is not None:
+            for k, name in enumerate(("red", "green", "blue")):
+                vert_rec[name] = rgb[:, k]
+        face_rec = np.empty(len(t), dtype=[("n", "u1"), ("i", "<i4", (3,))])
+        face_rec["n"] = 3
+        face_rec["i"] = t
+        vert, faces = vert_rec.tobytes(), face_rec.tobytes()
     else:
-        rgb = np.clip(np.rint(c * 255.0), 0, 255)
-        vert = _table(np.hstack([v, rgb]), "%.6f %.6f %.6f %d %d %d")
+        if rgb is None:
+            vert = _table(v, "%.6f %.6f %.6f")
+        else:
+            vert = _table(np.hstack([v, rgb]), "%.6f %.6f %.6f %d %d %d")
+        faces = _table(t, "3 %d %d %d")
     with atomic_output(path) as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
         fh.write(vert)
-        fh.write(_table(t, "3 %d %d %d"))
+        fh.write(faces)
     return path

@@ -57,6 +57,7 @@ __all__ = [
     "FaceMesh",
     "face_mesh",
     "to_camera_frame",
+    "texture_coords",
 ]
 
 #: iBUG-68 index of the base of the nose (the lowest row of the pose's rigid region).
@@ -328,3 +329,11 @@ def face_mesh(image: np.ndarray, posmap: np.ndarray, uv: FaceUV) -> FaceMesh:
     vertex's colour read from ``image``."""
     verts = dense_vertices(posmap, uv).astype(np.float32)
     return FaceMesh(verts, uv.triangles, vertex_colors(image, verts))
+
+
+def texture_coords(uv: FaceUV) -> np.ndarray:
+    """(K, 2) float64 OBJ texture coordinates of the dense vertices in the UV texture image
+    (:func:`uv_texture`): u = (column + 0.5) / S right, v = 1 - (row + 0.5) / S up (each vertex at
+    its texel's centre; PRNet's writer uses column / (S - 1), half a texel off at the edges)."""
+    rows, cols = np.divmod(np.asarray(uv.face_ind, dtype=np.int64), uv.size)
+    return np.stack([(cols + 0.5) / uv.size, 1.0 - (rows + 0.5) / uv.size], axis=1)

@@ -50,6 +50,41 @@ def depth_to_uint8(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def depth_to_prnet(depth: np.ndarray, mask: np.ndarray, zmax: float, bits: int = 8) -> np.ndarray:
+    """(h, w) uint8 (``bits`` 8) or uint16 (16) depth image in PRNet's convention, the one the
+    face anti-spoofing projects train on: ``z / zmax`` (``zmax`` the largest z of the mesh's
+    vertices; PRNet's ``get_depth_image(..., isShow=True)``), clipped to [0, 1], times
+    ``2**bits - 1``, rounded; background 0. Near = bright; z is PRNet's (image or crop pixels,
+    the ground truth's farthest point at 0), so the scale is per face, the zero is not."""
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    top = (1 << bits) - 1
+    out = np.zeros(np.shape(depth), dtype=np.uint8 if bits == 8 else np.uint16)
+    m = np.asarray(mask, dtype=bool)
+    if m.any() and zmax > 0:
+        scaled = np.clip(np.asarray(depth, dtype=np.float64)[m] / zmax, 0.0, 1.0)
+        out[m] = np.rint(scaled * top).astype(out.dtype)
+    return out
+
+
+def crop_depth(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    transform: np.ndarray,
+    size: int,
+    in_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(depth (size, size) float32, mask (size, size) bool): :func:`depth_image` of the face's
+    crop square (``transform`` (3, 3) image -> crop pixels of an ``in_size`` crop, the network's
+    input) drawn at size x size. x, y go through the transform and the scale ``size / in_size``
+    (pixel centres kept: ``(x + 0.5) * s - 0.5``); z stays as given (image pixels)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    t = np.asarray(transform, dtype=np.float64)
+    s = size / in_size
+    xy = (v[:, :2] @ t[:2, :2].T + t[:2, 2] + 0.5) * s - 0.5
+    return depth_image(np.column_stack([xy, v[:, 2]]), triangles, size, size)
+
+
 def visible_vertices(
     vertices: np.ndarray,
     triangles: np.ndarray,

@@ -6,6 +6,8 @@
                   [--boxes boxes.json] [--landmarks-dir DIR]
                   [--detector-weights mmod_human_face_detector.dat] [--all-faces]
                   [--swap SRC_IMAGE] [--visible-only] [--save-posmap] [--device auto]
+                  [--outputs kpt,vertices,obj,ply,texture,depth,pose,preview,posmap]
+                  [--ply-ascii] [--depth-norm prnet|minmax] [--depth-size N] [--depth-16bit]
     prnet import-weights CKPT_PREFIX --out FILE.pt
     prnet evaluate --data AFLW2000 --method NAME=SOURCE ... --out DIR  (pipeline/benchmark_cli.py)
 
@@ -23,7 +25,8 @@ or glob patterns. Each image's face is given, first match wins,
 An image without a face (or whose box lies outside it, or is degenerate) is listed in
 ``report.csv`` (image, faces, status, detail) and on stderr, and the others go on; the exit
 status is 1 only if no image produced output. Per face ``NAME`` (``NAME_faceK`` with
-``--all-faces``) the output folder gets:
+``--all-faces``) the output folder gets the ``--outputs`` named (default: all below but the map;
+only what they need is computed, e.g. ``--outputs kpt`` draws no mesh):
 
 * ``NAME_kpt.txt``: the 68 landmarks (68 x 3: x, y, z in image pixels, y down);
 * ``NAME_vertices.npy``: the dense face vertices (K, 3) float32, image pixels;
@@ -31,14 +34,20 @@ status is 1 only if no image produced output. Per face ``NAME`` (``NAME_faceK`` 
   also blanks the pixels the camera does not see, and those whose colour would mix in the
   background at the silhouette);
 * ``NAME.obj`` / ``NAME.ply``: the face mesh with vertex colours, in the camera frame
-  ``(x, h - 1 - y, z)`` (y up, z towards the viewer; counter-clockwise front faces);
+  ``(x, h - 1 - y, z)`` (y up, z towards the viewer; counter-clockwise front faces); the ``.ply``
+  binary little-endian (``--ply-ascii``: text); with the texture output the ``.obj`` also has
+  ``vt`` coordinates into ``NAME_texture.png`` and a ``NAME.mtl`` naming it;
 * ``NAME_pose.json``: pitch, yaw, roll (degrees and radians, 300W-LP's angle convention), scale,
   rotation and translation;
-* ``NAME_depth.png``: the depth image (the mesh's z-buffer; near = bright, background 0);
+* ``NAME_depth.png``: the depth image, the mesh's z-buffer (near = bright, background 0): by
+  default PRNet's convention, the one face anti-spoofing projects train on, ``z / max z`` of the
+  mesh x 255 (``--depth-16bit``: x 65535, 16-bit PNG); ``--depth-norm minmax``: 1 (farthest) ..
+  255 (nearest) on the face. The whole image, or with ``--depth-size N`` the face's crop square
+  (the network's input square) drawn at N x N;
 * ``NAME_preview.png``: the image with the landmarks drawn;
 * ``NAME_swap.png`` with ``--swap``: the face of SRC_IMAGE (whose face is found the same way)
-  pasted onto this face; ``NAME_posmap.npy`` with ``--save-posmap``: the map (256, 256, 3) in
-  image pixels.
+  pasted onto this face; ``NAME_posmap.npy`` (output ``posmap``, or ``--save-posmap``): the map
+  (256, 256, 3) in image pixels.
 
 The UV layout (face mask, key points, canonical shape) must be the one the weights were trained
 with: the morphable model in ``--model-dir`` for weights trained here (``--uv-file`` takes the
@@ -68,12 +77,28 @@ from model.draw import draw_landmarks
 from model.face_swap import swap_face
 from model.head_pose import face_pose
 from model.mesh_io import write_obj, write_ply
-from model.uses import FaceUV, face_mesh, fill_gaps, landmarks, uv_texture
-from model.visibility import depth_image, depth_to_uint8, render_raster, visible_vertices
+from model.uses import (
+    FaceUV,
+    dense_vertices,
+    face_mesh,
+    fill_gaps,
+    landmarks,
+    texture_coords,
+    uv_texture,
+)
+from model.visibility import (
+    crop_depth,
+    depth_image,
+    depth_to_prnet,
+    depth_to_uint8,
+    render_raster,
+    visible_vertices,
+)
 from pipeline.benchmark_cli import add_evaluate_parser
 from pipeline.uv_tools_cli import add_parser as add_uv_tools_parser
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
+from uvgen.raster import Rasterization
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -185,9 +210,57 @@ def face_spec(
 # Outputs
 
 
+#: Every per-face output ``--outputs`` can name, and its file suffix.
+OUTPUT_SUFFIXES = {
+    "kpt": "_kpt.txt",
+    "vertices": "_vertices.npy",
+    "texture": "_texture.png",
+    "obj": ".obj",
+    "ply": ".ply",
+    "pose": "_pose.json",
+    "depth": "_depth.png",
+    "preview": "_preview.png",
+    "posmap": "_posmap.npy",
+}
+#: The default ``--outputs``: all but the position map (``posmap`` / ``--save-posmap``).
+DEFAULT_OUTPUTS = tuple(k for k in OUTPUT_SUFFIXES if k != "posmap")
+#: zlib level of the PNGs written (1: fast, a little larger than Pillow's default 6; same pixels).
+PNG_COMPRESS_LEVEL = 1
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    """``"kpt,depth"`` -> ("kpt", "depth") in :data:`OUTPUT_SUFFIXES` order; ``all`` = every
+    output; raises ValueError naming an unknown one."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if "all" in names:
+        names = (names - {"all"}) | set(OUTPUT_SUFFIXES)
+    unknown = sorted(names - set(OUTPUT_SUFFIXES))
+    if unknown or not names:
+        raise ValueError(
+            f"unknown output(s) {unknown}; choose from {', '.join(OUTPUT_SUFFIXES)} or all"
+            if unknown
+            else "no output named"
+        )
+    return tuple(k for k in OUTPUT_SUFFIXES if k in names)
+
+
+@dataclass(frozen=True)
+class DepthOptions:
+    """How ``NAME_depth.png`` is drawn: ``norm`` "prnet" (z / max z, model.visibility.
+    depth_to_prnet) or "minmax" (depth_to_uint8); ``size`` None = the whole image, else the
+    face's crop square rendered at size x size; ``bits`` 8 or 16 (16 only for "prnet")."""
+
+    norm: str = "prnet"
+    size: int | None = None
+    bits: int = 8
+
+
 def _save_png(path: Path, array: np.ndarray) -> None:
+    a = np.asarray(array)
     with atomic_output(path) as fh:
-        Image.fromarray(np.asarray(array, dtype=np.uint8)).save(fh, format="PNG")
+        Image.fromarray(a if a.dtype == np.uint16 else a.astype(np.uint8)).save(
+            fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL
+        )
 
 
 def _save_text(path: Path, text: str) -> None:
@@ -208,48 +281,87 @@ def write_outputs(
     uv: FaceUV,
     visible_only: bool = False,
     save_posmap: bool = False,
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    ply_binary: bool = True,
+    depth: DepthOptions = DepthOptions(),
+    transform: np.ndarray | None = None,
 ) -> dict[str, Path]:
-    """Write every per-image output (see the module docstring) for one face; returns the paths."""
+    """Write the ``outputs`` (see the module docstring; ``save_posmap`` adds ``posmap``) of one
+    face, computing only what they need; returns their paths. ``transform`` (3, 3) image -> crop
+    pixels: needed for a cropped depth image (``depth.size``)."""
+    want = set(outputs) | ({"posmap"} if save_posmap else set())
     h, w = image.shape[:2]
     posmap = fill_gaps(posmap, uv)
-    paths = {
-        k: out_dir / f"{name}{suffix}"
-        for k, suffix in (
-            ("kpt", "_kpt.txt"),
-            ("vertices", "_vertices.npy"),
-            ("texture", "_texture.png"),
-            ("obj", ".obj"),
-            ("ply", ".ply"),
-            ("pose", "_pose.json"),
-            ("depth", "_depth.png"),
-            ("preview", "_preview.png"),
-        )
-    }
-    kpt = landmarks(posmap, uv)
-    mesh = face_mesh(image, posmap, uv)
-    raster = render_raster(mesh.vertices, mesh.triangles, h, w)
+    paths = {k: out_dir / f"{name}{suffix}" for k, suffix in OUTPUT_SUFFIXES.items() if k in want}
+    kpt = landmarks(posmap, uv) if want & {"kpt", "preview"} else None
+    mesh = verts = None
+    if want & {"obj", "ply"}:
+        mesh = face_mesh(image, posmap, uv)
+        verts = mesh.vertices
+    elif want & {"vertices", "texture", "depth"}:
+        verts = dense_vertices(posmap, uv).astype(np.float32)  # = face_mesh's vertices
+    full_depth = "depth" in want and depth.size is None
+    raster = None
+    if full_depth or ("texture" in want and visible_only):
+        raster = render_raster(verts, uv.triangles, h, w)
 
-    buf = [f"{x:.3f} {y:.3f} {z:.3f}" for x, y, z in kpt]
-    _save_text(paths["kpt"], "\n".join(buf) + "\n")
-    _save_npy(paths["vertices"], mesh.vertices.astype(np.float32))
-    visible = None
-    if visible_only:
-        vis = visible_vertices(mesh.vertices, mesh.triangles, h, w, raster=raster, solid=True)
-        visible = np.zeros(uv.face_mask.size, dtype=bool)
-        visible[uv.face_ind] = vis
-        visible = visible.reshape(uv.face_mask.shape)
-    _save_png(paths["texture"], uv_texture(image, posmap, uv.face_mask, visible))
-    cam = mesh.camera_vertices(h)
-    write_obj(paths["obj"], cam, mesh.triangles, mesh.colors)
-    write_ply(paths["ply"], cam, mesh.triangles, mesh.colors)
-    _save_text(paths["pose"], json.dumps(face_pose(posmap, uv, h).to_dict(), indent=2) + "\n")
-    depth, mask = depth_image(mesh.vertices, mesh.triangles, h, w, raster=raster)
-    _save_png(paths["depth"], depth_to_uint8(depth, mask))
-    _save_png(paths["preview"], draw_landmarks(image, kpt))
-    if save_posmap:
-        paths["posmap"] = out_dir / f"{name}_posmap.npy"
+    if "kpt" in want:
+        buf = [f"{x:.3f} {y:.3f} {z:.3f}" for x, y, z in kpt]
+        _save_text(paths["kpt"], "\n".join(buf) + "\n")
+    if "vertices" in want:
+        _save_npy(paths["vertices"], verts.astype(np.float32))
+    if "texture" in want:
+        visible = None
+        if visible_only:
+            vis = visible_vertices(verts, uv.triangles, h, w, raster=raster, solid=True)
+            visible = np.zeros(uv.face_mask.size, dtype=bool)
+            visible[uv.face_ind] = vis
+            visible = visible.reshape(uv.face_mask.shape)
+        _save_png(paths["texture"], uv_texture(image, posmap, uv.face_mask, visible))
+    if mesh is not None:
+        cam = mesh.camera_vertices(h)
+        if "obj" in want:
+            textured = "texture" in want
+            write_obj(
+                paths["obj"],
+                cam,
+                mesh.triangles,
+                mesh.colors,
+                texcoords=texture_coords(uv) if textured else None,
+                texture=paths["texture"] if textured else None,
+            )
+        if "ply" in want:
+            write_ply(paths["ply"], cam, mesh.triangles, mesh.colors, binary=ply_binary)
+    if "pose" in want:
+        _save_text(paths["pose"], json.dumps(face_pose(posmap, uv, h).to_dict(), indent=2) + "\n")
+    if "depth" in want:
+        _save_png(paths["depth"], _depth_png(verts, uv, h, w, raster, depth, transform))
+    if "preview" in want:
+        _save_png(paths["preview"], draw_landmarks(image, kpt))
+    if "posmap" in want:
         _save_npy(paths["posmap"], np.asarray(posmap, dtype=np.float32))
     return paths
+
+
+def _depth_png(
+    verts: np.ndarray,
+    uv: FaceUV,
+    h: int,
+    w: int,
+    raster: Rasterization | None,
+    opts: DepthOptions,
+    transform: np.ndarray | None,
+) -> np.ndarray:
+    """The depth image of ``verts`` (K, 3) image pixels as :class:`DepthOptions` asks."""
+    if opts.size is None:
+        zbuf, mask = depth_image(verts, uv.triangles, h, w, raster=raster)
+    else:
+        if transform is None:
+            raise ValueError("a cropped depth image needs the face's crop transform")
+        zbuf, mask = crop_depth(verts, uv.triangles, transform, opts.size)
+    if opts.norm == "minmax":
+        return depth_to_uint8(zbuf, mask)
+    return depth_to_prnet(zbuf, mask, float(np.max(verts[:, 2])), opts.bits)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,6 +444,9 @@ def predict(args: argparse.Namespace) -> int:
         except (NoFaceError, FaceRegionError) as exc:
             raise DataError(swap_spec.image, None, f"--swap source: {exc}") from exc
         source = (source_faces[0].image, source_faces[0].posmap)
+    depth_opts = DepthOptions(
+        norm=args.depth_norm, size=args.depth_size, bits=16 if args.depth_16bit else 8
+    )
     rows: list[tuple[str, int, str, str]] = []
     for spec in tqdm(specs, desc="predict", unit="image", disable=len(specs) < 2, file=sys.stderr):
         try:
@@ -346,7 +461,17 @@ def predict(args: argparse.Namespace) -> int:
         names = [f"{stem}_face{k}" for k in range(len(faces))] if args.all_faces else [stem]
         for face, name in zip(faces, names):
             write_outputs(
-                out_dir, name, image, face.posmap, prn.uv, args.visible_only, args.save_posmap
+                out_dir,
+                name,
+                image,
+                face.posmap,
+                prn.uv,
+                args.visible_only,
+                args.save_posmap,
+                outputs=args.outputs,
+                ply_binary=not args.ply_ascii,
+                depth=depth_opts,
+                transform=face.transform,
             )
             if source is not None:
                 _save_png(
@@ -378,6 +503,20 @@ def import_weights(args: argparse.Namespace) -> int:
         f"{count_parameters(model):,} parameters (use it with --uv-data PRNet/Data/uv-data)"
     )
     return 0
+
+
+def _outputs_arg(text: str) -> tuple[str, ...]:
+    try:
+        return parse_outputs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -447,7 +586,37 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="blank texture pixels the camera does not see (or sees only at the silhouette)",
     )
-    p.add_argument("--save-posmap", action="store_true", help="also write NAME_posmap.npy")
+    p.add_argument(
+        "--save-posmap", action="store_true", help="also write NAME_posmap.npy (= posmap output)"
+    )
+    p.add_argument(
+        "--outputs",
+        type=_outputs_arg,
+        default=DEFAULT_OUTPUTS,
+        metavar="LIST",
+        help="comma-separated outputs per face, only these are computed: "
+        f"{','.join(OUTPUT_SUFFIXES)} or all (default: {','.join(DEFAULT_OUTPUTS)})",
+    )
+    p.add_argument(
+        "--ply-ascii", action="store_true", help="write NAME.ply as ASCII (default: binary)"
+    )
+    p.add_argument(
+        "--depth-norm",
+        choices=("prnet", "minmax"),
+        default="prnet",
+        help="depth image values: prnet = z / max z of the mesh (PRNet's, the anti-spoofing "
+        "projects'; default), minmax = 1 (farthest) .. 255 (nearest) on the face",
+    )
+    p.add_argument(
+        "--depth-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="depth image of the face's crop square at N x N pixels (default: the whole image)",
+    )
+    p.add_argument(
+        "--depth-16bit", action="store_true", help="16-bit depth PNG (with --depth-norm prnet)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument(
         "--batch-size", type=int, default=8, help="faces per forward pass (of one image)"
@@ -479,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "batch_size", 1) < 1:
         raise SystemExit("prnet: --batch-size must be >= 1")
+    if getattr(args, "depth_16bit", False) and args.depth_norm != "prnet":
+        raise SystemExit("prnet: --depth-16bit needs --depth-norm prnet")
     try:
         return args.func(args)
     except DataError as exc:

@@ -4,6 +4,7 @@ network."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,7 @@ def _parse_obj(path: Path):
 
 
 def _parse_ply(path: Path):
+    assert b"format ascii 1.0" in path.read_bytes()[:40]
     lines = path.read_text().splitlines()
     end = lines.index("end_header")
     header = lines[:end]
@@ -216,7 +218,9 @@ def test_mesh_files_parse_back(setup, tmp_path) -> None:
     assert np.array_equal(f - 1, mesh.triangles), "winding kept"
     assert np.allclose(v[:, :3], cam, atol=1e-5) and np.allclose(v[:, 3:], mesh.colors, atol=1e-5)
 
-    props, pv, pf = _parse_ply(write_ply(tmp_path / "face.ply", cam, mesh.triangles, mesh.colors))
+    props, pv, pf = _parse_ply(
+        write_ply(tmp_path / "face.ply", cam, mesh.triangles, mesh.colors, binary=False)
+    )
     assert props == ["x", "y", "z", "red", "green", "blue"]
     assert pv.shape == (len(cam), 6) and np.allclose(pv[:, :3], cam, atol=1e-5)
     assert (
@@ -229,3 +233,72 @@ def test_mesh_files_parse_back(setup, tmp_path) -> None:
     with pytest.raises(ValueError):
         write_obj(tmp_path / "bad.obj", cam[:3], np.array([[0, 1, 3]]))
     assert not (tmp_path / "bad.obj").exists()
+
+
+def _parse_binary_ply(path: Path):
+    """(properties, vertex rows (n, c) float64, faces (m, 3)) of a binary little-endian PLY whose
+    vertex properties are float then uchar and whose faces are ``list uchar int``."""
+    data = path.read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode("ascii").splitlines()
+    assert header[1] == "format binary_little_endian 1.0"
+    nv = int(next(h for h in header if h.startswith("element vertex")).split()[-1])
+    nf = int(next(h for h in header if h.startswith("element face")).split()[-1])
+    props = [h.split()[1:] for h in header if h.startswith("property") and "list" not in h]
+    assert "property list uchar int vertex_indices" in header
+    vdt = np.dtype([(name, {"float": "<f4", "uchar": "u1"}[kind]) for kind, name in props])
+    verts = np.frombuffer(data, dtype=vdt, count=nv, offset=end)
+    fdt = np.dtype([("n", "u1"), ("i", "<i4", (3,))])
+    faces = np.frombuffer(data, dtype=fdt, count=nf, offset=end + nv * vdt.itemsize)
+    assert len(data) == end + nv * vdt.itemsize + nf * fdt.itemsize, "nothing after the faces"
+    assert np.all(faces["n"] == 3)
+    rows = np.stack([verts[name].astype(np.float64) for _, name in props], axis=1)
+    return [name for _, name in props], rows, faces["i"].astype(np.int64)
+
+
+def test_binary_ply_and_textured_obj_hold_the_text_files_geometry(setup, tmp_path) -> None:
+    model, layout, uv = setup
+    s = draw_face(model, 4)
+    _, posmap = true_map(model, layout, s)
+    mesh = uses.face_mesh(s.image, posmap, uv)
+    cam = mesh.camera_vertices(SIZE)
+
+    _, av, af = _parse_ply(
+        write_ply(tmp_path / "a.ply", cam, mesh.triangles, mesh.colors, binary=False)
+    )
+    props, bv, bf = _parse_binary_ply(
+        write_ply(tmp_path / "b.ply", cam, mesh.triangles, mesh.colors)
+    )
+    assert props == ["x", "y", "z", "red", "green", "blue"]
+    assert np.array_equal(bf, mesh.triangles) and np.array_equal(af[:, 1:], bf)
+    assert np.allclose(bv[:, :3], cam, atol=1e-4) and np.allclose(bv[:, :3], av[:, :3], atol=1e-4)
+    assert np.array_equal(bv[:, 3:], av[:, 3:]), "same colours as the ASCII file"
+    _, plain, _ = _parse_binary_ply(write_ply(tmp_path / "p.ply", cam[:3], np.array([[0, 1, 2]])))
+    assert plain.shape == (3, 3)
+
+    tc = uses.texture_coords(uv)
+    assert tc.shape == (len(cam), 2) and tc.min() > 0 and tc.max() < 1
+    tex = tmp_path / "face_texture.png"
+    obj = write_obj(tmp_path / "face.obj", cam, mesh.triangles, mesh.colors, tc, texture=tex)
+    lines = obj.read_text().splitlines()
+    assert "mtllib face.mtl" in lines and "usemtl face" in lines
+    assert "map_Kd face_texture.png" in (tmp_path / "face.mtl").read_text().splitlines()
+    v = np.array([[float(x) for x in ln.split()[1:]] for ln in lines if ln.startswith("v ")])
+    vt = np.array([[float(x) for x in ln.split()[1:]] for ln in lines if ln.startswith("vt ")])
+    f = np.array(
+        [[[int(i) for i in c.split("/")] for c in ln.split()[1:]] for ln in lines if ln[:2] == "f "]
+    )
+    assert np.allclose(v[:, :3], cam, atol=1e-5) and np.allclose(vt, tc, atol=1e-6)
+    assert np.array_equal(f[..., 0], f[..., 1]) and np.array_equal(f[..., 0] - 1, mesh.triangles)
+    # a texel centre: vertex i sits on its own UV pixel of the texture image
+    rows, cols = np.divmod(uv.face_ind, uv.size)
+    assert np.array_equal(np.floor(vt[:, 0] * uv.size), cols)
+    assert np.array_equal(np.floor((1 - vt[:, 1]) * uv.size), rows)
+    # without texture coordinates the text is savetxt's, byte for byte
+    plain_obj = write_obj(tmp_path / "plain.obj", cam, mesh.triangles, mesh.colors).read_bytes()
+    ref = io.StringIO()
+    ref.write(f"# {len(cam)} vertices, {len(mesh.triangles)} triangles\n")
+    cols6 = np.hstack([cam, mesh.colors.astype(np.float64)])
+    np.savetxt(ref, cols6, fmt="v %.6f %.6f %.6f %.6f %.6f %.6f")
+    np.savetxt(ref, mesh.triangles + 1, fmt="f %d %d %d")
+    assert plain_obj == ref.getvalue().encode("ascii")

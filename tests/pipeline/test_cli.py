@@ -69,7 +69,7 @@ def _obj_counts(path: Path) -> tuple[int, int, int]:
             v += 1
         elif line.startswith("f "):
             f += 1
-            top = max(top, *(int(x) for x in line.split()[1:]))
+            top = max(top, *(int(x.split("/")[0]) for x in line.split()[1:]))
     return v, f, top
 
 
@@ -105,7 +105,12 @@ def test_predict_writes_every_output_for_a_folder(workspace, capsys) -> None:
         assert np.load(out / f"{name}_posmap.npy").shape == (256, 256, 3)
         nv, nf, top = _obj_counts(out / f"{name}.obj")
         assert nv == len(verts) and nf > len(verts) and top <= nv
-        assert f"element vertex {len(verts)}" in (out / f"{name}.ply").read_text()[:500]
+        ply_head = (out / f"{name}.ply").read_bytes()[:500]
+        assert f"element vertex {len(verts)}".encode() in ply_head
+        assert b"format binary_little_endian 1.0" in ply_head
+        obj_text = (out / f"{name}.obj").read_text()
+        assert f"mtllib {name}.mtl" in obj_text and obj_text.count("\nvt ") == len(verts)
+        assert f"map_Kd {name}_texture.png" in (out / f"{name}.mtl").read_text()
         pose = json.loads((out / f"{name}_pose.json").read_text())
         assert {"pitch_deg", "yaw_deg", "roll_deg", "rotation", "scale"} <= set(pose)
         assert np.asarray(Image.open(out / f"{name}_texture.png")).shape == (256, 256, 3)
@@ -113,6 +118,116 @@ def test_predict_writes_every_output_for_a_folder(workspace, capsys) -> None:
         assert np.asarray(Image.open(out / f"{name}_preview.png")).shape == (SIZE, SIZE, 3)
         assert np.asarray(Image.open(out / f"{name}_swap.png")).shape == (SIZE, SIZE, 3)
     assert "face1" in capsys.readouterr().out
+
+
+def forbidden(*args, **kwargs):
+    raise AssertionError("not needed for these outputs")
+
+
+def _predict(root, images, boxes, out, *extra) -> int:
+    return cli.main(
+        [
+            "predict",
+            str(images),
+            "--out",
+            str(out),
+            "--weights",
+            str(root / "model.pt"),
+            "--model-dir",
+            str(root / "face_model"),
+            "--boxes",
+            str(boxes),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
+
+
+def test_outputs_chosen_are_the_only_work_and_keep_their_bytes(
+    workspace, tmp_path, monkeypatch
+) -> None:
+    root, images, boxes = workspace
+    full = tmp_path / "full"
+    assert _predict(root, images, boxes, full, "--ply-ascii") == 0
+    assert b"format ascii 1.0" in (full / "face0.ply").read_bytes()[:40]
+
+    for name in ("face_mesh", "render_raster", "uv_texture", "draw_landmarks", "face_pose"):
+        monkeypatch.setattr(cli, name, forbidden)
+    only = tmp_path / "kpt"
+    assert _predict(root, images, boxes, only, "--outputs", "kpt,vertices") == 0
+    for name in ("face0", "face1"):
+        for suffix in ("_kpt.txt", "_vertices.npy"):
+            assert (only / f"{name}{suffix}").read_bytes() == (
+                full / f"{name}{suffix}"
+            ).read_bytes()
+    assert sorted(p.name for p in only.iterdir()) == sorted(
+        [f"face{k}{s}" for k in (0, 1) for s in ("_kpt.txt", "_vertices.npy")] + ["report.csv"]
+    )
+    monkeypatch.undo()
+    pose = tmp_path / "pose"
+    assert _predict(root, images, boxes, pose, "--outputs", "pose,posmap") == 0
+    assert (pose / "face1_pose.json").read_bytes() == (full / "face1_pose.json").read_bytes()
+    assert np.load(pose / "face1_posmap.npy").shape == (256, 256, 3)
+    assert not (pose / "face1_kpt.txt").exists()
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["predict", "x.jpg", "--outputs", "kpt,mesh"])
+
+
+def _dome_faces(monkeypatch) -> None:
+    """Replace the tiny random network's (collapsed) maps by a dome over the image."""
+    from model.api import PRN
+
+    original = PRN.process
+    cols, rows = np.meshgrid(np.arange(256.0), np.arange(256.0))
+    bump = np.cos((cols - 128) / 300 * np.pi) * np.cos((rows - 128) / 300 * np.pi)
+    dome = np.stack([30 + 0.75 * cols, 25 + 0.8 * rows, 20 + 80 * bump], axis=-1)
+
+    def process(self, *args, **kwargs):
+        faces = original(self, *args, **kwargs)
+        for face in faces:
+            face.posmap = dome.astype(np.float32)
+        return faces
+
+    monkeypatch.setattr(PRN, "process", process)
+
+
+def test_depth_only_prnet_convention_crop_and_16bit(workspace, tmp_path, monkeypatch) -> None:
+    root, images, boxes = workspace
+    _dome_faces(monkeypatch)
+    full = tmp_path / "full"
+    assert _predict(root, images, boxes, full, "--outputs", "depth,vertices") == 0
+    d8 = np.asarray(Image.open(full / "face1_depth.png"))
+    verts = np.load(full / "face1_vertices.npy")
+    assert d8.shape == (SIZE, SIZE) and d8.dtype == np.uint8 and d8.max() > 200
+    # PRNet's convention: z / max z of the mesh x 255 on the z-buffer
+    from model.visibility import depth_image
+
+    z, mask = depth_image(verts, cli.load_face_uv(root / "face_model").triangles, SIZE, SIZE)
+    assert np.array_equal(d8[mask], np.rint(np.clip(z[mask] / verts[:, 2].max(), 0, 1) * 255))
+    assert not d8[~mask].any()
+    minmax = tmp_path / "minmax"
+    assert (
+        _predict(root, images, boxes, minmax, "--outputs", "depth", "--depth-norm", "minmax") == 0
+    )
+    mm = np.asarray(Image.open(minmax / "face1_depth.png"))
+    assert mm[mask].min() == 1 and mm.max() == 255
+
+    for name in ("face_mesh", "render_raster", "uv_texture", "landmarks", "face_pose"):
+        monkeypatch.setattr(cli, name, forbidden)  # the dome stays
+    crop = tmp_path / "crop"
+    rc = _predict(
+        root, images, boxes, crop, "--outputs", "depth", "--depth-size", "64", "--depth-16bit"
+    )
+    assert rc == 0
+    assert sorted(p.name for p in crop.iterdir()) == [
+        "face0_depth.png",
+        "face1_depth.png",
+        "report.csv",
+    ]
+    d16 = np.asarray(Image.open(crop / "face1_depth.png"))
+    assert d16.shape == (64, 64) and d16.dtype == np.uint16
+    assert d16.max() > 50_000 and (d16 > 0).mean() > 0.2, "the face lies in the crop"
 
 
 class FakeDetector:

@@ -190,7 +190,8 @@ class Matching:
     """How a method's predictions line up with the test images.
 
     ``index`` (N_test,): row of each test image in the predictions, -1 where missing;
-    ``missing``: test names without a prediction; ``extra``: predicted names not in the test set.
+    ``missing``: test names without a prediction; ``extra``: predicted names not in the test set;
+    both spelled as :func:`name_key` (``image02139``), as every report spells image names.
     """
 
     index: np.ndarray
@@ -214,9 +215,9 @@ def match_names(
         pred_keys[k] = j
     test_keys = [name_key(n) for n in test_names]
     index = np.array([pred_keys.get(k, -1) for k in test_keys], dtype=np.int64)
-    missing = tuple(str(n) for n, i in zip(test_names, index) if i < 0)
+    missing = tuple(name_key(n) for n, i in zip(test_names, index) if i < 0)
     test_set = set(test_keys)
-    extra = tuple(str(n) for n in pred_names if name_key(n) not in test_set)
+    extra = tuple(name_key(n) for n in pred_names if name_key(n) not in test_set)
     return Matching(index, missing, extra)
 
 
@@ -470,7 +471,7 @@ def evaluate(
 
     out = []
     for m, avail, match, cols in plans:
-        table = per_image_table(gt.names, gt.yaw_deg, **cols)
+        table = per_image_table([name_key(n) for n in gt.names], gt.yaw_deg, **cols)
         matched = match.index[match.index >= 0]
         rt = m.runtime_s[matched] if matched.size else np.array([np.nan])
         runtime = float(np.nanmean(rt)) if np.isfinite(rt).any() else float("nan")

@@ -24,6 +24,7 @@ from eval.predictions import (
     Predictions,
     PredictionsFile,
     PredictionsWriter,
+    name_key,
     read_predictions,
     write_predictions,
 )
@@ -170,7 +171,7 @@ def test_missing_and_extra_images_are_reported_not_dropped():
     pred = Predictions("part", names, lm + np.array([3.0, 4.0, 0.0]), None, source="part.npy")
     with pytest.warns(UserWarning, match="1 test image.*without a prediction.*1 prediction"):
         (res,) = evaluate(gt, [pred])
-    assert res.matching.missing == (gt.names[1],) and res.matching.extra == ("stranger.jpg",)
+    assert res.matching.missing == (name_key(gt.names[1]),) and res.matching.extra == ("stranger",)
     t = res.per_image
     assert len(t) == 4 and math.isnan(t.loc[1, "nme_2d_68"])  # row kept, NaN
     assert np.allclose(t.loc[[0, 2, 3], "nme_2d_68"], 5 / 60)
@@ -288,3 +289,17 @@ def test_test_file_ground_truth_and_map_decoding_agree(tmp_path):
         # the ground-truth maps as a method's predictions score 0 everywhere
         (res,) = evaluate(gt, [Predictions("gt", gt.names, lm, dense)], chunk=3)
     assert np.all(res.per_image[list(res.metrics)].to_numpy() < 1e-5)
+
+
+def test_reports_spell_every_image_name_one_way():
+    """Per-image rows, missing and extra images are all spelled ``image00002`` (name_key),
+    whether the test file says ``image00002.mat`` or a method says ``image00002.jpg``."""
+    names = ("image00002.mat", "image00004.mat", "image00006.mat")
+    gt = GroundTruth(names, np.zeros(3), np.random.default_rng(0).uniform(0, 100, (3, 68, 3)))
+    pred = Predictions(
+        "m", ("image00002.jpg", "AFLW/image00004.png", "image09999.jpg"), gt.landmarks.copy()
+    )
+    with pytest.warns(UserWarning):
+        (res,) = evaluate(gt, [pred])
+    assert list(res.per_image["name"]) == ["image00002", "image00004", "image00006"]
+    assert res.matching.missing == ("image00006",) and res.matching.extra == ("image09999",)

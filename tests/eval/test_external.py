@@ -82,7 +82,7 @@ def test_external_method_is_matched_by_name_and_unmatched_images_reported(tmp_pa
     )
     with pytest.warns(UserWarning, match="ext"):
         (res,) = evaluate(gt, [pred])
-    assert res.matching.missing == ("image00001.mat",) and res.matching.extra == ("image99999.jpg",)
+    assert res.matching.missing == ("image00001",) and res.matching.extra == ("image99999",)
     norm = np.sqrt(np.ptp(lm[..., 0], axis=1) * np.ptp(lm[..., 1], axis=1))
     t = res.per_image
     assert math.isnan(t.loc[1, "nme_2d_68"]) and math.isnan(t.loc[1, "recon_3d_dense"])

@@ -118,7 +118,7 @@ def test_write_report_files(tmp_path):
     md = files.markdown.read_text()
     assert "| *PRN (ECCV 2018)* | published | 2.75 | 3.51 | 4.61 | 3.62 |" in md
     assert "| *3DDFA (CVPR 2016)* | published | 3.78 | 4.54 | 7.93 | 5.42 |" in md
-    assert "| **A** | measured | 8.33 |" in md and "C: not evaluated" in md and "extra.jpg" in md
+    assert "| **A** | measured | 8.33 |" in md and "C: not evaluated" in md and "`extra`" in md
     csv = pd.read_csv(files.table_csv)
     assert {"metric", "method", "source", "mean", "all"} <= set(csv.columns)
     assert set(csv.loc[csv["source"] == "published", "method"]) >= {
@@ -131,8 +131,8 @@ def test_write_report_files(tmp_path):
     assert list(per_image.columns[:3]) == ["name", "yaw", "A/nme_2d_68"] and len(per_image) == 6
     unmatched = pd.read_csv(files.unmatched_csv)
     assert unmatched.to_dict("records") == [
-        {"method": "B", "name": "image00005.mat", "status": "missing"},
-        {"method": "B", "name": "extra.jpg", "status": "extra"},
+        {"method": "B", "name": "image00005", "status": "missing"},
+        {"method": "B", "name": "extra", "status": "extra"},
     ]
     assert set(files.ced_csv) == {"nme_2d_68", "nme_3d_68", "recon_3d_dense"}
     assert pd.read_csv(files.ced_csv["nme_2d_68"]).columns.tolist() == ["nme", "A", "B"]

@@ -10,6 +10,7 @@
                   [--ply-ascii] [--depth-norm prnet|minmax] [--depth-size N] [--depth-16bit]
     prnet import-weights CKPT_PREFIX --out FILE.pt
     prnet evaluate --data AFLW2000 --method NAME=SOURCE ... --out DIR  (pipeline/benchmark_cli.py)
+    prnet export-onnx WEIGHTS OUT.onnx  (pipeline/onnx_cli.py)
 
 IMAGES are image files, folders (their ``*.jpg``, ``*.jpeg``, ``*.png``, ``*.bmp``, not recursive)
 or glob patterns. Each image's face is given, first match wins,
@@ -95,6 +96,7 @@ from model.visibility import (
     visible_vertices,
 )
 from pipeline.benchmark_cli import add_evaluate_parser
+from pipeline.onnx_cli import add_export_onnx_parser
 from pipeline.uv_tools_cli import add_parser as add_uv_tools_parser
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
@@ -641,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=import_weights)
     add_evaluate_parser(sub)
     add_uv_tools_parser(sub)
+    add_export_onnx_parser(sub)
     return parser
 
 

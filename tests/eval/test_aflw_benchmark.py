@@ -290,3 +290,19 @@ def test_weights_with_prnets_uv_data_score_68_points_and_pose(real_folder, prnet
     metrics = json.loads(files.metrics_json.read_text())
     assert metrics["tiny/n_images"] == 1 and metrics["tiny/nme_3d_68/all"] is not None
     assert metrics["tiny/pose_mae/mean"] is not None and "tiny/nme_2d_dense/all" not in metrics
+
+
+def test_an_unreadable_file_is_named_and_the_others_are_scored(real_folder, tmp_path):
+    folder = tmp_path / "AFLW2000"
+    folder.mkdir()
+    for path in real_folder.iterdir():
+        (folder / path.name).symlink_to(path.resolve())
+    (folder / "image00050.mat").unlink()
+    (folder / "image00050.mat").write_bytes(b"not a mat file")
+    names, gt = _gt(real_folder)
+    np.savez(tmp_path / "m.npz", landmarks=gt, names=np.array(names))
+    files = run_benchmark(folder, [("m", str(tmp_path / "m.npz"))], tmp_path / "out", figures=False)
+    per_image = pd.read_csv(files.per_image_csv, dtype={"name": str})
+    assert len(per_image) == 25 and "image00050" not in set(per_image["name"])
+    assert "`image00050`: not scored" in files.markdown.read_text()
+    assert "image00050" in set(pd.read_csv(files.unmatched_csv)["name"])  # an extra prediction

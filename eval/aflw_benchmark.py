@@ -71,6 +71,9 @@ def run_benchmark(
             test_file=split,
         )
         preds = [load_method(n, s, truth, uv_data, model_dir, device) for n, s in methods]
+        for p in preds:  # predictions files (.h5) stay open for the chunked reads, then close
+            if hasattr(p, "close"):
+                stack.callback(p.close)
         results = evaluate(truth, preds, chunk=chunk, recon_scale=recon_scale)
         notes = truth_notes(truth)
         if model_dir is None and split is None:

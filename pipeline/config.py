@@ -22,7 +22,7 @@ from pipeline.typed_yaml import (
     read_value,
     read_yaml,
 )
-from uvgen.checks import check_device, check_range, check_seed
+from uvgen.checks import check_device, check_range, check_seed, check_uv_size
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -102,8 +102,14 @@ class UVGenParams:
     mask_source: Literal["model", "prnet"]
     prnet_dir: Path | None
     on_bad_sample: Literal["skip", "fail"]
+    uv_size: int = 256  # side of the UV maps and crops: 128, 256 (PRNet's), 512, ...
 
     def __post_init__(self) -> None:
+        check_uv_size("uvgen.uv_size", self.uv_size)
+        if self.mask_source == "prnet" and self.uv_size != 256:
+            raise ValueError(
+                f"uvgen.uv_size: mask_source 'prnet' has PRNet's 256x256 masks, got {self.uv_size}"
+            )
         check_seed("uvgen.seed", self.seed)
         check_range("uvgen.task_size", self.task_size, 1, 10_000)
         check_range("uvgen.workers", self.workers, 0, 1024)

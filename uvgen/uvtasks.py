@@ -48,6 +48,7 @@ from uvgen.groundtruth import (
 from uvgen.h5codec import StorageOptions, stored_posmap_dtype
 from uvgen.h5store import SampleRecord
 from uvgen.h5write import write_encoded_shard
+from uvgen.masks import UV_SIZE
 from uvgen.posmap_float16 import encode_posmap_fast
 
 
@@ -59,7 +60,7 @@ class TaskSpec:
     ``seed`` and ``jitter`` give the reproducible crop jitter of training samples. ``first_index``
     (the first sample's index in the whole split) places each sample in its fixed row of the
     vertex products, so its bytes do not depend on how the split is cut into tasks
-    (:func:`uvgen.groundtruth.fit_vertices`).
+    (:func:`uvgen.groundtruth.fit_vertices`). ``uv_size`` is the side of the maps and crops.
     """
 
     split: str
@@ -71,6 +72,7 @@ class TaskSpec:
     jitter: bool
     storage: StorageOptions
     first_index: int = 0  # index of sample_keys[0] in the split's sorted sample list
+    uv_size: int = UV_SIZE  # side of the UV maps and of the crops (pixels)
 
 
 @dataclass
@@ -84,7 +86,7 @@ class TaskResult:
     warnings: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
-_CACHE: dict[Path, tuple[MorphableModel, UVLayout]] = {}
+_CACHE: dict[tuple[Path, int], tuple[MorphableModel, UVLayout]] = {}
 
 
 _BUFFERS: dict[tuple, np.ndarray] = {}
@@ -137,12 +139,15 @@ def load_rejects(shard_path: Path) -> list[Reject]:
     return [Reject(Path(p), f, r) for p, f, r in json.loads(path.read_text())]
 
 
-def model_and_layout(model_dir: Path) -> tuple[MorphableModel, UVLayout]:
-    """The model in ``model_dir`` and its UV layout, loaded once per process."""
-    key = Path(model_dir).resolve()
+def model_and_layout(model_dir: Path, size: int = UV_SIZE) -> tuple[MorphableModel, UVLayout]:
+    """The model in ``model_dir`` and its UV layout at ``size`` x ``size``, loaded once per
+    process (the model is shared between sizes)."""
+    path = Path(model_dir).resolve()
+    key = (path, int(size))
     if key not in _CACHE:
-        model = load_bfm(key)
-        _CACHE[key] = (model, build_uv_layout(model))
+        model = next((m for (p, _), (m, _) in _CACHE.items() if p == path), None)
+        model = load_bfm(path) if model is None else model
+        _CACHE[key] = (model, build_uv_layout(model, int(size)))
     return _CACHE[key]
 
 
@@ -260,7 +265,7 @@ def run_task(spec: TaskSpec, timings: dict[str, float] | None = None) -> TaskRes
     threads only contend)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        model, layout = model_and_layout(spec.model_dir)
+        model, layout = model_and_layout(spec.model_dir, spec.uv_size)
         with single_thread_blas():
             result = _run_task(spec, model, layout, timings)
     for w in caught:

@@ -15,7 +15,7 @@ warp ``uvgen.crop.warp_to_crop`` (rounded to uint8, like the training crops), or
 ``Predictor(exact_crop=True)`` the unrounded float warp PRNet's demo feeds its network (the
 Python API and ``prnet predict`` use it). A box or points entirely outside the image, or smaller
 than ``MIN_FACE_PX`` a side, raise :class:`FaceRegionError` instead of giving a black crop. The
-network's input is the crop / 255 in [0, 1]; its output times ``MAP_SCALE`` (256 * 1.1) is the map
+network's input is the crop / 255 in [0, 1]; its output times ``map_scale(S)`` (S * 1.1) is the map
 in crop pixels; back in the original image: ``(x, y) = T^-1 (x, y)`` and ``z = z / T[0, 0]`` (the
 scale). Landmarks = ``map[kpt_uv[1], kpt_uv[0]]`` (68, 3); dense vertices =
 ``map.reshape(-1, 3)[face_ind]`` (K, 3).
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.checkpoint import load_weights
-from model.prnet import MAP_SCALE, Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, same_padding
+from model.prnet import Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, map_scale, same_padding
 from uvgen.crop import crop_sample_points, warp_to_crop
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
 from uvgen.h5store import PositionMapFile, UVData
@@ -335,7 +335,7 @@ class Predictor:
         )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             y = self.net(x)
-        return (y.float() * MAP_SCALE).permute(0, 2, 3, 1)
+        return (y.float() * map_scale(self.in_size)).permute(0, 2, 3, 1)
 
     def crop(
         self,

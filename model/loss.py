@@ -1,9 +1,10 @@
 """PRNet's weighted position-map loss.
 
-``loss = mean over batch and pixels of  w(u, v) * || pred(u, v) - target(u, v) / MAP_SCALE ||^2``
+``loss = mean over batch and pixels of  w(u, v) * || pred(u, v) - target(u, v) / scale ||^2``
 
 * the squared error is the squared Euclidean distance over the 3 channels (x, y, z) of a pixel,
-  computed on the network's [0, 1] scale (targets in crop pixels are divided by 256 * 1.1);
+  computed on the network's [0, 1] scale (targets in crop pixels are divided by ``scale`` =
+  :func:`model.prnet.map_scale` of the crop side S, S * 1.1: 256 * 1.1 for PRNet's 256 crops);
 * ``w`` is the raw paper weight (key points 16, eyes/nose/mouth 4, rest of the face 3, outside 0),
   not normalised: the mean runs over all H*W pixels, including the zero-weight ones, so the value
   scales with the weights exactly as written.
@@ -25,12 +26,16 @@ PAPER_WEIGHTS: dict[str, float] = {
 
 
 def weighted_map_loss(
-    pred: torch.Tensor, target_map_px: torch.Tensor, weight_mask: torch.Tensor
+    pred: torch.Tensor,
+    target_map_px: torch.Tensor,
+    weight_mask: torch.Tensor,
+    scale: float = MAP_SCALE,
 ) -> torch.Tensor:
     """Weighted squared error between a predicted and a target UV position map (scalar tensor).
 
     pred: (B, 3, H, W) network output in [0, 1]. target_map_px: (B, 3, H, W) in crop pixels.
     weight_mask: (H, W) or (B, H, W), raw weights (16/4/3/0), same device as pred.
+    scale: crop pixels per output unit (:func:`model.prnet.map_scale` of the crop side).
     """
     if pred.dim() != 4 or pred.shape[1] != 3:
         raise ValueError(f"pred must be (B, 3, H, W), got {tuple(pred.shape)}")
@@ -42,7 +47,7 @@ def weighted_map_loss(
         raise ValueError(
             f"weight_mask must be (H, W) or (B, H, W) matching pred, got {tuple(weight_mask.shape)}"
         )
-    sq = (pred - target_map_px / MAP_SCALE).square().sum(dim=1)  # (B, H, W)
+    sq = (pred - target_map_px / scale).square().sum(dim=1)  # (B, H, W)
     return (sq * weight_mask.to(sq.dtype)).mean()
 
 

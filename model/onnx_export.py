@@ -23,7 +23,7 @@ from torch import nn
 
 from model.checkpoint import load_weights
 from model.inference import fold_batchnorm
-from model.prnet import MAP_SCALE, PRNet
+from model.prnet import PRNet, map_scale
 from uvgen.formats.errors import DataError
 from uvgen.resumable import check_output_file
 
@@ -39,7 +39,7 @@ class CropsToMap(nn.Module):
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         y = self.net(crops.permute(0, 3, 1, 2) / 255.0)
-        return (y * MAP_SCALE).permute(0, 2, 3, 1)
+        return (y * map_scale(self.net.in_size)).permute(0, 2, 3, 1)
 
 
 def export_onnx(weights: str | Path, out: str | Path, opset: int = OPSET) -> Path:

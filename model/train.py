@@ -69,7 +69,7 @@ from model.device import resolve_device
 from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from model.h5dataset import PositionMapDataset
 from model.loss import weighted_map_loss
-from model.prnet import MAP_SCALE, PRNet, use_channels_last_convs
+from model.prnet import PRNet, map_scale, use_channels_last_convs
 from model.train_settings import (
     augment_config_of,
     autocast_enabled,
@@ -228,7 +228,7 @@ def mean_target(dataset: PositionMapDataset, limit: int = 512) -> torch.Tensor:
     for k in range(n):
         m = dataset[k][1].to(torch.float64)
         total = m if total is None else total + m
-    return (total / n).permute(2, 0, 1).to(torch.float32) / MAP_SCALE
+    return (total / n).permute(2, 0, 1).to(torch.float32) / map_scale(total.shape[0])
 
 
 def landmark_nme(
@@ -262,7 +262,7 @@ def forward_loss(
     """
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         pred = net(x)
-    return weighted_map_loss(pred.float(), y, weight_mask)
+    return weighted_map_loss(pred.float(), y, weight_mask, map_scale(y.shape[-1]))
 
 
 def train_step(
@@ -309,8 +309,9 @@ def evaluate(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(x)
         pred = pred.float()
-        sums[0] += weighted_map_loss(pred, y, weight_mask).double() * len(x)
-        sums[1] += landmark_nme(pred * MAP_SCALE, y, kpt_uv).double().sum()
+        scale = map_scale(y.shape[-1])
+        sums[0] += weighted_map_loss(pred, y, weight_mask, scale).double() * len(x)
+        sums[1] += landmark_nme(pred * scale, y, kpt_uv).double().sum()
         sums[2] += len(x)
     all_reduce_sum(sums, info)
     model.train(was_training)

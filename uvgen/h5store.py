@@ -1,6 +1,7 @@
 """HDF5 storage of the UV ground truth: one file per split, written as shards then merged.
 
-Layout (the same per-sample layout in a shard and in the final file; N samples, H = W = 256):
+Layout (the same per-sample layout in a shard and in the final file; N samples, H = W = S, the
+UV size: 256 by default, ``uvgen.uv_size``):
 
 * ``images``     (N,H,W,3) uint8, the input crops; one chunk per sample (1,H,W,3).
 * ``posmaps``    (N,H,W,3) float16 or float32, the UV position maps in crop pixels (x right,
@@ -17,7 +18,8 @@ Layout (the same per-sample layout in a shard and in the final file; N samples, 
 
 The final file adds ``uv/weight_mask`` (H,W) float32, ``uv/face_mask`` (H,W) uint8 (0/1),
 ``uv/kpt_uv`` (2,68) int32 (row 0 = column, row 1 = row), ``uv/face_ind`` (K,) int64 (flat indices
-of the face-mask pixels) and the attributes ``model_checksum``, ``params`` (JSON) and ``split``.
+of the face-mask pixels) and the attributes ``model_checksum``, ``params`` (JSON), ``split`` and
+``uv_size`` (S; absent in files written before it, which are all 256: read as the maps' side).
 
 Storage options and the position-map codec (float16 or float32, compression): uvgen.h5codec;
 writing shards and merging them: uvgen.h5write; validating and reading: here.
@@ -117,7 +119,7 @@ class SampleRecord:
 
 @dataclass(frozen=True, eq=False)
 class UVData:
-    """The UV-space data shared by every sample of a file (H = W = 256 for PRNet).
+    """The UV-space data shared by every sample of a file (H = W = the file's UV size).
 
     weight_mask: (H,W) float32 loss weights. face_mask: (H,W) bool. kpt_uv: (2,68) int32 UV pixel
     of each key point, row 0 = column, row 1 = row. face_ind: (K,) int64 flat indices
@@ -226,7 +228,12 @@ def _check_file(f: h5py.File, path: Path) -> int:
         json.loads(_attr(f, path, "params"))
     except (TypeError, ValueError) as exc:
         raise DataError(path, "params", f"not a JSON string: {exc}") from exc
-    _check_uv(f, path, f["images"].shape[1:3])
+    hw = f["images"].shape[1:3]
+    if "uv_size" in f.attrs:
+        size = f.attrs["uv_size"]
+        if not np.issubdtype(np.asarray(size).dtype, np.integer) or (size, size) != hw:
+            raise DataError(path, "uv_size", f"is {size!r} but the maps are {hw[0]}x{hw[1]}")
+    _check_uv(f, path, hw)
     return n
 
 
@@ -313,6 +320,14 @@ class PositionMapFile(ClosesOnExit):
     @property
     def names(self) -> list[str]:
         return list(self._f["names"].asstr()[...])
+
+    @property
+    def uv_size(self) -> int:
+        """Side S of the S x S maps and crops: the ``uv_size`` attribute; files written before it
+        existed (all 256 x 256) read as their maps' side, i.e. 256."""
+        if "uv_size" in self._f.attrs:
+            return int(self._f.attrs["uv_size"])
+        return int(self._f["images"].shape[1])
 
     @property
     def uv(self) -> UVData:

@@ -285,7 +285,8 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
     Samples are streamed shard by shard (stored chunks copied as they are). ``attrs`` must hold
     ``model_checksum`` (str), ``params`` (JSON string or a JSON-serialisable mapping) and ``split``
     ('train' | 'test'); further entries are written as extra attributes. ``format_version``,
-    ``posmap_offset``, ``posmap_dtype`` and the codecs come from the shards, which must agree.
+    ``posmap_offset``, ``posmap_dtype`` and the codecs come from the shards, which must agree;
+    ``uv_size`` is the maps' side (square maps; an ``attrs`` entry must equal it).
     """
     out_path = Path(out_path)
     shard_paths = [Path(p) for p in shard_paths]
@@ -325,6 +326,8 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
     )
     h, w = layout["image_hw"]
     _check_uv_arrays(out_path, uv, (h, w))
+    if "uv_size" in attrs and (int(attrs["uv_size"]), int(attrs["uv_size"])) != (h, w):
+        raise ValueError(f"attrs uv_size {attrs['uv_size']} but the shards' maps are {h}x{w}")
 
     with _atomic_h5(out_path, durable=True) as out:
         _create_sample_datasets(out, sum(counts), (h, w), storage, extras_spec or {})
@@ -355,6 +358,8 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
             if key == "params" and not isinstance(value, str):
                 value = json.dumps(value, sort_keys=True)
             out.attrs[key] = value
+        if h == w:
+            out.attrs["uv_size"] = h
         out.attrs["posmap_lossy_values"] = lossy
         out.attrs["kind"] = "dataset"
 

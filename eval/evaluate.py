@@ -136,6 +136,7 @@ class GroundTruthFile(GroundTruth, ClosesOnExit):
             recs = f.records()
             layout = f.uv
             offset = float(f.attrs["posmap_offset"])
+            self.uv_size = f.uv_size  # side of the maps (uvgen.uv_size)
         if recs and "landmarks_gt" not in recs[0].extras:
             raise DataError(path, "extras/landmarks_gt", "missing: not a test-split file")
         self.face_ind = np.asarray(layout.face_ind, dtype=np.int64)

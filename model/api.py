@@ -123,13 +123,15 @@ def load_layout(
     uv_data: Path | str | None = None,
     model_dir: Path | str | None = None,
     uv_file: Path | str | None = None,
+    size: int = 256,
 ) -> FaceUV:
-    """The UV layout from PRNet's ``uv_data`` folder or from the morphable model in
-    ``model_dir``."""
+    """The UV layout (``size`` x ``size``: the network's crop size) from PRNet's ``uv_data``
+    folder or from the morphable model in ``model_dir`` (with ``uv_file``'s face mask and key
+    points, when given: its UV size must be ``size``)."""
     if uv_data is not None:
         from model.release import load_uv_data
 
-        return load_uv_data(uv_data)
+        return load_uv_data(uv_data, size)
     if model_dir is None:
         raise ValueError(
             "give uv_data (PRNet's uv-data folder) or model_dir (the project's face model)"
@@ -139,13 +141,19 @@ def load_layout(
     from uvgen.groundtruth import build_uv_layout
 
     model = load_bfm(Path(model_dir))
-    layout = build_uv_layout(model)
+    layout = build_uv_layout(model, size)
     if uv_file is None:
         return build_face_uv(model, layout=layout)
     from uvgen.h5store import PositionMapFile
 
     with PositionMapFile(Path(uv_file)) as f:
-        data = f.uv
+        data, file_size = f.uv, f.uv_size
+    if file_size != size:
+        raise DataError(
+            uv_file,
+            "uv_size",
+            f"maps are {file_size}x{file_size}, the network's crops {size}x{size}",
+        )
     return build_face_uv(model, layout=layout, face_mask=data.face_mask, kpt_uv=data.kpt_uv)
 
 
@@ -185,7 +193,7 @@ class PRN:
                         "layout: pass its uv-data folder (uv_data= / --uv-data)",
                     )
             net = load_weights(Path(weights))
-        self.uv = load_layout(uv_data, model_dir, uv_file)
+        self.uv = load_layout(uv_data, model_dir, uv_file, size=net.in_size)
         self.predictor = Predictor(
             net,
             self.uv.kpt_uv,

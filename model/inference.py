@@ -39,6 +39,7 @@ from torch import nn
 from model.checkpoint import load_weights
 from model.prnet import Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, map_scale, same_padding
 from uvgen.crop import crop_sample_points, warp_to_crop
+from uvgen.formats.errors import DataError
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
 from uvgen.h5store import PositionMapFile, UVData
 
@@ -258,6 +259,18 @@ class Prediction:
     crop: np.ndarray
 
 
+def check_same_size(weights: Path | str, in_size: int, uv_file: Path | str, uv_size: int) -> None:
+    """DataError naming ``weights`` unless its network's crops (``in_size``) have the UV size
+    ``uv_size`` of ``uv_file`` (maps and crops share their side)."""
+    if int(in_size) != int(uv_size):
+        raise DataError(
+            weights,
+            "in_size",
+            f"the network takes {in_size}x{in_size} crops, but {uv_file} holds "
+            f"{uv_size}x{uv_size} maps and crops (uv_size)",
+        )
+
+
 class Predictor:
     """Batched PRNet inference on one device.
 
@@ -298,12 +311,16 @@ class Predictor:
 
     @classmethod
     def from_files(cls, weights: Path, uv_source: Path | UVData, **kwargs) -> Predictor:
-        """From ``model.pt`` (or a checkpoint) and the UV layout of a UV HDF5 file (or a UVData)."""
+        """From ``model.pt`` (or a checkpoint) and the UV layout of a UV HDF5 file (or a UVData).
+
+        The file's UV size must be the network's crop size (DataError naming the weights)."""
+        net = load_weights(Path(weights))
         uv = uv_source
         if not isinstance(uv, UVData):
             with PositionMapFile(Path(uv_source)) as f:
-                uv = f.uv
-        return cls(load_weights(Path(weights)), uv.kpt_uv, uv.face_ind, **kwargs)
+                uv, size = f.uv, f.uv_size
+            check_same_size(weights, net.in_size, uv_source, size)
+        return cls(net, uv.kpt_uv, uv.face_ind, **kwargs)
 
     @torch.inference_mode()
     def predict_maps(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -302,11 +302,11 @@ def _train_baseline(cfg: BaselineConfig) -> BaselineResult:
     if cfg.val_file is not None:
         resolve_model_dir(model_dir, cfg.val_file)
     model = load_bfm(model_dir)
-    layout = build_uv_layout(model)
 
     with PositionMapFile(cfg.train_file) as f:
         n, uv = len(f), f.uv
-        crop_size = int(f.image(0).shape[0]) if n else 256
+        crop_size = f.uv_size  # the crops' side is the maps' (uvgen.uv_size)
+    layout = build_uv_layout(model, crop_size)
     if cfg.val_file is None:
         train_idx, val_idx = split_indices(n, cfg.val_fraction, cfg.seed)
         val_path = cfg.train_file

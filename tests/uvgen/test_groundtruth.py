@@ -6,6 +6,7 @@ rasteriser does (PRNet's maps came from it); everything else is float64."""
 import math
 
 import numpy as np
+import pytest
 
 from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
@@ -92,19 +93,24 @@ def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=2
     return out, done
 
 
-def _compare(model, shape, exp, pose, draws):
-    layout = build_uv_layout(model)
+def _compare(model, shape, exp, pose, draws, size=256):
+    layout = build_uv_layout(model, size)
     vertices = fit_vertices(model, shape, exp)[0]
     image = np.zeros((450, 450, 3), np.uint8)
-    fast = training_pair(model, layout, image, vertices, pose.astype(np.float64), draws).posmap
-    ref, covered = reference_map(model, shape, exp, pose.astype(np.float64), 450, draws)
+    pair = training_pair(model, layout, image, vertices, pose.astype(np.float64), draws)
+    fast = pair.posmap
+    assert fast.shape == (size, size, 3) and pair.image.shape == (size, size, 3)
+    ref, covered = reference_map(model, shape, exp, pose.astype(np.float64), 450, draws, size)
     np.testing.assert_array_equal(layout.raster.mask, covered)
     diff = np.abs(fast.astype(np.float64) - ref)[covered].max()
     assert diff <= 1e-3, f"fast map differs from the reference by {diff} px"
     return covered
 
 
-def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fixture_dir):
+@pytest.mark.parametrize("size", [128, 256, 512])
+def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fixture_dir, size):
+    """Any UV size (uvgen.uv_size): face3d's rules scaled with the size, the crop as large as the
+    map (image_h = uv_h): UV pixel = uv * (size - 1), crop corners at pixel centres 0, size - 1."""
     from uvgen.formats.lp300w import read_300wlp_mat
 
     fit = read_300wlp_mat(lp300w_fixture_dir / "IBUG_image_008_1_0.mat")
@@ -113,7 +119,7 @@ def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fix
     rng = np.random.default_rng(0)
     shape, exp, _ = sample_parameters(model, rng)
     covered = _compare(
-        model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x")
+        model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x"), size
     )
     assert covered.all()  # the real UV layout covers every pixel
 

@@ -15,7 +15,7 @@ Frames (every module above):
   section 4: ``y_img = h - y - 1``). Mesh files are written in this frame (y up, viewer looking
   down -z, as standard viewers expect), and the head pose is fitted in it.
 * model: the morphable model's space (BFM units, x to the subject's left, y up, z to the viewer).
-* UV: the map's pixels, column right, row down (S x S, S = 256).
+* UV: the map's pixels, column right, row down (S x S; S = 256 for PRNet, the network's crop size).
 
 Decoding uses a :class:`FaceUV` (:func:`build_face_uv` of the morphable model): the face mask, the
 key-point pixels, the grid triangles, and the canonical (mean) face for the head pose. Face pixels

@@ -360,7 +360,8 @@ def _depth_png(
     else:
         if transform is None:
             raise ValueError("a cropped depth image needs the face's crop transform")
-        zbuf, mask = crop_depth(verts, uv.triangles, transform, opts.size)
+        # the transform is to the network's crop, as large as its UV map
+        zbuf, mask = crop_depth(verts, uv.triangles, transform, opts.size, in_size=uv.size)
     if opts.norm == "minmax":
         return depth_to_uint8(zbuf, mask)
     return depth_to_prnet(zbuf, mask, float(np.max(verts[:, 2])), opts.bits)

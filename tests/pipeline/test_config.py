@@ -49,6 +49,8 @@ BAD = [
     ("  epochs: 3 ", "  epochs: 3.0 ", "train_common.epochs", "expected an integer, got 3.0"),
     ("  task_size: 100", '  task_size: "ten"', "uvgen.task_size", "expected an integer, got 'ten'"),
     ("  task_size: 100", "  task_size: 0", "uvgen.task_size", "[1, 10000]"),
+    ("  uv_size: 256", "  uv_size: 100", "uvgen.uv_size", "must be a multiple of 32"),
+    ("  uv_size: 256", "  uv_size: 4096", "uvgen.uv_size", "must be in [32, 2048]"),
     (None, "  compression: lz5", "uvgen.compression", "one of 'none', 'blosc-lz4'"),
     (None, "  on_bad_sample: true", "uvgen.on_bad_sample", "one of 'skip', 'fail'"),
     ("  lr: 1.0e-4", "  lr: true", "train.lr", "expected a number"),

@@ -77,6 +77,8 @@ def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
         ),
         (lambda f: f.attrs.__setitem__("split", "val"), "split"),
         (lambda f: f.attrs.__setitem__("format_version", 2), "format_version"),
+        (lambda f: f.attrs.__setitem__("uv_size", 128), "uv_size"),
+        (lambda f: f.attrs.__setitem__("uv_size", "256"), "uv_size"),
     ]
     for edit, field in cases:
         path = broken(edit)
@@ -92,3 +94,21 @@ def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
     with pytest.raises(DataError) as err:
         validate_file(junk)
     assert err.value.path == junk and err.value.field is None
+
+
+def test_the_uv_size_is_recorded_and_old_files_read_as_256(tmp_path: Path, merged16: Path):
+    with PositionMapFile(merged16) as f:
+        assert f.uv_size == 256 and int(f.attrs["uv_size"]) == 256
+    old = tmp_path / "old.h5"  # written before the attribute existed
+    old.write_bytes(merged16.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f.attrs["uv_size"]
+    validate_file(old)
+    with PositionMapFile(old) as f:
+        assert "uv_size" not in f.attrs and f.uv_size == 256
+    images, posmaps, records = samples(2)
+    write_shard(tmp_path / "shard.h5", images, posmaps, records, StorageOptions())
+    with pytest.raises(ValueError, match="attrs uv_size 128 but the shards' maps are 256x256"):
+        merge_shards(
+            [tmp_path / "shard.h5"], tmp_path / "b.h5", uv_data(), {**ATTRS, "uv_size": 128}
+        )

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from model.augment import AugmentConfig, augment_batch
 from model.h5dataset import PositionMapDataset
+from uvgen.formats.errors import DataError
 from uvgen.h5store import PositionMapFile, UVData
 
 
@@ -150,10 +151,18 @@ class DataSplit:
 def load_split(
     train_file: Path, val_file: Path | None, val_fraction: float, seed: int
 ) -> DataSplit:
-    """Open the training file; validation = ``val_file`` if given, else a held-out fraction."""
+    """Open the training file; validation = ``val_file`` if given (of the same UV size, else
+    DataError naming it), else a held-out fraction."""
     with PositionMapFile(train_file) as f:
-        n, uv = len(f), f.uv
+        n, uv, size = len(f), f.uv, f.uv_size
     if val_file is not None:
+        with PositionMapFile(val_file) as f:
+            if f.uv_size != size:
+                raise DataError(
+                    val_file,
+                    "uv_size",
+                    f"maps are {f.uv_size}x{f.uv_size}, the training file's {size}x{size}",
+                )
         return DataSplit(PositionMapDataset(train_file), PositionMapDataset(val_file), uv)
     train_idx, val_idx = split_indices(n, val_fraction, seed)
     val = PositionMapDataset(train_file, val_idx) if len(val_idx) else None

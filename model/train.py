@@ -320,11 +320,9 @@ def evaluate(
 
 
 def _image_size(path: Path) -> int:
+    """The crops' (and maps') side: the file's UV size (``uvgen.uv_size``)."""
     with PositionMapFile(path) as f:
-        h, w = f.image(0).shape[:2] if len(f) else (256, 256)
-    if h != w:
-        raise ValueError(f"{path}: crops must be square, got {h}x{w}")
-    return int(h)
+        return f.uv_size
 
 
 def train(cfg: TrainConfig) -> TrainResult:

@@ -147,3 +147,13 @@ def test_train_predict_evaluate_at_128(uv128: Path, tmp_path: Path) -> None:
                 skip_missing=False,
             )
         )
+
+
+def test_a_validation_file_of_another_size_is_named(uv128: Path, tmp_path: Path) -> None:
+    from model.data import load_split, write_toy_file
+
+    other = write_toy_file(tmp_path / "val64.h5", n=4, size=64)
+    with pytest.raises(DataError) as err:
+        load_split(uv128 / "uv" / "train.h5", other, 0.1, 0)
+    assert err.value.path == other and err.value.field == "uv_size"
+    assert "64x64, the training file's 128x128" in str(err.value)

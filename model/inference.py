@@ -2,7 +2,7 @@
 vertices.
 
 Coordinates: original-image pixels (x right, y down, z depth in the same pixel units) and crop
-pixels of the S x S network input (S = 256). The crop is PRNet's:
+pixels of the S x S network input (S = the crop size, 256 for PRNet). The crop is PRNet's:
 
 * from 68 points (docs/conventions.md section 6): the points' box, ``center`` its middle,
   ``size = int(1.6 * old_size)`` with ``old_size`` the mean of the box's width and height;

@@ -6,7 +6,7 @@ The graph is the :class:`model.inference.Predictor`'s forward pass, batch norms 
 * input ``crops``: (B, S, S, 3) float32, the crop's RGB values 0..255 (a uint8 crop cast to
   float), S the network's input size (256 for PRNet's release);
 * output ``posmap``: (B, S, S, 3) float32, the UV position map in crop pixels (x right, y down,
-  z depth; PRNet's ``network output * 256 * 1.1``), to be mapped back to the image as
+  z depth; PRNet's ``network output * S * 1.1``), to be mapped back to the image as
   :func:`model.inference.map_to_image` does.
 
 B is dynamic. Exported with torch's TorchScript-based exporter (opset 17); ``onnx`` must be

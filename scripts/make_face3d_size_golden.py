@@ -1,5 +1,5 @@
 """Write tests/fixtures/face3d_sizes.npz: face3d's own position map and crop of the real 300W-LP
-fixture sample at UV sizes 128, 256 and 512, for tests/uvgen/test_face3d_sizes.py.
+fixture sample at UV sizes 128, 256 and 512, for tests/uvgen/test_groundtruth.py.
 
 face3d's ``examples/8_generate_posmap_300WLP.py`` is run as it is (its ``process_uv`` and
 ``run_posmap_300W_LP`` with ``uv_h = uv_w = image_h = image_w = S``) on the project's real-topology

@@ -4,7 +4,7 @@ landmarks for defa, on augmented targets) and the validation NME."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -30,7 +30,17 @@ from uvgen.formats.bfm import MorphableModel
 
 if TYPE_CHECKING:  # names used in annotations only
     from model.baselines.params3dmm import LandmarkDecoder, ParamSpec
-    from model.baselines.train_baseline import BaselineConfig
+
+
+class LossSettings(Protocol):
+    """What :class:`LossFn` reads of a baseline's settings (``BaselineConfig`` has them)."""
+
+    seed: int
+    loss_vertices: int
+    landmark_weight: float
+
+    @property
+    def spec(self) -> ParamSpec: ...
 
 
 class FitTable:
@@ -87,7 +97,7 @@ class LossFn:
 
     def __init__(
         self,
-        cfg: BaselineConfig,
+        cfg: LossSettings,
         model: MorphableModel,
         whitening: Whitening,
         landmarks: LandmarkDecoder,

@@ -99,8 +99,9 @@ from pipeline.benchmark_cli import add_evaluate_parser
 from pipeline.onnx_cli import add_export_onnx_parser
 from pipeline.stage import EXIT_ERROR
 from pipeline.uv_tools_cli import add_parser as add_uv_tools_parser
+from uvgen.atomic import atomic_output
 from uvgen.formats.errors import DataError
-from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
+from uvgen.formats.matfile import load_mat, read_jpeg
 from uvgen.raster import Rasterization
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")

@@ -15,7 +15,7 @@ from model.augment import (
     random_affine,
 )
 from model.baselines.inputs import ImageDataset, network_input
-from model.baselines.losses import landmark_loss, landmark_nme, parameter_loss, vdc_loss, wpdc_loss
+from model.baselines.losses import landmark_loss, parameter_loss, vdc_loss, wpdc_loss
 from model.baselines.params3dmm import (
     CropFits,
     VertexBasis,
@@ -26,6 +26,7 @@ from model.baselines.params3dmm import (
     encode_fits,
 )
 from model.data import derived_seed, make_loader
+from model.nme import nme_2d
 from uvgen.formats.bfm import MorphableModel
 
 if TYPE_CHECKING:  # names used in annotations only
@@ -155,7 +156,7 @@ def evaluate(
         target_raw, gt_lmk = table.targets(loss_fn.spec, k)
         loss_sum += float(loss_fn(kind, pred_w, target_raw, gt_lmk)) * len(k)
         nme_sum += float(
-            landmark_nme(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum()
+            nme_2d(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum()
         )
         count += len(k)
     net.train(was_training)

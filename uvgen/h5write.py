@@ -41,6 +41,7 @@ from uvgen.h5store import (
     _open,
 )
 from uvgen.resumable import unique_tmp_name
+from uvgen.weight_classes import CLASS_NAMES, check_classes
 
 # ---------------------------------------------------------------------------------------------
 # Writing
@@ -341,6 +342,10 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
                     out[_EXTRAS][key][start : start + n] = f[_EXTRAS][key][...]
             start += n
         grp = out.create_group(_UV)
+        classes = grp.create_dataset(
+            "weight_class", track_times=False, data=np.asarray(uv.weight_class, dtype=np.uint8)
+        )
+        classes.attrs["classes"] = ", ".join(f"{k} {n}" for k, n in enumerate(CLASS_NAMES))
         grp.create_dataset(
             "weight_mask", track_times=False, data=np.asarray(uv.weight_mask, dtype=np.float32)
         )
@@ -361,8 +366,11 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
 
 def _check_uv_arrays(path: Path, uv: UVData, hw: tuple[int, int]) -> None:
     h, w = hw
+    problem = check_classes(uv.weight_class)
+    if problem:
+        raise DataError(path, f"{_UV}/weight_class", problem)
     for name, shape in {
-        "weight_mask": (h, w),
+        "weight_class": (h, w),
         "face_mask": (h, w),
         "kpt_uv": (2, N_KEYPOINTS),
     }.items():

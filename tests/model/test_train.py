@@ -20,8 +20,8 @@ import yaml
 from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
 from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
 from model.train import TrainConfig, run_fingerprint, state_digest, train
-from model.train_settings import lr_factor
-from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TRAIN_COMMON
+from model.train_settings import TrainCommon, lr_factor
+from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT
 from pipeline.train import config_from_params
 from uvgen.resumable import BuildLockedError, exclusive_lock
 
@@ -189,7 +189,7 @@ main(["--params", sys.argv[4]])
 def _params_file(path: Path, cfg: TrainConfig) -> Path:
     raw = yaml.safe_load(Path(DEFAULT_PARAMS).read_text())
     raw["train"] = cfg.to_json()
-    raw["train_common"] = {key: raw["train"].pop(key) for key in TRAIN_COMMON}
+    raw["train_common"] = {key: raw["train"].pop(key) for key in TrainCommon.common_keys()}
     path.write_text(yaml.safe_dump(raw))
     return path
 

@@ -11,9 +11,9 @@ import h5py
 import pytest
 import yaml
 
+from model.train_settings import TrainCommon
 from pipeline.config import (
     DEFAULT_PARAMS,
-    TRAIN_COMMON,
     check_split,
     load_params,
 )
@@ -23,6 +23,7 @@ from pipeline.train_baseline import config_from_params as baseline_config
 from pipeline.typed_yaml import ConfigError
 
 TEXT = DEFAULT_PARAMS.read_text()
+TRAIN_COMMON = TrainCommon.common_keys()
 
 
 def _params_with(tmp_path: Path, old: str | None, new: str) -> Path:
@@ -204,6 +205,7 @@ OWN_BEFORE = {
         "template": True,
         "compile": False,
         "cpu_channels_last_convs": True,
+        "loss_weights": {"keypoint": 16.0, "eye_nose_mouth": 4.0, "face": 3.0, "outside": 0.0},
     },
     "train_3ddfa": {
         "kind": "3ddfa",

@@ -70,6 +70,7 @@ from model.device import resolve_device
 from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from model.h5dataset import PositionMapDataset
 from model.loss import LossWeights, weighted_map_loss
+from model.nme import nme_2d
 from model.prnet import MAP_SCALE, PRNet, use_channels_last_convs
 from model.train_settings import (
     TrainCommon,
@@ -188,11 +189,9 @@ def landmark_nme(
     1 = row. Error = mean point distance in (x, y) / sqrt(w * h) of the target points' box.
     """
     ku, kv = kpt_uv[0], kpt_uv[1]
-    pred = pred_px[:, :2, kv, ku].float()  # (B, 2, 68)
-    gt = target_px[:, :2, kv, ku].float()
-    err = (pred - gt).norm(dim=1).mean(dim=1)
-    size = gt.amax(dim=2) - gt.amin(dim=2)  # (B, 2) = (w, h)
-    return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
+    pred = pred_px[:, :2, kv, ku].float().transpose(1, 2)  # (B, 68, 2)
+    gt = target_px[:, :2, kv, ku].float().transpose(1, 2)
+    return nme_2d(pred, gt)
 
 
 def forward_loss(

@@ -41,6 +41,7 @@ import numpy as np
 from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
 from uvgen.h5codec import POSMAP_DTYPES, decode_posmap
+from uvgen.h5open import open_h5
 from uvgen.weight_classes import CLASS_NAMES, check_classes, class_weights, paper_weight_classes
 
 FORMAT_VERSION = 1
@@ -147,10 +148,13 @@ class UVData:
 
 
 def _open(path: Path) -> h5py.File:
+    """The file open for reading; every failure is a :class:`DataError` naming ``path``."""
     try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise DataError(path, None, f"cannot open as HDF5: {exc}") from exc
+        return open_h5(path)
+    except IsADirectoryError as exc:
+        raise DataError(path, None, "is a directory, expected an HDF5 file") from exc
+    except FileNotFoundError as exc:
+        raise DataError(path, None, "no such file") from exc
 
 
 def _attr(f: h5py.File, path: Path, name: str) -> Any:

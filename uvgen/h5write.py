@@ -9,7 +9,6 @@ copies the stored (possibly compressed) chunks of the shards as they are, shard 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from uvgen.atomic import atomic_path
 from uvgen.formats.errors import DataError
 from uvgen.h5codec import (
     PosmapPrecisionWarning,
@@ -40,19 +40,10 @@ from uvgen.h5store import (
     _check_samples,
     _open,
 )
-from uvgen.resumable import unique_tmp_name
 from uvgen.weight_classes import CLASS_NAMES, check_classes
 
 # ---------------------------------------------------------------------------------------------
 # Writing
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -64,21 +55,12 @@ def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
     The rename alone protects against a killed process; ``durable`` also fsyncs the data before
     the rename (against a machine crash), which costs a full write-back: used for final files,
     not for shards."""
-    path = Path(path)
-    tmp = unique_tmp_name(path)  # this call's own name: never another writer's open file
-    # No chunk cache: every chunk is written whole once anyway, and a dirty cached chunk that fails
-    # to write (full disk) makes HDF5 crash when the file is closed (segfault at exit).
-    f = h5py.File(tmp, "x", rdcc_nbytes=0)
-    try:
-        with f:
-            yield f
-            f.flush()
-        if durable:
-            _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # This call's own temporary name (never another writer's file). No chunk cache: every chunk is
+    # written whole once anyway, and a dirty cached chunk that fails to write (full disk) makes
+    # HDF5 crash when the file is closed (segfault at exit). The file is closed before the rename.
+    with atomic_path(path, durable) as tmp, h5py.File(tmp, "x", rdcc_nbytes=0) as f:
+        yield f
+        f.flush()
 
 
 def _check_batch(

@@ -40,6 +40,7 @@ from uvgen.h5store import (
     _check_samples,
     _open,
 )
+from uvgen.weight_classes import CLASS_NAMES, check_classes
 
 # ---------------------------------------------------------------------------------------------
 # Writing
@@ -323,6 +324,10 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
                     out[_EXTRAS][key][start : start + n] = f[_EXTRAS][key][...]
             start += n
         grp = out.create_group(_UV)
+        classes = grp.create_dataset(
+            "weight_class", track_times=False, data=np.asarray(uv.weight_class, dtype=np.uint8)
+        )
+        classes.attrs["classes"] = ", ".join(f"{k} {n}" for k, n in enumerate(CLASS_NAMES))
         grp.create_dataset(
             "weight_mask", track_times=False, data=np.asarray(uv.weight_mask, dtype=np.float32)
         )
@@ -343,8 +348,11 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
 
 def _check_uv_arrays(path: Path, uv: UVData, hw: tuple[int, int]) -> None:
     h, w = hw
+    problem = check_classes(uv.weight_class)
+    if problem:
+        raise DataError(path, f"{_UV}/weight_class", problem)
     for name, shape in {
-        "weight_mask": (h, w),
+        "weight_class": (h, w),
         "face_mask": (h, w),
         "kpt_uv": (2, N_KEYPOINTS),
     }.items():

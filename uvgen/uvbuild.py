@@ -391,7 +391,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
         model, layout.size, source=s.mask_source, prnet_dir=s.prnet_dir, raster=layout.raster
     )
     uv = UVData(
-        weight_mask=masks.weights,
+        weight_class=masks.weight_class,
         face_mask=masks.face,
         kpt_uv=masks.kpt_uv,
         face_ind=masks.face_ind,

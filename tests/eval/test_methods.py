@@ -136,7 +136,7 @@ def _uv_file(path, maps: np.ndarray, split: str):
         [shard],
         path,
         UVData(
-            np.ones((MEAN_MAP_SIZE, MEAN_MAP_SIZE), np.float32),
+            np.ones((MEAN_MAP_SIZE, MEAN_MAP_SIZE), np.uint8),
             np.ones((MEAN_MAP_SIZE, MEAN_MAP_SIZE), bool),
             kpt_uv,
             np.arange(MEAN_MAP_SIZE**2),

@@ -107,7 +107,7 @@ def _write_uv_file(
     )
     masks = build_uv_masks(model, layout.size, raster=layout.raster)
     uv = UVData(
-        weight_mask=masks.weights,
+        weight_class=masks.weight_class,
         face_mask=masks.face,
         kpt_uv=masks.kpt_uv,
         face_ind=masks.face_ind,

@@ -15,7 +15,6 @@ installed (``pip install onnx``; ``onnxruntime`` to run it).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from torch import nn
 from model.checkpoint import load_weights
 from model.inference import fold_batchnorm
 from model.prnet import PRNet, map_scale
+from uvgen.atomic import atomic_path
 from uvgen.formats.errors import DataError
 from uvgen.resumable import check_output_file
 
@@ -56,20 +56,15 @@ def export_onnx(weights: str | Path, out: str | Path, opset: int = OPSET) -> Pat
     module = CropsToMap(net).eval()
     example = torch.zeros(1, net.in_size, net.in_size, 3)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                module,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                input_names=["crops"],
-                output_names=["posmap"],
-                dynamic_axes={"crops": {0: "batch"}, "posmap": {0: "batch"}},
-                opset_version=opset,
-            )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(tmp),
+            dynamo=False,
+            input_names=["crops"],
+            output_names=["posmap"],
+            dynamic_axes={"crops": {0: "batch"}, "posmap": {0: "batch"}},
+            opset_version=opset,
+        )
     return out

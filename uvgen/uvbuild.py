@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import time
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from uvgen.atomic import atomic_write_text
 from uvgen.checks import check_uv_size
 from uvgen.diskspace import DiskFullError, disk_full_as_error, ensure_free_space, free_bytes
 from uvgen.formats.aflw import list_aflw_samples
@@ -57,7 +59,6 @@ from uvgen.resumable import (
     prepare_resumable_dir,
     remove_resumable_dir,
     remove_stale_temporaries,
-    unique_tmp_name,
 )
 from uvgen.uvtasks import (
     TaskResult,
@@ -316,17 +317,12 @@ def rejects_summary(rejects: list[Reject], rejects_path: Path, top: int = 3) -> 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> None:
     """CSV with columns file, field, reason (atomically written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = unique_tmp_name(path)
-    try:
-        with disk_full_as_error(path), open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["file", "field", "reason"])
-            for r in rejects:
-                writer.writerow([str(r.path), r.field or "", r.reason])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["file", "field", "reason"])
+    for r in rejects:
+        writer.writerow([str(r.path), r.field or "", r.reason])
+    atomic_write_text(path, text.getvalue())
 
 
 def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> BuildReport:
@@ -405,7 +401,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
         model, layout.size, source=s.mask_source, prnet_dir=s.prnet_dir, raster=layout.raster
     )
     uv = UVData(
-        weight_mask=masks.weights,
+        weight_class=masks.weight_class,
         face_mask=masks.face,
         kpt_uv=masks.kpt_uv,
         face_ind=masks.face_ind,

@@ -9,7 +9,6 @@ spec; the model and its UV layout are loaded once per worker process and cached.
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uvgen.atomic import atomic_write_text
 from uvgen.formats.aflw import check_aflw_name, read_aflw_mat
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError, DataWarning
@@ -121,10 +121,8 @@ def rejects_path_for(shard_path: Path) -> Path:
 
 def save_rejects(shard_path: Path, rejects: list[Reject]) -> None:
     """Write a task's rejects beside its shard (atomically)."""
-    path = rejects_path_for(shard_path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps([[str(r.path), r.field, r.reason] for r in rejects]))
-    os.replace(tmp, path)
+    rows = [[str(r.path), r.field, r.reason] for r in rejects]
+    atomic_write_text(rejects_path_for(shard_path), json.dumps(rows))
 
 
 def is_finished(shard_path: Path) -> bool:

@@ -118,7 +118,7 @@ def test_command_errors_are_one_line(tmp_path, embedded_model, capsys) -> None:
         cli.main(base + ["--mask-source", "prnet"])
     rc = cli.main(base + ["--mask-source", "prnet", "--prnet-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert rc == 1 and len(err.strip().splitlines()) == 1
     assert "uv_face_mask.png" in err and "missing file" in err
 
 

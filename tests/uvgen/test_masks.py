@@ -79,7 +79,7 @@ def test_weight_classes_agree_with_prnet(agreement):
     # Measured: 1.0 inside both face masks; 0.9865 over all pixels (the face edges differ).
     assert w["agreement_in_face"] >= 0.999
     assert w["agreement"] >= 0.98
-    assert w["classes"]["region"]["iou"] >= 0.999
+    assert w["classes"]["eye_nose_mouth"]["iou"] >= 0.999
     assert w["classes"]["keypoint"]["iou"] == 1.0
     conf = w["confusion"]
     assert conf.sum() == 256 * 256

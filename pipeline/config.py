@@ -23,6 +23,7 @@ from pipeline.typed_yaml import (
     read_yaml,
 )
 from uvgen.checks import check_device, check_range, check_seed, check_uv_size
+from uvgen.formats.registry import format_names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -103,9 +104,13 @@ class UVGenParams:
     prnet_dir: Path | None
     on_bad_sample: Literal["skip", "fail"]
     uv_size: int = 256  # side of the UV maps and crops: 128, 256 (PRNet's), 512, ...
+    train_format: str = "300w_lp"  # data set formats (uvgen.formats.registry) of the two roots
+    test_format: str = "aflw2000_3d"
 
     def __post_init__(self) -> None:
         check_uv_size("uvgen.uv_size", self.uv_size)
+        for key in ("train_format", "test_format"):
+            _choice(f"uvgen.{key}", getattr(self, key), format_names())
         if self.mask_source == "prnet" and self.uv_size != 256:
             raise ValueError(
                 f"uvgen.uv_size: mask_source 'prnet' has PRNet's 256x256 masks, got {self.uv_size}"

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=p.workers,
         scheduler_address=p.scheduler_address,
         uv_size=p.uv_size,
+        data_format=p.train_format if args.split == "train" else p.test_format,
     )
     params = {k: str(v) for k, v in dataclasses.asdict(p).items()}
     try:

@@ -43,9 +43,9 @@ from tqdm import tqdm
 from uvgen.atomic import atomic_write_text
 from uvgen.checks import check_uv_size
 from uvgen.diskspace import DiskFullError, disk_full_as_error, ensure_free_space, free_bytes
-from uvgen.formats.aflw import list_aflw_samples
 from uvgen.formats.errors import DataError, warn_data
-from uvgen.formats.lp300w import image_path_for, list_300wlp_samples
+from uvgen.formats.lp300w import image_path_for
+from uvgen.formats.registry import format_of_split
 from uvgen.formats.scan import Reject
 from uvgen.h5codec import StorageOptions
 from uvgen.h5store import UVData
@@ -86,7 +86,7 @@ FORMAT_VERSION = 1
 class BuildSettings:
     """Everything that decides the content of a split's file (plus how to run it)."""
 
-    split: str  # 'train' (300W-LP layout) or 'test' (AFLW2000-3D layout)
+    split: str  # the file's role, 'train' or 'test' (its `split` attribute)
     model_dir: Path
     source_root: Path
     out_path: Path
@@ -101,6 +101,7 @@ class BuildSettings:
     workers: int = 2  # 0 = run in this process without dask
     scheduler_address: str | None = None
     uv_size: int = UV_SIZE  # map and crop side (face3d's uv_h = uv_w = image_h = image_w)
+    data_format: str = ""  # uvgen.formats.registry name; "" = the split's default
 
     @property
     def work_dir(self) -> Path:
@@ -111,15 +112,11 @@ class BadSamplesError(RuntimeError):
     """Raised (after the rejects report is written) when bad samples must fail the stage."""
 
 
-def list_sample_keys(split: str, source_root: Path) -> list[str]:
-    """``.mat`` paths relative to ``source_root``, sorted (300W-LP folders or AFLW2000-3D). Every
-    ``.mat`` entry is a sample (a folder, a dangling link, an AFLW2000-3D file not named
-    ``imageNNNNN.mat``): the tasks reject those with a reason."""
-    if split == "train":
-        paths = list_300wlp_samples(source_root)
-    else:
-        paths = list_aflw_samples(source_root, any_name=True)
-    return [p.relative_to(source_root).as_posix() for p in paths]
+def list_sample_keys(split: str, source_root: Path, data_format: str = "") -> list[str]:
+    """The sample files' paths relative to ``source_root``, sorted, as the split's data set format
+    lists them (:mod:`uvgen.formats.registry`). Every entry is a sample (a folder, a dangling link,
+    an AFLW2000-3D file not named ``imageNNNNN.mat``): the tasks reject those with a reason."""
+    return format_of_split(split, data_format).sample_keys(source_root)
 
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -151,6 +148,7 @@ def _content_settings(s: BuildSettings, keys: list[str], checksum: str) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "split": s.split,
+        "data_format": format_of_split(s.split, s.data_format).name,
         "model_checksum": checksum,
         "source_root": str(s.source_root),
         "samples": file_digest_of_text("\n".join(keys)),
@@ -360,17 +358,18 @@ def _plan(s: BuildSettings, keys: list[str], resume: dict) -> list[TaskSpec]:
                 sample_keys=chunk,
                 shard_path=s.work_dir / name,
                 seed=s.seed,
-                jitter=s.jitter and s.split == "train",
+                jitter=s.jitter and format_of_split(s.split, s.data_format).crop == "training",
                 storage=s.storage,
                 first_index=i,
                 uv_size=s.uv_size,
+                data_format=format_of_split(s.split, s.data_format).name,
             )
         )
     return specs
 
 
 def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildReport:
-    keys = list_sample_keys(s.split, s.source_root)
+    keys = list_sample_keys(s.split, s.source_root, s.data_format)
     if not keys:
         raise DataError(s.source_root, None, "no samples found")
     checksum = model_checksum(s.model_dir)
@@ -410,6 +409,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
         "format_version": FORMAT_VERSION,
         "model_checksum": checksum,
         "split": s.split,
+        "data_format": format_of_split(s.split, s.data_format).name,
         "uv_size": s.uv_size,
         "params": json.dumps(params_for_attrs or settings, sort_keys=True, default=str),
     }

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from uvgen.atomic import atomic_write_text
-from uvgen.formats.aflw import check_aflw_name, read_aflw_mat
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError, DataWarning
-from uvgen.formats.lp300w import read_300wlp_mat
 from uvgen.formats.matfile import read_jpeg
+from uvgen.formats.registry import DataSetFormat, format_of_split
 from uvgen.formats.scan import Reject
 from uvgen.geometry import (
     MAX_MAP_ABS,
@@ -54,7 +53,8 @@ from uvgen.posmap_float16 import encode_posmap_fast
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: ``split`` 'train' (300W-LP layout) or 'test' (AFLW2000-3D layout).
+    """One task of a split's build: ``data_format`` names how its samples are read and cropped
+    (:mod:`uvgen.formats.registry`; "" = the default format of ``split``, 'train' or 'test').
 
     ``sample_keys`` are the ``.mat`` paths relative to ``source_root`` (their names in the file);
     ``seed`` and ``jitter`` give the reproducible crop jitter of training samples. ``first_index``
@@ -73,6 +73,11 @@ class TaskSpec:
     storage: StorageOptions
     first_index: int = 0  # index of sample_keys[0] in the split's sorted sample list
     uv_size: int = UV_SIZE  # side of the UV maps and of the crops (pixels)
+    data_format: str = ""
+
+    @property
+    def format(self) -> DataSetFormat:
+        return format_of_split(self.split, self.data_format)
 
 
 @dataclass
@@ -160,14 +165,12 @@ def _read_samples(
 ) -> list[tuple[int, str, object, np.ndarray]]:
     """(index in the task, key, fit, image) of each readable sample; the others go to
     ``rejects``."""
-    reader = read_300wlp_mat if spec.split == "train" else read_aflw_mat
+    read_sample = spec.format.read_sample
     out = []
     for i, key in enumerate(spec.sample_keys):
         path = spec.source_root / key
         try:
-            if spec.split == "test":
-                check_aflw_name(path)
-            fit = reader(path)
+            fit = read_sample(path)
             clock.lap("read .mat")
             image = _check_image(fit.image_path, read_jpeg(fit.image_path))
             clock.lap("decode JPEG")
@@ -208,7 +211,7 @@ class StepClock:
 
 
 def make_sample_pair(
-    split: str,
+    crop: str,
     model: MorphableModel,
     layout: UVLayout,
     fit: object,
@@ -217,7 +220,8 @@ def make_sample_pair(
     draws: tuple[float, float, float],
     lap: Callable[[str], None] | None = None,
 ) -> tuple[CropPair, dict[str, np.ndarray]]:
-    """The pair of one sample (and its extras), after the plausibility checks of
+    """The pair of one sample (and its extras) with the ``crop`` of its data set format
+    ('training' or 'evaluation', :mod:`uvgen.formats.registry`), after the plausibility checks of
     :mod:`uvgen.geometry`; raises GeometryError(field, reason) for an absurd or degenerate sample.
     ``lap(step)`` is called after each step (benchmark breakdown)."""
     pose = np.asarray(fit.pose_para, dtype=np.float64).ravel()
@@ -228,7 +232,7 @@ def make_sample_pair(
             "Shape_Para", "the fit's vertices overflow float32 (Shape_Para/Exp_Para far too large)"
         )
     extras: dict[str, np.ndarray] = {}
-    if split == "train":
+    if crop == "training":
         key_img = image_vertices(vertices[model.kpt_ind], pose, image.shape[0])
         try:
             check_face_box(key_img, image.shape, "Pose_Para")
@@ -295,10 +299,11 @@ def _run_task(
         all_vertices = fit_vertices(model, shapes, exps, slots=slots, reuse_buffer=True)
     clock.lap("vertices (task product)")
     for (_, key, fit, image), vertices in zip(samples, all_vertices if samples else []):
-        draws = jitter_draws(spec.seed, key) if spec.split == "train" and spec.jitter else NO_JITTER
+        training = spec.format.crop == "training"
+        draws = jitter_draws(spec.seed, key) if training and spec.jitter else NO_JITTER
         try:
             pair, extras = make_sample_pair(
-                spec.split, model, layout, fit, image, vertices, draws, lap
+                spec.format.crop, model, layout, fit, image, vertices, draws, lap
             )
         except (GeometryError, ValueError) as err:
             field = getattr(err, "field", None)

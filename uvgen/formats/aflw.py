@@ -29,6 +29,7 @@ from uvgen.formats.lp300w import (
     write_fit_sample,
 )
 from uvgen.formats.matfile import FieldSpec
+from uvgen.formats.registry import DataSetFormat, register
 from uvgen.formats.scan import Reject, list_files
 
 N_AFLW_POINTS = 21
@@ -117,3 +118,21 @@ def scan_aflw(
 ) -> tuple[list[AFLWSample], list[Reject]]:
     """List and read every sample in ``root``: (samples, rejects)."""
     return read_all(list_aflw_samples(root), collect_rejects, check_image)
+
+
+def read_aflw_sample(path: Path) -> AFLWSample:
+    """One AFLW2000-3D sample as the UV build reads it: named ``imageNNNNN.mat`` (the name the
+    evaluation matches by), then :func:`read_aflw_mat`."""
+    check_aflw_name(path)
+    return read_aflw_mat(path)
+
+
+AFLW2000_3D = register(
+    DataSetFormat(
+        name="aflw2000_3d",
+        description="AFLW2000-3D: imageNNNNN.jpg + imageNNNNN.mat (pt3d_68) in one folder",
+        list_samples=partial(list_aflw_samples, any_name=True),
+        read_sample=read_aflw_sample,
+        crop="evaluation",
+    )
+)

@@ -37,6 +37,7 @@ from uvgen.formats.matfile import (
     read_fields,
     read_jpeg,
 )
+from uvgen.formats.registry import DataSetFormat, register
 from uvgen.formats.scan import Reject, list_files
 from uvgen.formats.scan import read_all as _read_all
 
@@ -336,3 +337,15 @@ def scan_300wlp(
 ) -> tuple[list[Fit300WLP], list[Reject]]:
     """List and read every sample under ``root``: (fits, rejects)."""
     return read_all(list_300wlp_samples(root), collect_rejects, check_image)
+
+
+LP300W = register(
+    DataSetFormat(
+        name="300w_lp",
+        description="300W-LP: NAME.jpg + NAME.mat in the eight folders AFW, HELEN, IBUG, LFPW "
+        "and their _Flip copies",
+        list_samples=list_300wlp_samples,
+        read_sample=read_300wlp_mat,
+        crop="training",
+    )
+)

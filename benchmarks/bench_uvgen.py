@@ -172,10 +172,10 @@ def per_sample(
         f"{narrow} (checked once per process in {time.perf_counter() - tic:.2f} s)"
     )
 
-    def one_at_a_time() -> float:
+    def one_at_a_time(exact: bool = True) -> float:
         tic = time.perf_counter()
         for i in range(count):
-            v = fit_vertices(model, shapes[i], exps[i], slots=[i])[0]
+            v = fit_vertices(model, shapes[i], exps[i], slots=[i], exact=exact)[0]
             training_pair(model, layout, images[i], v, poses[i], draws[i])
         return (time.perf_counter() - tic) / count
 
@@ -202,6 +202,7 @@ def per_sample(
 
     timers = {
         "one at a time": one_at_a_time,
+        "one at a time, exact=False (1-row gemv)": lambda: one_at_a_time(exact=False),
         "one at a time, padded to 50 rows (before)": padded_one_at_a_time,
         f"batches of {PRODUCT_ROWS}": batched,
     }
@@ -247,6 +248,39 @@ def per_sample(
     print(f"  median of {rounds} interleaved rounds, load average {load[0]:.2f}:")
     for name, values in results.items():
         print(f"  {name:<42s} {1000 * statistics.median(values):7.2f} ms/sample")
+    exact_false_differences(model, layout, shapes, exps, images, poses, draws)
+
+
+def exact_false_differences(model, layout, shapes, exps, images, poses, draws) -> None:
+    """How often ``exact=False`` changes a stored float16 map value, and by how many steps."""
+    import numpy as np
+
+    from uvgen.groundtruth import fit_vertices, training_pair
+    from uvgen.posmap_float16 import encode_posmap_fast
+
+    storage = StorageOptions()
+    stored = [np.empty((256, 256, 3), np.float16) for _ in range(2)]
+    changed = values = samples_changed = 0
+    steps = 0.0
+    for i in range(len(shapes)):
+        for exact, out in ((True, stored[0]), (False, stored[1])):
+            v = fit_vertices(model, shapes[i], exps[i], slots=[i], exact=exact)[0]
+            pair = training_pair(model, layout, images[i], v, poses[i], draws[i])
+            encode_posmap_fast(pair.posmap, storage, out)
+        diff = stored[0] != stored[1]
+        changed += int(diff.sum())
+        values += diff.size
+        samples_changed += bool(diff.any())
+        if diff.any():  # steps between same-signed float16 values: their bit patterns' distance
+            a, b = (x[diff].view(np.int16).astype(np.int64) for x in stored)
+            same = np.sign(stored[0][diff]) == np.sign(stored[1][diff])
+            gap = np.where(same, np.abs(a - b), np.abs(a & 0x7FFF) + np.abs(b & 0x7FFF))
+            steps = max(steps, float(gap.max()))
+    print(
+        f"  exact=False against the build's bytes: {changed} of {values:,} stored float16 values "
+        f"differ ({100 * changed / values:.4f}%), in {samples_changed} of {len(shapes)} samples; "
+        f"largest difference {steps:.0f} storage step(s)"
+    )
 
 
 def end_to_end(model_dir: Path, source: Path, work: Path) -> None:

@@ -121,6 +121,7 @@ def fit_vertices(
     exp_params: np.ndarray,
     slots: np.ndarray | None = None,
     reuse_buffer: bool = False,
+    exact: bool = True,
 ) -> np.ndarray:
     """(B, n, 3) float32 model-space vertices of B fits: ``[1, shape_para, exp_para] @
     vertex_basis(model)`` in float32 (the components' stored precision: ~1e-2 BFM units of
@@ -137,6 +138,11 @@ def fit_vertices(
     One sample at a time (a block of at most :data:`NARROW_ROWS` samples) is served by a
     NARROW_ROWS-row product instead, ~1/25 of the work, where :func:`narrow_products_agree`
     finds that this BLAS gives it the same bytes; elsewhere it is padded like the rest.
+
+    ``exact=False`` (for maps made on the fly, never for a build): a sample alone in its block
+    takes numpy's 1-row product (a gemv, about half the narrow product's time), whose summation
+    order differs: its vertices differ from the build's by float32 rounding (~1e-2 BFM units),
+    so a stored float16 map value can differ by one storage step (how often: docs/uv_speed.md).
 
     ``reuse_buffer``: write into a per-process buffer kept for the next call (which overwrites
     the result; for the build's tasks, which spares ~0.1 ms a sample of fresh-memory page faults).
@@ -174,9 +180,16 @@ def fit_vertices(
             stack = _STACK[0]
     else:
         stack = np.empty((len(coeffs), basis.shape[1]), dtype=np.float32)
-    narrow = any(len(taken) <= NARROW_ROWS for taken in used) and narrow_products_agree(model)
+    lone = not exact
+    narrow = any(
+        len(taken) <= NARROW_ROWS and not (lone and len(taken) == 1) for taken in used
+    ) and narrow_products_agree(model)
     with single_thread_blas():
         for k, taken in enumerate(used):
+            if lone and len(taken) == 1:
+                row = k * PRODUCT_ROWS + next(iter(taken))
+                np.matmul(coeffs[row], basis, out=stack[row])
+                continue
             if narrow and len(taken) <= NARROW_ROWS:
                 picked = k * PRODUCT_ROWS + np.array(sorted(taken))
                 padded = np.zeros((NARROW_ROWS, basis.shape[0]), dtype=np.float32)

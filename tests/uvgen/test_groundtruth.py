@@ -219,3 +219,12 @@ def test_one_sample_gets_the_batch_bytes_on_either_product_path(embedded_model):
                 assert alone.tobytes() == batch[i].tobytes()
         finally:
             groundtruth._NARROW[key] = saved
+
+
+def test_inexact_single_sample_is_within_float32_rounding(embedded_model):
+    rng = np.random.default_rng(5)
+    shape, exp, _ = sample_parameters(embedded_model, rng)
+    exact = fit_vertices(embedded_model, shape, exp)[0]
+    fast = fit_vertices(embedded_model, shape, exp, exact=False)[0]
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=np.abs(exact).max() * 2e-6)

@@ -260,8 +260,8 @@ def exact_false_differences(model, layout, shapes, exps, images, poses, draws) -
 
     storage = StorageOptions()
     stored = [np.empty((256, 256, 3), np.float16) for _ in range(2)]
-    changed = values = samples_changed = 0
-    steps = 0.0
+    changed = values = samples_changed = over_one = 0
+    largest_px = largest_over_one = 0.0
     for i in range(len(shapes)):
         for exact, out in ((True, stored[0]), (False, stored[1])):
             v = fit_vertices(model, shapes[i], exps[i], slots=[i], exact=exact)[0]
@@ -275,11 +275,19 @@ def exact_false_differences(model, layout, shapes, exps, images, poses, draws) -
             a, b = (x[diff].view(np.int16).astype(np.int64) for x in stored)
             same = np.sign(stored[0][diff]) == np.sign(stored[1][diff])
             gap = np.where(same, np.abs(a - b), np.abs(a & 0x7FFF) + np.abs(b & 0x7FFF))
-            steps = max(steps, float(gap.max()))
+            px = np.abs(stored[0][diff].astype(np.float64) - stored[1][diff])
+            largest_px = max(largest_px, float(px.max()))
+            over_one += int((gap > 1).sum())
+            if (gap > 1).any():  # where the stored value (map - 128) is near 0: finer steps
+                largest_over_one = max(
+                    largest_over_one, float(np.abs(stored[0][diff][gap > 1]).max())
+                )
     print(
         f"  exact=False against the build's bytes: {changed} of {values:,} stored float16 values "
         f"differ ({100 * changed / values:.4f}%), in {samples_changed} of {len(shapes)} samples; "
-        f"largest difference {steps:.0f} storage step(s)"
+        f"{over_one} by more than one storage step, all where |map - 128| <= "
+        f"{largest_over_one:.3g} px (steps finer than float32's rounding of the positions); "
+        f"largest difference {largest_px:.2g} px"
     )
 
 

@@ -5,7 +5,8 @@ of 100, float16 maps, blosc-lz4) from ``N`` 300W-LP samples at 53,215 vertices, 
 ``--sizes``: ``--unique`` synthetic samples of the real-topology model (450x450 JPEG + .mat) are
 rendered once and listed N times over under different names through symbolic links (the UV
 build reads each; nothing is cached across samples). For each size it prints the build's wall
-time (tasks, merge), the peak resident memory of each worker process and of the main process
+time (tasks, merge), the CPU time of the worker processes (user + system: what a loaded
+machine inflates least), the peak resident memory of each worker process and of the main process
 during the merge (sampled every 0.1 s with psutil), the file's size, and the training reader's
 images/s from the file (``model.h5dataset.PositionMapDataset`` through ``model.data.make_loader``,
 batches of 16 in the training sampler's shuffled order, in-process, for ``--read-seconds``).
@@ -52,6 +53,7 @@ class MemorySampler:
         self.phase = "tasks"
         self.peaks: dict[str, int] = {}
         self.children: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}  # last user + system seconds seen per descendant
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -71,9 +73,11 @@ class MemorySampler:
                 for child in self.me.children(recursive=True):
                     try:
                         mem = child.memory_info().rss
+                        times = child.cpu_times()
                     except psutil.Error:
                         continue
                     self.children[child.pid] = max(self.children.get(child.pid, 0), mem)
+                    self.cpu[child.pid] = times.user + times.system
             except psutil.Error:
                 pass
             self._stop.wait(0.1)
@@ -124,6 +128,7 @@ def build_once(model_dir: Path, root: Path, out: Path, workers: int) -> dict:
             uvbuild.merge_shards = original
     workers_rss = sorted(memory.children.values(), reverse=True)[:workers]
     return {
+        "worker_cpu": sum(memory.cpu.values()),
         "wall": wall,
         "tasks": report.tasks_wall_seconds,
         "merge": report.merge_seconds,
@@ -164,6 +169,7 @@ def main() -> None:
     )
     print(
         f"{'samples':>8s} {'wall s':>8s} {'tasks s':>8s} {'merge s':>8s} {'ms/sample':>9s} "
+        f"{'worker CPU ms/sample':>20s} "
         f"{'worker peak MB':>16s} {'merge peak MB':>13s} {'file MB':>9s} {'read img/s':>10s} "
         f"{'load':>5s}"
     )
@@ -181,7 +187,8 @@ def main() -> None:
         peaks = "/".join(f"{p / MB:.0f}" for p in result["worker_peaks"])
         print(
             f"{size:8d} {result['wall']:8.1f} {result['tasks']:8.1f} {result['merge']:8.1f} "
-            f"{1000 * result['wall'] / size:9.2f} {peaks:>16s} {result['merge_peak'] / MB:13.0f} "
+            f"{1000 * result['wall'] / size:9.2f} {1000 * result['worker_cpu'] / size:20.2f} "
+            f"{peaks:>16s} {result['merge_peak'] / MB:13.0f} "
             f"{result['bytes'] / MB:9.0f} {rate:10.0f} {os.getloadavg()[0]:5.2f}",
             flush=True,
         )
@@ -189,11 +196,15 @@ def main() -> None:
     walls = np.array([r["wall"] for _, r in rows])
     slope, intercept = np.polyfit(sizes, walls, 1)
     fit = intercept + slope * sizes
+    cpus = np.array([r["worker_cpu"] for _, r in rows])
+    cpu_slope, cpu_intercept = np.polyfit(sizes, cpus, 1)
     per_sample = np.array([r["bytes"] for _, r in rows]) / sizes
     print(
         f"time = {intercept:.1f} s + {1000 * slope:.2f} ms x N (largest residual "
         f"{np.abs(walls - fit).max():.1f} s); file {per_sample.mean() / 1e3:.1f} kB/sample "
-        f"(spread {100 * np.ptp(per_sample) / per_sample.mean():.2f}%)"
+        f"(spread {100 * np.ptp(per_sample) / per_sample.mean():.2f}%); worker CPU = "
+        f"{cpu_intercept:.1f} s + {1000 * cpu_slope:.2f} ms x N (largest residual "
+        f"{np.abs(cpus - cpu_intercept - cpu_slope * sizes).max():.1f} s)"
     )
     print(
         f"extrapolated to {FULL:,} samples: {(intercept + slope * FULL) / 60:.1f} min, "

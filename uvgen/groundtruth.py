@@ -141,8 +141,9 @@ def fit_vertices(
 
     ``exact=False`` (for maps made on the fly, never for a build): a sample alone in its block
     takes numpy's 1-row product (a gemv, about half the narrow product's time), whose summation
-    order differs: its vertices differ from the build's by float32 rounding (~1e-2 BFM units),
-    so a stored float16 map value can differ by one storage step (how often: docs/uv_speed.md).
+    order differs: its vertices differ from the build's by float32 rounding (up to ~0.15 BFM
+    units, ~2e-4 crop px in the map), so a stored float16 map value can differ by one storage
+    step (how often: docs/uv_speed.md).
 
     ``reuse_buffer``: write into a per-process buffer kept for the next call (which overwrites
     the result; for the build's tasks, which spares ~0.1 ms a sample of fresh-memory page faults).

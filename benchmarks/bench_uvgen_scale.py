@@ -13,7 +13,7 @@ batches of 16 in the training sampler's shuffled order, in-process, for ``--read
 Then the least-squares line time = a + b N, the bytes per sample, and both at 122,450 samples,
 so that the growth can be checked linear and the memory flat.
 
-    python benchmarks/bench_uvgen_scale.py                       # 2k, 5k, 10k (~10 min, ~10 GB)
+    python benchmarks/bench_uvgen_scale.py                       # 2k, 5k, 10k (~3 min, ~9 GB)
     python benchmarks/bench_uvgen_scale.py --sizes 10000 50000 122450   # needs ~2x60 GB of disk
 
 Each size's file (and the build's shards, removed by the build) is deleted before the next.

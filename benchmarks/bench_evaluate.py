@@ -53,7 +53,7 @@ def build_test_file(path: Path, n: int, k: int, seed: int = 0, shard: int = 200)
     kpt = rng.choice(SIZE * SIZE, 68, replace=False)
     face_ind = np.sort(rng.choice(SIZE * SIZE, k, replace=False))
     uv = UVData(
-        np.ones((SIZE, SIZE), np.float32),
+        np.ones((SIZE, SIZE), np.uint8),
         np.zeros((SIZE, SIZE), bool),
         np.stack([kpt % SIZE, kpt // SIZE]).astype(np.int32),
         face_ind,

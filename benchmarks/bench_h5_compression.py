@@ -169,7 +169,7 @@ def _uv() -> UVData:
     face = np.zeros((SIZE, SIZE), bool)
     face[40:216, 40:216] = True
     return UVData(
-        weight_mask=face.astype(np.float32),
+        weight_class=face.astype(np.uint8),
         face_mask=face,
         kpt_uv=np.full((2, 68), 128, np.int32),
         face_ind=np.flatnonzero(face),

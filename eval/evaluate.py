@@ -50,6 +50,7 @@ from eval.predictions import N_LANDMARKS, PredictionSet, name_key
 from eval.tables import METRICS, per_image_table
 from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
+from uvgen.h5open import open_h5
 
 DENSE_METRICS = ("nme_2d_dense", "nme_3d_dense", "recon_3d_dense")
 _MEM = "<memory>"
@@ -127,7 +128,6 @@ class GroundTruthFile(GroundTruth, ClosesOnExit):
     demand. A context manager (keeps the file open)."""
 
     def __init__(self, path: str | Path):
-        import h5py
 
         from uvgen.h5store import PositionMapFile
 
@@ -136,6 +136,7 @@ class GroundTruthFile(GroundTruth, ClosesOnExit):
             recs = f.records()
             layout = f.uv
             offset = float(f.attrs["posmap_offset"])
+            self.uv_size = f.uv_size  # side of the maps (uvgen.uv_size)
         if recs and "landmarks_gt" not in recs[0].extras:
             raise DataError(path, "extras/landmarks_gt", "missing: not a test-split file")
         self.face_ind = np.asarray(layout.face_ind, dtype=np.int64)
@@ -154,7 +155,7 @@ class GroundTruthFile(GroundTruth, ClosesOnExit):
             ).reshape(-1, 3),
         )
         # batch reads of the stored maps (uvgen.h5store layout: ``posmaps`` = map - posmap_offset)
-        self._h5 = h5py.File(path, "r")
+        self._h5 = open_h5(path)
         self._posmaps = self._h5["posmaps"]
         self._offset = offset
 

@@ -66,7 +66,9 @@ def evaluate_predictions(
                         test_file, f"evaluate.external[{i}]", "each entry must be a mapping"
                     )
                 spec = ExternalSpec.from_dict(raw)
-                externals.append(load_external(spec, split.dense_count, split.face_ind))
+                externals.append(
+                    load_external(spec, split.dense_count, split.face_ind, split.uv_size)
+                )
             results = evaluate(
                 gt,
                 [*files, *externals],

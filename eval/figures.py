@@ -254,7 +254,7 @@ def weight_mask_figure(
     """The loss weights by region beside the face mask (paper Fig. 3): 10 x 5.4 in.
 
     ``weight_mask`` (S, S): 16 (68 key points), 4 (eyes, nose, mouth), 3 (rest of the face), 0
-    (outside); blends snap to the nearest class (:func:`uvgen.masks.weight_classes`). The key
+    (outside); blends snap to the nearest class (uvgen.weight_classes.weight_classes). The key
     points are single pixels, so they are also marked (from ``kpt_uv`` (2, 68), row 0 = column,
     row 1 = row, or else the weight-16 pixels). ``face_mask`` (S, S) bool: the decoded face pixels.
     The legend gives each region's weight and pixel count.
@@ -263,7 +263,7 @@ def weight_mask_figure(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from uvgen.masks import CLASS_NAMES, WEIGHT_CLASSES, weight_classes
+    from uvgen.weight_classes import CLASS_NAMES, PAPER_WEIGHTS, weight_classes
 
     w = np.asarray(weight_mask, dtype=np.float64)
     face = np.asarray(face_mask, dtype=bool)
@@ -294,14 +294,14 @@ def weight_mask_figure(
 
     labels = {
         "keypoint": "68 key points",
-        "region": "eyes, nose, mouth",
+        "eye_nose_mouth": "eyes, nose, mouth",
         "face": "rest of the face",
         "outside": "outside the face",
     }
     handles = []
     for c in (3, 2, 1, 0):
         count = int((classes == c).sum()) if c != 3 else len(np.atleast_1d(kx))
-        text = f"weight {WEIGHT_CLASSES[c]:g}: {labels[CLASS_NAMES[c]]} ({count:,} px)"
+        text = f"weight {PAPER_WEIGHTS[c]:g}: {labels[CLASS_NAMES[c]]} ({count:,} px)"
         if c == 3:
             handles.append(
                 Line2D(

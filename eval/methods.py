@@ -84,15 +84,21 @@ def mean_map_maps(
 ) -> Iterator[np.ndarray]:
     """The constant predictor: the mean of the position maps of the training file named by
     ``checkpoint`` (crop pixels, summed in float64), the same map for every test crop."""
+    with PositionMapFile(test_file) as f:
+        n, size = len(f), f.uv_size
     with PositionMapFile(method.checkpoint) as f:
         if not len(f):
             raise DataError(method.checkpoint, "posmaps", "no samples to average")
+        if f.uv_size != size:
+            raise DataError(
+                method.checkpoint,
+                "uv_size",
+                f"maps are {f.uv_size}x{f.uv_size}, the test file's {size}x{size}",
+            )
         total = np.zeros(f.posmap(0).shape, np.float64)
         for i in range(len(f)):
             total += f.posmap(i)
         mean = (total / len(f)).astype(np.float32)
-    with PositionMapFile(test_file) as f:
-        n = len(f)
     for start in range(0, n, batch_size):
         yield np.repeat(mean[None], min(batch_size, n - start), axis=0)
 

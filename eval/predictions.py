@@ -39,8 +39,10 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from uvgen.atomic import unique_tmp_name
 from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
+from uvgen.h5open import open_h5
 
 FORMAT_VERSION = 1
 N_LANDMARKS = 68
@@ -302,7 +304,7 @@ class PredictionsWriter:
         if not landmarks and dense_count is None:
             raise DataError(self.path, "landmarks", "neither landmarks nor dense points to write")
         self.meta = {str(k): str(v) for k, v in (meta or {}).items()}
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._tmp = unique_tmp_name(self.path)
         self._f: h5py.File | None = None
         self._written = np.zeros(self.n, dtype=bool)
 
@@ -416,10 +418,7 @@ class PredictionsFile(_LandmarkRows, ClosesOnExit):
         self.source = str(self.path)
         if not self.path.is_file():
             raise DataError(self.path, None, "predictions file not found")
-        try:
-            self._f = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise DataError(self.path, None, f"not an HDF5 file: {exc}") from exc
+        self._f = open_h5(self.path)
         try:
             self._validate()
         except BaseException:

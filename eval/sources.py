@@ -71,6 +71,7 @@ def load_method(
 ) -> PredictionSet:
     """The predictions of method ``name`` from ``source`` (module docstring) for ``truth``."""
     face_ind = getattr(truth, "face_ind", None)
+    size = getattr(truth, "uv_size", 256)  # a test split's own size; else PRNet's UV layout
     face_count = truth.dense_count if truth.dense_count is not None else -1
     fields = _external_fields(source)
     if fields is not None:
@@ -80,7 +81,7 @@ def load_method(
             raise MethodSpecError(f"--method {name}={source}: {exc}") from exc
         if truth.dense_count is None and spec.dense is not None:
             spec = ExternalSpec.from_dict({**fields, "name": name, "dense": None})
-        return load_external(spec, face_count, face_ind)
+        return load_external(spec, face_count, face_ind, size)
     path = Path(source)
     if path.suffix == ".pt" or Path(f"{source}.index").is_file():
         return run_prn(name, path, truth, uv_data, model_dir, device, batch_size)
@@ -94,7 +95,7 @@ def load_method(
         return preds
     if not path.exists():
         raise DataError(path, None, f"method {name}: no such file or folder")
-    return load_external(ExternalSpec(name=name, landmarks=path), face_count, face_ind)
+    return load_external(ExternalSpec(name=name, landmarks=path), face_count, face_ind, size)
 
 
 def _image_path(data_dir: Path, name: str) -> Path:

@@ -9,10 +9,10 @@
 Faces come from (first match wins) ``bbox`` (left, right, top, bottom), ``points`` (68, 2+),
 else the face detector (:mod:`model.detector`; the largest face, or all with ``all_faces``). The
 crop is PRNet's (detector box: centre moved down 0.14 of the box size, side 1.58x; 68 points:
-side 1.6x), the network input is the crop in [0, 1], its output times 256 x 1.1 is the map in
-crop pixels, mapped back to the image (:mod:`model.inference`). Landmarks are the map at the 68
-key-point pixels (PRNet's ``uv_kpt_ind``), dense vertices the map at the face pixels
-(``face_ind``), both in image pixels (x right, y down, z towards the viewer).
+side 1.6x), the network input is the crop in [0, 1], its output times S x 1.1 (S the crop side,
+256 for PRNet) is the map in crop pixels, mapped back to the image (:mod:`model.inference`).
+Landmarks are the map at the 68 key-point pixels (PRNet's ``uv_kpt_ind``), dense vertices the map
+at the face pixels (``face_ind``), both in image pixels (x right, y down, z towards the viewer).
 
 The UV layout (key points, face pixels, canonical face for the pose) must be the one the weights
 were trained with: PRNet's ``uv-data`` folder for its release (``uv_data=``), the project's
@@ -76,9 +76,9 @@ class NoFaceError(ValueError):
 
 @dataclass(eq=False)
 class Face:
-    """One reconstructed face. ``posmap`` (256, 256, 3) is the whole map in image pixels;
-    ``transform`` (3, 3) image -> crop pixels; ``box`` the detector box (None when a box or
-    points were given)."""
+    """One reconstructed face. ``posmap`` (S, S, 3) is the whole map in image pixels (S: the
+    network's crop size, 256 for PRNet); ``transform`` (3, 3) image -> crop pixels; ``box`` the
+    detector box (None when a box or points were given)."""
 
     image: np.ndarray = field(repr=False)
     posmap: np.ndarray = field(repr=False)
@@ -103,7 +103,7 @@ class Face:
         return face_pose(self.posmap, self.uv, self.image.shape[0])
 
     def texture(self, visible_only: bool = False) -> np.ndarray:
-        """(256, 256, 3) uint8 UV texture sampled from the image (face mask applied;
+        """(S, S, 3) uint8 UV texture sampled from the image (face mask applied;
         ``visible_only`` also blanks what the camera does not see)."""
         visible = None
         if visible_only:
@@ -123,13 +123,15 @@ def load_layout(
     uv_data: Path | str | None = None,
     model_dir: Path | str | None = None,
     uv_file: Path | str | None = None,
+    size: int = 256,
 ) -> FaceUV:
-    """The UV layout from PRNet's ``uv_data`` folder or from the morphable model in
-    ``model_dir``."""
+    """The UV layout (``size`` x ``size``: the network's crop size) from PRNet's ``uv_data``
+    folder or from the morphable model in ``model_dir`` (with ``uv_file``'s face mask and key
+    points, when given: its UV size must be ``size``)."""
     if uv_data is not None:
         from model.release import load_uv_data
 
-        return load_uv_data(uv_data)
+        return load_uv_data(uv_data, size)
     if model_dir is None:
         raise ValueError(
             "give uv_data (PRNet's uv-data folder) or model_dir (the project's face model)"
@@ -139,13 +141,19 @@ def load_layout(
     from uvgen.groundtruth import build_uv_layout
 
     model = load_bfm(Path(model_dir))
-    layout = build_uv_layout(model)
+    layout = build_uv_layout(model, size)
     if uv_file is None:
         return build_face_uv(model, layout=layout)
     from uvgen.h5store import PositionMapFile
 
     with PositionMapFile(Path(uv_file)) as f:
-        data = f.uv
+        data, file_size = f.uv, f.uv_size
+    if file_size != size:
+        raise DataError(
+            uv_file,
+            "uv_size",
+            f"maps are {file_size}x{file_size}, the network's crops {size}x{size}",
+        )
     return build_face_uv(model, layout=layout, face_mask=data.face_mask, kpt_uv=data.kpt_uv)
 
 
@@ -185,7 +193,7 @@ class PRN:
                         "layout: pass its uv-data folder (uv_data= / --uv-data)",
                     )
             net = load_weights(Path(weights))
-        self.uv = load_layout(uv_data, model_dir, uv_file)
+        self.uv = load_layout(uv_data, model_dir, uv_file, size=net.in_size)
         self.predictor = Predictor(
             net,
             self.uv.kpt_uv,

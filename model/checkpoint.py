@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from model.prnet import PRNet
-from uvgen.diskspace import atomic_write_bytes
+from uvgen.atomic import atomic_write_bytes
 from uvgen.formats.errors import DataError, check_not_lfs_pointer
 
 FORMAT_VERSION = 1

@@ -27,7 +27,9 @@ from torch.utils.data import DataLoader, Sampler
 
 from model.augment import AugmentConfig, augment_batch
 from model.h5dataset import PositionMapDataset
+from uvgen.formats.errors import DataError
 from uvgen.h5store import PositionMapFile, UVData
+from uvgen.weight_classes import EYE_NOSE_MOUTH, FACE, KEYPOINT, OUTSIDE
 
 
 def derived_seed(*parts: int | str) -> int:
@@ -150,10 +152,18 @@ class DataSplit:
 def load_split(
     train_file: Path, val_file: Path | None, val_fraction: float, seed: int
 ) -> DataSplit:
-    """Open the training file; validation = ``val_file`` if given, else a held-out fraction."""
+    """Open the training file; validation = ``val_file`` if given (of the same UV size, else
+    DataError naming it), else a held-out fraction."""
     with PositionMapFile(train_file) as f:
-        n, uv = len(f), f.uv
+        n, uv, size = len(f), f.uv, f.uv_size
     if val_file is not None:
+        with PositionMapFile(val_file) as f:
+            if f.uv_size != size:
+                raise DataError(
+                    val_file,
+                    "uv_size",
+                    f"maps are {f.uv_size}x{f.uv_size}, the training file's {size}x{size}",
+                )
         return DataSplit(PositionMapDataset(train_file), PositionMapDataset(val_file), uv)
     train_idx, val_idx = split_indices(n, val_fraction, seed)
     val = PositionMapDataset(train_file, val_idx) if len(val_idx) else None
@@ -199,18 +209,18 @@ def toy_disc(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def toy_uv_data(size: int) -> UVData:
-    """The toy UV layout: a disc-shaped face (r2 <= 1), weights 3 (face) / 4 (inner disc,
-    r2 <= 0.3) / 16 (68 key points on a 9 x 8 grid) / 0 (outside)."""
+    """The toy UV layout: a disc-shaped face (r2 <= 1), weight classes face / eye_nose_mouth
+    (inner disc, r2 <= 0.3) / keypoint (68 key points on a 9 x 8 grid) / outside."""
     _, _, r2 = toy_disc(size)
     face = r2 <= 1.0
     grid = np.linspace(0.3 * size, 0.7 * size, 9)
     kx, ky = np.meshgrid(grid, grid[:8])
     kpt_uv = np.stack([kx.ravel()[:68], ky.ravel()[:68]]).round().astype(np.int32)
-    weights = np.where(face, 3.0, 0.0)
-    weights[r2 <= 0.3] = 4.0
-    weights[kpt_uv[1], kpt_uv[0]] = 16.0
+    classes = np.where(face, FACE, OUTSIDE).astype(np.uint8)
+    classes[r2 <= 0.3] = EYE_NOSE_MOUTH
+    classes[kpt_uv[1], kpt_uv[0]] = KEYPOINT
     return UVData(
-        weight_mask=weights.astype(np.float32),
+        weight_class=classes,
         face_mask=face,
         kpt_uv=kpt_uv,
         face_ind=np.flatnonzero(face).astype(np.int64),
@@ -220,10 +230,11 @@ def toy_uv_data(size: int) -> UVData:
 def write_toy_file(path: Path, n: int, size: int = 64, seed: int = 0, split: str = "train") -> Path:
     """A small learnable UV file in the real layout, for tests and benchmarks (not a face).
 
-    UV data: a disc-shaped face mask, weights 3 (face) / 4 (inner disc) / 16 (68 key points on a
-    grid) / 0 (outside). Sample k: a random rotation (+-30 deg), scale (0.7..0.9) and shift
-    (+-10 %) of the UV grid gives the map (x, y = the moved UV pixel, z = a bump times the scale)
-    and the crop is a texture of the UV coordinates seen through the same transform (noise outside).
+    UV data: a disc-shaped face mask, weight classes face / eye_nose_mouth (inner disc) / keypoint
+    (68 key points on a grid) / outside. Sample k: a random rotation (+-30 deg), scale (0.7..0.9)
+    and shift (+-10 %) of the UV grid gives the map (x, y = the moved UV pixel, z = a bump times
+    the scale) and the crop is a texture of the UV coordinates seen through the same transform
+    (noise outside).
     """
     from uvgen.h5codec import StorageOptions
     from uvgen.h5store import SampleRecord

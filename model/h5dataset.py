@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from uvgen.h5open import open_h5
 from uvgen.h5store import PositionMapFile
 
 
@@ -60,7 +61,7 @@ class PositionMapDataset(Dataset):
     def _datasets(self) -> tuple[h5py.Dataset, h5py.Dataset]:
         if self._f is None or self._pid != os.getpid():
             # A handle inherited through fork belongs to the parent: drop it, open our own.
-            self._f = h5py.File(self.path, "r")
+            self._f = open_h5(self.path)
             self._pid = os.getpid()
             self._images, self._posmaps = self._f["images"], self._f["posmaps"]
         return self._images, self._posmaps

@@ -2,7 +2,7 @@
 vertices.
 
 Coordinates: original-image pixels (x right, y down, z depth in the same pixel units) and crop
-pixels of the S x S network input (S = 256). The crop is PRNet's:
+pixels of the S x S network input (S = the crop size, 256 for PRNet). The crop is PRNet's:
 
 * from 68 points (docs/conventions.md section 6): the points' box, ``center`` its middle,
   ``size = int(1.6 * old_size)`` with ``old_size`` the mean of the box's width and height;
@@ -15,7 +15,7 @@ warp ``uvgen.crop.warp_to_crop`` (rounded to uint8, like the training crops), or
 ``Predictor(exact_crop=True)`` the unrounded float warp PRNet's demo feeds its network (the
 Python API and ``prnet predict`` use it). A box or points entirely outside the image, or smaller
 than ``MIN_FACE_PX`` a side, raise :class:`FaceRegionError` instead of giving a black crop. The
-network's input is the crop / 255 in [0, 1]; its output times ``MAP_SCALE`` (256 * 1.1) is the map
+network's input is the crop / 255 in [0, 1]; its output times ``map_scale(S)`` (S * 1.1) is the map
 in crop pixels; back in the original image: ``(x, y) = T^-1 (x, y)`` and ``z = z / T[0, 0]`` (the
 scale). Landmarks = ``map[kpt_uv[1], kpt_uv[0]]`` (68, 3); dense vertices =
 ``map.reshape(-1, 3)[face_ind]`` (K, 3).
@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.checkpoint import load_weights
-from model.prnet import MAP_SCALE, Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, same_padding
-from uvgen.crop import crop_sample_points, warp_to_crop
+from model.prnet import Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, map_scale, same_padding
+from uvgen.crop import crop_sample_points, sample_bilinear, warp_to_crop
+from uvgen.formats.errors import DataError
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
 from uvgen.h5store import PositionMapFile, UVData
 
@@ -258,6 +259,18 @@ class Prediction:
     crop: np.ndarray
 
 
+def check_same_size(weights: Path | str, in_size: int, uv_file: Path | str, uv_size: int) -> None:
+    """DataError naming ``weights`` unless its network's crops (``in_size``) have the UV size
+    ``uv_size`` of ``uv_file`` (maps and crops share their side)."""
+    if int(in_size) != int(uv_size):
+        raise DataError(
+            weights,
+            "in_size",
+            f"the network takes {in_size}x{in_size} crops, but {uv_file} holds "
+            f"{uv_size}x{uv_size} maps and crops (uv_size)",
+        )
+
+
 class Predictor:
     """Batched PRNet inference on one device.
 
@@ -298,12 +311,16 @@ class Predictor:
 
     @classmethod
     def from_files(cls, weights: Path, uv_source: Path | UVData, **kwargs) -> Predictor:
-        """From ``model.pt`` (or a checkpoint) and the UV layout of a UV HDF5 file (or a UVData)."""
+        """From ``model.pt`` (or a checkpoint) and the UV layout of a UV HDF5 file (or a UVData).
+
+        The file's UV size must be the network's crop size (DataError naming the weights)."""
+        net = load_weights(Path(weights))
         uv = uv_source
         if not isinstance(uv, UVData):
             with PositionMapFile(Path(uv_source)) as f:
-                uv = f.uv
-        return cls(load_weights(Path(weights)), uv.kpt_uv, uv.face_ind, **kwargs)
+                uv, size = f.uv, f.uv_size
+            check_same_size(weights, net.in_size, uv_source, size)
+        return cls(net, uv.kpt_uv, uv.face_ind, **kwargs)
 
     @torch.inference_mode()
     def predict_maps(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -335,7 +352,7 @@ class Predictor:
         )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             y = self.net(x)
-        return (y.float() * MAP_SCALE).permute(0, 2, 3, 1)
+        return (y.float() * map_scale(self.in_size)).permute(0, 2, 3, 1)
 
     def crop(
         self,
@@ -355,9 +372,7 @@ class Predictor:
         check_region(img.shape, bbox, points)
         t = crop_transform(crop_box(bbox, points), self.in_size)
         if self.exact_crop:  # PRNet's demo: the float image warped bilinearly, nothing rounded
-            from model.uses import sample_bilinear
-
-            pts = crop_sample_points(t, self.in_size)
+            pts = crop_sample_points(t, self.in_size)  # finite float64: no masking needed
             return sample_bilinear(img, pts[..., 0], pts[..., 1]), t
         return warp_to_crop(img, t, self.in_size), t
 

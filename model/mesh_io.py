@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uvgen.formats.matfile import atomic_output
+from uvgen.atomic import atomic_output
 from uvgen.raster import finite_points
 
 

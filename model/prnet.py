@@ -2,7 +2,8 @@
 
 Input: an RGB crop, float (B, 3, H, W) with values in [0, 1] (the uint8 crop divided by 255).
 Output: a sigmoid (B, 3, H, W) in [0, 1]; the UV position map in crop pixels is
-``output * MAP_SCALE`` (``MAP_SCALE = 256 * 1.1``), channels x (right), y (down), z (depth).
+``output * map_scale(S)`` (PRNet's ``MaxPos = S * 1.1`` for S x S crops; ``MAP_SCALE = 256 * 1.1``),
+channels x (right), y (down), z (depth).
 
 Architecture at ``width`` w (w = 16 in the paper):
 
@@ -40,8 +41,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAP_SCALE: float = 256 * 1.1
-"""Network output (sigmoid, [0, 1]) times this = position map in crop pixels."""
+
+def map_scale(in_size: int = 256) -> float:
+    """Crop pixels per unit of the network's [0, 1] output for S x S crops: ``S * 1.1`` (PRNet's
+    ``MaxPos``), so a map may reach 10 % beyond the crop."""
+    return in_size * 1.1
+
+
+MAP_SCALE: float = map_scale(256)
+"""Network output (sigmoid, [0, 1]) times this = position map in crop pixels (256 x 256 crops)."""
 
 ENCODER_MULTIPLES: tuple[int, ...] = (2, 2, 4, 4, 8, 8, 16, 16, 32, 32)
 ENCODER_STRIDES: tuple[int, ...] = (2, 1, 2, 1, 2, 1, 2, 1, 2, 1)
@@ -53,14 +61,14 @@ BN_MOMENTUM = 1e-3  # = 1 - TensorFlow's decay 0.999
 TF_SCOPE = "resfcn256"
 
 
-def output_to_pixels(output: torch.Tensor) -> torch.Tensor:
-    """Network output in [0, 1] -> position map in crop pixels."""
-    return output * MAP_SCALE
+def output_to_pixels(output: torch.Tensor, scale: float = MAP_SCALE) -> torch.Tensor:
+    """Network output in [0, 1] -> position map in crop pixels (``scale``: :func:`map_scale`)."""
+    return output * scale
 
 
-def pixels_to_target(map_px: torch.Tensor) -> torch.Tensor:
+def pixels_to_target(map_px: torch.Tensor, scale: float = MAP_SCALE) -> torch.Tensor:
     """Position map in crop pixels -> training target on the network's [0, 1] scale."""
-    return map_px / MAP_SCALE
+    return map_px / scale
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -214,8 +222,9 @@ class PRNet(nn.Module):
     """PRNet ("resfcn256") at channel ``width`` for square ``in_size`` inputs (divisible by 32).
 
     ``forward(x)``: x (B, 3, in_size, in_size) RGB in [0, 1] -> (B, 3, in_size, in_size) in [0, 1];
-    multiply by ``MAP_SCALE`` for crop pixels. Submodules: ``stem``, ``encoder`` (10 ResBlocks),
-    ``decoder`` (17 ConvUnits). Works with channels-last inputs/weights.
+    multiply by ``map_scale`` (:func:`map_scale` of ``in_size``) for crop pixels. Submodules:
+    ``stem``, ``encoder`` (10 ResBlocks), ``decoder`` (17 ConvUnits). Works with channels-last
+    inputs/weights.
 
     ``template`` (default False: the paper's plain sigmoid): the output activation gets a learnable
     per-pixel offset (:class:`TemplateSigmoid`), which :meth:`set_template` starts at a mean map.
@@ -288,6 +297,11 @@ class PRNet(nn.Module):
         last.act.bias.copy_(torch.log(m / (1 - m)))
         last.bn.weight.fill_(gain)
         last.bn.bias.zero_()
+
+    @property
+    def map_scale(self) -> float:
+        """Crop pixels per unit of output: :func:`map_scale` of ``in_size``."""
+        return map_scale(self.in_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:

@@ -2,8 +2,10 @@
 resumable; the epoch loop, checkpoints, resume and history are model.trainer's.
 
 Recipe (paper): Adam at ``lr`` 1e-4, halved every 5 epochs (``lr_schedule='step'``,
-``lr_step_epochs``, ``lr_gamma``), batch 16, the weighted position-map loss (model.loss) with the
-weight mask stored in the training file (``uv/weight_mask``), augmentation as in model.augment.
+``lr_step_epochs``, ``lr_gamma``), batch 16, the weighted position-map loss (model.loss): each UV
+pixel weighted by its weight class (``uv/weight_class`` in the training file,
+uvgen.weight_classes) as ``loss_weights`` says (params.yaml ``train.loss_weights``; the paper's
+16 / 4 / 3 / 0 by default), augmentation as in model.augment.
 
 Devices: ``device='auto'`` takes CUDA when present, else the CPU. On CUDA the network and batches
 are channels-last and the forward pass runs under bf16 autocast (``amp='bf16'``; the loss is
@@ -54,7 +56,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.augment import AugmentConfig
 from model.checkpoint import Progress, save_weights
 from model.data import (
     DataSplit,
@@ -68,19 +69,19 @@ from model.data import (
 from model.device import resolve_device
 from model.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from model.h5dataset import PositionMapDataset
-from model.loss import weighted_map_loss
-from model.prnet import MAP_SCALE, PRNet, use_channels_last_convs
+from model.loss import LossWeights, weighted_map_loss
+from model.nme import nme_2d
+from model.prnet import PRNet, map_scale, use_channels_last_convs
 from model.train_settings import (
-    augment_config_of,
+    TrainCommon,
     autocast_enabled,
     check_common_fields,
-    config_json,
     make_scheduler,
+    package_digest,
     precision_note,
     run_fingerprint_of,
     seed_everything,
     set_bn_momentum,
-    source_digest,
 )
 from model.trainer import (  # noqa: F401 (re-exported: the output names and the history writer)
     CHECKPOINT_NAME,
@@ -115,72 +116,34 @@ _NOT_FINGERPRINTED = (
 )
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(TrainCommon):
     """Everything a training run needs; the defaults are the paper's recipe at full width.
 
-    Paths: ``train_file`` (UV HDF5 file, model.data), ``val_file`` (None: hold out ``val_fraction``
-    of the training file), ``out_dir``. Optimisation: ``epochs``, ``batch_size`` (global), ``lr``
-    (the peak for 'onecycle'), ``lr_schedule`` ('step' = paper: ``lr_gamma`` every
-    ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of all steps, cosine to 0;
-    :func:`lr_factor`). Network: ``width`` (16 = paper), ``net_size`` (None = the crop size, paper;
-    see model.prnet.PRNet), ``template`` (start the output at the mean training map; False =
-    paper), ``bn_momentum`` (PyTorch convention; 0.001 = TensorFlow's decay 0.999). Augmentation
-    (model.augment.AugmentConfig): ``augment`` on/off, ``rotation_deg``, ``scale_range``,
-    ``shift_frac``, ``color_range``, ``occlusion_prob``. Runtime: ``seed``, ``device``
-    ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp`` ('bf16' | 'none'; bf16 on CUDA and on CPUs with
-    native bf16), ``compile``, ``cpu_channels_last_convs`` (on the CPU the convs alone run
-    channels-last: model.prnet.use_channels_last_convs), ``num_workers``, ``checkpoint_every``
-    (steps; 0 = only at epoch ends), ``resume``, ``progress`` (tqdm bar).
+    The fields PRN shares with the baselines (data, holdout, budget, schedule, augmentation,
+    runtime): model.train_settings.TrainCommon. PRN's own: ``out_dir``, ``lr`` (Adam; the peak for
+    'onecycle'), ``width`` (16 = paper), ``net_size`` (None = the crop size, paper; see
+    model.prnet.PRNet), ``template`` (start the output at the mean training map; False = paper),
+    ``compile`` (torch.compile), ``cpu_channels_last_convs`` (on the CPU the convs alone run
+    channels-last: model.prnet.use_channels_last_convs), ``loss_weights`` (the weight of each UV
+    pixel's weight class in the loss, model.loss.LossWeights; default the paper's 16 / 4 / 3 / 0).
     """
 
-    train_file: Path
-    val_file: Path | None = None
     out_dir: Path = Path("data/train")
-    val_fraction: float = 0.1
-    epochs: int = 100
-    batch_size: int = 16
     lr: float = 1e-4
-    lr_step_epochs: int = 5
-    lr_gamma: float = 0.5
-    lr_schedule: str = "step"
-    warmup_frac: float = 0.05
     width: int = 16
     net_size: int | None = None
     template: bool = False
-    bn_momentum: float = 0.001
-    augment: bool = True
-    rotation_deg: float = 45.0
-    scale_range: tuple[float, float] = (0.9, 1.2)
-    shift_frac: float = 0.1
-    color_range: tuple[float, float] = (0.6, 1.4)
-    occlusion_prob: float = 0.5
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "bf16"
     compile: bool = False
     cpu_channels_last_convs: bool = True
-    num_workers: int = 2
-    checkpoint_every: int = 500
-    resume: bool = True
-    progress: bool = True
+    loss_weights: LossWeights = LossWeights.paper()
 
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        set_("train_file", Path(self.train_file))
-        set_("out_dir", Path(self.out_dir))
-        if self.val_file is not None:
-            set_("val_file", Path(self.val_file))
+        super().__post_init__()
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
         check_common_fields(self, "train", ("epochs", "batch_size", "width", "lr_step_epochs"))
         if self.net_size is not None:
             check_range("train.net_size", self.net_size, 32, 1024)
-
-    def augment_config(self) -> AugmentConfig | None:
-        return augment_config_of(self)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (paths as strings, tuples as lists)."""
-        return config_json(self)
 
 
 @dataclass
@@ -193,24 +156,9 @@ class TrainResult:
     resumed_from: Progress | None
 
 
-# The modules whose source decides the numbers of a run (the train stage's code deps in dvc.yaml).
-TRAINING_SOURCES = (
-    "prnet.py",
-    "train_settings.py",
-    "loss.py",
-    "augment.py",
-    "data.py",
-    "train.py",
-    "trainer.py",
-    "checkpoint.py",
-    "distributed.py",
-)
-
-
 def code_digest() -> str:
-    """SHA-256 of the training code's sources: a checkpoint of other code is not resumed from."""
-    here = Path(__file__).resolve().parent
-    return source_digest(here / name for name in TRAINING_SOURCES)
+    """SHA-256 of the model package's sources: a checkpoint of other code is not resumed from."""
+    return package_digest(Path(__file__).resolve().parent)
 
 
 def run_fingerprint(cfg: TrainConfig) -> str:
@@ -228,7 +176,7 @@ def mean_target(dataset: PositionMapDataset, limit: int = 512) -> torch.Tensor:
     for k in range(n):
         m = dataset[k][1].to(torch.float64)
         total = m if total is None else total + m
-    return (total / n).permute(2, 0, 1).to(torch.float32) / MAP_SCALE
+    return (total / n).permute(2, 0, 1).to(torch.float32) / map_scale(total.shape[0])
 
 
 def landmark_nme(
@@ -241,11 +189,9 @@ def landmark_nme(
     1 = row. Error = mean point distance in (x, y) / sqrt(w * h) of the target points' box.
     """
     ku, kv = kpt_uv[0], kpt_uv[1]
-    pred = pred_px[:, :2, kv, ku].float()  # (B, 2, 68)
-    gt = target_px[:, :2, kv, ku].float()
-    err = (pred - gt).norm(dim=1).mean(dim=1)
-    size = gt.amax(dim=2) - gt.amin(dim=2)  # (B, 2) = (w, h)
-    return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
+    pred = pred_px[:, :2, kv, ku].float().transpose(1, 2)  # (B, 68, 2)
+    gt = target_px[:, :2, kv, ku].float().transpose(1, 2)
+    return nme_2d(pred, gt)
 
 
 def forward_loss(
@@ -262,7 +208,7 @@ def forward_loss(
     """
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         pred = net(x)
-    return weighted_map_loss(pred.float(), y, weight_mask)
+    return weighted_map_loss(pred.float(), y, weight_mask, map_scale(y.shape[-1]))
 
 
 def train_step(
@@ -309,8 +255,9 @@ def evaluate(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(x)
         pred = pred.float()
-        sums[0] += weighted_map_loss(pred, y, weight_mask).double() * len(x)
-        sums[1] += landmark_nme(pred * MAP_SCALE, y, kpt_uv).double().sum()
+        scale = map_scale(y.shape[-1])
+        sums[0] += weighted_map_loss(pred, y, weight_mask, scale).double() * len(x)
+        sums[1] += landmark_nme(pred * scale, y, kpt_uv).double().sum()
         sums[2] += len(x)
     all_reduce_sum(sums, info)
     model.train(was_training)
@@ -319,11 +266,9 @@ def evaluate(
 
 
 def _image_size(path: Path) -> int:
+    """The crops' (and maps') side: the file's UV size (``uvgen.uv_size``)."""
     with PositionMapFile(path) as f:
-        h, w = f.image(0).shape[:2] if len(f) else (256, 256)
-    if h != w:
-        raise ValueError(f"{path}: crops must be square, got {h}x{w}")
-    return int(h)
+        return f.uv_size
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -386,7 +331,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         "template": model.template,
         "config": cfg.to_json(),
     }
-    weight_mask = torch.from_numpy(np.asarray(data.uv.weight_mask, np.float32)).to(device)
+    weight_mask = torch.from_numpy(cfg.loss_weights.weight_map(data.uv.weight_class)).to(device)
     kpt_uv = torch.from_numpy(np.asarray(data.uv.kpt_uv, np.int64)).to(device)
     augment = cfg.augment_config()
 

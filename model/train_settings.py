@@ -1,7 +1,8 @@
 """The training settings PRN (model.train) and the baselines (model.baselines.train_baseline)
-share, and what they mean: the learning-rate schedule (:func:`lr_factor`), the precision (bf16
-autocast where native, :func:`autocast_enabled`), the augmentation of a configuration, seeding,
-batch-norm momentum, a configuration as JSON and the identity of an input file (for resuming)."""
+share (:class:`TrainCommon`), and what they mean: the learning-rate schedule (:func:`lr_factor`),
+the precision (bf16 autocast where native, :func:`autocast_enabled`), the augmentation of a
+configuration, seeding, batch-norm momentum, a configuration as JSON and the identity of an input
+file (for resuming)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,68 @@ AMP_MODES = ("bf16", "none")
 LR_SCHEDULES = ("step", "onecycle")
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainCommon:
+    """The settings PRN's training (model.train.TrainConfig) and the baselines'
+    (model.baselines.train_baseline.BaselineConfig) share: params.yaml's ``train_common`` section
+    holds exactly these fields (:meth:`common_keys`), so that every method gets the same data,
+    holdout, budget, schedule, augmentation, seed and runtime. Defaults: the paper's recipe.
+
+    Data: ``train_file`` (UV HDF5 file, model.data), ``val_file`` (None: hold out ``val_fraction``
+    of the training file, the same samples for every method with the same seed). Optimisation:
+    ``epochs``, ``batch_size`` (global), ``lr_schedule`` ('step' = paper: ``lr_gamma`` every
+    ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of all steps, cosine to 0;
+    :func:`lr_factor`), ``bn_momentum`` (PyTorch convention; 0.001 = TensorFlow's decay 0.999).
+    Augmentation (model.augment.AugmentConfig): ``augment`` on/off, ``rotation_deg``,
+    ``scale_range``, ``shift_frac``, ``color_range``, ``occlusion_prob``. Runtime: ``seed``,
+    ``device`` ('auto' | 'cpu' | 'cuda' | 'cuda:N'), ``amp`` ('bf16' | 'none'; bf16 on CUDA and on
+    CPUs with native bf16), ``num_workers``, ``checkpoint_every`` (steps; 0 = only at epoch
+    ends), ``resume``, ``progress`` (tqdm bar). Checked by :func:`check_common_fields`.
+    """
+
+    train_file: Path
+    val_file: Path | None = None
+    val_fraction: float = 0.1
+    epochs: int = 100
+    batch_size: int = 16
+    lr_step_epochs: int = 5
+    lr_gamma: float = 0.5
+    lr_schedule: str = "step"
+    warmup_frac: float = 0.05
+    bn_momentum: float = 0.001
+    augment: bool = True
+    rotation_deg: float = 45.0
+    scale_range: tuple[float, float] = (0.9, 1.2)
+    shift_frac: float = 0.1
+    color_range: tuple[float, float] = (0.6, 1.4)
+    occlusion_prob: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "bf16"
+    num_workers: int = 2
+    checkpoint_every: int = 500
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_file", Path(self.train_file))
+        if self.val_file is not None:
+            object.__setattr__(self, "val_file", Path(self.val_file))
+
+    @classmethod
+    def common_keys(cls) -> tuple[str, ...]:
+        """The shared fields' names (params.yaml's ``train_common`` keys), in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(TrainCommon))
+
+    def augment_config(self) -> AugmentConfig | None:
+        return augment_config_of(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (paths as strings, tuples as lists, nested dataclasses
+        as dicts)."""
+        return config_json(self)
+
+
 def augment_config_of(cfg: Any) -> AugmentConfig | None:
     """The augmentation of a training configuration (its ``augment`` and range fields);
     None = off."""
@@ -39,15 +102,18 @@ def augment_config_of(cfg: Any) -> AugmentConfig | None:
 
 
 def config_json(cfg: Any) -> dict[str, Any]:
-    """A configuration dataclass as a JSON-ready dict (paths as strings, tuples as lists)."""
+    """A configuration dataclass as a JSON-ready dict (paths as strings, tuples as lists, nested
+    dataclasses as dicts)."""
     out = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        out[f.name] = (
-            str(value)
-            if isinstance(value, Path)
-            else (list(value) if isinstance(value, tuple) else value)
-        )
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif dataclasses.is_dataclass(value):
+            value = config_json(value)
+        out[f.name] = value
     return out
 
 
@@ -187,6 +253,13 @@ def source_digest(paths: Iterable[Path]) -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def package_digest(*folders: Path) -> str:
+    """:func:`source_digest` of every ``*.py`` file directly in ``folders`` (sorted by path): the
+    code of a training run, for its resume fingerprint (a checkpoint of other code is not resumed
+    from; no hand-kept file list)."""
+    return source_digest(sorted(p for folder in folders for p in Path(folder).glob("*.py")))
 
 
 def run_fingerprint_of(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from tqdm import tqdm
 from model.checkpoint import Progress, load_checkpoint, restore_checkpoint, save_checkpoint
 from model.data import EpochBatchSampler, derived_seed
 from model.distributed import DistInfo, all_reduce_sum, barrier, broadcast_buffers
+from uvgen.atomic import atomic_write_text
 from uvgen.resumable import exclusive_lock, remove_stale_temporaries
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
@@ -51,13 +53,12 @@ TIMING_COLUMNS = ("epoch", "images_per_s", "epoch_time_s")
 
 def _write_rows(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
     """A CSV of the given columns (None as empty), written atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    atomic_write_text(path, text.getvalue())
 
 
 def write_history(
@@ -76,9 +77,7 @@ def write_history(
     if history:
         metrics["first_train_loss"] = history[0]["train_loss"]
     metrics.update(extra or {})
-    tmp = out_dir / (METRICS_NAME + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(out_dir / METRICS_NAME)
+    atomic_write_text(out_dir / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ Frames (every module above):
   section 4: ``y_img = h - y - 1``). Mesh files are written in this frame (y up, viewer looking
   down -z, as standard viewers expect), and the head pose is fitted in it.
 * model: the morphable model's space (BFM units, x to the subject's left, y up, z to the viewer).
-* UV: the map's pixels, column right, row down (S x S, S = 256).
+* UV: the map's pixels, column right, row down (S x S; S = 256 for PRNet, the network's crop size).
 
 Decoding uses a :class:`FaceUV` (:func:`build_face_uv` of the morphable model): the face mask, the
 key-point pixels, the grid triangles, and the canonical (mean) face for the head pose. Face pixels
@@ -201,14 +201,16 @@ def build_face_uv(
     exp_mu``). The face mask and key points come from ``face_mask``/``kpt_uv`` when given (e.g.
     those a UV file was trained with), else from ``masks``, else :func:`uvgen.masks.build_uv_masks`
     of the model. ``layout``: :func:`uvgen.groundtruth.build_uv_layout` of the model (built if
-    None).
+    None, at the size of ``face_mask`` or ``masks``; 256 without them).
 
     Face pixels that no triangle of the layout covers (the real BFM layout covers every pixel; the
     embedded model's leaves a few pixel centres on its grid lines uncovered) stay in the face mask,
     so the mesh has no holes, and are filled from their neighbours (:func:`fill_gaps`) wherever
     a map is decoded, the canonical shape included."""
-    if layout is None:
-        layout = build_uv_layout(model)
+    if layout is None:  # at the size of the masks given (256 when none)
+        size = np.shape(face_mask)[0] if face_mask is not None else None
+        size = masks.size if size is None and masks is not None else size
+        layout = build_uv_layout(model) if size is None else build_uv_layout(model, size)
     if face_mask is None or kpt_uv is None:
         if masks is None:
             masks = build_uv_masks(model, layout.size, raster=layout.raster)

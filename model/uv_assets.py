@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from model.uses import build_face_uv
-from uvgen.formats.matfile import atomic_output
+from uvgen.atomic import atomic_output
 from uvgen.groundtruth import build_uv_layout
 from uvgen.masks import (
     UV_SIZE,

@@ -97,9 +97,11 @@ from model.visibility import (
 )
 from pipeline.benchmark_cli import add_evaluate_parser
 from pipeline.onnx_cli import add_export_onnx_parser
+from pipeline.stage import EXIT_ERROR
 from pipeline.uv_tools_cli import add_parser as add_uv_tools_parser
+from uvgen.atomic import atomic_output
 from uvgen.formats.errors import DataError
-from uvgen.formats.matfile import atomic_output, load_mat, read_jpeg
+from uvgen.formats.matfile import load_mat, read_jpeg
 from uvgen.raster import Rasterization
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -360,7 +362,8 @@ def _depth_png(
     else:
         if transform is None:
             raise ValueError("a cropped depth image needs the face's crop transform")
-        zbuf, mask = crop_depth(verts, uv.triangles, transform, opts.size)
+        # the transform is to the network's crop, as large as its UV map
+        zbuf, mask = crop_depth(verts, uv.triangles, transform, opts.size, in_size=uv.size)
     if opts.norm == "minmax":
         return depth_to_uint8(zbuf, mask)
     return depth_to_prnet(zbuf, mask, float(np.max(verts[:, 2])), opts.bits)
@@ -648,16 +651,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one ``prnet`` command; its exit status: 0 done, 1 an error in the data or the files
+    (one ``prnet: error:`` line), 2 a usage error (argparse's status)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "batch_size", 1) < 1:
-        raise SystemExit("prnet: --batch-size must be >= 1")
+        parser.error("--batch-size must be >= 1")
     if getattr(args, "depth_16bit", False) and args.depth_norm != "prnet":
-        raise SystemExit("prnet: --depth-16bit needs --depth-norm prnet")
+        parser.error("--depth-16bit needs --depth-norm prnet")
     try:
         return args.func(args)
     except DataError as exc:
         print(f"prnet: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pipeline.typed_yaml import (
     read_value,
     read_yaml,
 )
-from uvgen.checks import check_device, check_range, check_seed
+from uvgen.checks import check_device, check_range, check_seed, check_uv_size
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -102,8 +102,14 @@ class UVGenParams:
     mask_source: Literal["model", "prnet"]
     prnet_dir: Path | None
     on_bad_sample: Literal["skip", "fail"]
+    uv_size: int = 256  # side of the UV maps and crops: 128, 256 (PRNet's), 512, ...
 
     def __post_init__(self) -> None:
+        check_uv_size("uvgen.uv_size", self.uv_size)
+        if self.mask_source == "prnet" and self.uv_size != 256:
+            raise ValueError(
+                f"uvgen.uv_size: mask_source 'prnet' has PRNet's 256x256 masks, got {self.uv_size}"
+            )
         check_seed("uvgen.seed", self.seed)
         check_range("uvgen.task_size", self.task_size, 1, 10_000)
         check_range("uvgen.workers", self.workers, 0, 1024)
@@ -243,35 +249,10 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     )
 
 
-# The keys PRN's and both baselines' training take from the ``train_common`` section: the same
-# data, holdout, epochs, batch, schedule, augmentation, seed and runtime (comparable budgets). Each
-# stage's own section (``train``, ``train_3ddfa``, ``train_defa``) holds the rest; it may also set
-# one of these keys, which then holds for that stage alone.
-TRAIN_COMMON = (
-    "train_file",
-    "val_file",
-    "val_fraction",
-    "epochs",
-    "batch_size",
-    "lr_step_epochs",
-    "lr_gamma",
-    "lr_schedule",
-    "warmup_frac",
-    "bn_momentum",
-    "augment",
-    "rotation_deg",
-    "scale_range",
-    "shift_frac",
-    "color_range",
-    "occlusion_prob",
-    "seed",
-    "device",
-    "amp",
-    "num_workers",
-    "checkpoint_every",
-    "resume",
-    "progress",
-)
+# PRN's and both baselines' training take the shared fields (model.train_settings.TrainCommon:
+# the same data, holdout, epochs, batch, schedule, augmentation, seed and runtime) from the
+# ``train_common`` section. Each stage's own section (``train``, ``train_3ddfa``, ``train_defa``)
+# holds the rest; it may also set a shared key, which then holds for that stage alone.
 BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
 
 
@@ -290,9 +271,10 @@ def read_training(
     given: dict[str, Any] | None = None,
 ) -> T:
     """The configuration ``cls`` (model.train.TrainConfig or
-    model.baselines.train_baseline.BaselineConfig) of the training stage whose own section is
-    ``name``: the keys of :data:`TRAIN_COMMON` from ``train_common`` (each typed by ``cls``'s field
-    and named ``train_common.KEY`` in errors; every one required there, no other allowed), the rest
+    model.baselines.train_baseline.BaselineConfig: a model.train_settings.TrainCommon) of the
+    training stage whose own section is ``name``: the shared keys (``cls.common_keys()``) from
+    ``train_common`` (each typed by ``cls``'s field and named ``train_common.KEY`` in errors; every
+    one required there, no other allowed), the rest
     from the stage's section, which may also set a common key for itself. ``optional`` and
     ``given`` as :func:`read_section` (ConfigError naming the file and the key; a test-split
     ``train_file`` is refused)."""
@@ -301,18 +283,19 @@ def read_training(
     for key, value in (("train_common", common), (name, own)):
         if not isinstance(value, dict):
             raise ConfigError(source, key, f"expected a mapping (a section), got {got(value)}")
-    unknown = sorted(set(common) - set(TRAIN_COMMON), key=str)
+    shared = cls.common_keys()  # type: ignore[attr-defined]
+    unknown = sorted(set(common) - set(shared), key=str)
     if unknown:
         raise ConfigError(
-            source, f"train_common.{unknown[0]}", f"unknown key (known: {', '.join(TRAIN_COMMON)})"
+            source, f"train_common.{unknown[0]}", f"unknown key (known: {', '.join(shared)})"
         )
-    missing = [k for k in TRAIN_COMMON if k not in common]
+    missing = [k for k in shared if k not in common]
     if missing:
         raise ConfigError(source, f"train_common.{missing[0]}", "missing key")
     hints = get_type_hints(cls)
     inherited = {
         key: read_value(common[key], hints[key], f"train_common.{key}", source)
-        for key in TRAIN_COMMON
+        for key in shared
         if key not in own
     }
     try:

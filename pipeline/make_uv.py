@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         on_bad_sample=p.on_bad_sample,
         workers=p.workers,
         scheduler_address=p.scheduler_address,
+        uv_size=p.uv_size,
     )
     params = {k: str(v) for k, v in dataclasses.asdict(p).items()}
     try:

@@ -40,11 +40,6 @@ DEBUG_ENV = "PRNET_DEBUG"
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
-# Local variable names that hold the file an OSError was about, in the frames it passed through
-# (innermost first), for errors that carry no file name (a write on a full disk, h5py's errors).
-_PATH_LOCALS = ("name", "path", "out_path", "tmp", "tmp_path", "filename", "file", "target", "dst")
-
-
 def debug_requested(argv: Sequence[str] | None = None) -> bool:
     """Whether ``--debug`` is among ``argv`` or ``PRNET_DEBUG`` is set to a true value."""
     flag = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
@@ -65,55 +60,6 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _path_in_traceback(exc: BaseException) -> str | None:
-    """The file an error without a file name was about, from the frames it passed through."""
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    for frame in reversed(frames):  # innermost first
-        in_h5py_files = frame.f_code.co_filename.replace("\\", "/").endswith("h5py/_hl/files.py")
-        for key in _PATH_LOCALS:
-            if key == "name" and not in_h5py_files:
-                continue  # 'name' is a file name only in h5py's File
-            value = frame.f_locals.get(key)
-            if isinstance(value, (str, bytes, os.PathLike)) and str(value).strip():
-                return _display(value)
-    return None
-
-
-def _is_hdf5_error(exc: OSError) -> bool:
-    tb = exc.__traceback__
-    while tb is not None:
-        if "h5py" in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return type(exc).__module__.startswith("h5py")
-
-
-def _hdf5_missing_object(exc: KeyError) -> str | None:
-    """'FILE: NAME: missing in the HDF5 file' for h5py's KeyError on a missing dataset or group."""
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if (
-            "h5py" in frame.f_code.co_filename
-            and "name" in frame.f_locals
-            and "self" in frame.f_locals
-        ):
-            try:
-                filename = frame.f_locals["self"].file.filename
-            except Exception:  # noqa: BLE001 - a closed file has no name to give: look in the callers
-                filename = _path_in_traceback(exc)
-            name = frame.f_locals["name"]
-            name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-            where = f"{_display(filename)}: " if filename else ""
-            return f"{where}{name}: missing in the HDF5 file"
-        tb = tb.tb_next
-    return None
-
-
 def describe(exc: BaseException) -> str:
     """One line saying what went wrong and where (no ``error:`` prefix)."""
     from pipeline.typed_yaml import ConfigError
@@ -127,8 +73,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ConfigError):
         return _one_line(str(exc))
     if isinstance(exc, OSError):
-        name = exc.filename if exc.filename is not None else _path_in_traceback(exc)
-        where = _display(name) if name is not None else None
+        # The file comes with the error (uvgen.atomic.naming_errors, uvgen.h5open.open_h5 and
+        # Python's own open() set it); none is looked for elsewhere.
+        where = _display(exc.filename) if exc.filename is not None else None
         text = str(exc)
         if exc.errno == errno.ENOSPC or "No space left on device" in text or "errno = 28," in text:
             # (h5py reports a full disk in its message: "... errno = 28, error message =
@@ -136,12 +83,6 @@ def describe(exc: BaseException) -> str:
             return f"No space left on device: {where or '(path unknown; rerun with --debug)'}"
         if exc.errno == errno.EDQUOT:
             return f"Disk quota exceeded: {where or '(path unknown; rerun with --debug)'}"
-        if _is_hdf5_error(exc):
-            reason = exc.strerror or str(exc)
-            if isinstance(exc, FileNotFoundError):
-                return f"{where}: no such file" if where else _one_line(reason)
-            detail = reason[reason.find("(") + 1 : reason.rfind(")")] if "(" in reason else reason
-            return _one_line(f"{where or 'HDF5 file'}: not a readable HDF5 file ({detail})")
         if isinstance(exc, FileNotFoundError):
             return f"{where}: no such file or directory" if where else _one_line(str(exc))
         if isinstance(exc, PermissionError):
@@ -152,10 +93,6 @@ def describe(exc: BaseException) -> str:
             return f"{where}: not a directory" if where else _one_line(str(exc))
         reason = exc.strerror or str(exc)
         return _one_line(f"{where}: {reason}" if where else reason)
-    if isinstance(exc, KeyError):
-        missing = _hdf5_missing_object(exc)
-        if missing is not None:
-            return missing
     if isinstance(exc, MemoryError):
         return "out of memory (try fewer workers or a smaller batch; --debug shows where)"
     text = _one_line(str(exc))

@@ -6,7 +6,7 @@
 Each section holds the baseline's own settings (out_dir, model_dir, lr, width, input_size and its
 loss settings); every other field (data, holdout, epochs, batch, lr schedule, augmentation, seed,
 runtime) comes from the ``train_common`` section, shared with PRN's ``train`` stage, so all three
-methods get the same training budget (pipeline.config.TRAIN_COMMON; a baseline section may still
+methods get the same training budget (model.train_settings.TrainCommon; a baseline section may still
 set one of those keys for itself). Fields are documented in
 model.baselines.train_baseline.BaselineConfig. Outputs in ``out_dir``: ``checkpoints/last.pt``
 (resumed after a kill when settings, data and code are unchanged), ``model.pt`` (weights with the

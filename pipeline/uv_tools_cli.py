@@ -1,10 +1,11 @@
 """``prnet uv-assets`` and ``prnet export-posmaps``: UV files for other code (docs/uv_assets.md).
 
-    prnet uv-assets --model-dir BFM_DIR --out DIR [--mask-source model|prnet --prnet-dir D]
+    prnet uv-assets --model-dir BFM_DIR --out DIR [--size S] [--mask-source model|prnet ...]
     prnet export-posmaps UV.h5 --out DIR [--layout face3d] [--jpeg-quality 95]
 
 ``uv-assets`` writes PRNet's ``Data/uv-data`` files (uv_kpt_ind.txt, face_ind.txt, triangles.txt,
-canonical_vertices.npy, uv_face_mask.png, uv_weight_mask.png) for a face3d-layout model, at 256;
+canonical_vertices.npy, uv_face_mask.png, uv_weight_mask.png) for a face3d-layout model, at
+``--size`` (256, PRNet's, by default; the size of the network they serve, ``uvgen.uv_size``);
 ``prnet predict --uv-data DIR`` and PRNet's own ``api.py`` read them. ``export-posmaps`` writes
 each sample of a UV HDF5 file as face3d's example does: ``NAME.jpg`` crop + ``NAME.npy`` float32
 map in crop pixels (the stored values, never JPEG-compressed).
@@ -25,8 +26,16 @@ def uv_assets_command(args: argparse.Namespace) -> int:
 
     if args.mask_source == "prnet" and args.prnet_dir is None:
         raise SystemExit("prnet uv-assets: --mask-source prnet needs --prnet-dir")
+    if args.mask_source == "prnet" and args.size != 256:
+        raise SystemExit(
+            "prnet uv-assets: --mask-source prnet has PRNet's 256x256 masks: --size 256"
+        )
     paths = write_uv_assets(
-        load_bfm(args.model_dir), args.out, mask_source=args.mask_source, prnet_dir=args.prnet_dir
+        load_bfm(args.model_dir),
+        args.out,
+        mask_source=args.mask_source,
+        prnet_dir=args.prnet_dir,
+        size=args.size,
     )
     print(f"uv-assets: {len(paths)} files -> {args.out} (use with --uv-data {args.out})")
     return 0
@@ -46,6 +55,17 @@ def export_posmaps_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _uv_size(text: str) -> int:
+    from uvgen.checks import check_uv_size
+
+    try:
+        size = int(text)
+        check_uv_size("--size", size)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--size: ")) from None
+    return size
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The ``uv-assets`` and ``export-posmaps`` subcommands of ``prnet``."""
     p = sub.add_parser(
@@ -61,6 +81,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="face3d-layout morphable model (BFM.mat, BFM_UV.mat, BFM_info.mat)",
     )
     p.add_argument("--out", required=True, type=Path, help="folder to write the files into")
+    p.add_argument(
+        "--size",
+        type=_uv_size,
+        default=256,
+        help="UV map side in pixels, a multiple of 32 (default 256, PRNet's; e.g. 128, 512)",
+    )
     p.add_argument(
         "--mask-source",
         choices=("model", "prnet"),

@@ -14,6 +14,7 @@ REFERENCE = re.compile(r"docs/conventions\.md\s+sections?\s+(\d+)(?:\s*-\s*(\d+)
 
 def _texts() -> list[tuple[Path, str]]:
     files = [ROOT / "README.md", ROOT / "params.yaml", ROOT / "dvc.yaml"]
+    files += sorted((ROOT / "docs").glob("*.md"))
     for folder in SOURCES:
         files += sorted((ROOT / folder).rglob("*.py")) if (ROOT / folder).is_dir() else []
     return [(f, f.read_text(encoding="utf-8")) for f in files if f.is_file()]
@@ -42,3 +43,22 @@ def test_no_reference_outside_the_project() -> None:
         or re.search(r"(?<!docs/)\bconventions (section|\d)", text)
     ]
     assert not stale, f"references to a conventions file a clone does not have: {stale}"
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_readme_is_short_and_every_local_link_resolves() -> None:
+    """The README is a newcomer's page (at most 250 lines); its links and those of every docs/
+    page point at files that exist."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text(encoding="utf-8").splitlines()) <= 250
+    broken = []
+    for page in [readme, *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
+

@@ -195,3 +195,36 @@ def test_closure_follows_lazy_and_dynamic_imports(tmp_path: Path) -> None:
     assert "model/baselines/predict.py" in rel  # importlib.import_module("model.baselines.predict")
     assert "pipeline/stage.py" in rel  # the __main__ block's run(main)
     assert "eval/figures.py" not in rel
+
+
+def _tracks(stage: dict, key: str) -> bool:
+    """Whether a stage's ``params`` list tracks the params.yaml key ``key`` (``a.b.c``): an entry
+    naming it or a section above it (DVC's rule), in the default params file or a named one."""
+    entries: list[str] = []
+    for item in stage.get("params") or []:
+        entries += [item] if isinstance(item, str) else [k for v in item.values() for k in v or []]
+    return any(key == e or key.startswith(e + ".") for e in entries)
+
+
+def test_loss_weights_rerun_training_only() -> None:
+    """The UV files store each pixel's weight class, not its weight: a change of
+    ``train.loss_weights`` re-runs the ``train`` stage and leaves every ``uvgen_*`` stage (and the
+    baselines, which do not use them) as it is."""
+    dvc, params = load_dvc()
+    stages = dvc["stages"]
+    assert set(params["train"]["loss_weights"]) == {
+        "keypoint",
+        "eye_nose_mouth",
+        "face",
+        "outside",
+    }
+    for name in params["train"]["loss_weights"]:
+        key = f"train.loss_weights.{name}"
+        assert _tracks(stages["train"], key)
+        tracking = sorted(s for s in stages if _tracks(stages[s], key))
+        assert not [s for s in tracking if s.startswith(("uvgen", "train_"))], tracking
+    uvgen = [s for s in stages if s.startswith("uvgen_")]
+    assert uvgen
+    for name in uvgen:
+        _, files = stage_code(stages[name], params)
+        assert ROOT / "model" / "loss.py" not in files  # nor the code that applies them

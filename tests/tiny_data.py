@@ -204,7 +204,7 @@ def write_uv_test_file(
         StorageOptions(posmap_dtype="float32"),
     )
     layout = UVData(
-        np.ones((size, size), np.float32), np.zeros((size, size), bool), kpt_uv, face_ind
+        np.ones((size, size), np.uint8), np.zeros((size, size), bool), kpt_uv, face_ind
     )
     path = folder / "test.h5"
     merge_shards([shard], path, layout, {"model_checksum": "x", "params": {}, "split": "test"})

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds alike
 DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -44,3 +46,16 @@ def check_device(key: str, spec: str) -> None:
     """A device: 'auto', 'cpu', 'cuda' or 'cuda:N'."""
     if not DEVICE_SPEC.fullmatch(str(spec)):
         raise ValueError(f"{key}: must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+
+
+MIN_UV_SIZE, MAX_UV_SIZE = 32, 2048
+
+
+def check_uv_size(key: str, value: int) -> None:
+    """A UV map (and crop) side: a whole multiple of 32 in [32, 2048] pixels (PRNet's encoder
+    halves its input five times)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{key}: must be a whole number of pixels, got {value!r}")
+    check_range(key, int(value), MIN_UV_SIZE, MAX_UV_SIZE)
+    if value % 32:
+        raise ValueError(f"{key}: must be a multiple of 32 (e.g. 128, 256, 512), got {value}")

@@ -4,19 +4,16 @@ HDF5 reports a full disk as a long error stack (and a write that fails half-way 
 library in a state where closing the file crashes), torch's zip writer as "enforce fail ...
 unexpected pos". So writers check the free space against what they are about to write
 (:func:`ensure_free_space`), convert a failure that still happens (:func:`disk_full_as_error`), and
-write serialised bytes through :func:`atomic_write_bytes`. Nothing is left under a final name.
+write through :mod:`uvgen.atomic`. Nothing is left under a final name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-
-from uvgen.resumable import unique_tmp_name
 
 # Room kept free beyond an estimate (file-system metadata, HDF5 headers and B-trees).
 MARGIN_BYTES = 8 << 20
@@ -93,25 +90,4 @@ def disk_full_as_error(path: str | Path) -> Iterator[None]:
     except Exception as err:
         if is_disk_full(err):
             raise DiskFullError(path) from err
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes | memoryview, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file of this call, fsync (``durable``),
-    ``os.replace``. The free space is checked first; a full disk raises :class:`DiskFullError`
-    and leaves neither ``path`` changed nor the temporary file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ensure_free_space(path.parent, len(data), margin=0)
-    tmp = unique_tmp_name(path)
-    try:
-        with disk_full_as_error(path):
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                if durable:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise

@@ -1,9 +1,10 @@
 """From a 300W-LP / AFLW2000-3D fit and its image to a training or test pair (sections 4 to 6).
 
-The pair is the 256x256 uint8 crop and the UV position map: at each UV pixel the crop-space
-position (x right, y down in crop pixels; z depth, min 0) of the surface point that the pixel
-stands for. What depends only on the model (the UV rasterisation) is a :class:`UVLayout`, built
-once per model; everything per sample is a few small array operations plus one sparse product.
+The pair is the S x S uint8 crop and the S x S UV position map (S = the layout's size, 256 by
+default; the crop's side follows the map's, as face3d's ``image_h = uv_h``): at each UV pixel the
+crop-space position (x right, y down in crop pixels; z depth, min 0) of the surface point that the
+pixel stands for. What depends only on the model (the UV rasterisation) is a :class:`UVLayout`,
+built once per model; everything per sample is a few small array operations plus one sparse product.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from uvgen.geometry import (
 from uvgen.masks import UV_SIZE, uv_rasterization
 from uvgen.raster import Rasterization
 
-CROP_SIZE = 256
+CROP_SIZE = UV_SIZE  # the default; a pair's crop is as large as its layout (make_pair)
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,8 +215,8 @@ class CropPair:
     original-image pixels; ``crop_vertices`` (n, 3) are the vertices in crop space.
     """
 
-    image: np.ndarray  # (256, 256, 3) uint8
-    posmap: np.ndarray  # (256, 256, 3) float32, crop pixels
+    image: np.ndarray  # (S, S, 3) uint8
+    posmap: np.ndarray  # (S, S, 3) float32, crop pixels
     transform: np.ndarray
     box: CropBox
     crop_vertices: np.ndarray
@@ -278,13 +279,16 @@ def make_pair(
     vertices: np.ndarray,
     pose_para: np.ndarray,
     box: CropBox,
-    crop_size: int = CROP_SIZE,
+    crop_size: int | None = None,
     lap: Callable[[str], None] | None = None,
 ) -> CropPair:
     """Crop ``image`` to ``box`` and draw the map of the fit's model-space vertices (n, 3).
 
+    ``crop_size`` (default: ``layout.size``, face3d's ``image_h = uv_h``) is the crop's side;
+    the box's corners go to pixel centres 0 and ``crop_size - 1``.
     ``lap(step)``, when given, is called after each step (for the benchmark's breakdown)."""
     lap = lap or _no_lap
+    crop_size = layout.size if crop_size is None else int(crop_size)
     transform = crop_transform(box, crop_size)
     lap("pose + crop box")
     crop = warp_to_crop(image, transform, crop_size)

@@ -1,6 +1,7 @@
 """HDF5 storage of the UV ground truth: one file per split, written as shards then merged.
 
-Layout (the same per-sample layout in a shard and in the final file; N samples, H = W = 256):
+Layout (the same per-sample layout in a shard and in the final file; N samples, H = W = S, the
+UV size: 256 by default, ``uvgen.uv_size``):
 
 * ``images``     (N,H,W,3) uint8, the input crops; one chunk per sample (1,H,W,3).
 * ``posmaps``    (N,H,W,3) float16 or float32, the UV position maps in crop pixels (x right,
@@ -15,9 +16,15 @@ Layout (the same per-sample layout in a shard and in the final file; N samples, 
   ``posmap_compression`` (the codecs), ``posmap_lossy_values`` (number of map values stored
   coarser than 1/8 px) and ``kind`` ('shard' | 'dataset').
 
-The final file adds ``uv/weight_mask`` (H,W) float32, ``uv/face_mask`` (H,W) uint8 (0/1),
-``uv/kpt_uv`` (2,68) int32 (row 0 = column, row 1 = row), ``uv/face_ind`` (K,) int64 (flat indices
-of the face-mask pixels) and the attributes ``model_checksum``, ``params`` (JSON) and ``split``.
+The final file adds ``uv/weight_class`` (H,W) uint8 (the loss-weight class of each pixel: 0
+outside, 1 face, 2 eye_nose_mouth, 3 keypoint; uvgen.weight_classes), ``uv/weight_mask`` (H,W)
+float32 (the paper's weights of those classes, 0 / 3 / 4 / 16, for tools that read weights;
+training takes the weights from its params), ``uv/face_mask`` (H,W) uint8 (0/1), ``uv/kpt_uv``
+(2,68) int32 (row 0 = column, row 1 = row), ``uv/face_ind`` (K,) int64 (flat indices of the
+face-mask pixels) and the attributes ``model_checksum``, ``params`` (JSON), ``split`` and
+``uv_size`` (S; absent in files written before it, which are all 256: read as the maps' side).
+Files written before ``uv/weight_class`` existed hold ``uv/weight_mask`` alone: their classes are
+read back from its values, which must each be one of the paper's weights.
 
 Storage options and the position-map codec (float16 or float32, compression): uvgen.h5codec;
 writing shards and merging them: uvgen.h5write; validating and reading: here.
@@ -36,6 +43,8 @@ import numpy as np
 from uvgen.closing import ClosesOnExit
 from uvgen.formats.errors import DataError
 from uvgen.h5codec import POSMAP_DTYPES, decode_posmap
+from uvgen.h5open import open_h5
+from uvgen.weight_classes import CLASS_NAMES, check_classes, class_weights, paper_weight_classes
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "test")
@@ -117,17 +126,23 @@ class SampleRecord:
 
 @dataclass(frozen=True, eq=False)
 class UVData:
-    """The UV-space data shared by every sample of a file (H = W = 256 for PRNet).
+    """The UV-space data shared by every sample of a file (H = W = the file's UV size).
 
-    weight_mask: (H,W) float32 loss weights. face_mask: (H,W) bool. kpt_uv: (2,68) int32 UV pixel
-    of each key point, row 0 = column, row 1 = row. face_ind: (K,) int64 flat indices
-    (row * W + col) of the face-mask pixels.
+    weight_class: (H,W) uint8 loss-weight class codes (uvgen.weight_classes: 0 outside, 1 face,
+    2 eye_nose_mouth, 3 keypoint). face_mask: (H,W) bool. kpt_uv: (2,68) int32 UV pixel of each key
+    point, row 0 = column, row 1 = row. face_ind: (K,) int64 flat indices (row * W + col) of the
+    face-mask pixels.
     """
 
-    weight_mask: np.ndarray
+    weight_class: np.ndarray
     face_mask: np.ndarray
     kpt_uv: np.ndarray
     face_ind: np.ndarray
+
+    @property
+    def weight_mask(self) -> np.ndarray:
+        """(H,W) float32 the paper's loss weights (16 / 4 / 3 / 0) of the classes."""
+        return class_weights(self.weight_class)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,10 +150,13 @@ class UVData:
 
 
 def _open(path: Path) -> h5py.File:
+    """The file open for reading; every failure is a :class:`DataError` naming ``path``."""
     try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise DataError(path, None, f"cannot open as HDF5: {exc}") from exc
+        return open_h5(path)
+    except IsADirectoryError as exc:
+        raise DataError(path, None, "is a directory, expected an HDF5 file") from exc
+    except FileNotFoundError as exc:
+        raise DataError(path, None, "no such file") from exc
 
 
 def _attr(f: h5py.File, path: Path, name: str) -> Any:
@@ -197,9 +215,30 @@ def _check_samples(f: h5py.File, path: Path) -> int:
     return n
 
 
+def _weight_class(f: h5py.File, path: Path, hw: tuple[int, int]) -> np.ndarray:
+    """(H,W) uint8 class codes: ``uv/weight_class``, or for an older file the classes of its
+    ``uv/weight_mask`` values (each must be one of the paper's weights); DataError otherwise."""
+    g = f.get(_UV)
+    name = "weight_class" if isinstance(g, h5py.Group) and "weight_class" in g else "weight_mask"
+    dset = _dataset(f, path, f"{_UV}/{name}")
+    if dset.shape != hw:
+        raise DataError(path, f"{_UV}/{name}", f"expected shape {hw}, got {dset.shape}")
+    values = dset[...]
+    if name == "weight_mask":
+        try:
+            return paper_weight_classes(values)
+        except ValueError as exc:
+            raise DataError(path, f"{_UV}/{name}", f"{exc}: no weight class") from exc
+    problem = check_classes(values)
+    if problem:
+        raise DataError(path, f"{_UV}/{name}", f"{problem} ({', '.join(CLASS_NAMES)})")
+    return values.astype(np.uint8)
+
+
 def _check_uv(f: h5py.File, path: Path, hw: tuple[int, int]) -> None:
     h, w = hw
-    shapes = {"weight_mask": (h, w), "face_mask": (h, w), "kpt_uv": (2, N_KEYPOINTS)}
+    _weight_class(f, path, hw)
+    shapes = {"face_mask": (h, w), "kpt_uv": (2, N_KEYPOINTS)}
     for name, shape in shapes.items():
         got = _dataset(f, path, f"{_UV}/{name}").shape
         if got != shape:
@@ -226,7 +265,12 @@ def _check_file(f: h5py.File, path: Path) -> int:
         json.loads(_attr(f, path, "params"))
     except (TypeError, ValueError) as exc:
         raise DataError(path, "params", f"not a JSON string: {exc}") from exc
-    _check_uv(f, path, f["images"].shape[1:3])
+    hw = f["images"].shape[1:3]
+    if "uv_size" in f.attrs:
+        size = f.attrs["uv_size"]
+        if not np.issubdtype(np.asarray(size).dtype, np.integer) or (size, size) != hw:
+            raise DataError(path, "uv_size", f"is {size!r} but the maps are {hw[0]}x{hw[1]}")
+    _check_uv(f, path, hw)
     return n
 
 
@@ -315,10 +359,19 @@ class PositionMapFile(ClosesOnExit):
         return list(self._f["names"].asstr()[...])
 
     @property
+    def uv_size(self) -> int:
+        """Side S of the S x S maps and crops: the ``uv_size`` attribute; files written before it
+        existed (all 256 x 256) read as their maps' side, i.e. 256."""
+        if "uv_size" in self._f.attrs:
+            return int(self._f.attrs["uv_size"])
+        return int(self._f["images"].shape[1])
+
+    @property
     def uv(self) -> UVData:
         g = self._f[_UV]
+        hw = self._f["images"].shape[1:3]
         return UVData(
-            weight_mask=g["weight_mask"][...],
+            weight_class=_weight_class(self._f, self.path, hw),
             face_mask=g["face_mask"][...].astype(bool),
             kpt_uv=g["kpt_uv"][...],
             face_ind=g["face_ind"][...],

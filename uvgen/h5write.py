@@ -9,7 +9,6 @@ copies the stored (possibly compressed) chunks of the shards as they are, shard 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from uvgen.atomic import atomic_path
 from uvgen.formats.errors import DataError
 from uvgen.h5codec import (
     PosmapPrecisionWarning,
@@ -40,18 +40,10 @@ from uvgen.h5store import (
     _check_samples,
     _open,
 )
-from uvgen.resumable import unique_tmp_name
+from uvgen.weight_classes import CLASS_NAMES, check_classes
 
 # ---------------------------------------------------------------------------------------------
 # Writing
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -63,21 +55,12 @@ def _atomic_h5(path: Path, durable: bool = False) -> Iterator[h5py.File]:
     The rename alone protects against a killed process; ``durable`` also fsyncs the data before
     the rename (against a machine crash), which costs a full write-back: used for final files,
     not for shards."""
-    path = Path(path)
-    tmp = unique_tmp_name(path)  # this call's own name: never another writer's open file
-    # No chunk cache: every chunk is written whole once anyway, and a dirty cached chunk that fails
-    # to write (full disk) makes HDF5 crash when the file is closed (segfault at exit).
-    f = h5py.File(tmp, "x", rdcc_nbytes=0)
-    try:
-        with f:
-            yield f
-            f.flush()
-        if durable:
-            _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # This call's own temporary name (never another writer's file). No chunk cache: every chunk is
+    # written whole once anyway, and a dirty cached chunk that fails to write (full disk) makes
+    # HDF5 crash when the file is closed (segfault at exit). The file is closed before the rename.
+    with atomic_path(path, durable) as tmp, h5py.File(tmp, "x", rdcc_nbytes=0) as f:
+        yield f
+        f.flush()
 
 
 def _check_batch(
@@ -285,7 +268,8 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
     Samples are streamed shard by shard (stored chunks copied as they are). ``attrs`` must hold
     ``model_checksum`` (str), ``params`` (JSON string or a JSON-serialisable mapping) and ``split``
     ('train' | 'test'); further entries are written as extra attributes. ``format_version``,
-    ``posmap_offset``, ``posmap_dtype`` and the codecs come from the shards, which must agree.
+    ``posmap_offset``, ``posmap_dtype`` and the codecs come from the shards, which must agree;
+    ``uv_size`` is the maps' side (square maps; an ``attrs`` entry must equal it).
     """
     out_path = Path(out_path)
     shard_paths = [Path(p) for p in shard_paths]
@@ -325,6 +309,8 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
     )
     h, w = layout["image_hw"]
     _check_uv_arrays(out_path, uv, (h, w))
+    if "uv_size" in attrs and (int(attrs["uv_size"]), int(attrs["uv_size"])) != (h, w):
+        raise ValueError(f"attrs uv_size {attrs['uv_size']} but the shards' maps are {h}x{w}")
 
     with _atomic_h5(out_path, durable=True) as out:
         _create_sample_datasets(out, sum(counts), (h, w), storage, extras_spec or {})
@@ -341,6 +327,10 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
                     out[_EXTRAS][key][start : start + n] = f[_EXTRAS][key][...]
             start += n
         grp = out.create_group(_UV)
+        classes = grp.create_dataset(
+            "weight_class", track_times=False, data=np.asarray(uv.weight_class, dtype=np.uint8)
+        )
+        classes.attrs["classes"] = ", ".join(f"{k} {n}" for k, n in enumerate(CLASS_NAMES))
         grp.create_dataset(
             "weight_mask", track_times=False, data=np.asarray(uv.weight_mask, dtype=np.float32)
         )
@@ -355,14 +345,19 @@ def merge_shards(shard_paths: list[Path], out_path: Path, uv: UVData, attrs: dic
             if key == "params" and not isinstance(value, str):
                 value = json.dumps(value, sort_keys=True)
             out.attrs[key] = value
+        if h == w:
+            out.attrs["uv_size"] = h
         out.attrs["posmap_lossy_values"] = lossy
         out.attrs["kind"] = "dataset"
 
 
 def _check_uv_arrays(path: Path, uv: UVData, hw: tuple[int, int]) -> None:
     h, w = hw
+    problem = check_classes(uv.weight_class)
+    if problem:
+        raise DataError(path, f"{_UV}/weight_class", problem)
     for name, shape in {
-        "weight_mask": (h, w),
+        "weight_class": (h, w),
         "face_mask": (h, w),
         "kpt_uv": (2, N_KEYPOINTS),
     }.items():

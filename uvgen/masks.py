@@ -34,16 +34,23 @@ from scipy.spatial import ConvexHull
 
 from uvgen.formats.errors import DataError, read_whole_file
 from uvgen.raster import FACE3D_BORDER, Rasterization, rasterize
+from uvgen.weight_classes import (
+    CLASS_NAMES,
+    EYE_NOSE_MOUTH,
+    FACE,
+    KEYPOINT,
+    OUTSIDE,
+    PAPER_WEIGHTS,
+    weight_classes,
+)
 
 UV_SIZE = 256
 
-# Paper's loss weights (docs/conventions.md section 5).
-KEYPOINT_WEIGHT = 16.0
-REGION_WEIGHT = 4.0  # eyes, nose, mouth
-FACE_WEIGHT = 3.0  # rest of the face
-OUTSIDE_WEIGHT = 0.0
-WEIGHT_CLASSES = (OUTSIDE_WEIGHT, FACE_WEIGHT, REGION_WEIGHT, KEYPOINT_WEIGHT)
-CLASS_NAMES = ("outside", "face", "region", "keypoint")
+# Paper's loss weights (docs/conventions.md section 5; defined in uvgen.weight_classes).
+KEYPOINT_WEIGHT = PAPER_WEIGHTS[KEYPOINT]
+REGION_WEIGHT = PAPER_WEIGHTS[EYE_NOSE_MOUTH]  # eyes, nose, mouth
+FACE_WEIGHT = PAPER_WEIGHTS[FACE]  # rest of the face
+OUTSIDE_WEIGHT = PAPER_WEIGHTS[OUTSIDE]
 
 # PRNet's PNG byte = min(255, floor(PNG_SCALE * weight)).
 PNG_SCALE = 16.0
@@ -99,6 +106,12 @@ class UVMasks:
     @property
     def size(self) -> int:
         return int(self.face.shape[0])
+
+    @property
+    def weight_class(self) -> np.ndarray:
+        """(H, W) uint8 weight-class codes (uvgen.weight_classes) of ``weights``: exact for the
+        class-mode weights (0 / 3 / 4 / 16) UV files are built from; blends snap to the nearest."""
+        return weight_classes(self.weights)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,14 +299,6 @@ def weights_to_png(weights: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(PNG_SCALE * w + 1e-6), 0, 255).astype(np.uint8)
 
 
-def weight_classes(weights: np.ndarray) -> np.ndarray:
-    """int8 class per pixel: index into :data:`WEIGHT_CLASSES` / :data:`CLASS_NAMES` of the
-    nearest class weight (0, 3, 4, 16); blends snap to the nearest (e.g. 11/3 -> 4, 22/3 -> 4)."""
-    w = np.asarray(weights, dtype=np.float64)
-    levels = np.asarray(WEIGHT_CLASSES)
-    return np.abs(w[..., None] - levels).argmin(axis=-1).astype(np.int8)
-
-
 # ---------------------------------------------------------------------------------------------
 # PRNet's files
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +351,7 @@ def load_prnet_weight_mask(
     table = _PNG_CLASS if mode == "classes" else _PNG_EXACT
     lut = np.arange(256, dtype=np.float64) / PNG_SCALE
     if mode == "classes":  # unknown bytes: nearest class level
-        lut = np.asarray(WEIGHT_CLASSES)[weight_classes(lut)]
+        lut = np.asarray(PAPER_WEIGHTS)[weight_classes(lut)]
     for byte, value in table.items():
         lut[byte] = value
     weights = lut[image]

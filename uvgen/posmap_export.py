@@ -18,8 +18,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from uvgen.atomic import atomic_output
 from uvgen.formats.errors import DataError
-from uvgen.formats.matfile import atomic_output, atomic_save_jpeg
+from uvgen.formats.matfile import atomic_save_jpeg
 from uvgen.h5store import PositionMapFile
 
 LAYOUTS = ("face3d",)

@@ -1,5 +1,6 @@
 """float16 encoding of a position map in whole-array float32 operations, bit for bit the bytes of
-:func:`uvgen.h5codec.encode_posmap_into` (the reference).
+:func:`uvgen.h5codec.encode_posmap_into` (the reference). Kept because it matters: it saves 0.66 ms
+of a 5 ms batched sample (13 %; ``python benchmarks/bench_posmap_float16.py``: 1.20 vs 0.54 ms).
 
 The stored value of a map value x (crop pixels, float32) is ``d = x - 128`` computed exactly and
 rounded once to float16, to nearest with ties to even. numpy converts to float16 one element at a

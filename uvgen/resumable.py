@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from uvgen.atomic import atomic_write_text, unique_tmp_name  # noqa: F401 - unique_tmp_name: for callers
 from uvgen.formats.errors import DataError, StageError
 
 # Written into every folder prepare_resumable_dir makes: the settings of the run that fills it, and
@@ -39,12 +40,6 @@ def file_digest(*paths: Path) -> str:
     return h.hexdigest()
 
 
-def unique_tmp_name(path: Path) -> Path:
-    """A temporary name beside ``path`` that no other process or call uses (pid + random token)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-
-
 def remove_stale_temporaries(*finals: Path) -> None:
     """Remove the temporaries of ``finals`` left by killed writers: ``.NAME.*.tmp``
     (:func:`unique_tmp_name`) and ``NAME.tmp``. Only under the lock that guards ``finals``."""
@@ -53,17 +48,6 @@ def remove_stale_temporaries(*finals: Path) -> None:
             for path in final.parent.glob(f".{final.name}.*.tmp"):
                 path.unlink(missing_ok=True)
         Path(f"{final}.tmp").unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file of this call and ``os.replace``."""
-    tmp = unique_tmp_name(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def check_output_file(path: Path, named_by: str | None = None) -> None:

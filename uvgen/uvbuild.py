@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import time
@@ -39,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from uvgen.atomic import atomic_write_text
+from uvgen.checks import check_uv_size
 from uvgen.diskspace import DiskFullError, disk_full_as_error, ensure_free_space, free_bytes
 from uvgen.formats.aflw import list_aflw_samples
 from uvgen.formats.errors import DataError, warn_data
@@ -56,7 +59,6 @@ from uvgen.resumable import (
     prepare_resumable_dir,
     remove_resumable_dir,
     remove_stale_temporaries,
-    unique_tmp_name,
 )
 from uvgen.uvtasks import (
     TaskResult,
@@ -98,6 +100,7 @@ class BuildSettings:
     on_bad_sample: str = "skip"  # or 'fail'
     workers: int = 2  # 0 = run in this process without dask
     scheduler_address: str | None = None
+    uv_size: int = UV_SIZE  # map and crop side (face3d's uv_h = uv_w = image_h = image_w)
 
     @property
     def work_dir(self) -> Path:
@@ -156,6 +159,7 @@ def _content_settings(s: BuildSettings, keys: list[str], checksum: str) -> dict:
         "task_size": s.task_size,
         "storage": repr(s.storage),
         "mask_source": s.mask_source,
+        "uv_size": s.uv_size,
     }
 
 
@@ -219,7 +223,8 @@ def run_task_with_space_check(spec: TaskSpec) -> TaskResult | DiskFullError:
     report. The caller raises it."""
     folder = spec.shard_path.parent
     try:
-        ensure_free_space(folder, len(spec.sample_keys) * _sample_bytes_bound(spec.storage))
+        bound = _sample_bytes_bound(spec.storage, spec.uv_size)
+        ensure_free_space(folder, len(spec.sample_keys) * bound)
         with disk_full_as_error(folder):
             return run_task(spec)
     except DiskFullError as err:
@@ -265,7 +270,7 @@ def _run_tasks(specs: list[TaskSpec], s: BuildSettings) -> list[TaskResult]:
                     progress.update(len(results[-1].rejects) + results[-1].n_written)
     except Exception as err:
         # A worker that died writing (e.g. the HDF5 library on a full disk) says only that it died.
-        bound = max(len(x.sample_keys) for x in specs) * _sample_bytes_bound(s.storage)
+        bound = max(len(x.sample_keys) for x in specs) * _sample_bytes_bound(s.storage, s.uv_size)
         if not isinstance(err, DiskFullError) and free_bytes(s.work_dir) < bound:
             raise DiskFullError(s.work_dir, f"a task failed with {type(err).__name__}") from err
         raise
@@ -312,17 +317,12 @@ def rejects_summary(rejects: list[Reject], rejects_path: Path, top: int = 3) -> 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> None:
     """CSV with columns file, field, reason (atomically written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = unique_tmp_name(path)
-    try:
-        with disk_full_as_error(path), open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["file", "field", "reason"])
-            for r in rejects:
-                writer.writerow([str(r.path), r.field or "", r.reason])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["file", "field", "reason"])
+    for r in rejects:
+        writer.writerow([str(r.path), r.field or "", r.reason])
+    atomic_write_text(path, text.getvalue())
 
 
 def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> BuildReport:
@@ -332,6 +332,11 @@ def build_split(s: BuildSettings, params_for_attrs: dict | None = None) -> Build
     :class:`DiskFullError` on a full disk, :class:`BadSamplesError` (``on_bad_sample: fail``)."""
     if s.split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {s.split!r}")
+    check_uv_size("uv_size", s.uv_size)
+    if s.mask_source == "prnet" and s.uv_size != UV_SIZE:
+        raise ValueError(
+            f"mask_source 'prnet': PRNet's masks are {UV_SIZE}x{UV_SIZE}, uv_size is {s.uv_size}"
+        )
     for path in (s.out_path, s.rejects_path):
         check_output_file(path)
     with exclusive_lock(s.out_path):
@@ -358,6 +363,7 @@ def _plan(s: BuildSettings, keys: list[str], resume: dict) -> list[TaskSpec]:
                 jitter=s.jitter and s.split == "train",
                 storage=s.storage,
                 first_index=i,
+                uv_size=s.uv_size,
             )
         )
     return specs
@@ -390,12 +396,12 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
             f"{len(rejects)} bad sample(s); see {s.rejects_path} (first: {rejects[0]}); "
             "set on_bad_sample: skip to leave them out"
         )
-    model, layout = model_and_layout(s.model_dir)
+    model, layout = model_and_layout(s.model_dir, s.uv_size)
     masks = build_uv_masks(
         model, layout.size, source=s.mask_source, prnet_dir=s.prnet_dir, raster=layout.raster
     )
     uv = UVData(
-        weight_mask=masks.weights,
+        weight_class=masks.weight_class,
         face_mask=masks.face,
         kpt_uv=masks.kpt_uv,
         face_ind=masks.face_ind,
@@ -404,6 +410,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
         "format_version": FORMAT_VERSION,
         "model_checksum": checksum,
         "split": s.split,
+        "uv_size": s.uv_size,
         "params": json.dumps(params_for_attrs or settings, sort_keys=True, default=str),
     }
     s.out_path.parent.mkdir(parents=True, exist_ok=True)

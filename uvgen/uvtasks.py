@@ -9,7 +9,6 @@ spec; the model and its UV layout are loaded once per worker process and cached.
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uvgen.atomic import atomic_write_text
 from uvgen.formats.aflw import check_aflw_name, read_aflw_mat
 from uvgen.formats.bfm import MorphableModel, load_bfm
 from uvgen.formats.errors import DataError, DataWarning
@@ -48,6 +48,7 @@ from uvgen.groundtruth import (
 from uvgen.h5codec import StorageOptions, stored_posmap_dtype
 from uvgen.h5store import SampleRecord
 from uvgen.h5write import write_encoded_shard
+from uvgen.masks import UV_SIZE
 from uvgen.posmap_float16 import encode_posmap_fast
 
 
@@ -59,7 +60,7 @@ class TaskSpec:
     ``seed`` and ``jitter`` give the reproducible crop jitter of training samples. ``first_index``
     (the first sample's index in the whole split) places each sample in its fixed row of the
     vertex products, so its bytes do not depend on how the split is cut into tasks
-    (:func:`uvgen.groundtruth.fit_vertices`).
+    (:func:`uvgen.groundtruth.fit_vertices`). ``uv_size`` is the side of the maps and crops.
     """
 
     split: str
@@ -71,6 +72,7 @@ class TaskSpec:
     jitter: bool
     storage: StorageOptions
     first_index: int = 0  # index of sample_keys[0] in the split's sorted sample list
+    uv_size: int = UV_SIZE  # side of the UV maps and of the crops (pixels)
 
 
 @dataclass
@@ -84,7 +86,7 @@ class TaskResult:
     warnings: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
-_CACHE: dict[Path, tuple[MorphableModel, UVLayout]] = {}
+_CACHE: dict[tuple[Path, int], tuple[MorphableModel, UVLayout]] = {}
 
 
 _BUFFERS: dict[tuple, np.ndarray] = {}
@@ -119,10 +121,8 @@ def rejects_path_for(shard_path: Path) -> Path:
 
 def save_rejects(shard_path: Path, rejects: list[Reject]) -> None:
     """Write a task's rejects beside its shard (atomically)."""
-    path = rejects_path_for(shard_path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps([[str(r.path), r.field, r.reason] for r in rejects]))
-    os.replace(tmp, path)
+    rows = [[str(r.path), r.field, r.reason] for r in rejects]
+    atomic_write_text(rejects_path_for(shard_path), json.dumps(rows))
 
 
 def is_finished(shard_path: Path) -> bool:
@@ -137,12 +137,15 @@ def load_rejects(shard_path: Path) -> list[Reject]:
     return [Reject(Path(p), f, r) for p, f, r in json.loads(path.read_text())]
 
 
-def model_and_layout(model_dir: Path) -> tuple[MorphableModel, UVLayout]:
-    """The model in ``model_dir`` and its UV layout, loaded once per process."""
-    key = Path(model_dir).resolve()
+def model_and_layout(model_dir: Path, size: int = UV_SIZE) -> tuple[MorphableModel, UVLayout]:
+    """The model in ``model_dir`` and its UV layout at ``size`` x ``size``, loaded once per
+    process (the model is shared between sizes)."""
+    path = Path(model_dir).resolve()
+    key = (path, int(size))
     if key not in _CACHE:
-        model = load_bfm(key)
-        _CACHE[key] = (model, build_uv_layout(model))
+        model = next((m for (p, _), (m, _) in _CACHE.items() if p == path), None)
+        model = load_bfm(path) if model is None else model
+        _CACHE[key] = (model, build_uv_layout(model, int(size)))
     return _CACHE[key]
 
 
@@ -260,7 +263,7 @@ def run_task(spec: TaskSpec, timings: dict[str, float] | None = None) -> TaskRes
     threads only contend)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        model, layout = model_and_layout(spec.model_dir)
+        model, layout = model_and_layout(spec.model_dir, spec.uv_size)
         with single_thread_blas():
             result = _run_task(spec, model, layout, timings)
     for w in caught:

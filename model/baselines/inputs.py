@@ -23,6 +23,7 @@ from model.augment import (
     random_color_factors,
     warp_images,
 )
+from uvgen.h5open import open_h5
 
 
 def network_input(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -97,7 +98,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._f is None or self._pid != os.getpid():
-            self._f = h5py.File(self.path, "r")
+            self._f = open_h5(self.path)
             self._pid = os.getpid()
         return torch.from_numpy(self._f["images"][int(self.indices[k])]), torch.tensor(
             k, dtype=torch.int64

@@ -118,18 +118,10 @@ def landmark_loss(pred_landmarks: torch.Tensor, gt_landmarks: torch.Tensor) -> t
     )
 
 
-def landmark_nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(B,) 2D NME as a fraction: mean point distance / sqrt(w * h) of the ground truth's box."""
-    err = (pred[..., :2] - gt[..., :2]).norm(dim=-1).mean(dim=-1)
-    size = gt[..., :2].amax(dim=1) - gt[..., :2].amin(dim=1)
-    return err / torch.sqrt(size[:, 0] * size[:, 1]).clamp_min(1e-6)
-
-
 __all__ = [
     "parameter_loss",
     "wpdc_weights",
     "wpdc_loss",
     "vdc_loss",
     "landmark_loss",
-    "landmark_nme",
 ]

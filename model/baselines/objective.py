@@ -4,7 +4,7 @@ landmarks for defa, on augmented targets) and the validation NME."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from model.augment import (
     random_affine,
 )
 from model.baselines.inputs import ImageDataset, network_input
-from model.baselines.losses import landmark_loss, landmark_nme, parameter_loss, vdc_loss, wpdc_loss
+from model.baselines.losses import landmark_loss, parameter_loss, vdc_loss, wpdc_loss
 from model.baselines.params3dmm import (
     CropFits,
     VertexBasis,
@@ -26,11 +26,22 @@ from model.baselines.params3dmm import (
     encode_fits,
 )
 from model.data import derived_seed, make_loader
+from model.nme import nme_2d
 from uvgen.formats.bfm import MorphableModel
 
 if TYPE_CHECKING:  # names used in annotations only
     from model.baselines.params3dmm import LandmarkDecoder, ParamSpec
-    from model.baselines.train_baseline import BaselineConfig
+
+
+class LossSettings(Protocol):
+    """What :class:`LossFn` reads of a baseline's settings (``BaselineConfig`` has them)."""
+
+    seed: int
+    loss_vertices: int
+    landmark_weight: float
+
+    @property
+    def spec(self) -> ParamSpec: ...
 
 
 class FitTable:
@@ -87,7 +98,7 @@ class LossFn:
 
     def __init__(
         self,
-        cfg: BaselineConfig,
+        cfg: LossSettings,
         model: MorphableModel,
         whitening: Whitening,
         landmarks: LandmarkDecoder,
@@ -145,7 +156,7 @@ def evaluate(
         target_raw, gt_lmk = table.targets(loss_fn.spec, k)
         loss_sum += float(loss_fn(kind, pred_w, target_raw, gt_lmk)) * len(k)
         nme_sum += float(
-            landmark_nme(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum()
+            nme_2d(loss_fn.landmarks(loss_fn.whitening.unwhiten(pred_w)), gt_lmk).sum()
         )
         count += len(k)
     net.train(was_training)

@@ -1,9 +1,10 @@
-"""Baseline inference: 256x256 crops -> parameters -> crop-space vertices -> UV position maps.
+"""Baseline inference: S x S crops -> parameters -> crop-space vertices -> UV position maps.
 
-The maps are what PRN outputs (float32 (N, 256, 256, 3), crop pixels: x right, y down, z depth with
-min 0 over the mesh), drawn from the decoded vertices with the morphable model's UV layout
-(params3dmm.position_maps), so the evaluation decodes all three methods identically:
-landmarks = ``map[kpt_uv[1], kpt_uv[0]]``, dense = ``map.reshape(-1, 3)[face_ind]``.
+The maps are what PRN outputs (float32 (N, S, S, 3), S the file's UV size (256 by default); crop
+pixels: x right, y down, z depth with min 0 over the mesh), drawn from the decoded vertices with
+the morphable model's UV layout (params3dmm.position_maps), so the evaluation decodes all three
+methods identically: landmarks = ``map[kpt_uv[1], kpt_uv[0]]``, dense =
+``map.reshape(-1, 3)[face_ind]``.
 
 :func:`predict_maps` / :func:`iter_predicted_maps` run a trained baseline (``model.pt`` or a
 training checkpoint) over a UV HDF5 file (the test file); the morphable model comes from the
@@ -76,10 +77,17 @@ def load_baseline(path: Path, map_location: torch.device | str = "cpu") -> Loade
 class BaselinePredictor:
     """Batched baseline inference on one device (float32; channels-last).
 
-    ``model_dir`` overrides the weights' recorded one (e.g. when run from another directory).
+    ``model_dir`` overrides the weights' recorded one (e.g. when run from another directory);
+    ``uv_size`` is the side of the maps drawn (the test file's UV size).
     """
 
-    def __init__(self, weights: Path, model_dir: Path | None = None, device: str = "auto"):
+    def __init__(
+        self,
+        weights: Path,
+        model_dir: Path | None = None,
+        device: str = "auto",
+        uv_size: int = 256,
+    ):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -87,7 +95,7 @@ class BaselinePredictor:
         self.net = self.loaded.net.to(memory_format=torch.channels_last)
         self.model_dir = Path(model_dir) if model_dir is not None else self.loaded.model_dir
         self.model: MorphableModel = load_bfm(self.model_dir)
-        self.layout: UVLayout = build_uv_layout(self.model)
+        self.layout: UVLayout = build_uv_layout(self.model, uv_size)
         self.basis = VertexBasis(
             self.model, self.loaded.spec.n_shape, self.loaded.spec.n_exp, device=self.device
         )
@@ -118,8 +126,11 @@ def iter_predicted_maps(
     device: str = "auto",
     model_dir: Path | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, maps (B, 256, 256, 3) float32)`` over the samples of ``uv_file`` in order."""
-    predictor = BaselinePredictor(weights, model_dir, device)
+    """Yield ``(start, maps (B, S, S, 3) float32)`` over the samples of ``uv_file`` in order (S:
+    the file's UV size)."""
+    with PositionMapFile(Path(uv_file)) as f:
+        size = f.uv_size
+    predictor = BaselinePredictor(weights, model_dir, device, uv_size=size)
     resolve_model_dir(predictor.model_dir, uv_file)  # the file must come from this model
     with PositionMapFile(Path(uv_file)) as f:
         n = len(f)

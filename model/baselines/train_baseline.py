@@ -50,9 +50,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.augment import (
-    AugmentConfig,
-)
 from model.baselines.defa_net import DeFANet
 from model.baselines.inputs import ImageDataset, augment_images, network_input, resize_affine
 from model.baselines.mobilenet import MobileNetV1, count_parameters
@@ -69,16 +66,15 @@ from model.checkpoint import Progress, atomic_torch_save
 from model.data import EpochBatchSampler, make_loader, split_indices
 from model.device import resolve_device
 from model.train_settings import (
-    augment_config_of,
+    TrainCommon,
     autocast_enabled,
     check_common_fields,
-    config_json,
     make_scheduler,
+    package_digest,
     precision_note,
     run_fingerprint_of,
     seed_everything,
     set_bn_momentum,
-    source_digest,
 )
 from model.trainer import Task, fit, open_checkpoint, training_lock
 from uvgen.checks import check_range
@@ -105,66 +101,42 @@ _NOT_FINGERPRINTED = (
 )
 
 
-@dataclass(frozen=True)
-class BaselineConfig:
+@dataclass(frozen=True, kw_only=True)
+class BaselineConfig(TrainCommon):
     """A baseline training run; defaults = the paper configuration of ``kind`` where it gives one.
 
-    kind: '3ddfa' | 'defa'. Paths: ``train_file`` (UV HDF5), ``val_file`` (None: hold out
-    ``val_fraction`` of the training file, the same samples as PRN's holdout for the same seed),
-    ``out_dir``, ``model_dir`` (the morphable model; None: the ``model_dir`` recorded in the
-    training file's params, relative to the working directory). Optimisation: Adam at ``lr``
-    (the peak for 'onecycle'), ``lr_schedule`` ('step': halved (``lr_gamma``) every
-    ``lr_step_epochs``; 'onecycle': warm-up over ``warmup_frac`` of the steps, cosine to 0),
-    ``epochs``, ``batch_size``. Network:
-    ``width`` (MobileNet-V1 width multiplier for 3ddfa, paper 1.0; DeFANet base channels for defa,
-    32), ``input_size`` (None: 120 for 3ddfa, 128 for defa), ``bn_momentum`` (PyTorch convention).
-    Losses: ``wpdc_fraction`` (3ddfa: share of the epochs trained with WPDC before VDC),
-    ``landmark_weight`` (defa: weight of the px^2 landmark loss), ``loss_vertices`` (vertex
-    subsample of WPDC/VDC). Augmentation and runtime fields as model.train.TrainConfig.
+    The fields shared with PRN (data, holdout, budget, schedule, augmentation, runtime):
+    model.train_settings.TrainCommon (``epochs``, ``bn_momentum`` and ``num_workers`` default to
+    the baselines' own values here). kind: '3ddfa' | 'defa'. ``out_dir``, ``model_dir`` (the
+    morphable model; None: the ``model_dir`` recorded in the training file's params, relative to the
+    working directory). Adam at ``lr`` (the peak for 'onecycle'). Network: ``width`` (MobileNet-V1
+    width multiplier for 3ddfa, paper 1.0; DeFANet base channels for defa, 32), ``input_size``
+    (None: 120 for 3ddfa, 128 for defa). Losses: ``wpdc_fraction`` (3ddfa: share of the epochs
+    trained with WPDC before VDC), ``landmark_weight`` (defa: weight of the px^2 landmark loss),
+    ``loss_vertices`` (vertex subsample of WPDC/VDC).
     """
 
     kind: str
-    train_file: Path
-    val_file: Path | None = None
+    epochs: int = 40
+    bn_momentum: float = 0.1
+    num_workers: int = 1
     out_dir: Path = Path("data/baselines/3ddfa")
     model_dir: Path | None = None
-    val_fraction: float = 0.1
-    epochs: int = 40
-    batch_size: int = 16
     lr: float = 1e-3
-    lr_step_epochs: int = 5
-    lr_gamma: float = 0.5
-    lr_schedule: str = "step"
-    warmup_frac: float = 0.05
     width: float | None = None
     input_size: int | None = None
-    bn_momentum: float = 0.1
     wpdc_fraction: float = 0.34
     landmark_weight: float = 0.01
     loss_vertices: int = 1024
-    augment: bool = True
-    rotation_deg: float = 45.0
-    scale_range: tuple[float, float] = (0.9, 1.2)
-    shift_frac: float = 0.1
-    color_range: tuple[float, float] = (0.6, 1.4)
-    occlusion_prob: float = 0.5
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "bf16"
-    num_workers: int = 1
-    checkpoint_every: int = 500
-    resume: bool = True
-    progress: bool = True
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
         if self.kind not in KINDS:
             raise ValueError(f"baseline kind must be one of {KINDS}, got {self.kind!r}")
-        set_("train_file", Path(self.train_file))
+        super().__post_init__()
         set_("out_dir", Path(self.out_dir))
-        for name in ("val_file", "model_dir"):
-            if getattr(self, name) is not None:
-                set_(name, Path(getattr(self, name)))
+        if self.model_dir is not None:
+            set_("model_dir", Path(self.model_dir))
         if self.width is None:
             set_("width", PAPER_WIDTH[self.kind])
         if self.input_size is None:
@@ -199,11 +171,6 @@ class BaselineConfig:
             return "param+lmk"
         return "wpdc" if epoch < self.wpdc_epochs else "vdc"
 
-    def augment_config(self) -> AugmentConfig | None:
-        return augment_config_of(self)
-
-    def to_json(self) -> dict[str, Any]:
-        return config_json(self)
 
 
 @dataclass
@@ -252,7 +219,7 @@ def resolve_model_dir(cfg_model_dir: Path | None, uv_file: Path) -> Path:
 def code_digest() -> str:
     """SHA-256 of the model package's and this package's sources."""
     here = Path(__file__).resolve().parent
-    return source_digest(sorted([*here.parent.glob("*.py"), *here.glob("*.py")]))
+    return package_digest(here.parent, here)
 
 
 def run_fingerprint(cfg: BaselineConfig, checksum: str) -> str:
@@ -302,11 +269,11 @@ def _train_baseline(cfg: BaselineConfig) -> BaselineResult:
     if cfg.val_file is not None:
         resolve_model_dir(model_dir, cfg.val_file)
     model = load_bfm(model_dir)
-    layout = build_uv_layout(model)
 
     with PositionMapFile(cfg.train_file) as f:
         n, uv = len(f), f.uv
-        crop_size = int(f.image(0).shape[0]) if n else 256
+        crop_size = f.uv_size  # the crops' side is the maps' (uvgen.uv_size)
+    layout = build_uv_layout(model, crop_size)
     if cfg.val_file is None:
         train_idx, val_idx = split_indices(n, cfg.val_fraction, cfg.seed)
         val_path = cfg.train_file

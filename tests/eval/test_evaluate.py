@@ -226,7 +226,7 @@ def test_writer_is_atomic_and_checks_rows(tmp_path):
         PredictionsWriter(out, "m", ["a", "b"], dense_count=None) as w,
     ):
         w.write(0, np.zeros((1, 68, 3)))
-    assert not out.exists() and not (tmp_path / "m.h5.tmp").exists()
+    assert not out.exists() and not list(tmp_path.glob(".m.h5.*.tmp"))
     with (
         pytest.raises(DataError, match="non-finite"),
         PredictionsWriter(out, "m", ["a"], dense_count=4) as w,
@@ -261,7 +261,7 @@ def test_bad_predictions_files_raise_data_errors(tmp_path):
             PredictionsFile(bad)
         assert err.value.field == field and err.value.path == bad
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(DataError, match="not an HDF5"):
+    with pytest.raises(DataError, match="not a readable HDF5 file"):
         PredictionsFile(tmp_path / "junk.h5")
     with pytest.raises(DataError, match="z must be finite"):
         lm = gt.landmarks.copy()

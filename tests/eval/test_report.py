@@ -1,5 +1,5 @@
 """Tests for eval.report: the tables (published rows marked), the flat metrics JSON, the wide CED
-CSV, the figures and the offline `dvc plots show` template."""
+CSV and the figures."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from eval.report import (
     ced_table,
     metrics_json,
     summary_table,
-    write_offline_template,
     write_report,
 )
 from eval.tables import read_per_image
@@ -140,42 +139,6 @@ def test_write_report_files(tmp_path):
     pdfs = [p for p in files.figures if p.suffix == ".pdf"]
     assert len(pngs) == len(pdfs) == 3
     assert pngs[0].read_bytes()[:4] == b"\x89PNG" and pdfs[0].read_bytes()[:5] == b"%PDF-"
-
-
-def test_offline_template_inlines_scripts_and_renders_with_dvc(tmp_path):
-    from dvc_render.html import render_html
-    from dvc_render.vega import VegaRenderer
-
-    js = []
-    for name in ("vega", "vega-lite", "vega-embed"):
-        p = tmp_path / f"{name}.js"
-        p.write_text(f"window['{name}'] = function () {{ return 1; }};")
-        js.append(p)
-    tpl = write_offline_template(
-        tmp_path / "offline.html", *js, versions={"vega": "5", "vega_lite": "5", "vega_embed": "6"}
-    )
-    text = tpl.read_text()
-    assert "{plot_divs}" in text and "{scripts}" not in text and "BSD" in text
-    assert "window['vega-embed']" in text
-    spec = {"anchor_definitions": {}, "template": "simple", "x": "nme", "y": "A"}
-    renderer = VegaRenderer([{"nme": 0, "A": 0.1, "rev": "workspace"}], "ced.csv", **spec)
-    page = Path(
-        render_html([renderer], tmp_path / "out" / "index.html", html_template=tpl)
-    ).read_text()
-    assert "cdn.jsdelivr" not in page and "vegaEmbed" in page and "window['vega']" in page
-    bad = tmp_path / "bad.js"
-    bad.write_text("document.write('</script>')")
-    with pytest.raises(ValueError, match="script"):
-        write_offline_template(tmp_path / "x.html", bad, *js[1:])
-
-
-def test_committed_offline_template_is_self_contained():
-    tpl = PROJECT / ".dvc" / "plots" / "offline.html"
-    if not tpl.is_file():
-        pytest.skip("offline template not generated")
-    text = tpl.read_text(encoding="utf-8")
-    assert "{plot_divs}" in text and "{scripts}" not in text
-    assert "<script src" not in text and "BSD" in text and "University of Washington" in text
 
 
 def test_ced_keeps_requested_empty_columns():

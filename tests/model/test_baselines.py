@@ -14,7 +14,7 @@ import torch
 from model.augment import AugmentConfig, random_affine, transform_maps
 from model.baselines.defa_net import DeFANet
 from model.baselines.inputs import augment_images
-from model.baselines.losses import landmark_nme, vdc_loss, wpdc_loss, wpdc_weights
+from model.baselines.losses import vdc_loss, wpdc_loss, wpdc_weights
 from model.baselines.mobilenet import MobileNetV1, count_parameters
 from model.baselines.objective import FitTable, LossFn
 from model.baselines.params3dmm import (
@@ -107,7 +107,7 @@ def _write_uv_file(
     )
     masks = build_uv_masks(model, layout.size, raster=layout.raster)
     uv = UVData(
-        weight_mask=masks.weights,
+        weight_class=masks.weight_class,
         face_mask=masks.face,
         kpt_uv=masks.kpt_uv,
         face_ind=masks.face_ind,
@@ -330,18 +330,6 @@ def test_vdc_by_hand() -> None:
     )  # every vertex 5 px off
     pred = _gt_vector(M=np.diag([2.0, 1.0, 1.0]))  # vertex 0 moves 1 px, vertex 1 stays
     assert float(vdc_loss(SPEC_TINY, pred, gt, ident, basis)) == pytest.approx(0.5)
-
-
-def test_landmark_nme() -> None:
-    gt = torch.zeros(1, 68, 2)
-    gt[0, :, 0] = torch.linspace(0, 40, 68)
-    gt[0, :, 1] = torch.linspace(0, 10, 68)
-    pred = gt + torch.tensor([3.0, 4.0])
-    assert float(landmark_nme(pred, gt)[0]) == pytest.approx(5.0 / 20.0)
-
-
-# ----------------------------------------------------------------------------------------------
-# Networks
 
 
 def test_mobilenet_shapes_and_parameter_count() -> None:

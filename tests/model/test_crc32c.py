@@ -1,4 +1,4 @@
-"""CRC32C: known values, the lane-parallel path against the plain loop, masking."""
+"""CRC32C: known values, the library against the plain bitwise loop, continuation, masking."""
 
 from __future__ import annotations
 
@@ -24,18 +24,15 @@ def test_known_values() -> None:
     assert C.crc32c(b"\xff" * 32) == 0x62A8AB43  # RFC 3720 B.4: 32 bytes of 0xFF
 
 
-@pytest.mark.parametrize("n", [4095, 4096, 4097, 9000, 65536 + 7, 300_001])
-def test_lane_parallel_path_equals_the_plain_crc(n: int) -> None:
+@pytest.mark.parametrize("n", [1, 4095, 4096, 9000])
+def test_equals_the_plain_crc_and_continues_across_a_split(n: int) -> None:
     data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
-    expected = _plain(data[:5000].tobytes()) if n <= 5000 else None
     got = C.crc32c(data)
-    if expected is not None:
-        assert got == expected
-    # continuing across a split gives the same value as one pass (combine operator + lanes)
+    assert got == _plain(data.tobytes())
     cut = n // 3
     assert C.crc32c(data[cut:], C.crc32c(data[:cut])) == got
     assert C.crc32c(data.tobytes()) == got
-    assert C._raw_small(data.tobytes(), 0xFFFFFFFF) ^ 0xFFFFFFFF == got
+    assert C.crc32c(data.view(np.int8)) == got  # any dtype: its bytes
 
 
 def test_mask_round_trip_and_value() -> None:

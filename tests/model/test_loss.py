@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from model.loss import weighted_map_loss, weights_from_prnet_mask
+from model.loss import LossWeights, weighted_map_loss
 from model.prnet import MAP_SCALE
+from uvgen.weight_classes import CLASS_NAMES, PAPER_WEIGHTS
 
 
 def test_zero_when_prediction_equals_scaled_target() -> None:
@@ -49,22 +51,37 @@ def test_shape_checks() -> None:
         weighted_map_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), torch.ones(4, 5))
 
 
-def test_weights_from_synthetic_mask() -> None:
-    mask = np.array([[255, 64], [48, 48]], dtype=np.uint8)
-    face = np.array([[255, 255], [255, 0]], dtype=np.uint8)
-    np.testing.assert_array_equal(weights_from_prnet_mask(mask), [[16, 4], [3, 3]])
-    np.testing.assert_array_equal(weights_from_prnet_mask(mask, face), [[16, 4], [3, 0]])
+def test_loss_weights_per_class_and_paper_defaults() -> None:
+    paper = LossWeights.paper()
+    assert paper == LossWeights(keypoint=16, eye_nose_mouth=4, face=3, outside=0)
+    assert (
+        paper.per_class() == PAPER_WEIGHTS
+    )  # class-code order: outside, face, eye_nose_mouth, kpt
+    assert [f.name for f in fields(LossWeights)] == [
+        "keypoint",
+        "eye_nose_mouth",
+        "face",
+        "outside",
+    ]
+    assert set(CLASS_NAMES) == {f.name for f in fields(LossWeights)}
+    classes = np.array([[0, 1], [2, 3]], np.uint8)
+    np.testing.assert_array_equal(paper.weight_map(classes), [[0, 3], [4, 16]])
+    mine = LossWeights(keypoint=8, eye_nose_mouth=2.5, face=1, outside=0.5)
+    np.testing.assert_array_equal(mine.weight_map(classes), [[0.5, 1], [2.5, 8]])
+    assert mine.weight_map(classes).dtype == np.float32
 
 
-def test_weights_from_real_prnet_mask(prnet_uv_dir) -> None:
-    mask = np.asarray(Image.open(prnet_uv_dir / "uv_weight_mask.png"))
-    face = np.asarray(Image.open(prnet_uv_dir / "uv_face_mask.png"))
-    w = weights_from_prnet_mask(mask, face)
-    assert w.shape == (256, 256) and w.dtype == np.float32
-    assert np.all(w[face == 0] == 0)
-    assert np.count_nonzero(w == 16) == 68  # one pixel per key point
-    ku, kv = np.loadtxt(prnet_uv_dir / "uv_kpt_ind.txt").astype(int)  # row 0 = column, row 1 = row
-    assert np.all(w[kv, ku] == 16)
-    inside = w[face > 0]
-    assert set(np.unique(inside[(inside == 4) | (inside == 3)]).tolist()) == {3.0, 4.0}
-    assert inside.max() == 16 and inside.min() >= 0
+def test_paper_weight_map_is_the_weight_mask_files_hold() -> None:
+    """The weights training applies at the paper's defaults are the float32 values the UV files'
+    ``uv/weight_mask`` held (and the old training read): the same bits."""
+    classes = np.random.default_rng(0).integers(0, 4, (64, 64)).astype(np.uint8)
+    old = np.asarray(np.array([0.0, 3.0, 4.0, 16.0])[classes], np.float32)
+    new = LossWeights.paper().weight_map(classes)
+    assert new.dtype == old.dtype and new.tobytes() == old.tobytes()
+
+
+def test_loss_weights_checks() -> None:
+    with pytest.raises(ValueError, match="face: must be >= 0, got -1"):
+        LossWeights(keypoint=16, eye_nose_mouth=4, face=-1, outside=0)
+    with pytest.raises(ValueError, match="every class's loss weight is 0"):
+        LossWeights(keypoint=0, eye_nose_mouth=0, face=0, outside=0)

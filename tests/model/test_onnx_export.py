@@ -38,9 +38,9 @@ def test_onnx_runtime_equals_pytorch_within_a_thousandth_of_a_pixel(tmp_path, ca
 
 
 def test_bad_arguments_are_one_line(tmp_path, capsys):
-    assert cli.main(["export-onnx", str(tmp_path / "none.pt"), str(tmp_path / "p.onnx")]) == 2
+    assert cli.main(["export-onnx", str(tmp_path / "none.pt"), str(tmp_path / "p.onnx")]) == 1
     assert "none.pt: missing weights file" in capsys.readouterr().err
     save_weights(tmp_path / "w.pt", PRNet(width=2))
     (tmp_path / "dir.onnx").mkdir()
-    assert cli.main(["export-onnx", str(tmp_path / "w.pt"), str(tmp_path / "dir.onnx")]) == 2
+    assert cli.main(["export-onnx", str(tmp_path / "w.pt"), str(tmp_path / "dir.onnx")]) == 1
     assert "is a folder" in capsys.readouterr().err

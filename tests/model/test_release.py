@@ -51,7 +51,7 @@ def test_pytorch_equals_tensorflow_on_tensorflows_checkpoint(golden) -> None:
 
     pred = Predictor(model.float(), np.zeros((2, 68), int), np.zeros(1, int), device="cpu")
     maps = pred.predict_maps((golden["inputs"] * 255.0).astype(np.float32))
-    assert np.abs(maps / MAP_SCALE - golden["outputs64"]).max() <= 2 * tf_noise
+    assert np.abs(maps / model.map_scale - golden["outputs64"]).max() <= 2 * tf_noise
     # the weights really matter: another network's output is far away
     other = PRNet(width=2, in_size=int(golden["size"])).eval()
     assert (

@@ -20,8 +20,8 @@ import yaml
 from model.checkpoint import load_checkpoint, load_weights, rng_state, set_rng_state
 from model.data import EpochBatchSampler, epoch_permutation, split_indices, write_toy_file
 from model.train import TrainConfig, run_fingerprint, state_digest, train
-from model.train_settings import lr_factor
-from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, TRAIN_COMMON
+from model.train_settings import TrainCommon, lr_factor
+from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT
 from pipeline.train import config_from_params
 from uvgen.resumable import BuildLockedError, exclusive_lock
 
@@ -189,7 +189,7 @@ main(["--params", sys.argv[4]])
 def _params_file(path: Path, cfg: TrainConfig) -> Path:
     raw = yaml.safe_load(Path(DEFAULT_PARAMS).read_text())
     raw["train"] = cfg.to_json()
-    raw["train_common"] = {key: raw["train"].pop(key) for key in TRAIN_COMMON}
+    raw["train_common"] = {key: raw["train"].pop(key) for key in TrainCommon.common_keys()}
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -330,6 +330,73 @@ def test_params_section_gives_every_config_field() -> None:
         paper.lr == pytest.approx(1e-4) and paper.lr_schedule == "step" and paper.net_size is None
     )
     assert paper.lr_step_epochs == 5 and paper.lr_gamma == pytest.approx(0.5) and paper.width == 16
+
+
+def test_paper_loss_weights_give_the_old_loss_bit_for_bit(toy_file: Path) -> None:
+    """Training used to multiply by the file's float32 ``uv/weight_mask``; it now maps the file's
+    classes through ``loss_weights``: at the paper's weights the loss of a batch is the same bits,
+    and other weights change it (doubling every weight doubles it exactly)."""
+    import h5py
+    import numpy as np
+
+    from model.data import prepare_batch
+    from model.loss import LossWeights
+    from model.prnet import PRNet
+    from model.train import forward_loss
+    from uvgen.h5store import PositionMapFile
+
+    with h5py.File(toy_file, "r") as f:
+        old_mask = torch.from_numpy(np.asarray(f["uv/weight_mask"][...], np.float32))
+    with PositionMapFile(toy_file) as f:
+        classes = f.uv.weight_class
+        images = torch.from_numpy(np.stack([f.image(i) for i in range(4)]))
+        maps = torch.from_numpy(np.stack([f.posmap(i) for i in range(4)]))
+    x, y = prepare_batch(images, maps)
+    torch.manual_seed(0)
+    net = PRNet(width=4, in_size=64, net_size=32).eval()
+    paper = LossWeights.paper()
+    new_mask = torch.from_numpy(paper.weight_map(classes))
+    assert torch.equal(new_mask, old_mask)
+    with torch.no_grad():
+        old = forward_loss(net, x, y, old_mask)
+        new = forward_loss(net, x, y, new_mask)
+        twice = LossWeights(**{k: 2 * v for k, v in paper.__dict__.items()})
+        doubled = forward_loss(net, x, y, torch.from_numpy(twice.weight_map(classes)))
+        kpt = LossWeights(keypoint=32.0, eye_nose_mouth=4.0, face=3.0, outside=0.0)
+        other = forward_loss(net, x, y, torch.from_numpy(kpt.weight_map(classes)))
+    assert new.item() == old.item() and float(doubled) == 2 * float(new)
+    assert float(other) > float(new)
+
+
+def test_a_file_with_weight_mask_alone_trains_as_one_with_classes(
+    toy_file: Path, tmp_path: Path
+) -> None:
+    """A UV file written before ``uv/weight_class`` existed (``uv/weight_mask`` alone) trains to
+    the same weights; ``loss_weights`` change the run, its fingerprint and model.pt's record."""
+    import h5py
+
+    from model.loss import LossWeights
+
+    old_file = tmp_path / "old.h5"
+    old_file.write_bytes(toy_file.read_bytes())
+    with h5py.File(old_file, "a") as f:
+        del f["uv/weight_class"]
+    new = train(_config(toy_file, tmp_path / "new", epochs=1, resume=False))
+    old = train(_config(old_file, tmp_path / "old", epochs=1, resume=False))
+    assert state_digest(new.model) == state_digest(old.model)
+    assert [h["train_loss"] for h in new.history] == [h["train_loss"] for h in old.history]
+    weights = LossWeights(keypoint=32.0, eye_nose_mouth=4.0, face=3.0, outside=0.0)
+    cfg = _config(toy_file, tmp_path / "kpt32", epochs=1, resume=False, loss_weights=weights)
+    assert run_fingerprint(cfg) != run_fingerprint(_config(toy_file, tmp_path / "kpt32", epochs=1))
+    other = train(cfg)
+    assert state_digest(other.model) != state_digest(new.model)
+    meta = torch.load(cfg.out_dir / "model.pt", weights_only=True)["meta"]
+    assert meta["config"]["loss_weights"] == {
+        "keypoint": 32.0,
+        "eye_nose_mouth": 4.0,
+        "face": 3.0,
+        "outside": 0.0,
+    }
 
 
 def test_scheduler_follows_lr_factor_per_step(toy_file: Path, tmp_path: Path) -> None:

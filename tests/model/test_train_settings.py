@@ -23,3 +23,24 @@ def test_lr_schedules() -> None:
         TrainConfig(train_file=Path("x.h5"), lr_schedule="cosine")
     with pytest.raises(ValueError):
         TrainConfig(train_file=Path("x.h5"), warmup_frac=1.0)
+
+
+def test_prn_and_baselines_share_one_declaration_of_the_common_fields() -> None:
+    """TrainCommon declares the shared fields once; TrainConfig adds its own alone, BaselineConfig
+    its own plus three defaults of its own (epochs, bn_momentum, num_workers)."""
+    from dataclasses import fields
+
+    from model.baselines.train_baseline import BaselineConfig
+    from model.train_settings import TrainCommon
+
+    common = TrainCommon.common_keys()
+    assert len(common) == 23 and common[0] == "train_file"
+    for cls in (TrainConfig, BaselineConfig):
+        assert issubclass(cls, TrainCommon)
+        assert [f.name for f in fields(cls)][: len(common)] == list(common)
+    assert not set(TrainConfig.__annotations__) & set(common)
+    assert set(BaselineConfig.__annotations__) & set(common) == {
+        "epochs",
+        "bn_momentum",
+        "num_workers",
+    }

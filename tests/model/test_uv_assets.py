@@ -118,5 +118,25 @@ def test_command_errors_are_one_line(tmp_path, embedded_model, capsys) -> None:
         cli.main(base + ["--mask-source", "prnet"])
     rc = cli.main(base + ["--mask-source", "prnet", "--prnet-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert rc == 1 and len(err.strip().splitlines()) == 1
     assert "uv_face_mask.png" in err and "missing file" in err
+
+
+def test_command_writes_the_files_at_other_sizes(tmp_path, embedded_model, capsys) -> None:
+    """--size 128: the files of a 128 network, read by prnet predict's PRN at its crop size."""
+    from model.api import PRN
+    from model.prnet import PRNet
+
+    save_bfm(embedded_model, tmp_path / "bfm")
+    out = tmp_path / "uv-data"
+    args = ["uv-assets", "--model-dir", str(tmp_path / "bfm"), "--out", str(out)]
+    assert cli.main(args + ["--size", "128"]) == 0
+    with Image.open(out / "uv_face_mask.png") as im:
+        assert im.size == (128, 128)
+    uv = load_uv_data(out, 128)
+    assert uv.face_ind.max() < 128 * 128 and uv.kpt_uv.max() < 128
+    prn = PRN(PRNet(width=2, in_size=128), uv_data=out, device="cpu")
+    assert np.array_equal(prn.uv.face_ind, uv.face_ind)
+    with pytest.raises(SystemExit) as err:
+        cli.main(args + ["--size", "100"])
+    assert err.value.code == 2 and "multiple of 32" in capsys.readouterr().err

@@ -379,8 +379,19 @@ def test_subprocess_entries(tmp_path, tiny) -> None:
         "--out",
         str(tmp_path / "o"),
     )
-    assert console.returncode != 0 and len(console.stderr.strip().splitlines()) == 1
+    assert console.returncode == 1 and len(console.stderr.strip().splitlines()) == 1
     assert "none.jpg" in console.stderr and "Traceback" not in console.stderr
+    usage = _python(
+        "-c",
+        "from pipeline.console import prnet; prnet()",
+        "predict",
+        str(tmp_path / "none.jpg"),
+        "--batch-size",
+        "0",
+    )
+    # Exit statuses by convention: 1 for an error in the data or files, 2 for usage alone.
+    assert usage.returncode == 2 and len(usage.stderr.strip().splitlines()) == 1
+    assert "--batch-size must be >= 1" in usage.stderr
 
 
 def test_real_aflw_variants_are_built_with_a_warning(

@@ -73,4 +73,4 @@ def test_bad_arguments_are_one_line(workspace, capsys):
             str(root / "afile"),
         ]
     )
-    assert code == 2 and "afile: is a file; --out must be a folder" in capsys.readouterr().err
+    assert code == 1 and "afile: is a file; --out must be a folder" in capsys.readouterr().err

@@ -384,7 +384,7 @@ def test_import_weights_and_predict_with_prnets_uv_data(
         ]
         + common
     )
-    assert rc == 2 and "need PRNet's UV layout" in capsys.readouterr().err
+    assert rc == 1 and "need PRNet's UV layout" in capsys.readouterr().err
     rc = cli.main(
         [
             "predict",
@@ -400,7 +400,7 @@ def test_import_weights_and_predict_with_prnets_uv_data(
     assert np.load(tmp_path / "out" / "face1_vertices.npy").shape == (43_867, 3)
     # a bad checkpoint is a one-line error naming the file
     rc = cli.main(["import-weights", str(tmp_path / "nothing"), "--out", str(tmp_path / "n.pt")])
-    assert rc == 2 and "nothing.index: missing checkpoint index file" in capsys.readouterr().err
+    assert rc == 1 and "nothing.index: missing checkpoint index file" in capsys.readouterr().err
 
 
 def test_list_images_takes_files_folders_and_patterns(workspace) -> None:
@@ -453,14 +453,14 @@ def test_detector_problems_stop_the_run_with_one_line(
         ]
         + common
     )
-    assert rc == 2
+    assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mmod_human_face_detector.dat: missing face detector file" in err[0]
     import sys
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib-bin were not installed
     rc = cli.main(["predict", str(images / "face1.jpg"), "--out", str(tmp_path / "b")] + common)
-    assert rc == 2
+    assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "face1.jpg" in err[0] and "pip install dlib-bin" in err[0]
 
@@ -488,7 +488,7 @@ def test_weights_that_are_not_a_prn_model_are_one_line_errors(workspace, tmp_pat
     for weights, reason in expected.items():
         out = tmp_path / f"out_{weights.stem}"
         argv = ["predict", str(images / "face1.jpg"), "--out", str(out), "--weights", str(weights)]
-        assert cli.main(argv + common) == 2
+        assert cli.main(argv + common) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"prnet: error: {weights}: {reason}"), err
     golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden"
@@ -496,7 +496,7 @@ def test_weights_that_are_not_a_prn_model_are_one_line_errors(workspace, tmp_pat
     lfs.mkdir()
     (lfs / "model.index").write_bytes((golden / "model.index").read_bytes())
     (lfs / "model.data-00000-of-00001").write_text(pointer.read_text())
-    assert cli.main(["import-weights", str(lfs / "model"), "--out", str(tmp_path / "r.pt")]) == 2
+    assert cli.main(["import-weights", str(lfs / "model"), "--out", str(tmp_path / "r.pt")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"prnet: error: {lfs / 'model.data-00000-of-00001'}: a Git LFS pointer")
     huge = tmp_path / "huge.json"
@@ -528,7 +528,7 @@ def test_import_weights_into_a_folder_fails_at_the_start(tmp_path, capsys) -> No
     golden = Path(__file__).resolve().parents[1] / "fixtures" / "tf_golden" / "model"
     out = tmp_path / "release.pt"
     out.mkdir()
-    assert cli.main(["import-weights", str(golden), "--out", str(out)]) == 2
+    assert cli.main(["import-weights", str(golden), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"prnet: error: {out}: is a folder; an output file is expected here"
     assert not any(out.iterdir()) and [p.name for p in tmp_path.iterdir()] == ["release.pt"]

@@ -11,9 +11,9 @@ import h5py
 import pytest
 import yaml
 
+from model.train_settings import TrainCommon
 from pipeline.config import (
     DEFAULT_PARAMS,
-    TRAIN_COMMON,
     check_split,
     load_params,
 )
@@ -23,6 +23,7 @@ from pipeline.train_baseline import config_from_params as baseline_config
 from pipeline.typed_yaml import ConfigError
 
 TEXT = DEFAULT_PARAMS.read_text()
+TRAIN_COMMON = TrainCommon.common_keys()
 
 
 def _params_with(tmp_path: Path, old: str | None, new: str) -> Path:
@@ -49,6 +50,8 @@ BAD = [
     ("  epochs: 3 ", "  epochs: 3.0 ", "train_common.epochs", "expected an integer, got 3.0"),
     ("  task_size: 100", '  task_size: "ten"', "uvgen.task_size", "expected an integer, got 'ten'"),
     ("  task_size: 100", "  task_size: 0", "uvgen.task_size", "[1, 10000]"),
+    ("  uv_size: 256", "  uv_size: 100", "uvgen.uv_size", "must be a multiple of 32"),
+    ("  uv_size: 256", "  uv_size: 4096", "uvgen.uv_size", "must be in [32, 2048]"),
     (None, "  compression: lz5", "uvgen.compression", "one of 'none', 'blosc-lz4'"),
     (None, "  on_bad_sample: true", "uvgen.on_bad_sample", "one of 'skip', 'fail'"),
     ("  lr: 1.0e-4", "  lr: true", "train.lr", "expected a number"),
@@ -140,6 +143,49 @@ def test_trainer_sections_need_every_key_but_the_optional_ones(tmp_path: Path) -
         baseline_config("3ddfa", path)
 
 
+@pytest.mark.parametrize(
+    "weights, key, reason",
+    [
+        ({"keypoint": 16, "eyes": 4, "face": 3, "outside": 0}, "train.loss_weights.eyes",
+         "unknown key (known: keypoint, eye_nose_mouth, face, outside)"),
+        ({"keypoint": 16, "eye_nose_mouth": 4, "outside": 0}, "train.loss_weights.face",
+         "missing key"),
+        ({"keypoint": 16, "eye_nose_mouth": 4, "face": -3, "outside": 0},
+         "train.loss_weights.face", "must be >= 0, got -3.0"),
+        ({"keypoint": "16", "eye_nose_mouth": 4, "face": 3, "outside": 0},
+         "train.loss_weights.keypoint", "expected a number, got '16' (a string)"),
+        ({"keypoint": 0, "eye_nose_mouth": 0, "face": 0, "outside": 0},
+         "train.loss_weights.keypoint", "every class's loss weight is 0 (no pixel would count)"),
+        (16, "train.loss_weights", "expected a mapping (a section), got 16"),
+    ],
+)  # fmt: skip
+def test_bad_loss_weights_give_one_line(
+    tmp_path: Path, monkeypatch, weights: object, key: str, reason: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load(TEXT)
+    raw["train"]["loss_weights"] = weights
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as info:
+        train_config("params.yaml")
+    assert str(info.value) == f"params.yaml: {key}: {reason}"
+
+
+def test_loss_weights_are_read_from_the_train_section(tmp_path: Path) -> None:
+    raw = yaml.safe_load(TEXT)
+    assert raw["train"]["loss_weights"] == {
+        "keypoint": 16,
+        "eye_nose_mouth": 4,
+        "face": 3,
+        "outside": 0,
+    }
+    raw["train"]["loss_weights"]["keypoint"] = 32.5
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    weights = train_config(path).loss_weights
+    assert weights.per_class() == (0.0, 3.0, 4.0, 32.5)
+
+
 def _h5(path: Path, split: str) -> Path:
     with h5py.File(path, "w") as f:
         f.attrs["split"] = split
@@ -204,6 +250,7 @@ OWN_BEFORE = {
         "template": True,
         "compile": False,
         "cpu_channels_last_convs": True,
+        "loss_weights": {"keypoint": 16.0, "eye_nose_mouth": 4.0, "face": 3.0, "outside": 0.0},
     },
     "train_3ddfa": {
         "kind": "3ddfa",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import warnings
-from pathlib import Path
 
-import h5py
 import pytest
 
 from pipeline.stage import EXIT_INTERRUPTED, describe, run
 from pipeline.typed_yaml import ConfigError
+from uvgen.atomic import atomic_output
 from uvgen.formats.errors import DataError, DataWarning
+from uvgen.h5open import open_h5
 
 
 def _run(capsys, main, argv=()) -> tuple[int, list[str]]:
@@ -90,39 +90,40 @@ def test_unexpected_error_hints_at_debug(capsys) -> None:
     )
 
 
-def test_full_disk_names_the_file_being_written(capsys) -> None:
-    if not Path("/dev/full").exists():
-        pytest.skip("no /dev/full")
+def test_full_disk_names_the_file_being_written(capsys, tmp_path) -> None:
+    """A write that fails for room (as on a full disk: ENOSPC from ``write``, no file name in
+    the error) inside the project's atomic writer names the file being written."""
+    target = tmp_path / "out.bin"
 
     def main(argv):
-        path = Path("/dev/full")
-        with open(path, "wb") as handle:
-            handle.write(b"x" * 100_000)
+        with atomic_output(target) as handle:
+            handle.write(b"x")
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     code, lines = _run(capsys, main)
-    assert code == 1 and lines == ["error: No space left on device: /dev/full"]
+    assert code == 1 and lines == [f"error: No space left on device: {target}"]
+    assert not list(tmp_path.iterdir())  # no temporary file left
+
+
+def test_an_error_without_a_file_name_is_not_guessed(capsys) -> None:
+    def main(argv):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    code, lines = _run(capsys, main)
+    assert lines == ["error: No space left on device: (path unknown; rerun with --debug)"]
 
 
 def test_corrupt_hdf5_names_the_file(capsys, tmp_path) -> None:
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"\x00" * 4096)
-    code, lines = _run(capsys, lambda argv: h5py.File(bad, "r"))
-    assert code == 1 and len(lines) == 1
-    assert lines[0].startswith(f"error: {bad}: not a readable HDF5 file (")
-    code, lines = _run(capsys, lambda argv: h5py.File(tmp_path / "none.h5", "r"))
-    assert lines == [f"error: {tmp_path / 'none.h5'}: no such file"]
-
-
-def test_missing_hdf5_dataset_names_file_and_dataset(capsys, tmp_path) -> None:
-    path = tmp_path / "x.h5"
-    with h5py.File(path, "w") as f:
-        f["a"] = [1, 2]
-
-    def main(argv):
-        with h5py.File(path, "r") as f:
-            return f["images"][0]
-
-    assert _run(capsys, main) == (1, [f"error: {path}: images: missing in the HDF5 file"])
+    code, lines = _run(capsys, lambda argv: open_h5(bad))
+    assert code == 1 and lines == [
+        f"error: {bad}: not a readable HDF5 file (file signature not found)"
+    ]
+    code, lines = _run(capsys, lambda argv: open_h5(tmp_path / "none.h5"))
+    assert lines == [f"error: {tmp_path / 'none.h5'}: no such file or directory"]
+    code, lines = _run(capsys, lambda argv: open_h5(tmp_path))
+    assert lines == [f"error: {tmp_path}: is a directory, expected a file"]
 
 
 def test_keyboard_interrupt(capsys) -> None:

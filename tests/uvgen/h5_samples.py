@@ -67,7 +67,7 @@ def uv_data() -> UVData:
     face[30:220, 40:210] = True
     rng = np.random.default_rng(9)
     return UVData(
-        weight_mask=np.where(face, 3.0, 0.0).astype(np.float32),
+        weight_class=face.astype(np.uint8),  # 1 = face, 0 = outside
         face_mask=face,
         kpt_uv=rng.integers(0, 256, size=(2, 68)).astype(np.int32),
         face_ind=np.flatnonzero(face).astype(np.int64),

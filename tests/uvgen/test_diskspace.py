@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from uvgen import diskspace
+from uvgen.atomic import atomic_write_bytes
 from uvgen.diskspace import (
     DiskFullError,
-    atomic_write_bytes,
     disk_full_as_error,
     ensure_free_space,
     is_disk_full,

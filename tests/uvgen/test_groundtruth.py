@@ -4,8 +4,10 @@ embedded model. The reference decides coverage and barycentric weights in float3
 rasteriser does (PRNet's maps came from it); everything else is float64."""
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from uvgen.geometry import jitter_draws
 from uvgen.groundtruth import build_uv_layout, fit_vertices, training_pair
@@ -92,19 +94,24 @@ def reference_map(model, shape_para, exp_para, pose_para, image_h, draws, size=2
     return out, done
 
 
-def _compare(model, shape, exp, pose, draws):
-    layout = build_uv_layout(model)
+def _compare(model, shape, exp, pose, draws, size=256):
+    layout = build_uv_layout(model, size)
     vertices = fit_vertices(model, shape, exp)[0]
     image = np.zeros((450, 450, 3), np.uint8)
-    fast = training_pair(model, layout, image, vertices, pose.astype(np.float64), draws).posmap
-    ref, covered = reference_map(model, shape, exp, pose.astype(np.float64), 450, draws)
+    pair = training_pair(model, layout, image, vertices, pose.astype(np.float64), draws)
+    fast = pair.posmap
+    assert fast.shape == (size, size, 3) and pair.image.shape == (size, size, 3)
+    ref, covered = reference_map(model, shape, exp, pose.astype(np.float64), 450, draws, size)
     np.testing.assert_array_equal(layout.raster.mask, covered)
     diff = np.abs(fast.astype(np.float64) - ref)[covered].max()
     assert diff <= 1e-3, f"fast map differs from the reference by {diff} px"
     return covered
 
 
-def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fixture_dir):
+@pytest.mark.parametrize("size", [128, 256, 512])
+def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fixture_dir, size):
+    """Any UV size (uvgen.uv_size): face3d's rules scaled with the size, the crop as large as the
+    map (image_h = uv_h): UV pixel = uv * (size - 1), crop corners at pixel centres 0, size - 1."""
     from uvgen.formats.lp300w import read_300wlp_mat
 
     fit = read_300wlp_mat(lp300w_fixture_dir / "IBUG_image_008_1_0.mat")
@@ -113,7 +120,7 @@ def test_fast_map_equals_reference_at_real_scale(real_topology_model, lp300w_fix
     rng = np.random.default_rng(0)
     shape, exp, _ = sample_parameters(model, rng)
     covered = _compare(
-        model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x")
+        model, shape, exp, fit.pose_para.astype(np.float32), jitter_draws(3, "IBUG/x"), size
     )
     assert covered.all()  # the real UV layout covers every pixel
 
@@ -228,3 +235,46 @@ def test_inexact_single_sample_is_within_float32_rounding(embedded_model):
     fast = fit_vertices(embedded_model, shape, exp, exact=False)[0]
     assert fast.dtype == np.float32
     np.testing.assert_allclose(fast, exact, rtol=0, atol=np.abs(exact).max() * 2e-6)
+
+
+# face3d's own code at 128, 256 and 512: its example ``8_generate_posmap_300WLP.py`` run with
+# ``uv_h = uv_w = image_h = image_w = S`` on the real 300W-LP fixture sample through the
+# real-topology test model (golden written by scripts/make_face3d_size_golden.py: coverage, and
+# the map and crop at 2,048 fixed pixels).
+FACE3D_GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "face3d_sizes.npz"
+
+
+@pytest.fixture(scope="module")
+def face3d_golden():
+    with np.load(FACE3D_GOLDEN) as z:
+        return dict(z)
+
+
+@pytest.mark.parametrize("size", [128, 256, 512])
+def test_maps_and_crops_equal_face3d_at_size(
+    real_topology_model, lp300w_fixture_dir, face3d_golden, size
+):
+    from uvgen.formats.lp300w import read_300wlp_mat
+    from uvgen.formats.matfile import read_jpeg
+
+    model = real_topology_model
+    fit = read_300wlp_mat(lp300w_fixture_dir / "IBUG_image_008_1_0.mat")
+    image = read_jpeg(lp300w_fixture_dir / "IBUG_image_008_1_0.jpg")
+    layout = build_uv_layout(model, size)
+    vertices = fit_vertices(model, fit.shape_para, fit.exp_para)[0]
+    pose = np.asarray(fit.pose_para, dtype=np.float64).ravel()
+    pair = training_pair(model, layout, image, vertices, pose, tuple(face3d_golden["draws"]))
+    assert pair.image.shape == pair.posmap.shape == (size, size, 3)
+
+    covered = np.unpackbits(face3d_golden[f"covered_{size}"])[: size * size].astype(bool)
+    np.testing.assert_array_equal(layout.raster.mask.ravel(), covered)
+    pixels = face3d_golden[f"pixels_{size}"]
+    ours = pair.posmap.reshape(-1, 3)[pixels].astype(np.float64)
+    theirs = face3d_golden[f"posmap_{size}"].astype(np.float64)
+    # float16 storage keeps 1/8 px at these values; the two differ by float32 rounding only
+    print(f"size {size}: max |ours - face3d| {np.abs(ours - theirs).max():.2e} px")
+    assert np.abs(ours - theirs).max() < 1e-3
+    assert np.ptp(theirs[:, 0]) > 0.5 * size  # a real face map, not a blank
+    # the crop: face3d's skimage warp in [0, 1] x 255 vs ours rounded to uint8
+    crop = pair.image.reshape(-1, 3)[pixels].astype(np.float64)
+    assert np.abs(crop - face3d_golden[f"crop_{size}"]).max() <= 0.5 + 1e-3

@@ -34,7 +34,7 @@ def test_round_trip_float16(merged16: Path):
             assert f.record(i) == records[i]
         assert f.records() == records
         assert f.names == [r.name for r in records]
-        for key in ("weight_mask", "face_mask", "kpt_uv", "face_ind"):
+        for key in ("weight_class", "weight_mask", "face_mask", "kpt_uv", "face_ind"):
             np.testing.assert_array_equal(getattr(f.uv, key), getattr(uv, key))
         assert f.uv.face_mask.dtype == bool
         attrs = f.attrs
@@ -58,6 +58,39 @@ def test_round_trip_float32_is_exact(tmp_path: Path):
             np.testing.assert_array_equal(f.image(i), images[i])
 
 
+def test_file_stores_weight_classes_and_their_paper_weights(merged16: Path):
+    with h5py.File(merged16, "r") as f:
+        classes, weights = f["uv/weight_class"], f["uv/weight_mask"]
+        assert classes.dtype == np.uint8 and weights.dtype == np.float32
+        assert classes.attrs["classes"] == "0 outside, 1 face, 2 eye_nose_mouth, 3 keypoint"
+        np.testing.assert_array_equal(weights[...], np.where(classes[...] == 1, 3.0, 0.0))
+
+
+def test_older_file_with_weight_mask_alone_reads_its_classes(tmp_path: Path, merged16: Path):
+    """A file written before ``uv/weight_class`` existed: the classes of its paper weights."""
+    old = tmp_path / "old.h5"
+    old.write_bytes(merged16.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f["uv/weight_class"]
+        mask = f["uv/weight_mask"][...]
+        mask[0, :4] = [0.0, 3.0, 4.0, 16.0]
+        replace_dataset(f, "uv/weight_mask", mask)
+    validate_file(old)
+    with PositionMapFile(old) as f:
+        expected = uv_data().weight_class.copy()
+        expected[0, :4] = [0, 1, 2, 3]
+        np.testing.assert_array_equal(f.uv.weight_class, expected)
+        assert f.uv.weight_class.dtype == np.uint8
+        np.testing.assert_array_equal(f.uv.weight_mask, mask)
+    with h5py.File(old, "a") as f:
+        mask[5, 5] = 11 / 3  # a blend: no class can be told
+        replace_dataset(f, "uv/weight_mask", mask)
+    with pytest.raises(DataError) as err:
+        PositionMapFile(old)
+    assert err.value.path == old and err.value.field == "uv/weight_mask"
+    assert "none of the paper's weights 0/3/4/16" in str(err.value)
+
+
 def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
     def broken(edit) -> Path:
         path = tmp_path / f"broken{len(list(tmp_path.iterdir()))}.h5"
@@ -68,6 +101,11 @@ def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
 
     cases = [
         (lambda f: f.__delitem__("uv/kpt_uv"), "uv/kpt_uv"),
+        (
+            lambda f: replace_dataset(f, "uv/weight_class", np.full((256, 256), 4)),
+            "uv/weight_class",
+        ),
+        (lambda f: replace_dataset(f, "uv/weight_class", np.zeros((256, 255))), "uv/weight_class"),
         (lambda f: f.__delitem__("posmaps"), "posmaps"),
         (lambda f: f.attrs.__delitem__("model_checksum"), "model_checksum"),
         (lambda f: replace_dataset(f, "shape_para", np.zeros((N - 1, 199))), "shape_para"),
@@ -77,6 +115,8 @@ def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
         ),
         (lambda f: f.attrs.__setitem__("split", "val"), "split"),
         (lambda f: f.attrs.__setitem__("format_version", 2), "format_version"),
+        (lambda f: f.attrs.__setitem__("uv_size", 128), "uv_size"),
+        (lambda f: f.attrs.__setitem__("uv_size", "256"), "uv_size"),
     ]
     for edit, field in cases:
         path = broken(edit)
@@ -92,3 +132,21 @@ def test_validate_file_names_file_and_field(tmp_path: Path, merged16: Path):
     with pytest.raises(DataError) as err:
         validate_file(junk)
     assert err.value.path == junk and err.value.field is None
+
+
+def test_the_uv_size_is_recorded_and_old_files_read_as_256(tmp_path: Path, merged16: Path):
+    with PositionMapFile(merged16) as f:
+        assert f.uv_size == 256 and int(f.attrs["uv_size"]) == 256
+    old = tmp_path / "old.h5"  # written before the attribute existed
+    old.write_bytes(merged16.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f.attrs["uv_size"]
+    validate_file(old)
+    with PositionMapFile(old) as f:
+        assert "uv_size" not in f.attrs and f.uv_size == 256
+    images, posmaps, records = samples(2)
+    write_shard(tmp_path / "shard.h5", images, posmaps, records, StorageOptions())
+    with pytest.raises(ValueError, match="attrs uv_size 128 but the shards' maps are 256x256"):
+        merge_shards(
+            [tmp_path / "shard.h5"], tmp_path / "b.h5", uv_data(), {**ATTRS, "uv_size": 128}
+        )

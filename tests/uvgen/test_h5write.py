@@ -160,3 +160,18 @@ def test_write_shard_rejects_bad_input(tmp_path: Path):
         StorageOptions(compression="zstd")
     with pytest.raises(ValueError):
         StorageOptions(posmap_dtype="bfloat16")
+
+
+def test_merge_refuses_weights_where_classes_belong(tmp_path: Path):
+    images, posmaps, records = samples(1)
+    write_shard(tmp_path / "s.h5", images, posmaps, records, StorageOptions())
+    good = uv_data()
+    for bad, reason in (
+        (good.weight_class.astype(np.float32) * 3, "integer class codes"),
+        (np.full_like(good.weight_class, 7), "0..3"),
+    ):
+        uv = type(good)(bad, good.face_mask, good.kpt_uv, good.face_ind)
+        with pytest.raises(DataError, match=reason) as err:
+            merge_shards([tmp_path / "s.h5"], tmp_path / "out.h5", uv, ATTRS)
+        assert err.value.field == "uv/weight_class"
+    assert not (tmp_path / "out.h5").exists()

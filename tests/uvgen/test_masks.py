@@ -79,7 +79,7 @@ def test_weight_classes_agree_with_prnet(agreement):
     # Measured: 1.0 inside both face masks; 0.9865 over all pixels (the face edges differ).
     assert w["agreement_in_face"] >= 0.999
     assert w["agreement"] >= 0.98
-    assert w["classes"]["region"]["iou"] >= 0.999
+    assert w["classes"]["eye_nose_mouth"]["iou"] >= 0.999
     assert w["classes"]["keypoint"]["iou"] == 1.0
     conf = w["confusion"]
     assert conf.sum() == 256 * 256
@@ -127,6 +127,26 @@ def test_load_prnet_weight_mask_values(prnet_uv_dir, theirs):
 # ---------------------------------------------------------------------------------------------
 # Without fixtures
 # ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [128, 512])
+def test_masks_at_other_sizes_are_the_256_rules_at_that_size(topology, ours, size):
+    """uvgen.uv_size: key points = the rounded UV pixels ``uv * (size - 1)`` of the key vertices,
+    face_ind = the face mask's pixels, weights 16 at the key points; the face mask and the weight
+    classes cover the same parts of the UV square as at 256 (nearest-pixel resampling)."""
+    masks = M.build_uv_masks(topology, size=size)
+    assert masks.size == size and masks.weights.shape == (size, size)
+    px = M.uv_pixel_coords(topology.uv[topology.kpt_ind], size)
+    np.testing.assert_array_equal(masks.kpt_uv, np.rint(px).T.astype(np.int64))
+    np.testing.assert_array_equal(masks.face_ind, np.flatnonzero(masks.face))
+    assert (masks.weights[masks.kpt_uv[1], masks.kpt_uv[0]] == 16.0).all()
+    assert set(np.unique(masks.weights).tolist()) <= CLASS_VALUES
+    # The same UV point in both maps: pixel centre k of 256 sits at (k / 255) * (size - 1).
+    k = np.rint(np.arange(256) / 255 * (size - 1)).astype(np.int64)
+    at_256 = np.ix_(k, k)
+    face_iou = (masks.face[at_256] & ours.face).sum() / (masks.face[at_256] | ours.face).sum()
+    same_class = (masks.weights[at_256] == ours.weights)[ours.face & masks.face[at_256]].mean()
+    assert face_iou > 0.98 and same_class > 0.97, (face_iou, same_class)
 
 
 def test_uv_pixel_coords_convention():

@@ -86,4 +86,4 @@ def test_command(tmp_path, capsys) -> None:
     assert np.load(tmp_path / "o" / "image00001.npy").tobytes() == maps[1].tobytes()
     rc = cli.main(["export-posmaps", str(tmp_path / "none.h5"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert rc == 2 and "none.h5" in err and len(err.strip().splitlines()) == 1
+    assert rc == 1 and "none.h5" in err and len(err.strip().splitlines()) == 1

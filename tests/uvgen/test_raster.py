@@ -247,3 +247,21 @@ def test_far_away_and_huge_triangles():
     r = rasterize(points, np.array([[0, 1, 2], [3, 4, 5]]), 5, 7)
     # The far triangle has no candidates; the huge one covers the whole (small) image.
     assert r.mask.all() and (r.tri_index == 1).all()
+
+
+@pytest.mark.parametrize("size", [128, 512])
+def test_real_uv_layout_at_other_sizes_matches_reference_in_float32(bfm_topology_dir, size):
+    """uvgen.uv_size: the real layout drawn at 128 and 512 as the build draws it (UV pixel
+    ``uv * (size - 1)``, face3d's float32 arithmetic and 2-pixel border) equals the literal loop;
+    it covers every pixel, as at 256."""
+    from uvgen.formats.bfm import load_topology
+    from uvgen.masks import uv_pixel_coords, uv_rasterization
+
+    topo = load_topology(bfm_topology_dir)
+    points = uv_pixel_coords(topo.uv, size)
+    triangles = topo.full_triangles.astype(np.int64)
+    fast = uv_rasterization(topo, size)
+    assert fast.shape == (size, size)
+    ref = reference_rasterize(points, triangles, size, size, border=FACE3D_BORDER, dtype=np.float32)
+    assert_same(fast, *ref)
+    assert fast.mask.all()

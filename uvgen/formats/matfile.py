@@ -3,29 +3,24 @@
 Reading: :func:`load_mat` (MATLAB v5 via scipy), :func:`require_field` / :func:`require_index`
 (checked field access), :func:`struct_fields` (a MATLAB struct as a dict), :func:`read_jpeg`,
 and :class:`FieldSpec` tables for fixed-layout files (:func:`read_fields` / :func:`pack_fields`).
-Writing: :func:`atomic_savemat` and :func:`atomic_save_jpeg` write to a temporary name in the
-target directory and ``os.replace`` it, so an interrupted writer never leaves a half-written file
-under the final name. Every reading problem raises :class:`DataError` naming file and field.
+Writing: :func:`atomic_savemat` and :func:`atomic_save_jpeg` write through
+:func:`uvgen.atomic.atomic_output`, so an interrupted writer never leaves a half-written file under
+the final name. Every reading problem raises :class:`DataError` naming file and field.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import scipy.io
 from PIL import Image
 
+from uvgen.atomic import atomic_output
 from uvgen.formats.errors import DataError, not_a_file_reason, warn_data
-
-TMP_SUFFIX = ".tmp"
 
 
 def load_mat(path: str | Path, mat_dtype: bool = True) -> dict:
@@ -151,26 +146,6 @@ def read_jpeg(path: str | Path) -> np.ndarray:
             path, "image", f"cannot decode image ({type(exc).__name__}: {exc})"
         ) from exc
     return array
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only when the ``with`` block finishes without error.
-
-    The data goes to a hidden temporary file ``.NAME.<random>.tmp`` in the same directory, which is
-    then renamed over ``path`` (atomic on one filesystem); on error the temporary file is removed.
-    The file mode follows the process umask, like a plain ``open``.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 MAT_HEADER_BYTES = 116

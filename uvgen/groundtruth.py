@@ -91,12 +91,13 @@ def narrow_products_agree(model: MorphableModel) -> bool:
     """Whether this process's BLAS gives every row of a :data:`NARROW_ROWS`-row product over
     ``vertex_basis(model)`` the same bytes as in a :data:`PRODUCT_ROWS`-row one (one thread).
 
-    Checked once per model object (~0.1 s): random coefficients in all PRODUCT_ROWS rows, then
-    narrow products of the rows at the block's start, its end and its two ends swapped. A BLAS
-    rounds a row the same whatever the other rows hold, so the check depends only on which
-    kernels serve which rows. With OpenBLAS 0.3.31's SkylakeX sgemm kernels (numpy 2.4's wheel)
-    every row count from 2 up agrees; numpy's 1-row product (a gemv: another summation order)
-    does not, hence 2. Where the check fails, one sample is padded to PRODUCT_ROWS rows as before.
+    Checked once per model object (0.2-0.5 s at 53,215 vertices): random coefficients in all
+    PRODUCT_ROWS rows, then narrow products of the rows at the block's start, its end and its two
+    ends swapped. A BLAS rounds a row the same whatever the other rows hold, so the check
+    depends only on which kernels serve which rows. With OpenBLAS 0.3.31's SkylakeX sgemm
+    kernels (numpy 2.4's wheel) every row count from 2 up agrees; numpy's 1-row product (a
+    gemv: another summation order) does not, hence 2. Where the check fails, one sample is
+    padded to PRODUCT_ROWS rows as before.
     """
     key = id(model)
     hit = _NARROW.get(key)

@@ -8,6 +8,17 @@ to the floor stays visible whatever else the machine is doing). Medians over ``-
 
     taskset -c 0 python benchmarks/bench_uvgen.py                 # per-step breakdown, both splits
     taskset -c 0 python benchmarks/bench_uvgen.py --end-to-end    # + whole builds (1 and 2 workers)
+    taskset -c 0 python benchmarks/bench_uvgen.py --per-sample    # one at a time vs batched
+        [--face3d F3D --face3d-python PY]    # + face3d's own script, interleaved
+
+``--per-sample``: ms per sample from a decoded image and its fit to the crop and the float32 map
+(vertices, crop box, warp, map; no file reading, encoding or writing), in rounds that alternate
+the public API one sample at a time (``fit_vertices`` of one sample + ``training_pair``: what a
+DataLoader's ``__getitem__`` would call), the same with every product padded to 50 rows (as
+before the narrow product), the same API on batches of 50 samples, and, with
+``--face3d``, face3d's ``examples/8_generate_posmap_300WLP.py`` function on the same samples and
+draws (benchmarks/face3d_timer.py, run by ``--face3d-python``, an interpreter with scikit-image
+and face3d's built Cython rasteriser; file I/O replaced by look-ups). Medians over rounds.
 
 Steps are timed in CPU time of the thread (``time.thread_time``), so other processes on a shared
 machine inflate them less than wall time; the load average is printed beside the figures. Each
@@ -30,13 +41,14 @@ import dataclasses
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from uvgen.formats.aflw import list_aflw_samples
 from uvgen.formats.bfm import save_bfm
-from uvgen.formats.lp300w import list_300wlp_samples
+from uvgen.formats.lp300w import list_300wlp_samples, read_300wlp_mat
 from uvgen.formats.matfile import read_jpeg
 from uvgen.h5codec import StorageOptions
 from uvgen.synth.dataset import write_synthetic_set
@@ -126,6 +138,159 @@ def breakdown(
     )
 
 
+def per_sample(
+    model_dir: Path,
+    root: Path,
+    count: int,
+    rounds: int,
+    face3d: Path | None,
+    face3d_python: str,
+    work: Path,
+) -> None:
+    """One-at-a-time vs batched ms per sample of the public API (and face3d's), interleaved."""
+    import json
+    import subprocess
+
+    import numpy as np
+
+    from uvgen.geometry import jitter_draws
+    from uvgen.groundtruth import PRODUCT_ROWS, fit_vertices, narrow_products_agree, training_pair
+
+    model, layout = model_and_layout(model_dir)
+    mats = list_300wlp_samples(root)[:count]
+    keys = [m.relative_to(root).as_posix() for m in mats]
+    fits = [read_300wlp_mat(m) for m in mats]
+    images = [read_jpeg(m.with_suffix(".jpg")) for m in mats]
+    draws = [jitter_draws(0, k) for k in keys]
+    shapes = np.stack([f.shape_para for f in fits])
+    exps = np.stack([f.exp_para for f in fits])
+    poses = [np.asarray(f.pose_para, dtype=np.float64).ravel() for f in fits]
+    tic = time.perf_counter()
+    narrow = narrow_products_agree(model)
+    print(
+        f"\nper sample: {count} synthetic 300W-LP samples; narrow products agree with the build's: "
+        f"{narrow} (checked once per process in {time.perf_counter() - tic:.2f} s)"
+    )
+
+    def one_at_a_time(exact: bool = True) -> float:
+        tic = time.perf_counter()
+        for i in range(count):
+            v = fit_vertices(model, shapes[i], exps[i], slots=[i], exact=exact)[0]
+            training_pair(model, layout, images[i], v, poses[i], draws[i])
+        return (time.perf_counter() - tic) / count
+
+    def batched() -> float:
+        tic = time.perf_counter()
+        for start in range(0, count, PRODUCT_ROWS):
+            part = slice(start, start + PRODUCT_ROWS)
+            verts = fit_vertices(model, shapes[part], exps[part], slots=np.arange(count)[part])
+            for i, v in zip(range(start, min(start + PRODUCT_ROWS, count)), verts):
+                training_pair(model, layout, images[i], v, poses[i], draws[i])
+        return (time.perf_counter() - tic) / count
+
+    from uvgen import groundtruth
+
+    def padded_one_at_a_time() -> float:
+        """One at a time as before the narrow product: every product padded to 50 rows."""
+        key = id(model)
+        saved = groundtruth._NARROW[key]
+        groundtruth._NARROW[key] = (saved[0], False)
+        try:
+            return one_at_a_time()
+        finally:
+            groundtruth._NARROW[key] = saved
+
+    timers = {
+        "one at a time": one_at_a_time,
+        "one at a time, exact=False (1-row gemv)": lambda: one_at_a_time(exact=False),
+        "one at a time, padded to 50 rows (before)": padded_one_at_a_time,
+        f"batches of {PRODUCT_ROWS}": batched,
+    }
+    proc = None
+    if face3d is not None:
+        spec = work / "face3d_samples.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "samples": [
+                        {"jpg": str(m.with_suffix(".jpg")), "mat": str(m), "draws": list(d)}
+                        for m, d in zip(mats, draws)
+                    ]
+                }
+            )
+        )
+        timer = Path(__file__).with_name("face3d_timer.py")
+        proc = subprocess.Popen(
+            [face3d_python, str(timer), str(face3d), str(model_dir), str(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit("face3d_timer.py did not start")
+
+        def face3d_script() -> float:
+            proc.stdin.write("1\n")
+            proc.stdin.flush()
+            return float(proc.stdout.readline()) / 1000
+
+        timers["face3d's script"] = face3d_script
+    results: dict[str, list[float]] = {name: [] for name in timers}
+    for run in range(rounds + 1):  # round 0: warm-up
+        for name, timer_fn in timers.items():
+            value = timer_fn()
+            if run:
+                results[name].append(value)
+    if proc is not None:
+        proc.stdin.close()
+        proc.wait()
+    load = os.getloadavg()
+    print(f"  median of {rounds} interleaved rounds, load average {load[0]:.2f}:")
+    for name, values in results.items():
+        print(f"  {name:<42s} {1000 * statistics.median(values):7.2f} ms/sample")
+    exact_false_differences(model, layout, shapes, exps, images, poses, draws)
+
+
+def exact_false_differences(model, layout, shapes, exps, images, poses, draws) -> None:
+    """How often ``exact=False`` changes a stored float16 map value, and by how many steps."""
+    import numpy as np
+
+    from uvgen.groundtruth import fit_vertices, training_pair
+    from uvgen.posmap_float16 import encode_posmap_fast
+
+    storage = StorageOptions()
+    stored = [np.empty((256, 256, 3), np.float16) for _ in range(2)]
+    changed = values = samples_changed = over_one = 0
+    largest_px = largest_over_one = 0.0
+    for i in range(len(shapes)):
+        for exact, out in ((True, stored[0]), (False, stored[1])):
+            v = fit_vertices(model, shapes[i], exps[i], slots=[i], exact=exact)[0]
+            pair = training_pair(model, layout, images[i], v, poses[i], draws[i])
+            encode_posmap_fast(pair.posmap, storage, out)
+        diff = stored[0] != stored[1]
+        changed += int(diff.sum())
+        values += diff.size
+        samples_changed += bool(diff.any())
+        if diff.any():  # steps between same-signed float16 values: their bit patterns' distance
+            a, b = (x[diff].view(np.int16).astype(np.int64) for x in stored)
+            same = np.sign(stored[0][diff]) == np.sign(stored[1][diff])
+            gap = np.where(same, np.abs(a - b), np.abs(a & 0x7FFF) + np.abs(b & 0x7FFF))
+            px = np.abs(stored[0][diff].astype(np.float64) - stored[1][diff])
+            largest_px = max(largest_px, float(px.max()))
+            over_one += int((gap > 1).sum())
+            if (gap > 1).any():  # where the stored value (map - 128) is near 0: finer steps
+                largest_over_one = max(
+                    largest_over_one, float(np.abs(stored[0][diff][gap > 1]).max())
+                )
+    print(
+        f"  exact=False against the build's bytes: {changed} of {values:,} stored float16 values "
+        f"differ ({100 * changed / values:.4f}%), in {samples_changed} of {len(shapes)} samples; "
+        f"{over_one} by more than one storage step, all where |map - 128| <= "
+        f"{largest_over_one:.3g} px (steps finer than float32's rounding of the positions); "
+        f"largest difference {largest_px:.2g} px"
+    )
+
+
 def end_to_end(model_dir: Path, source: Path, work: Path) -> None:
     for workers, label in ((0, "1 worker (in-process)"), (2, "2 dask workers")):
         out = work / f"train_{workers}.h5"
@@ -179,6 +344,17 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, default=2000, help="samples per end-to-end build")
     parser.add_argument(
+        "--per-sample", action="store_true", help="one at a time vs batched (and face3d)"
+    )
+    parser.add_argument("--per-sample-count", type=int, default=50, help="samples per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved per-sample rounds")
+    parser.add_argument(
+        "--face3d", type=Path, default=None, help="face3d checkout with its Cython module built"
+    )
+    parser.add_argument(
+        "--face3d-python", default=sys.executable, help="interpreter with face3d's requirements"
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=None, help="keep inputs here (default: a temp dir)"
     )
     args = parser.parse_args()
@@ -202,7 +378,7 @@ def main() -> None:
     link_tree(
         list_300wlp_samples(work / "unique_train"),
         train_root,
-        max(args.task_size, args.count if args.end_to_end else 0),
+        max(args.task_size, args.per_sample_count, args.count if args.end_to_end else 0),
         flat=False,
     )
     aflw = SHARED / "aflw2000_3d"
@@ -232,6 +408,19 @@ def main() -> None:
         f"on {os.cpu_count()} cores; "
         f"CPU affinity {sorted(os.sched_getaffinity(0))}"
     )
+    if args.per_sample:
+        per_sample(
+            model_dir,
+            train_root,
+            args.per_sample_count,
+            args.rounds,
+            args.face3d,
+            args.face3d_python,
+            work,
+        )
+        if args.workdir is None:
+            shutil.rmtree(work)
+        return
     for split, root in (("train", train_root), ("test", test_root)):
         breakdown(split, model_dir, root, args.task_size, args.repeats, work)
     load = os.getloadavg()

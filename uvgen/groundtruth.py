@@ -71,8 +71,11 @@ def vertex_basis(model: MorphableModel) -> np.ndarray:
 
 # Rows of every vertex product (see fit_vertices): samples of one product call.
 PRODUCT_ROWS = 50
+# Rows of the narrow product that serves a block of at most this many samples (see fit_vertices).
+NARROW_ROWS = 2
 _BLAS: list = []
 _STACK: list[np.ndarray] = []
+_NARROW: dict[int, tuple[weakref.ref, bool]] = {}
 
 
 def single_thread_blas():
@@ -84,12 +87,43 @@ def single_thread_blas():
     return _BLAS[0].limit(limits=1, user_api="blas")
 
 
+def narrow_products_agree(model: MorphableModel) -> bool:
+    """Whether this process's BLAS gives every row of a :data:`NARROW_ROWS`-row product over
+    ``vertex_basis(model)`` the same bytes as in a :data:`PRODUCT_ROWS`-row one (one thread).
+
+    Checked once per model object (0.2-0.5 s at 53,215 vertices): random coefficients in all
+    PRODUCT_ROWS rows, then narrow products of the rows at the block's start, its end and its two
+    ends swapped. A BLAS rounds a row the same whatever the other rows hold, so the check
+    depends only on which kernels serve which rows. With OpenBLAS 0.3.31's SkylakeX sgemm
+    kernels (numpy 2.4's wheel) every row count from 2 up agrees; numpy's 1-row product (a
+    gemv: another summation order) does not, hence 2. Where the check fails, one sample is
+    padded to PRODUCT_ROWS rows as before.
+    """
+    key = id(model)
+    hit = _NARROW.get(key)
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    basis = vertex_basis(model)
+    coeffs = np.random.default_rng(0).standard_normal((PRODUCT_ROWS, basis.shape[0]))
+    coeffs = coeffs.astype(np.float32)
+    last = PRODUCT_ROWS - 1
+    with single_thread_blas():
+        wide = coeffs @ basis
+        agree = all(
+            np.array_equal(coeffs[rows] @ basis, wide[rows])
+            for rows in ([0, 1], [last - 1, last], [last, 0])
+        )
+    _NARROW[key] = (weakref.ref(model, lambda _ref, k=key: _NARROW.pop(k, None)), agree)
+    return agree
+
+
 def fit_vertices(
     model: MorphableModel,
     shape_params: np.ndarray,
     exp_params: np.ndarray,
     slots: np.ndarray | None = None,
     reuse_buffer: bool = False,
+    exact: bool = True,
 ) -> np.ndarray:
     """(B, n, 3) float32 model-space vertices of B fits: ``[1, shape_para, exp_para] @
     vertex_basis(model)`` in float32 (the components' stored precision: ~1e-2 BFM units of
@@ -102,6 +136,16 @@ def fit_vertices(
     (in [0, PRODUCT_ROWS); default ``i % PRODUCT_ROWS``). The UV build passes each sample's index
     in the sorted sample list, so its vertices are the same whatever ``task_size`` and ``workers``;
     tasks whose size is a multiple of PRODUCT_ROWS (50, 100, ...) waste no rows.
+
+    One sample at a time (a block of at most :data:`NARROW_ROWS` samples) is served by a
+    NARROW_ROWS-row product instead, ~1/25 of the work, where :func:`narrow_products_agree`
+    finds that this BLAS gives it the same bytes; elsewhere it is padded like the rest.
+
+    ``exact=False`` (for maps made on the fly, never for a build): a sample alone in its block
+    takes numpy's 1-row product (a gemv, about half the narrow product's time), whose summation
+    order differs: its vertices differ from the build's by float32 rounding (up to ~0.15 BFM
+    units, ~2e-4 crop px in the map), so a stored float16 map value can differ by one storage
+    step (how often: docs/uv_speed.md).
 
     ``reuse_buffer``: write into a per-process buffer kept for the next call (which overwrites
     the result; for the build's tasks, which spares ~0.1 ms a sample of fresh-memory page faults).
@@ -139,8 +183,22 @@ def fit_vertices(
             stack = _STACK[0]
     else:
         stack = np.empty((len(coeffs), basis.shape[1]), dtype=np.float32)
+    lone = not exact
+    narrow = any(
+        len(taken) <= NARROW_ROWS and not (lone and len(taken) == 1) for taken in used
+    ) and narrow_products_agree(model)
     with single_thread_blas():
-        for k in range(len(used)):
+        for k, taken in enumerate(used):
+            if lone and len(taken) == 1:
+                row = k * PRODUCT_ROWS + next(iter(taken))
+                np.matmul(coeffs[row], basis, out=stack[row])
+                continue
+            if narrow and len(taken) <= NARROW_ROWS:
+                picked = k * PRODUCT_ROWS + np.array(sorted(taken))
+                padded = np.zeros((NARROW_ROWS, basis.shape[0]), dtype=np.float32)
+                padded[: len(picked)] = coeffs[picked]
+                stack[picked] = (padded @ basis)[: len(picked)]
+                continue
             block = slice(k * PRODUCT_ROWS, (k + 1) * PRODUCT_ROWS)
             np.matmul(coeffs[block], basis, out=stack[block])
     if batch and np.array_equal(rows, rows[0] + np.arange(batch)):

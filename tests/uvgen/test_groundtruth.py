@@ -206,6 +206,37 @@ def test_crop_positions_column_runs_are_the_plain_column_operations():
             assert fast.dtype == dtype and fast.tobytes() == plain.tobytes()
 
 
+def test_one_sample_gets_the_batch_bytes_on_either_product_path(embedded_model):
+    """A single sample (the narrow 2-row product where this BLAS agrees, else padded to 50 rows)
+    has the bytes of its row in a batch."""
+    from uvgen import groundtruth
+
+    rng = np.random.default_rng(4)
+    params = [sample_parameters(embedded_model, rng)[:2] for _ in range(5)]
+    shapes, exps = np.stack([p[0] for p in params]), np.stack([p[1] for p in params])
+    batch = fit_vertices(embedded_model, shapes, exps, slots=np.arange(5) + 46)
+    agree = groundtruth.narrow_products_agree(embedded_model)
+    key = id(embedded_model)
+    saved = groundtruth._NARROW[key]
+    for forced in (agree, False):
+        groundtruth._NARROW[key] = (saved[0], forced)
+        try:
+            for i in (0, 4):
+                alone = fit_vertices(embedded_model, shapes[i], exps[i], slots=[46 + i])
+                assert alone.tobytes() == batch[i].tobytes()
+        finally:
+            groundtruth._NARROW[key] = saved
+
+
+def test_inexact_single_sample_is_within_float32_rounding(embedded_model):
+    rng = np.random.default_rng(5)
+    shape, exp, _ = sample_parameters(embedded_model, rng)
+    exact = fit_vertices(embedded_model, shape, exp)[0]
+    fast = fit_vertices(embedded_model, shape, exp, exact=False)[0]
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=np.abs(exact).max() * 2e-6)
+
+
 # face3d's own code at 128, 256 and 512: its example ``8_generate_posmap_300WLP.py`` run with
 # ``uv_h = uv_w = image_h = image_w = S`` on the real 300W-LP fixture sample through the
 # real-topology test model (golden written by scripts/make_face3d_size_golden.py: coverage, and

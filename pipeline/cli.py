@@ -497,11 +497,16 @@ def predict(args: argparse.Namespace) -> int:
             if not is_video(spec.image):
                 yield (spec, None), prepare
                 continue
-            for k, frame in enumerate(read_frames(spec.image)):
-                yield (frame_spec(spec.image, k, boxes, args.landmarks_dir), frame), prepare
+            try:  # an unreadable video (or the rest of one) is a report row, as an image
+                for k, frame in enumerate(read_frames(spec.image)):
+                    yield (frame_spec(spec.image, k, boxes, args.landmarks_dir), frame), prepare
+            except DataError as exc:
+                yield (spec, exc), prepare
 
-    def prepare(key: tuple[FaceSpec, np.ndarray | None], detector) -> PreparedImage:
+    def prepare(key: tuple[FaceSpec, np.ndarray | DataError | None], detector) -> PreparedImage:
         spec, frame = key
+        if isinstance(frame, DataError):
+            raise frame
         image = read_jpeg(spec.image) if frame is None else frame
         return prn.prepare(image, bbox=spec.bbox, points=spec.points, detector=detector)
 

@@ -44,7 +44,8 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
     try:
         container = av.open(str(path))
     except (OSError, av.FFmpegError) as exc:
-        raise DataError(path, None, f"not a readable video ({exc})") from None
+        why = getattr(exc, "strerror", None) or exc  # FFmpeg's reason without the path again
+        raise DataError(path, None, f"not a readable video ({why})") from None
     with container:
         if not container.streams.video:
             raise DataError(path, None, "no video stream")
@@ -54,4 +55,5 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as exc:
-            raise DataError(path, None, f"video decoding failed ({exc})") from None
+            why = getattr(exc, "strerror", None) or exc
+            raise DataError(path, None, f"video decoding failed ({why})") from None

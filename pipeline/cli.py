@@ -489,9 +489,34 @@ def predict(args: argparse.Namespace) -> int:
         except (NoFaceError, FaceRegionError) as exc:
             raise DataError(swap_spec.image, None, f"--swap source: {exc}") from exc
         source = (source_faces[0].image, source_faces[0].posmap)
+    rows = predict_images(prn, specs, args, out_dir, boxes, source)
+    _write_report(out_dir / REPORT_NAME, rows)
+    done = sum(r[2] == "ok" for r in rows)
+    if done < len(rows):
+        print(
+            f"prnet: {len(rows) - done} of {len(rows)} images gave no output "
+            f"(see {out_dir / REPORT_NAME})",
+            file=sys.stderr,
+        )
+    return 0 if done else 1
+
+
+def predict_images(
+    prn: PRN,
+    specs: Sequence[FaceSpec],
+    args: argparse.Namespace,
+    out_dir: Path,
+    boxes: dict[str, tuple] | None = None,
+    source: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[str, int, str, str]]:
+    """The outputs of the images (and videos' frames) of ``specs`` written to ``out_dir`` as
+    ``args`` asks (``--outputs``, ``--workers``, ``--batch-size``, ...), through
+    :func:`pipeline.predict_stream.run_stream`; ``source`` (image, map): the ``--swap`` face.
+    Returns the ``report.csv`` rows, in input order."""
     depth_opts = DepthOptions(
         norm=args.depth_norm, size=args.depth_size, bits=16 if args.depth_16bit else 8
     )
+
     def jobs() -> Iterator[tuple[tuple[FaceSpec, np.ndarray | None], Callable]]:
         for spec in specs:
             if not is_video(spec.image):
@@ -565,15 +590,7 @@ def predict(args: argparse.Namespace) -> int:
 
     with progress:
         run_stream(prn, jobs(), write, emit, workers=args.workers, batch_size=args.batch_size)
-    _write_report(out_dir / REPORT_NAME, rows)
-    done = sum(r[2] == "ok" for r in rows)
-    if done < len(rows):
-        print(
-            f"prnet: {len(rows) - done} of {len(rows)} images gave no output "
-            f"(see {out_dir / REPORT_NAME})",
-            file=sys.stderr,
-        )
-    return 0 if done else 1
+    return rows
 
 
 def import_weights(args: argparse.Namespace) -> int:

@@ -134,15 +134,16 @@ def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
 _BLOCKS: OrderedDict[tuple[str, tuple[int, ...], bytes], bytes] = OrderedDict()
 
 
-def _table_cached(rows: np.ndarray, fmt: str) -> bytes:
-    """:func:`_table`, remembered for the last few inputs: the face and texture-coordinate lines
-    of one UV layout are the same for every face written (thread-safe: a race only formats
-    twice)."""
-    rows = np.ascontiguousarray(rows)
-    key = (fmt, rows.shape, hashlib.blake2b(rows.tobytes(), digest_size=16).digest())
+def _table_cached(source: np.ndarray, fmt: str, rows=lambda a: a) -> bytes:
+    """:func:`_table` of ``rows(source)``, remembered for the last few ``source`` arrays: the
+    face and texture-coordinate lines of one UV layout are the same for every face written
+    (thread-safe: a race only formats twice)."""
+    source = np.ascontiguousarray(source)
+    digest = hashlib.blake2b(source.view(np.uint8).ravel(), digest_size=16).digest()
+    key = (fmt, source.dtype.str, source.shape, digest)
     text = _BLOCKS.get(key)
     if text is None:
-        text = _table(rows, fmt)
+        text = _table(rows(source), fmt)
         _BLOCKS[key] = text
         while len(_BLOCKS) > 8:
             _BLOCKS.popitem(last=False)
@@ -187,9 +188,9 @@ def write_obj(
             )
         head += f"mtllib {mtl.name}\nusemtl face\n"
     if uvs is None:
-        faces = _table_cached(t + 1, "f %d %d %d")
+        faces = _table_cached(t, "f %d %d %d", lambda a: a + 1)
     else:
-        faces = _table_cached(np.repeat(t + 1, 2, axis=1), "f %d/%d %d/%d %d/%d")
+        faces = _table_cached(t, "f %d/%d %d/%d %d/%d", lambda a: np.repeat(a + 1, 2, axis=1))
     with atomic_output(path) as fh:
         fh.write(head.encode("ascii"))
         fh.write(vert)

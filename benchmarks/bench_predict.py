@@ -221,7 +221,8 @@ def bench_folder(
     excluded: today's path (``--workers 0 --batch-size 1``, one image at a time) and the
     pipeline (``--workers``, ``--batch-size``), for ``--outputs kpt``, depth only
     (``--depth-size 256``) and every output, interleaved with the floor (the forward passes
-    alone on the same crops at the same batch size) and printed in images/s."""
+    alone on the same crops at the pipeline's batch size; also at batch 1, today's) and printed
+    in images/s."""
     import contextlib
     import io
     import json
@@ -259,6 +260,7 @@ def bench_folder(
     PRNClass.finish = dome_finish
     modes = {
         "floor": None,
+        "floor b=1": None,
         "kpt today": ("kpt", 0, 1),
         "kpt new": ("kpt", workers, batch),
         "depth today": ("depth --depth-size 256", 0, 1),
@@ -271,8 +273,8 @@ def bench_folder(
         for k in range(repeats + 1):
             for mode, spec in modes.items():
                 t0 = time.perf_counter()
-                if spec is None:
-                    prn.predictor.batch_size = batch
+                if spec is None:  # the floor: forward passes alone, float32, same crops
+                    prn.predictor.batch_size = 1 if mode == "floor b=1" else batch
                     prn.predictor.predict_maps(crops)
                 else:
                     outputs, w, b = spec

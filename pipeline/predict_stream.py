@@ -106,7 +106,8 @@ def run_stream(
                 if writer
                 else _Immediate(write, key, prepared, face_maps)
             )
-        while len(writes) > (2 * workers + 2 if writer else 0):
+        # up to two batches of images wait for their writes, so the network rarely waits
+        while len(writes) > (2 * batch_size + workers if writer else 0):
             emit(writes.popleft().result())
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare") if workers else None

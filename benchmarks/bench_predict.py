@@ -1,7 +1,9 @@
 """CPU milliseconds per image of ``prnet predict``'s work: detection + crop + network + decoding.
 
     python benchmarks/bench_predict.py [--repeats 7] [--threads 0] [--detector hog|none]
-                                       [--outputs-repeats 5]
+                                       [--outputs-repeats 5] [--skip-stages]
+                                       [--folder-images 16] [--folder-repeats 2]
+                                       [--workers 2] [--batch-size 8]
 
 The image is a rendered synthetic face (the project's embedded morphable model, 450 x 450, the
 size of 300W-LP / AFLW2000-3D images) that dlib's HOG detector finds. The network is PRNet at
@@ -17,6 +19,13 @@ network's forward pass alone); and the depth images rendered per second at 256x2
 The random network's map is flat, so the outputs are drawn from a face-sized dome map in the box
 instead (the same 43,867 vertices and ~87k triangles a real face has; decoding is timed on the
 network's map).
+
+Last (``--folder-images``, 0 to skip) ``prnet predict`` over a folder of 450x450 JPEG photos with
+given boxes, start-up excluded, in interleaved rounds: today's path (``--workers 0 --batch-size
+1``, one image at a time) and the pipeline (``--workers``, ``--batch-size``) for ``--outputs
+kpt``, depth only (``--depth-size 256``) and every output, against the floor (the predictor's
+float32 forward passes alone on the same crops, at the pipeline's batch size and at 1), in
+images/s and % of the floor, and every / kpt and depth / kpt time ratios.
 """
 
 from __future__ import annotations

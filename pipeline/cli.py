@@ -8,12 +8,18 @@
                   [--swap SRC_IMAGE] [--visible-only] [--save-posmap] [--device auto]
                   [--outputs kpt,vertices,obj,ply,texture,depth,pose,preview,posmap]
                   [--ply-ascii] [--depth-norm prnet|minmax] [--depth-size N] [--depth-16bit]
+                  [--workers N] [--batch-size B]
     prnet import-weights CKPT_PREFIX --out FILE.pt
     prnet evaluate --data AFLW2000 --method NAME=SOURCE ... --out DIR  (pipeline/benchmark_cli.py)
     prnet export-onnx WEIGHTS OUT.onnx  (pipeline/onnx_cli.py)
 
 IMAGES are image files, folders (their ``*.jpg``, ``*.jpeg``, ``*.png``, ``*.bmp``, not recursive)
-or glob patterns. Each image's face is given, first match wins,
+or glob patterns; a folder of frames is a folder of images. A video file (``.mp4``, ``.avi``,
+``.mov``, ``.mkv``, ...; pipeline/video.py) gives each frame's outputs as ``STEM_frame_NNNNNN``.
+``--workers`` threads read, detect and crop, and write, while the network runs on ``--batch-size``
+faces of consecutive images at a time (pipeline/predict_stream.py); what is printed, the
+``report.csv`` rows and the files are those of ``--workers 0`` (one image at a time). Each
+image's face is given, first match wins,
 
 * by a box in ``--boxes``, a JSON object mapping the image's file name (or its stem, or the path as
   given) to ``[left, right, top, bottom]`` in pixels (PRNet's detector-box crop is used), or

@@ -15,7 +15,7 @@ from model.checkpoint import save_weights
 from model.prnet import PRNet
 from pipeline import cli
 from uvgen.formats.bfm import save_bfm
-from uvgen.formats.matfile import TMP_SUFFIX, atomic_save_jpeg
+from uvgen.formats.matfile import atomic_save_jpeg
 from uvgen.synth.dataset import draw_sample
 
 SIZE = 200
@@ -128,7 +128,7 @@ def test_an_interrupt_leaves_whole_files_and_stops(folder, tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         _run(root, inputs, out, "--outputs", "kpt,texture", "--workers", "2", "--batch-size", "1")
     names = sorted(p.name for p in out.iterdir())
-    assert not any(n.endswith(TMP_SUFFIX) for n in names)
+    assert not any(n.startswith(".") or n.endswith(".tmp") for n in names)  # no temporaries
     assert "report.csv" not in names  # the report is written only by a run that finished
     for n in names:  # every file there is whole
         if n.endswith("_kpt.txt"):

@@ -1,7 +1,9 @@
 """CPU milliseconds per image of ``prnet predict``'s work: detection + crop + network + decoding.
 
     python benchmarks/bench_predict.py [--repeats 7] [--threads 0] [--detector hog|none]
-                                       [--outputs-repeats 5]
+                                       [--outputs-repeats 5] [--skip-stages]
+                                       [--folder-images 16] [--folder-repeats 2]
+                                       [--workers 2] [--batch-size 8]
 
 The image is a rendered synthetic face (the project's embedded morphable model, 450 x 450, the
 size of 300W-LP / AFLW2000-3D images) that dlib's HOG detector finds. The network is PRNet at
@@ -17,6 +19,13 @@ network's forward pass alone); and the depth images rendered per second at 256x2
 The random network's map is flat, so the outputs are drawn from a face-sized dome map in the box
 instead (the same 43,867 vertices and ~87k triangles a real face has; decoding is timed on the
 network's map).
+
+Last (``--folder-images``, 0 to skip) ``prnet predict`` over a folder of 450x450 JPEG photos with
+given boxes, start-up excluded, in interleaved rounds: today's path (``--workers 0 --batch-size
+1``, one image at a time) and the pipeline (``--workers``, ``--batch-size``) for ``--outputs
+kpt``, depth only (``--depth-size 256``) and every output, against the floor (the predictor's
+float32 forward passes alone on the same crops, at the pipeline's batch size and at 1), in
+images/s and % of the floor, and every / kpt and depth / kpt time ratios.
 """
 
 from __future__ import annotations
@@ -46,6 +55,18 @@ def main() -> None:
     ap.add_argument(
         "--outputs-repeats", type=int, default=5, help="runs of the outputs comparison (0: skip)"
     )
+    ap.add_argument(
+        "--folder-images",
+        type=int,
+        default=16,
+        help="photos in the folder comparison (0: skip it)",
+    )
+    ap.add_argument("--folder-repeats", type=int, default=2, help="runs of the folder comparison")
+    ap.add_argument("--batch-size", type=int, default=8, help="--batch-size of the new path")
+    ap.add_argument("--workers", type=int, default=2, help="--workers of the new path")
+    ap.add_argument(
+        "--skip-stages", action="store_true", help="skip the per-stage timing (detection etc.)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,7 +95,7 @@ def main() -> None:
         k: [] for k in ("detect", "crop", "network", "decode", "total")
     }
     box = None
-    for k in range(args.repeats + 1):
+    for k in range(0 if args.skip_stages else args.repeats + 1):
         t0 = time.perf_counter()
         if args.detector == "hog":
             faces = prn.detect(image)
@@ -97,23 +118,28 @@ def main() -> None:
                 (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0),
             ):
                 timings[name].append(dt * 1e3)
-    print(
-        f"prnet predict, CPU, {torch.get_num_threads()} torch threads, 450x450 image, "
-        "PRNet width 16, "
-        f"layout: {layout}, detector: {args.detector}; median of {args.repeats} (ms):"
-    )
-    for name, values in timings.items():
+    if not args.skip_stages:
         print(
-            f"  {name:8s} {statistics.median(values):8.1f}   "
-            f"(min {min(values):.1f}, max {max(values):.1f})"
+            f"prnet predict, CPU, {torch.get_num_threads()} torch threads, 450x450 image, "
+            "PRNet width 16, "
+            f"layout: {layout}, detector: {args.detector}; median of {args.repeats} (ms):"
         )
-    print(
-        f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
-        f"on {os.cpu_count()} CPUs; box {box}"
-    )
-    np.testing.assert_equal(pred.landmarks.shape, (68, 3))
+        for name, values in timings.items():
+            print(
+                f"  {name:8s} {statistics.median(values):8.1f}   "
+                f"(min {min(values):.1f}, max {max(values):.1f})"
+            )
+        print(
+            f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+            f"on {os.cpu_count()} CPUs; box {box}"
+        )
+        np.testing.assert_equal(pred.landmarks.shape, (68, 3))
     if args.outputs_repeats:
         bench_outputs(prn, image, args.outputs_repeats)
+    if args.folder_images:
+        bench_folder(
+            prn, face_model, args.folder_images, args.folder_repeats, args.batch_size, args.workers
+        )
 
 
 def dome_map(box: tuple[float, float, float, float], size: int = 256) -> np.ndarray:
@@ -195,6 +221,109 @@ def bench_outputs(prn: PRN, image: np.ndarray, repeats: int) -> None:
         n += 1
     rate = n / (time.perf_counter() - t0)
     print(f"  depth images 256x256 (z-buffer + PRNet normalisation, one core): {rate:.1f} /s")
+
+
+def bench_folder(
+    prn: PRN, face_model, n_images: int, repeats: int, batch: int, workers: int
+) -> None:
+    """``prnet predict`` over a folder of 450x450 JPEG photos with given boxes, start-up
+    excluded: today's path (``--workers 0 --batch-size 1``, one image at a time) and the
+    pipeline (``--workers``, ``--batch-size``), for ``--outputs kpt``, depth only
+    (``--depth-size 256``) and every output, interleaved with the floor (the forward passes
+    alone on the same crops at the pipeline's batch size; also at batch 1, today's) and printed
+    in images/s."""
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    from model.api import PRN as PRNClass
+    from pipeline.cli import build_parser, face_spec, list_images, load_boxes, predict_images
+    from uvgen.formats.matfile import atomic_save_jpeg
+    from uvgen.synth.dataset import draw_sample, sample_rng
+
+    tmp = Path(tempfile.mkdtemp())
+    photos = tmp / "photos"
+    photos.mkdir()
+    boxes = {}
+    for k in range(n_images):
+        s = draw_sample(face_model, 450, sample_rng(1, k))
+        atomic_save_jpeg(photos / f"p{k:03d}.jpg", s.image)
+        lo, hi = s.landmarks[:, :2].min(axis=0), s.landmarks[:, :2].max(axis=0)
+        boxes[f"p{k:03d}.jpg"] = [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
+    (tmp / "boxes.json").write_text(json.dumps(boxes))
+    specs = [face_spec(p, load_boxes(tmp / "boxes.json"), None) for p in list_images([photos])]
+    crops = np.stack([prn.predictor.crop(*_read(s.image), bbox=s.bbox)[0] for s in specs])
+
+    # the random network's map is flat: draw the outputs from a dome in each face's box instead
+    finish = PRNClass.finish
+
+    def dome_finish(self, prepared, maps):
+        faces = finish(self, prepared, maps)
+        for face in faces:
+            inv = np.linalg.inv(face.transform)
+            corners = np.array([[0, 0, 1], [255, 255, 1]], float) @ inv.T
+            face.posmap = dome_map((corners[0, 0], corners[1, 0], corners[0, 1], corners[1, 1]))
+        return faces
+
+    PRNClass.finish = dome_finish
+    modes = {
+        "floor": None,
+        "floor b=1": None,
+        "kpt today": ("kpt", 0, 1),
+        "kpt new": ("kpt", workers, batch),
+        "depth today": ("depth --depth-size 256", 0, 1),
+        "depth new": ("depth --depth-size 256", workers, batch),
+        "every today": ("kpt,vertices,obj,ply,texture,depth,pose,preview", 0, 1),
+        "every new": ("kpt,vertices,obj,ply,texture,depth,pose,preview", workers, batch),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in modes}
+    try:
+        for k in range(repeats + 1):
+            for mode, spec in modes.items():
+                t0 = time.perf_counter()
+                if spec is None:  # the floor: forward passes alone, float32, same crops
+                    prn.predictor.batch_size = 1 if mode == "floor b=1" else batch
+                    prn.predictor.predict_maps(crops)
+                else:
+                    outputs, w, b = spec
+                    argv = ["predict", str(photos), "--outputs", *outputs.split()]
+                    args = build_parser().parse_args(
+                        argv + ["--workers", str(w), "--batch-size", str(b)]
+                    )
+                    prn.predictor.batch_size = b
+                    out = tmp / mode.replace(" ", "_")
+                    out.mkdir(exist_ok=True)
+                    quiet = io.StringIO()
+                    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                        rows = predict_images(prn, specs, args, out)
+                    assert all(r[2] == "ok" for r in rows), rows
+                if k:  # the first round warms up
+                    rates[mode].append(len(specs) / (time.perf_counter() - t0))
+    finally:
+        PRNClass.finish = finish
+    floor = statistics.median(rates["floor"])
+    print(
+        f"a folder of {len(specs)} 450x450 photos with given boxes, {torch.get_num_threads()} "
+        f"torch threads, new path: --workers {workers} --batch-size {batch}; median of "
+        f"{repeats} interleaved rounds (images/s, start-up excluded):"
+    )
+    for mode, values in rates.items():
+        med = statistics.median(values)
+        print(f"  {mode:12s} {med:7.2f} images/s   {100 * med / floor:5.1f} % of the floor")
+    for out in ("every", "depth"):
+        for path in ("today", "new"):
+            ratio = statistics.median(rates[f"kpt {path}"]) / statistics.median(
+                rates[f"{out} {path}"]
+            )
+            print(f"  {out} / kpt time, {path}: {ratio:.2f}x")
+    print(f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def _read(path: Path) -> tuple[np.ndarray]:
+    from uvgen.formats.matfile import read_jpeg
+
+    return (read_jpeg(path),)
 
 
 if __name__ == "__main__":

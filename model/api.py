@@ -119,6 +119,18 @@ class Face:
         return uv_texture(self.image, fill_gaps(self.posmap, self.uv), self.uv.face_mask, visible)
 
 
+@dataclass(eq=False)
+class PreparedImage:
+    """One image ready for the network (:meth:`PRN.prepare`): ``image`` (H, W, 3) uint8,
+    ``crops`` (F, S, S, 3) one per face, ``transforms`` F (3, 3) image -> crop pixels, ``boxes``
+    F detector boxes (None where a box or points were given)."""
+
+    image: np.ndarray = field(repr=False)
+    crops: np.ndarray = field(repr=False)
+    transforms: list[np.ndarray] = field(repr=False)
+    boxes: list[FaceBox | None]
+
+
 def load_layout(
     uv_data: Path | str | None = None,
     model_dir: Path | str | None = None,
@@ -219,6 +231,10 @@ class PRN:
             self._detector = FaceDetector(self.detector_weights)
         return self._detector
 
+    def new_detector(self) -> FaceDetector:
+        """A detector of its own (dlib's CNN detector is not safe to share across threads)."""
+        return FaceDetector(self.detector_weights)
+
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """The faces the detector keeps (largest first; only the largest unless ``all_faces``)."""
         return select_faces(self.detector(image), self.all_faces)
@@ -233,6 +249,19 @@ class PRN:
         :data:`MAX_SIDE` is detected and cropped shrunk, the results in its own pixels). Raises
         :class:`NoFaceError` when the detector finds none, ``FaceRegionError`` for a box or
         points that cannot give a crop (outside the image, degenerate)."""
+        prepared = self.prepare(image, bbox=bbox, points=points)
+        return self.finish(prepared, self.predictor.predict_maps(prepared.crops))
+
+    def prepare(
+        self,
+        image: np.ndarray | Path | str,
+        bbox: Sequence[float] | None = None,
+        points: np.ndarray | None = None,
+        detector: FaceDetector | None = None,
+    ) -> PreparedImage:
+        """:meth:`process` up to the network: the image read, its faces found (``detector``:
+        this one instead of :attr:`detector`, e.g. one per thread) and cropped. No torch work,
+        so it can run in worker threads while the network runs."""
         img = read_jpeg(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
@@ -249,7 +278,11 @@ class PRN:
                 (bbox, points, None)
             ]
         else:
-            boxes = self.detect(small)
+            boxes = (
+                self.detect(small)
+                if detector is None
+                else select_faces(detector(small), self.all_faces)
+            )
             if not boxes:
                 raise NoFaceError("no face detected")
             regions = [  # cropped in the shrunk image; the face's box in the original pixels
@@ -260,11 +293,15 @@ class PRN:
             c, t = self.predictor.crop(small, bbox=b, points=p)
             crops.append(c)
             transforms.append(t @ s if small is not img else t)  # original -> crop
-        maps = self.predictor.predict_maps(np.stack(crops))
+        return PreparedImage(img, np.stack(crops), transforms, [r[2] for r in regions])
+
+    def finish(self, prepared: PreparedImage, maps: np.ndarray) -> list[Face]:
+        """The faces of a :meth:`prepare` d image from its crops' maps (F, S, S, 3) (crop
+        pixels, :meth:`model.inference.Predictor.predict_maps`)."""
         faces = []
-        for m, t, c, (_, _, box) in zip(maps, transforms, crops, regions):
+        for m, t, c, box in zip(maps, prepared.transforms, prepared.crops, prepared.boxes):
             pred = self.predictor.decode(m, t, c)
-            faces.append(Face(img, pred.posmap, t, self.uv, box))
+            faces.append(Face(prepared.image, pred.posmap, t, self.uv, box))
         return faces
 
     def process_batch(

@@ -8,13 +8,19 @@ their winding, which viewers read as counter-clockwise = front face; the ``.obj`
 uint8; ``.obj`` gets ``v x y z r g b`` with floats in [0, 1] (the extension MeshLab, Blender and
 Open3D read), ``.ply`` gets ``red green blue`` uchar properties. Files appear atomically.
 
-Everything is formatted in bulk (one ``%`` over a repeated row template, or ``tobytes`` of a
-structured array): no per-vertex Python. The text is the same as ``numpy.savetxt`` with the same
-formats would write.
+Everything is formatted in bulk (rows of ``%.6f`` floats as digit columns of one character array,
+other rows by one ``%`` over a repeated row template, binary as ``tobytes`` of a structured
+array): no per-vertex Python. The text is the same as ``numpy.savetxt`` with the same
+formats would write. The face (and texture-coordinate) lines depend on the UV layout only, so
+they are formatted once and reused for every mesh of that layout.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections import OrderedDict
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +55,99 @@ def _check(
 
 
 def _table(rows: np.ndarray, fmt: str) -> bytes:
-    """``fmt % row`` + newline for every row of ``rows`` (n, c), formatted in one call."""
+    """``fmt % row`` + newline for every row of ``rows`` (n, c), formatted in one call; rows of
+    floats all written ``%.Nf`` (after an optional literal prefix such as ``"v "``) go through
+    :func:`_fixed_table`, the same bytes without formatting each value in Python."""
     rows = np.asarray(rows)
     if not len(rows):
         return b""
+    fixed = _FIXED_ROW.fullmatch(fmt)
+    if fixed and fmt.count("%") == rows.shape[1] and rows.dtype.kind == "f":
+        decimals = int(fixed.group(2))
+        if np.abs(rows).max() < 2.0**50 / 10.0**decimals:
+            return _fixed_table(rows, decimals, fixed.group(1).encode("ascii"))
     values = rows.ravel().tolist()  # Python floats / ints, as savetxt formats them
     return ((fmt + "\n") * len(rows) % tuple(values)).encode("ascii")
+
+
+#: A row format of floats only: an optional literal prefix, then ``%.Nf`` fields joined by spaces.
+_FIXED_ROW = re.compile(r"([^%]*)%\.(\d)f(?: %\.\2f)*")
+#: "000" .. "999" as (1000, 3) ASCII digits: digits are looked up three at a time.
+_DIGITS3 = np.frombuffer("".join(f"{k:03d}" for k in range(1000)).encode(), np.uint8).reshape(
+    1000, 3
+)
+
+
+def _divmod_1000(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a // 1000, a % 1000) of non-negative integer-valued floats < 2**52, exactly."""
+    high = np.floor(a * 1e-3)
+    high -= high * 1e3 > a  # the product may round up across an integer
+    return high, a - high * 1e3
+
+
+def _digits(a: np.ndarray, n: int) -> np.ndarray:
+    """(..., n) ASCII digits of non-negative integer-valued floats ``a`` < 10**n, zero-padded."""
+    groups = []
+    for _ in range(-(-n // 3)):  # least significant three digits first
+        a, low = _divmod_1000(a)
+        groups.append(_DIGITS3[low.astype(np.intp)])
+    return np.concatenate(groups[::-1], axis=-1)[..., -n:]
+
+
+def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
+    """``prefix`` then each value of a row as ``"%.{decimals}f"`` joined by spaces, a newline
+    per row: Python's text (the exact binary value correctly rounded, half to even; ``-`` kept
+    on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals."""
+    x = np.asarray(rows, dtype=np.float64)
+    n, c = x.shape
+    scaled = x * 10.0**decimals
+    q = np.rint(scaled)
+    # Rounding the exact binary value may differ from rounding the (rounded) product only where
+    # the product lies within its rounding error (<= 2**-53 of it) of a half: those few exactly.
+    near = np.abs(np.abs(scaled - q) - 0.5) <= np.abs(scaled) * 4.5e-16
+    for i in zip(*np.nonzero(near)):
+        q[i] = int(Decimal(float(x[i])).scaleb(decimals).to_integral_value(ROUND_HALF_EVEN))
+    q = np.abs(q)
+    whole = np.floor(q / 10.0**decimals)
+    whole -= whole * 10.0**decimals > q
+    n_int = len(str(int(whole.max())))
+    width = 1 + n_int + (decimals + 1 if decimals else 0) + 1  # sign, digits, '.', separator
+    out = np.empty((n, c, width), dtype=np.uint8)
+    keep = np.ones((n, c, width), dtype=bool)
+    negative = np.signbit(x)
+    out[..., 0] = np.where(negative, ord("-"), ord(" "))
+    keep[..., 0] = negative
+    out[..., 1 : 1 + n_int] = _digits(whole, n_int)
+    for j in range(1, n_int):  # leading zeros of the whole part dropped (its last digit kept)
+        keep[..., j] = whole >= 10.0 ** (n_int - j)
+    if decimals:
+        out[..., 1 + n_int] = ord(".")
+        out[..., 2 + n_int : -1] = _digits(q - whole * 10.0**decimals, decimals)
+    out[..., -1] = ord(" ")
+    out[:, -1, -1] = ord("\n")
+    head = np.frombuffer(prefix, dtype=np.uint8)
+    line = np.concatenate([np.broadcast_to(head, (n, len(head))), out.reshape(n, -1)], axis=1)
+    mask = np.concatenate([np.ones((n, len(head)), bool), keep.reshape(n, -1)], axis=1)
+    return line[mask].tobytes()
+
+
+_BLOCKS: OrderedDict[tuple[str, tuple[int, ...], bytes], bytes] = OrderedDict()
+
+
+def _table_cached(source: np.ndarray, fmt: str, rows=lambda a: a) -> bytes:
+    """:func:`_table` of ``rows(source)``, remembered for the last few ``source`` arrays: the
+    face and texture-coordinate lines of one UV layout are the same for every face written
+    (thread-safe: a race only formats twice)."""
+    source = np.ascontiguousarray(source)
+    digest = hashlib.blake2b(source.view(np.uint8).ravel(), digest_size=16).digest()
+    key = (fmt, source.dtype.str, source.shape, digest)
+    text = _BLOCKS.get(key)
+    if text is None:
+        text = _table(rows(source), fmt)
+        _BLOCKS[key] = text
+        while len(_BLOCKS) > 8:
+            _BLOCKS.popitem(last=False)
+    return text
 
 
 def write_obj(
@@ -95,14 +188,14 @@ def write_obj(
             )
         head += f"mtllib {mtl.name}\nusemtl face\n"
     if uvs is None:
-        faces = _table(t + 1, "f %d %d %d")
+        faces = _table_cached(t, "f %d %d %d", lambda a: a + 1)
     else:
-        faces = _table(np.repeat(t + 1, 2, axis=1), "f %d/%d %d/%d %d/%d")
+        faces = _table_cached(t, "f %d/%d %d/%d %d/%d", lambda a: np.repeat(a + 1, 2, axis=1))
     with atomic_output(path) as fh:
         fh.write(head.encode("ascii"))
         fh.write(vert)
         if uvs is not None:
-            fh.write(_table(uvs, "vt %.6f %.6f"))
+            fh.write(_table_cached(uvs, "vt %.6f %.6f"))
         fh.write(faces)
     return path
 
@@ -149,7 +242,7 @@ def write_ply(
             vert = _table(v, "%.6f %.6f %.6f")
         else:
             vert = _table(np.hstack([v, rgb]), "%.6f %.6f %.6f %d %d %d")
-        faces = _table(t, "3 %d %d %d")
+        faces = _table_cached(t, "3 %d %d %d")
     with atomic_output(path) as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
         fh.write(vert)

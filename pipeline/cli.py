@@ -8,12 +8,18 @@
                   [--swap SRC_IMAGE] [--visible-only] [--save-posmap] [--device auto]
                   [--outputs kpt,vertices,obj,ply,texture,depth,pose,preview,posmap]
                   [--ply-ascii] [--depth-norm prnet|minmax] [--depth-size N] [--depth-16bit]
+                  [--workers N] [--batch-size B]
     prnet import-weights CKPT_PREFIX --out FILE.pt
     prnet evaluate --data AFLW2000 --method NAME=SOURCE ... --out DIR  (pipeline/benchmark_cli.py)
     prnet export-onnx WEIGHTS OUT.onnx  (pipeline/onnx_cli.py)
 
 IMAGES are image files, folders (their ``*.jpg``, ``*.jpeg``, ``*.png``, ``*.bmp``, not recursive)
-or glob patterns. Each image's face is given, first match wins,
+or glob patterns; a folder of frames is a folder of images. A video file (``.mp4``, ``.avi``,
+``.mov``, ``.mkv``, ...; pipeline/video.py) gives each frame's outputs as ``STEM_frame_NNNNNN``.
+``--workers`` threads read, detect and crop, and write, while the network runs on ``--batch-size``
+faces of consecutive images at a time (pipeline/predict_stream.py); what is printed, the
+``report.csv`` rows and the files are those of ``--workers 0`` (one image at a time). Each
+image's face is given, first match wins,
 
 * by a box in ``--boxes``, a JSON object mapping the image's file name (or its stem, or the path as
   given) to ``[left, right, top, bottom]`` in pixels (PRNet's detector-box crop is used), or
@@ -63,8 +69,9 @@ import csv
 import glob
 import io
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +79,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from model.api import PRN, NoFaceError, load_layout
+from model.api import PRN, NoFaceError, PreparedImage, load_layout
 from model.detector import DetectorUnavailable, FaceRegionError
 from model.draw import draw_landmarks
 from model.face_swap import swap_face
@@ -97,8 +104,10 @@ from model.visibility import (
 )
 from pipeline.benchmark_cli import add_evaluate_parser
 from pipeline.onnx_cli import add_export_onnx_parser
+from pipeline.predict_stream import Emitted, run_stream
 from pipeline.stage import EXIT_ERROR
 from pipeline.uv_tools_cli import add_parser as add_uv_tools_parser
+from pipeline.video import frame_label, frame_name, is_video, read_frames
 from uvgen.atomic import atomic_output
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import load_mat, read_jpeg
@@ -109,11 +118,23 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 @dataclass(frozen=True)
 class FaceSpec:
-    """Where one image's face is: a box (left, right, top, bottom) or 68 points (68, 2+)."""
+    """Where one image's face is: a box (left, right, top, bottom) or 68 points (68, 2+).
+    ``frame``: the image is this frame (0-based) of the video ``image``."""
 
     image: Path
     bbox: tuple[float, float, float, float] | None = None
     points: np.ndarray | None = None
+    frame: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The outputs' name: the image's stem, or ``STEM_frame_NNNNNN`` for a video frame."""
+        return self.image.stem if self.frame is None else frame_name(self.image.stem, self.frame)
+
+    @property
+    def label(self) -> str:
+        """The image as ``report.csv`` and the messages name it."""
+        return str(self.image) if self.frame is None else frame_label(self.image, self.frame)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,14 +221,30 @@ def face_spec(
     """The face of ``image``: its box in ``boxes`` (by file name, stem or path), else the 68
     points of ``NAME.mat`` in ``landmarks_dir`` (default: beside the image), else neither (the
     face detector finds it)."""
+    return _spec(FaceSpec(image), (image.name, image.stem, str(image)), boxes, landmarks_dir)
+
+
+def frame_spec(
+    video: Path, index: int, boxes: dict[str, tuple] | None, landmarks_dir: Path | None
+) -> FaceSpec:
+    """:func:`face_spec` of frame ``index`` of ``video``: its box in ``boxes`` by its name
+    (``STEM_frame_NNNNNN``) or label (``PATH#frame_NNNNNN``), else ``NAME.mat``'s points."""
+    spec = FaceSpec(video, frame=index)
+    return _spec(spec, (spec.name, spec.label), boxes, landmarks_dir)
+
+
+def _spec(
+    spec: FaceSpec, keys: Sequence[str], boxes: dict[str, tuple] | None, landmarks_dir: Path | None
+) -> FaceSpec:
     if boxes:
-        for key in (image.name, image.stem, str(image)):
+        for key in keys:
             if key in boxes:
-                return FaceSpec(image, bbox=boxes[key])
-    mat = (Path(landmarks_dir) if landmarks_dir is not None else image.parent) / f"{image.stem}.mat"
+                return FaceSpec(spec.image, bbox=boxes[key], frame=spec.frame)
+    folder = Path(landmarks_dir) if landmarks_dir is not None else spec.image.parent
+    mat = folder / f"{spec.name}.mat"
     if not mat.is_file():
-        return FaceSpec(image)
-    return FaceSpec(image, points=read_points_mat(mat))
+        return spec
+    return FaceSpec(spec.image, points=read_points_mat(mat), frame=spec.frame)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -379,6 +416,9 @@ def load_face_uv(model_dir: Path, uv_file: Path | None = None) -> FaceUV:
 
 
 REPORT_NAME = "report.csv"
+#: Default ``--batch-size`` (faces per forward pass) and ``--workers`` (threads per stage).
+DEFAULT_BATCH = 8
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def _write_report(path: Path, rows: list[tuple[str, int, str, str]]) -> None:
@@ -405,7 +445,10 @@ def predict(args: argparse.Namespace) -> int:
             f"several images share the name(s) {dupes}: outputs would clash",
         )
     boxes = load_boxes(args.boxes) if args.boxes else None
-    specs = [face_spec(p, boxes, args.landmarks_dir, args.boxes) for p in images]
+    specs = [
+        FaceSpec(p) if is_video(p) else face_spec(p, boxes, args.landmarks_dir, args.boxes)
+        for p in images
+    ]
     swap_spec = (
         face_spec(Path(args.swap), boxes, args.landmarks_dir, args.boxes) if args.swap else None
     )
@@ -430,8 +473,11 @@ def predict(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    needs_detector = [
-        s for s in specs + ([swap_spec] if swap_spec else []) if s.bbox is None and s.points is None
+    needs_detector = [  # a video's frames need it unless boxes or landmark files are given
+        s
+        for s in specs + ([swap_spec] if swap_spec else [])
+        if (s.bbox is None and s.points is None and not is_video(s.image))
+        or (is_video(s.image) and not boxes and args.landmarks_dir is None)
     ]
     if needs_detector:  # a missing dlib or detector file stops the run before any image
         try:
@@ -449,21 +495,65 @@ def predict(args: argparse.Namespace) -> int:
         except (NoFaceError, FaceRegionError) as exc:
             raise DataError(swap_spec.image, None, f"--swap source: {exc}") from exc
         source = (source_faces[0].image, source_faces[0].posmap)
+    rows = predict_images(prn, specs, args, out_dir, boxes, source)
+    _write_report(out_dir / REPORT_NAME, rows)
+    done = sum(r[2] == "ok" for r in rows)
+    if done < len(rows):
+        print(
+            f"prnet: {len(rows) - done} of {len(rows)} images gave no output "
+            f"(see {out_dir / REPORT_NAME})",
+            file=sys.stderr,
+        )
+    return 0 if done else 1
+
+
+def predict_images(
+    prn: PRN,
+    specs: Sequence[FaceSpec],
+    args: argparse.Namespace,
+    out_dir: Path,
+    boxes: dict[str, tuple] | None = None,
+    source: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[str, int, str, str]]:
+    """The outputs of the images (and videos' frames) of ``specs`` written to ``out_dir`` as
+    ``args`` asks (``--outputs``, ``--workers``, ``--batch-size``, ...), through
+    :func:`pipeline.predict_stream.run_stream`; ``source`` (image, map): the ``--swap`` face.
+    Returns the ``report.csv`` rows, in input order."""
     depth_opts = DepthOptions(
         norm=args.depth_norm, size=args.depth_size, bits=16 if args.depth_16bit else 8
     )
-    rows: list[tuple[str, int, str, str]] = []
-    for spec in tqdm(specs, desc="predict", unit="image", disable=len(specs) < 2, file=sys.stderr):
-        try:
-            image = read_jpeg(spec.image)
-            faces = prn.process(image, bbox=spec.bbox, points=spec.points)
-        except (NoFaceError, FaceRegionError, DetectorUnavailable, DataError) as exc:
-            status = "no_face" if isinstance(exc, NoFaceError) else "error"
-            rows.append((str(spec.image), 0, status, str(exc)))
-            print(f"prnet: {spec.image}: {exc}", file=sys.stderr)
-            continue
-        stem = spec.image.stem
-        names = [f"{stem}_face{k}" for k in range(len(faces))] if args.all_faces else [stem]
+
+    def jobs() -> Iterator[tuple[tuple[FaceSpec, np.ndarray | None], Callable]]:
+        for spec in specs:
+            if not is_video(spec.image):
+                yield (spec, None), prepare
+                continue
+            try:  # an unreadable video (or the rest of one) is a report row, as an image
+                for k, frame in enumerate(read_frames(spec.image)):
+                    yield (frame_spec(spec.image, k, boxes, args.landmarks_dir), frame), prepare
+            except DataError as exc:
+                yield (spec, exc), prepare
+
+    def prepare(key: tuple[FaceSpec, np.ndarray | DataError | None], detector) -> PreparedImage:
+        spec, frame = key
+        if isinstance(frame, DataError):
+            raise frame
+        image = read_jpeg(spec.image) if frame is None else frame
+        return prn.prepare(image, bbox=spec.bbox, points=spec.points, detector=detector)
+
+    def write(key: tuple[FaceSpec, np.ndarray | None], prepared, maps) -> Emitted:
+        spec = key[0]
+        if isinstance(prepared, Exception):
+            status = "no_face" if isinstance(prepared, NoFaceError) else "error"
+            return Emitted(
+                (spec.label, 0, status, str(prepared)), [], [f"prnet: {spec.label}: {prepared}"]
+            )
+        faces = prn.finish(prepared, maps)
+        image = prepared.image
+        names = [spec.name]
+        if args.all_faces:
+            names = [f"{spec.name}_face{k}" for k in range(len(faces))]
+        lines = []
         for face, name in zip(faces, names):
             write_outputs(
                 out_dir,
@@ -483,17 +573,30 @@ def predict(args: argparse.Namespace) -> int:
                     out_dir / f"{name}_swap.png",
                     swap_face(source[0], source[1], image, face.posmap, prn.uv),
                 )
-            print(f"{spec.image} -> {out_dir / name}_*")
-        rows.append((str(spec.image), len(faces), "ok", ""))
-    _write_report(out_dir / REPORT_NAME, rows)
-    done = sum(r[2] == "ok" for r in rows)
-    if done < len(rows):
-        print(
-            f"prnet: {len(rows) - done} of {len(rows)} images gave no output "
-            f"(see {out_dir / REPORT_NAME})",
-            file=sys.stderr,
-        )
-    return 0 if done else 1
+            lines.append(f"{spec.label} -> {out_dir / name}_*")
+        return Emitted((spec.label, len(faces), "ok", ""), lines, [])
+
+    rows: list[tuple[str, int, str, str]] = []
+    videos = any(is_video(s.image) for s in specs)
+    progress = tqdm(
+        desc="predict",
+        unit="image",
+        total=None if videos else len(specs),
+        disable=len(specs) < 2 and not videos,
+        file=sys.stderr,
+    )
+
+    def emit(done: Emitted) -> None:
+        for line in done.err_lines:
+            print(line, file=sys.stderr)
+        for line in done.out_lines:
+            print(line)
+        rows.append(done.row)
+        progress.update()
+
+    with progress:
+        run_stream(prn, jobs(), write, emit, workers=args.workers, batch_size=args.batch_size)
+    return rows
 
 
 def import_weights(args: argparse.Namespace) -> int:
@@ -624,7 +727,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument(
-        "--batch-size", type=int, default=8, help="faces per forward pass (of one image)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"faces per forward pass, across consecutive images (default {DEFAULT_BATCH})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help="threads reading, detecting and cropping images, and as many writing outputs, "
+        "while the network runs (0: one image at a time, all in one thread; "
+        f"default {DEFAULT_WORKERS})",
     )
     p.set_defaults(func=predict)
     q = sub.add_parser(
@@ -657,6 +772,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "batch_size", 1) < 1:
         parser.error("--batch-size must be >= 1")
+    if getattr(args, "workers", 0) < 0:
+        parser.error("--workers must be >= 0")
     if getattr(args, "depth_16bit", False) and args.depth_norm != "prnet":
         parser.error("--depth-16bit needs --depth-norm prnet")
     try:

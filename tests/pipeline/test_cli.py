@@ -178,18 +178,18 @@ def _dome_faces(monkeypatch) -> None:
     """Replace the tiny random network's (collapsed) maps by a dome over the image."""
     from model.api import PRN
 
-    original = PRN.process
+    original = PRN.finish
     cols, rows = np.meshgrid(np.arange(256.0), np.arange(256.0))
     bump = np.cos((cols - 128) / 300 * np.pi) * np.cos((rows - 128) / 300 * np.pi)
     dome = np.stack([30 + 0.75 * cols, 25 + 0.8 * rows, 20 + 80 * bump], axis=-1)
 
-    def process(self, *args, **kwargs):
+    def finish(self, *args, **kwargs):
         faces = original(self, *args, **kwargs)
         for face in faces:
             face.posmap = dome.astype(np.float32)
         return faces
 
-    monkeypatch.setattr(PRN, "process", process)
+    monkeypatch.setattr(PRN, "finish", finish)
 
 
 def test_depth_only_prnet_convention_crop_and_16bit(workspace, tmp_path, monkeypatch) -> None:

@@ -1,0 +1,54 @@
+"""The bulk text formatting of model/mesh_io.py: Python's ``%`` text, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.mesh_io import _table, write_obj
+
+
+def _python(rows: np.ndarray, fmt: str) -> bytes:
+    return "".join(fmt % tuple(r) + "\n" for r in rows.tolist()).encode("ascii")
+
+
+EDGES = np.array(
+    [0.0, -0.0, 0.5e-6, -0.5e-6, 1.5e-6, 2.5e-6, 123456789.1234565, -1e-9, 1e-7, 999.9999995]
+    + [-999.9999995, 9.9999995, 0.1234565, 99999999.7, -9.99999999e8, 1e9, 1e15, 0.125, -2.5]
+    + [0.0005, 0.0015, 1e-300, 4503599627.370495]
+)
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 3, 6])
+@pytest.mark.parametrize("prefix", ["", "v ", "vt "])
+def test_float_rows_are_pythons_text(decimals, prefix) -> None:
+    rng = np.random.default_rng(decimals)
+    cases = [
+        EDGES.reshape(-1, 1),
+        rng.normal(200, 100, (5000, 6)),
+        rng.uniform(-1, 1, (3000, 2)) * 10.0**-decimals,
+        np.round(rng.normal(0, 100, (3000, 3)), decimals) + 0.5 * 10.0**-decimals,  # halves
+        rng.normal(0, 1e6, (500, 3)),
+    ]
+    for rows in cases:
+        fmt = prefix + " ".join([f"%.{decimals}f"] * rows.shape[1])
+        assert _table(rows, fmt) == _python(rows, fmt)
+
+
+def test_mixed_and_integer_rows_are_pythons_text() -> None:
+    rng = np.random.default_rng(1)
+    ints = rng.integers(-5, 100000, (2000, 6))
+    assert _table(ints, "f %d/%d %d/%d %d/%d") == _python(ints, "f %d/%d %d/%d %d/%d")
+    mixed = np.hstack([rng.normal(0, 100, (500, 3)), rng.integers(0, 255, (500, 3))])
+    assert _table(mixed, "%.6f %.6f %.6f %d %d %d") == _python(mixed, "%.6f %.6f %.6f %d %d %d")
+
+
+def test_obj_faces_reused_across_meshes_of_one_layout(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    tri = rng.integers(0, 50, (80, 3))
+    for k in range(3):  # the cached face lines, then the same bytes as a fresh format
+        v = rng.normal(0, 10, (50, 3))
+        write_obj(tmp_path / f"m{k}.obj", v, tri)
+        text = (tmp_path / f"m{k}.obj").read_bytes()
+        assert text.endswith(_python(tri + 1, "f %d %d %d"))
+        assert _python(v, "v %.6f %.6f %.6f") in text

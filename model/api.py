@@ -36,6 +36,7 @@ from model.prnet import PRNet
 from model.uses import FaceUV, dense_vertices, fill_gaps, landmarks, uv_texture
 from uvgen.formats.errors import DataError
 from uvgen.formats.matfile import read_jpeg
+from uvgen.raster import Rasterization
 
 MAX_SIDE = 1000
 """A photo whose longer side is over this many pixels is shrunk to it before detection and
@@ -74,6 +75,21 @@ class NoFaceError(ValueError):
     """The detector found no face in an image."""
 
 
+def visible_texels(
+    vertices: np.ndarray, uv: FaceUV, h: int, w: int, raster: Rasterization | None = None
+) -> np.ndarray:
+    """(S, S) bool: the UV texels whose face vertex the camera sees in an h x w image (the
+    vertices (K, 3) in image pixels, ``uv.face_ind`` order; a vertex hidden by the face, or seen
+    only at the silhouette, is False; outside the face False). ``raster``: the image's z-buffer
+    raster of these vertices when already drawn (``model.visibility.render_raster``)."""
+    from model.visibility import visible_vertices
+
+    seen = visible_vertices(vertices, uv.triangles, h, w, raster=raster, solid=True)
+    visible = np.zeros(uv.face_mask.size, dtype=bool)
+    visible[uv.face_ind] = seen
+    return visible.reshape(uv.face_mask.shape)
+
+
 @dataclass(eq=False)
 class Face:
     """One reconstructed face. ``posmap`` (S, S, 3) is the whole map in image pixels (S: the
@@ -108,14 +124,9 @@ class Face:
         visible = None
         if visible_only:
             from model.uses import face_mesh
-            from model.visibility import visible_vertices
 
             mesh = face_mesh(self.image, self.posmap, self.uv)
-            h, w = self.image.shape[:2]
-            vis = visible_vertices(mesh.vertices, mesh.triangles, h, w, solid=True)
-            visible = np.zeros(self.uv.face_mask.size, dtype=bool)
-            visible[self.uv.face_ind] = vis
-            visible = visible.reshape(self.uv.face_mask.shape)
+            visible = visible_texels(mesh.vertices, self.uv, *self.image.shape[:2])
         return uv_texture(self.image, fill_gaps(self.posmap, self.uv), self.uv.face_mask, visible)
 
 

@@ -79,7 +79,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from model.api import PRN, NoFaceError, PreparedImage, load_layout
+from model.api import PRN, NoFaceError, PreparedImage, visible_texels
 from model.detector import DetectorUnavailable, FaceRegionError
 from model.draw import draw_landmarks
 from model.face_swap import swap_face
@@ -100,7 +100,6 @@ from model.visibility import (
     depth_to_prnet,
     depth_to_uint8,
     render_raster,
-    visible_vertices,
 )
 from pipeline.benchmark_cli import add_evaluate_parser
 from pipeline.onnx_cli import add_export_onnx_parser
@@ -354,10 +353,7 @@ def write_outputs(
     if "texture" in want:
         visible = None
         if visible_only:
-            vis = visible_vertices(verts, uv.triangles, h, w, raster=raster, solid=True)
-            visible = np.zeros(uv.face_mask.size, dtype=bool)
-            visible[uv.face_ind] = vis
-            visible = visible.reshape(uv.face_mask.shape)
+            visible = visible_texels(verts, uv, h, w, raster=raster)
         _save_png(paths["texture"], uv_texture(image, posmap, uv.face_mask, visible))
     if mesh is not None:
         cam = mesh.camera_vertices(h)
@@ -408,11 +404,6 @@ def _depth_png(
 
 # ----------------------------------------------------------------------------------------------
 # predict
-
-
-def load_face_uv(model_dir: Path, uv_file: Path | None = None) -> FaceUV:
-    """The :class:`FaceUV` of the model in ``model_dir`` (masks from ``uv_file`` when given)."""
-    return load_layout(model_dir=model_dir, uv_file=uv_file)
 
 
 REPORT_NAME = "report.csv"

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from model.api import load_layout
 from model.checkpoint import save_weights
 from model.prnet import PRNet
 from pipeline import cli
@@ -203,7 +204,7 @@ def test_depth_only_prnet_convention_crop_and_16bit(workspace, tmp_path, monkeyp
     # PRNet's convention: z / max z of the mesh x 255 on the z-buffer
     from model.visibility import depth_image
 
-    z, mask = depth_image(verts, cli.load_face_uv(root / "face_model").triangles, SIZE, SIZE)
+    z, mask = depth_image(verts, load_layout(model_dir=root / "face_model").triangles, SIZE, SIZE)
     assert np.array_equal(d8[mask], np.rint(np.clip(z[mask] / verts[:, 2].max(), 0, 1) * 255))
     assert not d8[~mask].any()
     minmax = tmp_path / "minmax"

@@ -29,8 +29,6 @@ from uvgen.geometry import (
 from uvgen.masks import UV_SIZE, uv_rasterization
 from uvgen.raster import Rasterization
 
-CROP_SIZE = UV_SIZE  # the default; a pair's crop is as large as its layout (make_pair)
-
 
 @dataclass(frozen=True, eq=False)
 class UVLayout:

@@ -45,7 +45,7 @@ from uvgen.checks import check_uv_size
 from uvgen.diskspace import DiskFullError, disk_full_as_error, ensure_free_space, free_bytes
 from uvgen.formats.errors import DataError, warn_data
 from uvgen.formats.lp300w import image_path_for
-from uvgen.formats.registry import format_of_split
+from uvgen.formats.registry import DataSetFormat, format_of_split
 from uvgen.formats.scan import Reject
 from uvgen.h5codec import StorageOptions
 from uvgen.h5store import UVData
@@ -104,6 +104,11 @@ class BuildSettings:
     data_format: str = ""  # uvgen.formats.registry name; "" = the split's default
 
     @property
+    def format(self) -> DataSetFormat:
+        """The data set format the samples are listed, read and cropped by."""
+        return format_of_split(self.split, self.data_format)
+
+    @property
     def work_dir(self) -> Path:
         return self.out_path.parent / f".{self.out_path.name}.work"
 
@@ -148,7 +153,7 @@ def _content_settings(s: BuildSettings, keys: list[str], checksum: str) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "split": s.split,
-        "data_format": format_of_split(s.split, s.data_format).name,
+        "data_format": s.format.name,
         "model_checksum": checksum,
         "source_root": str(s.source_root),
         "samples": file_digest_of_text("\n".join(keys)),
@@ -358,11 +363,11 @@ def _plan(s: BuildSettings, keys: list[str], resume: dict) -> list[TaskSpec]:
                 sample_keys=chunk,
                 shard_path=s.work_dir / name,
                 seed=s.seed,
-                jitter=s.jitter and format_of_split(s.split, s.data_format).crop == "training",
+                jitter=s.jitter and s.format.crop == "training",
                 storage=s.storage,
                 first_index=i,
                 uv_size=s.uv_size,
-                data_format=format_of_split(s.split, s.data_format).name,
+                data_format=s.format.name,
             )
         )
     return specs
@@ -409,7 +414,7 @@ def _build_locked(s: BuildSettings, params_for_attrs: dict | None) -> BuildRepor
         "format_version": FORMAT_VERSION,
         "model_checksum": checksum,
         "split": s.split,
-        "data_format": format_of_split(s.split, s.data_format).name,
+        "data_format": s.format.name,
         "uv_size": s.uv_size,
         "params": json.dumps(params_for_attrs or settings, sort_keys=True, default=str),
     }

@@ -1,29 +1,23 @@
 """Every method on the test file -> one predictions file per method and a manifest (the predict
 stage).
 
-Each method kind has a small adapter that yields crop-space UV position maps (B, S, S, 3) for the
-test file's crops, in file order:
-
-* ``prn``: :class:`model.inference.Predictor` on the trained weights (batches of ``batch_size``);
-* ``3ddfa`` / ``defa``: the in-house baselines
-  (:func:`model.baselines.predict.iter_predicted_maps`), which decode their parameters through the
-  morphable model into maps;
-* ``mean_map``: a constant, the mean position map of the training file given as ``checkpoint``
-  (any method that learned from the images scores below it).
+Each method's kind names a registered method (:mod:`model.methods.registry`: ``prn``, ``3ddfa``,
+``defa``, ``mean_map`` and any added in ``model/methods/``), whose ``predict_maps`` yields
+crop-space UV position maps (B, S, S, 3) for the test file's crops, in file order.
 
 All maps are decoded the same way (:func:`eval.decode.decode_maps`) and written as
 ``<out_dir>/<name>.h5`` (:mod:`eval.predictions`), with ``<out_dir>/manifest.json`` listing the
 files (and any method skipped because its checkpoint is absent, which only ``skip_missing`` allows).
 
-Runtime per image: the wall time of the adapter (weights loading, crop reading, network) plus the
-decoding, spread evenly over the images of each batch; the device is recorded beside it.
+Runtime per image: the wall time of ``predict_maps`` (weights loading, crop reading, network)
+plus the decoding, spread evenly over the images of each batch; the device is recorded beside it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +25,7 @@ import numpy as np
 
 from eval.decode import decode_maps
 from eval.predictions import PredictionsWriter, method_file_name
+from model.methods.registry import MapPredictor, get_method
 from uvgen.formats.errors import DataError
 from uvgen.h5store import PositionMapFile
 
@@ -38,77 +33,12 @@ MANIFEST = "manifest.json"
 
 
 class MethodSpec(Protocol):
-    """One method to run: its label (table row, file name), kind (which adapter) and weights."""
+    """One method to run: its label (table row, file name), kind (a name registered in
+    model.methods.registry) and weights."""
 
     name: str
     kind: str
     checkpoint: Path
-
-
-MapAdapter = Callable[[MethodSpec, Path, int, str], Iterator[np.ndarray]]
-
-
-def prn_maps(
-    method: MethodSpec, test_file: Path, batch_size: int, device: str
-) -> Iterator[np.ndarray]:
-    """PRN: the test crops through ``Predictor`` in batches -> crop-space maps, file order."""
-    from model.inference import Predictor
-
-    predictor = Predictor.from_files(
-        method.checkpoint, test_file, device=device, batch_size=batch_size
-    )
-    with PositionMapFile(test_file) as f:
-        for start in range(0, len(f), batch_size):
-            crops = np.stack([f.image(i) for i in range(start, min(len(f), start + batch_size))])
-            yield predictor.predict_maps(crops)
-
-
-def baseline_maps(
-    method: MethodSpec, test_file: Path, batch_size: int, device: str
-) -> Iterator[np.ndarray]:
-    """3DDFA / DeFA: :func:`model.baselines.predict.iter_predicted_maps` (batches, file order)."""
-    from model.baselines.predict import iter_predicted_maps
-
-    expect = 0
-    for start, maps in iter_predicted_maps(method.checkpoint, test_file, batch_size, device=device):
-        if start != expect:
-            raise DataError(
-                method.checkpoint, "maps", f"batch starts at row {start}, expected {expect}"
-            )
-        expect += len(maps)
-        yield np.asarray(maps, dtype=np.float32)
-
-
-def mean_map_maps(
-    method: MethodSpec, test_file: Path, batch_size: int, device: str
-) -> Iterator[np.ndarray]:
-    """The constant predictor: the mean of the position maps of the training file named by
-    ``checkpoint`` (crop pixels, summed in float64), the same map for every test crop."""
-    with PositionMapFile(test_file) as f:
-        n, size = len(f), f.uv_size
-    with PositionMapFile(method.checkpoint) as f:
-        if not len(f):
-            raise DataError(method.checkpoint, "posmaps", "no samples to average")
-        if f.uv_size != size:
-            raise DataError(
-                method.checkpoint,
-                "uv_size",
-                f"maps are {f.uv_size}x{f.uv_size}, the test file's {size}x{size}",
-            )
-        total = np.zeros(f.posmap(0).shape, np.float64)
-        for i in range(len(f)):
-            total += f.posmap(i)
-        mean = (total / len(f)).astype(np.float32)
-    for start in range(0, n, batch_size):
-        yield np.repeat(mean[None], min(batch_size, n - start), axis=0)
-
-
-ADAPTERS: dict[str, MapAdapter] = {
-    "prn": prn_maps,
-    "3ddfa": baseline_maps,
-    "defa": baseline_maps,
-    "mean_map": mean_map_maps,
-}
 
 
 def predict_method(
@@ -117,11 +47,11 @@ def predict_method(
     out_path: Path,
     batch_size: int,
     device: str,
-    adapter: MapAdapter | None = None,
+    predict_maps: MapPredictor | None = None,
 ) -> dict:
     """Run one method on the whole test file and write its predictions file; returns its
-    manifest entry."""
-    adapter = adapter or ADAPTERS[method.kind]
+    manifest entry. ``predict_maps``: the maps' source, by default the registered method's."""
+    predict_maps = predict_maps or get_method(method.kind).predict_maps
     with PositionMapFile(test_file) as f:
         names = f.names
         transforms = np.array([r.transform for r in f.records()], dtype=np.float64).reshape(
@@ -139,13 +69,13 @@ def predict_method(
     start = 0
     with PredictionsWriter(out_path, method.name, names, int(layout.face_ind.size), meta=meta) as w:
         tick = time.perf_counter()
-        for maps in adapter(method, test_file, batch_size, device):
+        for maps in predict_maps(Path(method.checkpoint), test_file, batch_size, device):
             b = len(maps)
             if maps.ndim != 4 or maps.shape[-1] != 3 or start + b > n:
                 raise DataError(
                     method.checkpoint,
                     "maps",
-                    f"{method.kind} adapter gave maps {maps.shape} at row {start} of {n}",
+                    f"method {method.kind!r} gave maps {maps.shape} at row {start} of {n}",
                 )
             lm, dense = decode_maps(
                 maps, transforms[start : start + b], layout.kpt_uv, layout.face_ind
@@ -158,7 +88,7 @@ def predict_method(
             raise DataError(
                 method.checkpoint,
                 "maps",
-                f"{method.kind} adapter gave {start} maps for {n} test images",
+                f"method {method.kind!r} gave {start} maps for {n} test images",
             )
     return {
         "name": method.name,

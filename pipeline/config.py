@@ -129,13 +129,12 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class PredictMethod:
-    """One method of the ``predict`` stage: its label (table row, file name), its kind (which
-    adapter runs it: 'prn' = model.inference.Predictor, '3ddfa' / 'defa' = model.baselines,
-    'mean_map' = the mean training map, a constant) and its trained weights (mean_map: the training
-    UV file)."""
+    """One method of the ``predict`` stage: its label (table row, file name), its kind (a method
+    registered in model.methods.registry: 'prn', '3ddfa', 'defa', 'mean_map', ...; checked by the
+    stage) and its trained weights (mean_map: the training UV file)."""
 
     name: str
-    kind: Literal["prn", "3ddfa", "defa", "mean_map"]
+    kind: str
     checkpoint: Path
 
 
@@ -254,17 +253,17 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     )
 
 
-# PRN's and both baselines' training take the shared fields (model.train_settings.TrainCommon:
+# PRN's and the baselines' training take the shared fields (model.train_settings.TrainCommon:
 # the same data, holdout, epochs, batch, schedule, augmentation, seed and runtime) from the
-# ``train_common`` section. Each stage's own section (``train``, ``train_3ddfa``, ``train_defa``)
-# holds the rest; it may also set a shared key, which then holds for that stage alone.
-BASELINE_SECTIONS = {"3ddfa": "train_3ddfa", "defa": "train_defa"}
-
-
-# Fields of a baseline section that may be left out (their defaults: wpdc_fraction matters for
-# 3ddfa only, landmark_weight for defa); every other field must be given, here or in
-# ``train_common``.
-BASELINE_OPTIONAL = ("wpdc_fraction", "landmark_weight", "loss_vertices")
+# ``train_common`` section. Each stage's own section (``train`` for PRN, ``baselines.KIND`` for a
+# baseline, KIND a trained method of model.methods.registry) holds the rest; it may also set a
+# shared key, which then holds for that stage alone.
+def _section(raw: dict, name: str) -> Any:
+    """``raw[a][b]`` for the dotted section name ``a.b`` (None where absent)."""
+    node: Any = raw
+    for part in name.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def read_training(
@@ -284,7 +283,7 @@ def read_training(
     ``given`` as :func:`read_section` (ConfigError naming the file and the key; a test-split
     ``train_file`` is refused)."""
     raw, source = read_yaml(path), display_path(path)
-    common, own = raw.get("train_common"), raw.get(name)
+    common, own = raw.get("train_common"), _section(raw, name)
     for key, value in (("train_common", common), (name, own)):
         if not isinstance(value, dict):
             raise ConfigError(source, key, f"expected a mapping (a section), got {got(value)}")

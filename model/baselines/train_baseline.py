@@ -83,7 +83,7 @@ from uvgen.formats.errors import DataError
 from uvgen.groundtruth import build_uv_layout
 from uvgen.h5store import PositionMapFile
 
-KINDS = ("3ddfa", "defa")
+KINDS = tuple(SPECS)  # the parameter layouts: "3ddfa", "defa"
 DEFAULT_INPUT = {"3ddfa": 120, "defa": 128}
 PAPER_WIDTH = {"3ddfa": 1.0, "defa": 32}
 TABLE_COLUMNS = ("epoch", "step", "lr", "loss_kind", "train_loss", "val_loss", "val_nme_pct")
@@ -143,8 +143,8 @@ class BaselineConfig(TrainCommon):
             set_("input_size", DEFAULT_INPUT[self.kind])
         set_("width", float(self.width))
         positive = ("epochs", "batch_size", "lr_step_epochs", "input_size", "loss_vertices")
-        check_common_fields(self, f"train_{self.kind}", positive)
-        section = f"train_{self.kind}"
+        section = f"baselines.{self.kind}"
+        check_common_fields(self, section, positive)
         check_range(f"{section}.width", self.width, 0, low_open=True)
         if self.kind == "defa" and self.width != int(self.width):
             raise ValueError(f"{section}.width: must be an integer for defa, got {self.width}")

@@ -10,15 +10,11 @@ import numpy as np
 import pytest
 
 from eval.evaluate import GroundTruthFile, evaluate
-from eval.methods import MANIFEST, mean_map_maps, predict_method, predict_methods, read_manifest
+from eval.methods import MANIFEST, predict_method, predict_methods, read_manifest
 from eval.metrics import bbox_size
 from eval.predictions import PredictionsFile
-from pipeline.config import PredictMethod
 from tests.tiny_data import write_uv_test_file
 from uvgen.formats.errors import DataError
-from uvgen.h5codec import StorageOptions
-from uvgen.h5store import SampleRecord, UVData
-from uvgen.h5write import merge_shards, write_shard
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,9 @@ def test_predict_method_writes_decoded_maps(tmp_path):
 
     shift = np.float32([6.0, 8.0, 0.0])  # a (6, 8) px crop shift
 
-    def adapter(method, test_file, batch_size, device):  # returns the ground-truth maps, shifted
+    def shifted(
+        checkpoint, test_file, batch_size, device
+    ):
         for start in range(0, len(maps), batch_size):
             yield maps[start : start + batch_size] + shift
 
@@ -43,7 +41,7 @@ def test_predict_method_writes_decoded_maps(tmp_path):
         tmp_path / "Fake.h5",
         2,
         "cpu",
-        adapter=adapter,
+        predict_maps=shifted,
     )
     assert entry["n_images"] == 5 and entry["file"] == "Fake.h5"
     with GroundTruthFile(path) as gt, PredictionsFile(tmp_path / "Fake.h5") as pred:
@@ -61,7 +59,7 @@ def test_predict_method_writes_decoded_maps(tmp_path):
 def test_predict_method_refuses_too_few_maps_and_leaves_no_file(tmp_path):
     path, maps, _ = write_uv_test_file(tmp_path, n=3)
 
-    def short(method, test_file, batch_size, device):
+    def short(checkpoint, test_file, batch_size, device):
         yield maps[:2]
 
     with pytest.raises(DataError, match="2 maps for 3 test images"):
@@ -71,7 +69,7 @@ def test_predict_method_refuses_too_few_maps_and_leaves_no_file(tmp_path):
             tmp_path / "Short.h5",
             2,
             "cpu",
-            adapter=short,
+            predict_maps=short,
         )
     assert not (tmp_path / "Short.h5").exists() and not list(tmp_path.glob(".Short.h5.*.tmp"))
 
@@ -99,65 +97,3 @@ def test_read_manifest_names_the_file(tmp_path):
     (tmp_path / MANIFEST).write_text(json.dumps({"methods": "PRN"}))
     with pytest.raises(DataError, match="methods"):
         read_manifest(tmp_path)
-
-
-# --- the constant predictor (kind ``mean_map``): the mean training map for every image
-
-MEAN_MAP_SIZE = 32
-
-
-def _uv_file(path, maps: np.ndarray, split: str):
-    n = len(maps)
-    recs = [
-        SampleRecord(
-            f"s{i:03d}.mat",
-            "t",
-            np.zeros(199),
-            np.zeros(29),
-            np.zeros(7),
-            np.eye(3),
-            np.full(3, 0.5),
-            0.0,
-            0.0,
-            0.0,
-        )
-        for i in range(n)
-    ]
-    shard = path.with_name(path.name + ".shard.h5")
-    write_shard(
-        shard,
-        np.zeros((n, MEAN_MAP_SIZE, MEAN_MAP_SIZE, 3), np.uint8),
-        maps.astype(np.float32),
-        recs,
-        StorageOptions(posmap_dtype="float32"),
-    )
-    kpt_uv = np.zeros((2, 68), np.int32)
-    merge_shards(
-        [shard],
-        path,
-        UVData(
-            np.ones((MEAN_MAP_SIZE, MEAN_MAP_SIZE), np.uint8),
-            np.ones((MEAN_MAP_SIZE, MEAN_MAP_SIZE), bool),
-            kpt_uv,
-            np.arange(MEAN_MAP_SIZE**2),
-        ),
-        {"model_checksum": "x", "params": {}, "split": split},
-    )
-    shard.unlink()
-    return path
-
-
-def test_mean_map_is_the_mean_training_map_for_every_test_image(tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    train = rng.uniform(0, 250, (5, MEAN_MAP_SIZE, MEAN_MAP_SIZE, 3))
-    train_file = _uv_file(tmp_path / "train.h5", train, "train")
-    test_file = _uv_file(
-        tmp_path / "test.h5", rng.uniform(0, 250, (7, MEAN_MAP_SIZE, MEAN_MAP_SIZE, 3)), "test"
-    )
-    batches = list(
-        mean_map_maps(PredictMethod("Mean-map", "mean_map", train_file), test_file, 3, "cpu")
-    )
-    assert [len(b) for b in batches] == [3, 3, 1]
-    maps = np.concatenate(batches)
-    expect = train.astype(np.float32).astype(np.float64).mean(axis=0)
-    assert np.allclose(maps, expect[None], atol=1e-3)

@@ -8,6 +8,7 @@ on tiny data: a 900-vertex face model and a few synthetic samples, built once. P
 
 from __future__ import annotations
 
+import copy
 import importlib
 import re
 import shutil
@@ -89,8 +90,8 @@ def tiny(tmp_path_factory) -> dict:
         raw[section].update(out_dir=str(root / section), count=1, image_size=64, workers=1)
     raw["train_common"].update(train_file=str(root / "uv" / "train.h5"), progress=False)
     raw["train"]["out_dir"] = str(root / "train")
-    for section in ("train_3ddfa", "train_defa"):
-        raw[section]["out_dir"] = str(root / section)
+    for kind, section in raw["baselines"].items():
+        section["out_dir"] = str(root / kind)
     raw["predict"].update(test_file=str(root / "uv" / "test.h5"), out_dir=str(root / "pred"))
     raw["predict"]["methods"] = [
         {"name": "PRN", "kind": "prn", "checkpoint": str(root / "absent.pt")}
@@ -112,9 +113,12 @@ def tiny(tmp_path_factory) -> dict:
 
 def write_params(tmp_path: Path, tiny: dict, **changes: dict) -> str:
     """The tiny params with ``section={key: value}`` changes, written to tmp_path/params.yaml."""
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tiny["raw"].items()}
-    for section, values in changes.items():
-        raw[section].update(values)
+    raw = copy.deepcopy(tiny["raw"])
+    for section, values in changes.items():  # a dotted name: a nested section (baselines.defa)
+        node = raw
+        for part in section.split("."):
+            node = node[part]
+        node.update(values)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return str(path)
@@ -143,8 +147,16 @@ BAD_CONFIG = [
     (("train",), "train_common", {"augment": "no"}, "train_common.augment"),
     (("train",), "train", {"net_size": "big"}, "train.net_size"),
     (("train_baseline", "defa"), "train_common", {"seed": 0.5}, "train_common.seed"),
-    (("train_baseline", "3ddfa"), "train_3ddfa", {"width": "wide"}, "train_3ddfa.width"),
+    (("train_baseline", "3ddfa"), "baselines.3ddfa", {"width": "wide"}, "baselines.3ddfa.width"),
+    (("train_baseline", "mean_map"), "train_common", {}, "baselines.mean_map"),
+    (("train_baseline", "nope"), "train_common", {}, "baselines.nope"),
     (("predict",), "predict", {"batch_size": 0}, "predict.batch_size"),
+    (
+        ("predict",),
+        "predict",
+        {"methods": [{"name": "TF", "kind": "tf", "checkpoint": "w.pt"}]},
+        "predict.methods[0].kind",
+    ),
     (("evaluate",), "evaluate", {"on_unmatched": "ignore"}, "evaluate.on_unmatched"),
     (("figures",), "figures", {"dpi": "high"}, "figures.dpi"),
 ]

@@ -59,11 +59,10 @@ BAD = [
     (None, "  seed: '0'", "face_model.seed", "expected an integer"),  # the first seed: face_model
     (None, "  model_dir: 5", "uvgen.model_dir", "expected a path"),  # the first model_dir: uvgen
     ("  count: 600", "  count: -5", "synth_300wlp.count", ">= 1"),
-    ("{name: PRN, kind: prn,", "{name: PRN, kind: tf,", "predict.methods[0].kind", "one of 'prn'"),
     (None, "  recon_scale: 0", "evaluate.recon_scale", "expected true or false, got 0"),
     ("  epochs: 3 ", "  epoch: 3 ", "train_common.epoch", "unknown key"),
     ("  pdf: true", "  pdf: yes please", "figures.pdf", "expected true or false"),
-    ("  width: 0.5 ", "  width: half ", "train_3ddfa.width", "expected a number"),
+    ("    width: 0.5 ", "    width: half ", "baselines.3ddfa.width", "expected a number"),
 ]
 
 
@@ -130,7 +129,7 @@ def test_trainer_sections_need_every_key_but_the_optional_ones(tmp_path: Path) -
         (prn, "  epochs: 3 ", "train_common.epochs"),
         (prn, "  width: 6 ", "train.width"),
         (ddfa, "  epochs: 3 ", "train_common.epochs"),
-        (ddfa, "  width: 0.5 ", "train_3ddfa.width"),
+        (ddfa, "    width: 0.5 ", "baselines.3ddfa.width"),
     ):
         path = _params_with(tmp_path, old, "  # (left out)")
         with pytest.raises(ConfigError) as info:
@@ -138,8 +137,8 @@ def test_trainer_sections_need_every_key_but_the_optional_ones(tmp_path: Path) -
         assert str(info.value) == f"{path}: {key}: missing key"
     cfg = baseline_config("defa")  # loss settings of the other kind may be left out
     assert cfg.kind == "defa" and cfg.wpdc_fraction == 0.34
-    path.write_text(TEXT.replace("train_3ddfa:\n", "train_3ddfa:\n  kind: defa\n", 1))
-    with pytest.raises(ConfigError, match="train_3ddfa.kind: unknown key"):
+    path.write_text(TEXT.replace("  3ddfa:\n", "  3ddfa:\n    kind: defa\n", 1))
+    with pytest.raises(ConfigError, match="baselines.3ddfa.kind: unknown key"):
         baseline_config("3ddfa", path)
 
 
@@ -252,7 +251,7 @@ OWN_BEFORE = {
         "cpu_channels_last_convs": True,
         "loss_weights": {"keypoint": 16.0, "eye_nose_mouth": 4.0, "face": 3.0, "outside": 0.0},
     },
-    "train_3ddfa": {
+    "baselines.3ddfa": {
         "kind": "3ddfa",
         "out_dir": "data/baselines/3ddfa",
         "model_dir": None,
@@ -261,7 +260,7 @@ OWN_BEFORE = {
         "input_size": 120,
         **BASELINE_LOSSES,
     },
-    "train_defa": {
+    "baselines.defa": {
         "kind": "defa",
         "out_dir": "data/baselines/defa",
         "model_dir": None,
@@ -276,8 +275,8 @@ OWN_BEFORE = {
 def _training_configs(path: Path = DEFAULT_PARAMS) -> dict[str, dict]:
     return {
         "train": train_config(path).to_json(),
-        "train_3ddfa": baseline_config("3ddfa", path).to_json(),
-        "train_defa": baseline_config("defa", path).to_json(),
+        "baselines.3ddfa": baseline_config("3ddfa", path).to_json(),
+        "baselines.defa": baseline_config("defa", path).to_json(),
     }
 
 
@@ -292,13 +291,14 @@ def test_training_stages_keep_their_effective_configuration() -> None:
 def test_train_common_is_shared_strict_and_a_stage_may_override_it(tmp_path: Path) -> None:
     raw = yaml.safe_load(TEXT)
     assert set(raw["train_common"]) == set(TRAIN_COMMON)
-    assert not set(TRAIN_COMMON) & {*raw["train"], *raw["train_3ddfa"], *raw["train_defa"]}
+    baselines = raw["baselines"]
+    assert not set(TRAIN_COMMON) & {*raw["train"], *baselines["3ddfa"], *baselines["defa"]}
     raw["train_common"]["epochs"] = 7
-    raw["train_defa"]["epochs"] = 1  # this stage alone
+    baselines["defa"]["epochs"] = 1  # this stage alone
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     epochs = {name: cfg["epochs"] for name, cfg in _training_configs(path).items()}
-    assert epochs == {"train": 7, "train_3ddfa": 7, "train_defa": 1}
+    assert epochs == {"train": 7, "baselines.3ddfa": 7, "baselines.defa": 1}
     raw["train_common"]["width"] = 8  # not a shared key
     path.write_text(yaml.safe_dump(raw))
     for read in (lambda: train_config(path), lambda: baseline_config("3ddfa", path)):
@@ -321,16 +321,23 @@ def _readers() -> dict:
         ),
         "train_common": train_config,
         "train": train_config,
-        "train_3ddfa": lambda path: baseline_config("3ddfa", path),
-        "train_defa": lambda path: baseline_config("defa", path),
+        "baselines.3ddfa": lambda path: baseline_config("3ddfa", path),
+        "baselines.defa": lambda path: baseline_config("defa", path),
         "figures": load_figures_params,
     }
+
+
+def _sections(raw: dict) -> dict[str, dict]:
+    """Every section of params.yaml by its dotted name (``baselines.KIND`` one each)."""
+    out = {k: v for k, v in raw.items() if k != "baselines"}
+    out.update({f"baselines.{kind}": v for kind, v in raw["baselines"].items()})
+    return out
 
 
 def _numbers(raw: dict) -> list[tuple[str, str, int | None]]:
     """(section, key, list index or None) of every number in params.yaml."""
     out = []
-    for section, values in raw.items():
+    for section, values in _sections(raw).items():
         for key, value in values.items():
             items = enumerate(value) if isinstance(value, list) else [(None, value)]
             for i, v in items:
@@ -342,7 +349,7 @@ def _numbers(raw: dict) -> list[tuple[str, str, int | None]]:
 RAW = yaml.safe_load(TEXT)
 
 
-@pytest.mark.parametrize("section", sorted(RAW))
+@pytest.mark.parametrize("section", sorted(_sections(RAW)))
 def test_every_number_of_a_section_has_its_range_checked(tmp_path: Path, section: str) -> None:
     """Each number of the section set far below and far above: one of the two is refused in one
     line naming the key (``train_common.occlusion_prob: 7.0`` once trained and exited 0)."""
@@ -350,15 +357,16 @@ def test_every_number_of_a_section_has_its_range_checked(tmp_path: Path, section
     if section not in ("predict",):  # predict's one number is batch_size
         assert numbers, section
     for _, key, index in numbers:
-        value = RAW[section][key] if index is None else RAW[section][key][index]
+        values = _sections(RAW)[section]
+        value = values[key] if index is None else values[key][index]
         refused = []
         for extreme in (-(10**12), 10**12):
             raw = yaml.safe_load(TEXT)
             bad = extreme if isinstance(value, int) else float(extreme)
             if index is None:
-                raw[section][key] = bad
+                _sections(raw)[section][key] = bad
             else:
-                raw[section][key][index] = bad
+                _sections(raw)[section][key][index] = bad
             path = tmp_path / "params.yaml"
             path.write_text(yaml.safe_dump(raw))
             try:

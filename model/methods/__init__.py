@@ -1,0 +1,1 @@
+"""The methods the benchmark compares, registered by name (:mod:`model.methods.registry`)."""

@@ -38,7 +38,8 @@ def module_file(name: str) -> Path | None:
 
 def imported_names(path: Path) -> set[str]:
     """Dotted names a file imports (and ``from m import x`` also as ``m.x``), plus string literals
-    that name a project module (dynamic imports)."""
+    that name a project module (dynamic imports), plus every module of its package where it
+    discovers them (``pkgutil.iter_modules``: the formats and methods registries)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -59,6 +60,9 @@ def imported_names(path: Path) -> set[str]:
             and re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", node.value)
         ):
             names.add(node.value)
+    if "pkgutil.iter_modules(" in path.read_text():  # a registry importing its whole package
+        package = ".".join(path.relative_to(ROOT).parent.parts)
+        names.update(f"{package}.{p.stem}" for p in path.parent.glob("*.py"))
     return names
 
 
@@ -85,11 +89,67 @@ def is_trivial(path: Path) -> bool:
     return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
 
 
+ITEM = re.compile(r"\$\{\s*(key|item)((?:\.[\w-]+)*)\s*\}")
+
+
+def _lookup(params: dict, dotted: str) -> object:
+    node: object = params
+    for key in dotted.split("."):
+        node = node[key]  # type: ignore[index]
+    return node
+
+
+def _substitute(node: object, key: str, item: object) -> object:
+    """``node`` (a ``do`` block) with ``${key}`` and ``${item...}`` written out, in values and in
+    mapping keys. An item that is a ``${section}`` reference stays one: ``${item.out_dir}`` becomes
+    ``${section.out_dir}``, so the params tests below still see where a path comes from."""
+
+    def text(match: re.Match) -> str:
+        if match.group(1) == "key":
+            return key
+        ref = INTERPOLATION.fullmatch(item) if isinstance(item, str) else None
+        if ref:
+            return "${" + ref.group(1) + match.group(2) + "}"
+        value = item
+        for field in match.group(2).split(".")[1:]:
+            value = value[field]  # type: ignore[index]
+        return str(value)
+
+    if isinstance(node, str):
+        return ITEM.sub(text, node)
+    if isinstance(node, list):
+        return [_substitute(v, key, item) for v in node]
+    if isinstance(node, dict):
+        return {_substitute(k, key, item): _substitute(v, key, item) for k, v in node.items()}
+    return node
+
+
+def expand_stages(stages: dict, params: dict) -> dict:
+    """``foreach`` stages written out one per key, named ``NAME@KEY`` as DVC names them: over a
+    mapping in dvc.yaml, or over a params section (``${baselines}``: ``${item.x}`` is then
+    ``${baselines.KEY.x}``)."""
+    out = {}
+    for name, stage in stages.items():
+        if "foreach" not in stage:
+            out[name] = stage
+            continue
+        items = stage["foreach"]
+        if isinstance(items, str):
+            section = INTERPOLATION.fullmatch(items).group(1)  # type: ignore[union-attr]
+            items = {k: f"${{{section}.{k}}}" for k in _lookup(params, section)}  # type: ignore[union-attr]
+        elif isinstance(items, list):
+            items = {str(v): v for v in items}
+        for key, item in items.items():
+            out[f"{name}@{key}"] = _substitute(stage["do"], str(key), item)
+    return out
+
+
 def load_dvc() -> tuple[dict, dict]:
-    return (
-        yaml.safe_load((ROOT / "dvc.yaml").read_text()),
-        yaml.safe_load((ROOT / "params.yaml").read_text()),
-    )
+    """dvc.yaml with its ``foreach`` stages expanded, and params.yaml."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    dvc["stages"] = expand_stages(dvc["stages"], params)
+    return dvc, params
 
 
 def interpolate(text: str, params: dict) -> str:
@@ -223,8 +283,27 @@ def test_loss_weights_rerun_training_only() -> None:
         assert _tracks(stages["train"], key)
         tracking = sorted(s for s in stages if _tracks(stages[s], key))
         assert not [s for s in tracking if s.startswith(("uvgen", "train_"))], tracking
-    uvgen = [s for s in stages if s.startswith("uvgen_")]
+    uvgen = [s for s in stages if s.startswith("uvgen@")]
     assert uvgen
     for name in uvgen:
         _, files = stage_code(stages[name], params)
         assert ROOT / "model" / "loss.py" not in files  # nor the code that applies them
+
+
+def test_stages_expand_as_dvc_expands_them() -> None:
+    """The ``foreach`` expansion above gives DVC's own stage names, commands and deps."""
+    from dvc.repo import Repo
+
+    dvc, params = load_dvc()
+    with Repo(str(ROOT)) as repo:
+        resolved = {
+            stage.name: stage
+            for stage in repo.index.stages
+            if Path(stage.dvcfile.path) == ROOT / "dvc.yaml"  # not real/dvc.yaml's
+        }
+    assert set(resolved) == set(dvc["stages"])
+    for name, stage in dvc["stages"].items():
+        assert resolved[name].cmd == interpolate(stage["cmd"], params), name
+        ours = [interpolate(d, params) for d in _entries(stage.get("deps"))]
+        theirs = [d.def_path for d in resolved[name].deps if not hasattr(d, "params")]
+        assert theirs == ours, name

@@ -55,7 +55,7 @@ def run_benchmark(
 ) -> ReportFiles:
     """Score ``methods`` (name, source) on the AFLW2000-3D folder ``data_dir``; write the report
     into ``out_dir`` and return its files (module docstring). ``test_file``: a test split built by
-    ``uvgen_test`` from ``data_dir``, whose maps give the dense ground truth."""
+    ``uvgen@test`` from ``data_dir``, whose maps give the dense ground truth."""
     if not methods:
         raise ValueError("give at least one method (--method NAME=SOURCE)")
     with ExitStack() as stack:

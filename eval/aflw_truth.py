@@ -10,7 +10,7 @@ y down, z depth):
 * ``pose_deg`` (3,): (pitch, yaw, roll) degrees as stored (head-pose protocol, :mod:`eval.pose`);
 * ``landmarks_re`` (68, 2): 3DDFA's re-annotated 2D landmarks, when given (a (N, 2, 68) array in
   the order of ``AFLW2000-3D_crop.list``, i.e. sorted names, or of a names list beside it);
-* dense (K, 3), from a test split built by ``uvgen_test`` (its maps at its ``face_ind``, decoded
+* dense (K, 3), from a test split built by ``uvgen@test`` (its maps at its ``face_ind``, decoded
   as the predictions are, rows matched by name) or else, with a face3d-layout model, the fit's
   vertices (``Shape_Para``,
   ``Exp_Para``, ``Pose_Para`` as stored, docs/conventions.md section 4) drawn into the UV map
@@ -209,7 +209,7 @@ def read_aflw_truth(
     ``model_dir``: a face3d-layout model (BFM.mat, BFM_UV.mat, BFM_info.mat) for the dense ground
     truth, at the face pixels ``face_ind`` (default: the model's own UV face mask);
     ``reannotated``: 3DDFA's ``AFLW2000-3D-Reannotated.pts68.npy``; ``test_file``: an open test
-    split built by ``uvgen_test`` from this folder, whose maps give the dense ground truth instead
+    split built by ``uvgen@test`` from this folder, whose maps give the dense ground truth instead
     (an image it does not hold, e.g. one it rejected, is a dense failure named by the report).
     """
     from tqdm import tqdm

@@ -90,7 +90,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "--test-file",
         type=Path,
         default=None,
-        help="a test split built by uvgen_test from --data: the dense ground truth from its maps",
+        help="a test split built by uvgen@test from --data: the dense ground truth from its maps",
     )
     p.add_argument(
         "--uv-data",

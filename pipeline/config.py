@@ -86,7 +86,7 @@ class SynthSetParams:
 
 @dataclass(frozen=True)
 class UVGenParams:
-    """The UV ground-truth generation (stages ``uvgen_train`` and ``uvgen_test``)."""
+    """The UV ground-truth generation (stages ``uvgen@train`` and ``uvgen@test``)."""
 
     model_dir: Path
     train_root: Path

@@ -1,4 +1,4 @@
-"""Stages `synth_300wlp` and `synth_aflw2000`: synthetic data sets in the real on-disk layouts."""
+"""Stages `synth@300wlp` and `synth@aflw2000`: synthetic data sets in the real on-disk layouts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stages `uvgen_train` and `uvgen_test`: fits + images -> one HDF5 file of crops and UV maps."""
+"""Stages `uvgen@train` and `uvgen@test`: fits + images -> one HDF5 file of crops and UV maps."""
 
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ def module_file(name: str) -> Path | None:
 def imported_names(path: Path) -> set[str]:
     """Dotted names a file imports (and ``from m import x`` also as ``m.x``), plus string literals
     that name a project module (dynamic imports), plus every module of its package where it
-    discovers them (``pkgutil.iter_modules``: the formats and methods registries)."""
+    makes a ``uvgen.plugins.Registry`` of a package (the formats and methods registries: every
+    module of that package)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -60,9 +61,11 @@ def imported_names(path: Path) -> set[str]:
             and re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)+", node.value)
         ):
             names.add(node.value)
-    if "pkgutil.iter_modules(" in path.read_text():  # a registry importing its whole package
-        package = ".".join(path.relative_to(ROOT).parent.parts)
-        names.update(f"{package}.{p.stem}" for p in path.parent.glob("*.py"))
+    if "Registry(" in path.read_text():  # uvgen.plugins.Registry("pkg", ...) imports all of pkg
+        for name in list(names):
+            folder = ROOT.joinpath(*name.split("."))
+            if (folder / "__init__.py").is_file():
+                names.update(f"{name}.{p.stem}" for p in folder.glob("*.py"))
     return names
 
 

@@ -23,14 +23,14 @@ augmentation and runtime fields) plus the method's own fields, at least ``out_di
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from uvgen.plugins import Registry
 
 MapPredictor = Callable[[Path, Path, int, str], Iterator[np.ndarray]]
 """(checkpoint, test_file, batch_size, device) -> float32 (B, S, S, 3) maps, file order."""
@@ -58,46 +58,8 @@ class Method:
         return self.train is not None
 
 
-_METHODS: dict[str, Method] = {}
-_discovered = False
-
-
-def register(method: Method) -> Method:
-    """Make ``method`` known by its kind (a second, different method of that kind is an error)."""
-    known = _METHODS.get(method.kind)
-    if known is not None and known != method:
-        raise ValueError(f"a method of kind {method.kind!r} is already registered")
-    _METHODS[method.kind] = method
-    return method
-
-
-def _discover() -> None:
-    """Import every module of ``model.methods`` once, so that each registers its methods."""
-    global _discovered
-    if _discovered:
-        return
-    package = importlib.import_module("model.methods")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"model.methods.{info.name}")
-    _discovered = True
-
-
-def method_kinds() -> tuple[str, ...]:
-    """The registered kinds, sorted."""
-    _discover()
-    return tuple(sorted(_METHODS))
-
-
-def get_method(kind: str) -> Method:
-    """The method registered as ``kind``; ``KeyError`` naming the known ones otherwise."""
-    _discover()
-    try:
-        return _METHODS[kind]
-    except KeyError:
-        known = ", ".join(sorted(_METHODS))
-        raise KeyError(f"unknown method kind {kind!r} (known: {known})") from None
-
-
-def unregister(kind: str) -> None:
-    """Forget ``kind`` (tests that register a toy method clean up with this)."""
-    _METHODS.pop(kind, None)
+METHODS: Registry[Method] = Registry("model.methods", "method kind", lambda m: m.kind)
+register = METHODS.register
+unregister = METHODS.unregister
+method_kinds = METHODS.names
+get_method = METHODS.get

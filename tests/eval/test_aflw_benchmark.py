@@ -221,7 +221,7 @@ def test_weights_source_runs_prn_with_the_protocol_crop(real_folder, embedded_mo
 def test_dense_ground_truth_is_the_same_through_the_test_split(
     real_folder, real_topology_model, tmp_path
 ):
-    """The fits drawn through the model (.mat route) and the maps uvgen_test stored (test-split
+    """The fits drawn through the model (.mat route) and the maps uvgen@test stored (test-split
     route) give the same dense points: (x, y) and z up to its arbitrary origin, within float16
     storage; the 9 wrapped images included. An image the split does not hold is a named dense
     failure and stays in the 68-point tables."""

@@ -54,7 +54,7 @@ def test_a_second_run_into_the_same_folder_stops_at_once(tmp_path):
 
 
 def test_stage_with_the_aflw_folder_keeps_the_images_the_build_rejected(tmp_path):
-    """evaluate.data_dir: every image of the folder is in the 68-point tables; the one uvgen_test
+    """evaluate.data_dir: every image of the folder is in the 68-point tables; the one uvgen@test
     rejected (a broken Shape_Para) has no prediction and no dense ground truth: a named failure.
     With evaluate.model_dir the head-pose table is written."""
     import numpy as np

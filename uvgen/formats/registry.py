@@ -18,12 +18,12 @@ The crop decides what a sample becomes (docs/conventions.md section 4):
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from uvgen.plugins import Registry
 
 CROPS = ("training", "evaluation")
 DEFAULT_FORMATS = {"train": "300w_lp", "test": "aflw2000_3d"}
@@ -56,44 +56,10 @@ class DataSetFormat:
         return [p.relative_to(root).as_posix() for p in self.list_samples(root)]
 
 
-_FORMATS: dict[str, DataSetFormat] = {}
-_discovered = False
-
-
-def register(fmt: DataSetFormat) -> DataSetFormat:
-    """Make ``fmt`` known by its name (a second, different format of the same name is an error)."""
-    known = _FORMATS.get(fmt.name)
-    if known is not None and known != fmt:
-        raise ValueError(f"a data set format named {fmt.name!r} is already registered")
-    _FORMATS[fmt.name] = fmt
-    return fmt
-
-
-def _discover() -> None:
-    """Import every module of ``uvgen.formats`` once, so that each registers its formats."""
-    global _discovered
-    if _discovered:
-        return
-    package = importlib.import_module("uvgen.formats")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"uvgen.formats.{info.name}")
-    _discovered = True
-
-
-def format_names() -> tuple[str, ...]:
-    """The names of the registered formats, sorted."""
-    _discover()
-    return tuple(sorted(_FORMATS))
-
-
-def get_format(name: str) -> DataSetFormat:
-    """The format registered as ``name``; ``KeyError`` naming the known ones otherwise."""
-    _discover()
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        known = ", ".join(sorted(_FORMATS))
-        raise KeyError(f"unknown data set format {name!r} (known: {known})") from None
+FORMATS: Registry[DataSetFormat] = Registry("uvgen.formats", "data set format", lambda f: f.name)
+register = FORMATS.register
+format_names = FORMATS.names
+get_format = FORMATS.get
 
 
 def format_of_split(split: str, data_format: str = "") -> DataSetFormat:

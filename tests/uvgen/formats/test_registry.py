@@ -62,7 +62,7 @@ def test_a_new_format_is_one_registration(tmp_path, monkeypatch) -> None:
         read_sample=read_aflw_mat,
         crop="training",
     )
-    monkeypatch.setitem(registry._FORMATS, toy.name, toy)
+    monkeypatch.setitem(registry.FORMATS._items, toy.name, toy)  # gone after the test
     as_toy = _build(tmp_path, tmp_path / "toy.h5", "train", toy.name)
     as_test = _build(tmp_path, tmp_path / "test.h5", "test")
     assert as_toy.written == as_test.written == 4

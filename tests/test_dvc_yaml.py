@@ -310,3 +310,18 @@ def test_stages_expand_as_dvc_expands_them() -> None:
         ours = [interpolate(d, params) for d in _entries(stage.get("deps"))]
         theirs = [d.def_path for d in resolved[name].deps if not hasattr(d, "params")]
         assert theirs == ours, name
+
+
+def test_every_method_is_trained_and_predicted_from_tracked_files() -> None:
+    """Each ``predict.methods`` checkpoint is a dep of ``predict``; each key of ``baselines`` has
+    its training stage, whose output is the checkpoint a predict method reads."""
+    dvc, params = load_dvc()
+    stages = dvc["stages"]
+    predict_deps = {interpolate(d, params) for d in _entries(stages["predict"]["deps"])}
+    for i, method in enumerate(params["predict"]["methods"]):
+        assert method["checkpoint"] in predict_deps, f"predict.methods[{i}].checkpoint"
+    checkpoints = {m["checkpoint"] for m in params["predict"]["methods"]}
+    for kind in params["baselines"]:
+        outs = [interpolate(o, params) for o in _entries(stages[f"train_baseline@{kind}"]["outs"])]
+        assert outs == [f"{params['baselines'][kind]['out_dir']}/model.pt"]
+        assert outs[0] in checkpoints, f"baselines.{kind}: no predict.methods entry reads it"

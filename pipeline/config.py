@@ -253,11 +253,6 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     )
 
 
-# PRN's and the baselines' training take the shared fields (model.train_settings.TrainCommon:
-# the same data, holdout, epochs, batch, schedule, augmentation, seed and runtime) from the
-# ``train_common`` section. Each stage's own section (``train`` for PRN, ``baselines.KIND`` for a
-# baseline, KIND a trained method of model.methods.registry) holds the rest; it may also set a
-# shared key, which then holds for that stage alone.
 def _section(raw: dict, name: str) -> Any:
     """``raw[a][b]`` for the dotted section name ``a.b`` (None where absent)."""
     node: Any = raw
@@ -266,6 +261,11 @@ def _section(raw: dict, name: str) -> Any:
     return node
 
 
+# PRN's and the baselines' training take the shared fields (model.train_settings.TrainCommon:
+# the same data, holdout, epochs, batch, schedule, augmentation, seed and runtime) from the
+# ``train_common`` section. Each stage's own section (``train`` for PRN, ``baselines.KIND`` for a
+# baseline, KIND a trained method of model.methods.registry) holds the rest; it may also set a
+# shared key, which then holds for that stage alone.
 def read_training(
     cls: type[T],
     name: str,

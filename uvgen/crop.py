@@ -42,6 +42,26 @@ def _zero_padded(image: np.ndarray) -> np.ndarray:
     return padded
 
 
+def _pixel_reader(image: np.ndarray):
+    """A function: flat indices into ``image`` (H, W, C) padded by one zero pixel each side
+    (row stride W + 2) -> float32 (*index.shape, C) pixels. Up to four uint8 channels are read
+    as one 4-byte word per pixel (a plain 1-D gather, several times faster than gathering rows of
+    C bytes); the values are the same."""
+    h, w, c = image.shape
+    if image.dtype == np.uint8 and c <= 4:
+        padded = np.zeros((h + 2, w + 2, 4), dtype=np.uint8)
+        padded[1:-1, 1:-1, :c] = image
+        words = padded.view(np.uint32).reshape(-1)
+
+        def read(index: np.ndarray) -> np.ndarray:
+            px = np.take(words, index).view(np.uint8).reshape(*np.shape(index), 4)
+            return px.astype(np.float32)[..., :c]
+
+        return read
+    flat = _zero_padded(image).reshape(-1, c)
+    return lambda index: flat[index].astype(np.float32)
+
+
 def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """float32 (*x.shape, C): ``image`` (H, W, C) read bilinearly at the finite pixel positions
     ``x``, ``y`` (float64; x right, y down, centres at integers); neighbours outside the image count
@@ -50,14 +70,10 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     xi0, xi1, fx = _bilinear_indices(x, w)
     yi0, yi1, fy = _bilinear_indices(y, h)
     fx, fy = fx[..., None], fy[..., None]
-    flat = _zero_padded(image).reshape(-1, c)
+    read = _pixel_reader(image)
     stride = w + 2
-
-    def at(yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
-        return flat[yi * stride + xi].astype(np.float32)
-
-    top = at(yi0, xi0) * (1 - fx) + at(yi0, xi1) * fx
-    bottom = at(yi1, xi0) * (1 - fx) + at(yi1, xi1) * fx
+    top = read(yi0 * stride + xi0) * (1 - fx) + read(yi0 * stride + xi1) * fx
+    bottom = read(yi1 * stride + xi0) * (1 - fx) + read(yi1 * stride + xi1) * fx
     return top * (1 - fy) + bottom * fy
 
 

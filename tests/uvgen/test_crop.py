@@ -1,6 +1,7 @@
 """The bilinear crop warp against a plain per-pixel implementation of skimage's rule."""
 
 import numpy as np
+import pytest
 
 from uvgen.crop import crop_sample_points, sample_bilinear, warp_float, warp_to_crop
 from uvgen.geometry import CropBox, crop_transform
@@ -98,3 +99,17 @@ def test_warp_float_equals_the_pointwise_sampler_bit_for_bit():
     pts = crop_sample_points(t, 16)
     ref = sample_bilinear(gray[..., None], pts[..., 0], pts[..., 1])
     assert warp_float(gray, t, 16).tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_uint8_pixels_read_as_words_equal_the_float_path(channels):
+    """uint8 images of up to four channels are gathered as one 4-byte word per pixel: the same
+    float32 bits as the same values given as float32 (the plain per-pixel gather)."""
+    rng = np.random.default_rng(channels)
+    image = rng.integers(0, 256, size=(37, 29, channels), dtype=np.uint8)
+    x = rng.uniform(-4, 33, size=(17, 13))
+    y = rng.uniform(-4, 41, size=(17, 13))
+    words = sample_bilinear(image, x, y)
+    plain = sample_bilinear(image.astype(np.float32), x, y)
+    assert words.shape == (17, 13, channels) and words.dtype == np.float32
+    assert words.tobytes() == plain.tobytes()

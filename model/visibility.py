@@ -84,7 +84,8 @@ def crop_depth(
     t = np.asarray(transform, dtype=np.float64)
     s = size / in_size
     xy = (v[:, :2] @ t[:2, :2].T + t[:2, 2] + 0.5) * s - 0.5
-    return depth_image(np.column_stack([xy, v[:, 2]]), triangles, size, size)
+    depth, mask = zbuffer(xy, triangles, size, size, depth=v[:, 2])  # = depth_image's
+    return depth.astype(np.float32), mask
 
 
 def visible_vertices(

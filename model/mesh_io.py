@@ -17,7 +17,6 @@ they are formatted once and reused for every mesh of that layout.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import OrderedDict
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -121,22 +120,23 @@ def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
     return line[keep].tobytes()
 
 
-_BLOCKS: OrderedDict[tuple[str, tuple[int, ...], bytes], bytes] = OrderedDict()
+_BLOCKS: OrderedDict[tuple[str, str, tuple[int, ...]], tuple[np.ndarray, bytes]] = OrderedDict()
 
 
 def _table_cached(source: np.ndarray, fmt: str, rows=lambda a: a) -> bytes:
-    """:func:`_table` of ``rows(source)``, remembered for the last few ``source`` arrays: the
-    face and texture-coordinate lines of one UV layout are the same for every face written
-    (thread-safe: a race only formats twice)."""
-    source = np.ascontiguousarray(source)
-    digest = hashlib.blake2b(source.view(np.uint8).ravel(), digest_size=16).digest()
-    key = (fmt, source.dtype.str, source.shape, digest)
-    text = _BLOCKS.get(key)
-    if text is None:
-        text = _table(rows(source), fmt)
-        _BLOCKS[key] = text
-        while len(_BLOCKS) > 8:
-            _BLOCKS.popitem(last=False)
+    """:func:`_table` of ``rows(source)``, remembered for the last few ``source`` arrays (a copy
+    of each, compared element by element on every call): the face and texture-coordinate lines
+    of one UV layout are the same for every face written (thread-safe: a race only formats
+    twice)."""
+    source = np.asarray(source)
+    key = (fmt, source.dtype.str, source.shape)
+    hit = _BLOCKS.get(key)
+    if hit is not None and np.array_equal(hit[0], source):
+        return hit[1]
+    text = _table(rows(source), fmt)
+    _BLOCKS[key] = (source.copy(), text)
+    while len(_BLOCKS) > 8:
+        _BLOCKS.popitem(last=False)
     return text
 
 

@@ -156,9 +156,10 @@ def map_to_image(map_crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
     t = np.asarray(transform, dtype=np.float64)
     inv = np.linalg.inv(t)
     m = np.asarray(map_crop, dtype=np.float64)
-    xy = m[..., :2] @ inv[:2, :2].T + inv[:2, 2]
-    z = m[..., 2:3] / t[0, 0]
-    return np.concatenate([xy, z], axis=-1).astype(np.float32)
+    out = np.empty(m.shape, dtype=np.float32)  # float64 results rounded once, as astype would
+    out[..., :2] = m[..., :2] @ inv[:2, :2].T + inv[:2, 2]
+    out[..., 2:] = m[..., 2:3] / t[0, 0]
+    return out
 
 
 def landmarks_from_map(posmap: np.ndarray, kpt_uv: np.ndarray) -> np.ndarray:

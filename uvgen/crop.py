@@ -54,7 +54,7 @@ def _pixel_reader(image: np.ndarray):
         words = padded.view(np.uint32).reshape(-1)
 
         def read(index: np.ndarray) -> np.ndarray:
-            px = np.take(words, index).view(np.uint8).reshape(*np.shape(index), 4)
+            px = np.take(words, np.ravel(index)).view(np.uint8).reshape(*np.shape(index), 4)
             return px.astype(np.float32)[..., :c]
 
         return read

@@ -24,8 +24,11 @@ Last (``--folder-images``, 0 to skip) ``prnet predict`` over a folder of 450x450
 given boxes, start-up excluded, in interleaved rounds: today's path (``--workers 0 --batch-size
 1``, one image at a time) and the pipeline (``--workers``, ``--batch-size``) for ``--outputs
 kpt``, depth only (``--depth-size 256``) and every output, against the floor (the predictor's
-float32 forward passes alone on the same crops, at the pipeline's batch size and at 1), in
-images/s and % of the floor, and every / kpt and depth / kpt time ratios.
+float32 forward passes alone on the same crops, at the pipeline's batch size; also at 1), in
+images/s and % of the floor, and every / kpt and depth / kpt time ratios. The floor runs before
+and after every mode, and each mode is compared with the mean of those two runs, round by round
+(the median over rounds is printed with each round's figure). Each run writes into a new
+folder, as a fresh ``--out`` does.
 """
 
 from __future__ import annotations
@@ -235,6 +238,7 @@ def bench_folder(
     import contextlib
     import io
     import json
+    import shutil
     import tempfile
 
     from model.api import PRN as PRNClass
@@ -268,7 +272,6 @@ def bench_folder(
 
     PRNClass.finish = dome_finish
     modes = {
-        "floor": None,
         "floor b=1": None,
         "kpt today": ("kpt", 0, 1),
         "kpt new": ("kpt", workers, batch),
@@ -277,44 +280,68 @@ def bench_folder(
         "every today": ("kpt,vertices,obj,ply,texture,depth,pose,preview", 0, 1),
         "every new": ("kpt,vertices,obj,ply,texture,depth,pose,preview", workers, batch),
     }
-    rates: dict[str, list[float]] = {k: [] for k in modes}
+
+    def run(mode: str) -> float:
+        """images/s of one run of ``mode`` ("floor": the forward passes at the pipeline's batch
+        size)."""
+        spec = modes.get(mode)
+        t0 = time.perf_counter()
+        if spec is None:  # the floor: forward passes alone, float32, same crops
+            prn.predictor.batch_size = 1 if mode == "floor b=1" else batch
+            prn.predictor.predict_maps(crops)
+        else:
+            outputs, w, b = spec
+            argv = ["predict", str(photos), "--outputs", *outputs.split()]
+            args = build_parser().parse_args(argv + ["--workers", str(w), "--batch-size", str(b)])
+            prn.predictor.batch_size = b
+            out = Path(tempfile.mkdtemp(dir=tmp))  # a new folder, as a fresh --out
+            quiet = io.StringIO()
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                rows = predict_images(prn, specs, args, out)
+            assert all(r[2] == "ok" for r in rows), rows
+        rate = len(specs) / (time.perf_counter() - t0)
+        if spec is not None:
+            shutil.rmtree(out)
+        return rate
+
+    # Each round: the floor, then each mode followed by the floor again. A mode's share of the
+    # floor is taken against the mean of the floors just before and after it, so that a machine
+    # whose speed drifts (other jobs, a shared host) is compared with itself.
+    rates: dict[str, list[float]] = {k: [] for k in ("floor", *modes)}
+    shares: dict[str, list[float]] = {k: [] for k in modes}
     try:
         for k in range(repeats + 1):
-            for mode, spec in modes.items():
-                t0 = time.perf_counter()
-                if spec is None:  # the floor: forward passes alone, float32, same crops
-                    prn.predictor.batch_size = 1 if mode == "floor b=1" else batch
-                    prn.predictor.predict_maps(crops)
-                else:
-                    outputs, w, b = spec
-                    argv = ["predict", str(photos), "--outputs", *outputs.split()]
-                    args = build_parser().parse_args(
-                        argv + ["--workers", str(w), "--batch-size", str(b)]
-                    )
-                    prn.predictor.batch_size = b
-                    out = tmp / mode.replace(" ", "_")
-                    out.mkdir(exist_ok=True)
-                    quiet = io.StringIO()
-                    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-                        rows = predict_images(prn, specs, args, out)
-                    assert all(r[2] == "ok" for r in rows), rows
+            before = run("floor")
+            floors = [before]
+            for mode in modes:
+                rate = run(mode)
+                after = run("floor")
+                floors.append(after)
                 if k:  # the first round warms up
-                    rates[mode].append(len(specs) / (time.perf_counter() - t0))
+                    rates[mode].append(rate)
+                    shares[mode].append(2 * rate / (before + after))
+                before = after
+            if k:
+                rates["floor"] += floors
     finally:
         PRNClass.finish = finish
-    floor = statistics.median(rates["floor"])
     print(
         f"a folder of {len(specs)} 450x450 photos with given boxes, {torch.get_num_threads()} "
         f"torch threads, new path: --workers {workers} --batch-size {batch}; median of "
-        f"{repeats} interleaved rounds (images/s, start-up excluded):"
+        f"{repeats} rounds (start-up excluded), each mode between two runs of the floor:"
     )
-    for mode, values in rates.items():
-        med = statistics.median(values)
-        print(f"  {mode:12s} {med:7.2f} images/s   {100 * med / floor:5.1f} % of the floor")
+    print(f"  {'floor':12s} {statistics.median(rates['floor']):7.2f} images/s")
+    for mode in modes:
+        share = 100 * statistics.median(shares[mode])
+        print(
+            f"  {mode:12s} {statistics.median(rates[mode]):7.2f} images/s   "
+            f"{share:5.1f} % of the floor (per round: "
+            f"{', '.join(f'{100 * v:.0f}' for v in shares[mode])})"
+        )
     for out in ("every", "depth"):
         for path in ("today", "new"):
-            ratio = statistics.median(rates[f"kpt {path}"]) / statistics.median(
-                rates[f"{out} {path}"]
+            ratio = statistics.median(
+                a / b for a, b in zip(shares[f"kpt {path}"], shares[f"{out} {path}"])
             )
             print(f"  {out} / kpt time, {path}: {ratio:.2f}x")
     print(f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -31,7 +31,7 @@ import numpy as np
 from model.checkpoint import load_weights
 from model.detector import FaceBox, FaceDetector, select_faces
 from model.head_pose import HeadPose, face_pose
-from model.inference import Predictor
+from model.inference import Predictor, map_to_image
 from model.prnet import PRNet
 from model.uses import FaceUV, dense_vertices, fill_gaps, landmarks, uv_texture
 from uvgen.formats.errors import DataError
@@ -309,11 +309,10 @@ class PRN:
     def finish(self, prepared: PreparedImage, maps: np.ndarray) -> list[Face]:
         """The faces of a :meth:`prepare` d image from its crops' maps (F, S, S, 3) (crop
         pixels, :meth:`model.inference.Predictor.predict_maps`)."""
-        faces = []
-        for m, t, c, box in zip(maps, prepared.transforms, prepared.crops, prepared.boxes):
-            pred = self.predictor.decode(m, t, c)
-            faces.append(Face(prepared.image, pred.posmap, t, self.uv, box))
-        return faces
+        return [  # the map alone (Predictor.decode's posmap): the rest is read from it on demand
+            Face(prepared.image, map_to_image(m, t), t, self.uv, box)
+            for m, t, box in zip(maps, prepared.transforms, prepared.boxes)
+        ]
 
     def process_batch(
         self, images: Sequence[np.ndarray | Path | str]

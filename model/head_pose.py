@@ -78,7 +78,8 @@ def estimate_pose(
     each: compare rotations there, not angles."""
     cam = to_camera_frame(vertices, image_height)
     can = np.asarray(canonical, dtype=np.float64)
-    ok = np.isfinite(can).all(axis=1) & np.isfinite(cam).all(axis=1)
+    finite = np.isfinite(can) & np.isfinite(cam)
+    ok = finite[:, 0] & finite[:, 1] & finite[:, 2]  # (K, 3) rows: faster than .all(axis=1)
     if select is not None:
         ok &= np.asarray(select, dtype=bool)
     s, rot, t = similarity_fit(can[ok], cam[ok])

@@ -38,7 +38,7 @@ from torch import nn
 
 from model.checkpoint import load_weights
 from model.prnet import Conv2dSame, ConvTranspose2dSame, ConvUnit, PRNet, map_scale, same_padding
-from uvgen.crop import crop_sample_points, sample_bilinear, warp_to_crop
+from uvgen.crop import warp_float, warp_to_crop
 from uvgen.formats.errors import DataError
 from uvgen.geometry import CropBox, crop_transform, evaluation_crop_box
 from uvgen.h5store import PositionMapFile, UVData
@@ -156,9 +156,10 @@ def map_to_image(map_crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
     t = np.asarray(transform, dtype=np.float64)
     inv = np.linalg.inv(t)
     m = np.asarray(map_crop, dtype=np.float64)
-    xy = m[..., :2] @ inv[:2, :2].T + inv[:2, 2]
-    z = m[..., 2:3] / t[0, 0]
-    return np.concatenate([xy, z], axis=-1).astype(np.float32)
+    out = np.empty(m.shape, dtype=np.float32)  # float64 results rounded once, as astype would
+    out[..., :2] = m[..., :2] @ inv[:2, :2].T + inv[:2, 2]
+    out[..., 2:] = m[..., 2:3] / t[0, 0]
+    return out
 
 
 def landmarks_from_map(posmap: np.ndarray, kpt_uv: np.ndarray) -> np.ndarray:
@@ -372,8 +373,7 @@ class Predictor:
         check_region(img.shape, bbox, points)
         t = crop_transform(crop_box(bbox, points), self.in_size)
         if self.exact_crop:  # PRNet's demo: the float image warped bilinearly, nothing rounded
-            pts = crop_sample_points(t, self.in_size)  # finite float64: no masking needed
-            return sample_bilinear(img, pts[..., 0], pts[..., 1]), t
+            return warp_float(img, t, self.in_size), t
         return warp_to_crop(img, t, self.in_size), t
 
     def decode(self, map_crop: np.ndarray, transform: np.ndarray, crop: np.ndarray) -> Prediction:

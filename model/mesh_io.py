@@ -17,7 +17,6 @@ they are formatted once and reused for every mesh of that layout.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import OrderedDict
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -72,26 +71,17 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
 
 #: A row format of floats only: an optional literal prefix, then ``%.Nf`` fields joined by spaces.
 _FIXED_ROW = re.compile(r"([^%]*)%\.(\d)f(?: %\.\2f)*")
-#: "000" .. "999" as (1000, 3) ASCII digits: digits are looked up three at a time.
-_DIGITS3 = np.frombuffer("".join(f"{k:03d}" for k in range(1000)).encode(), np.uint8).reshape(
-    1000, 3
-)
-
-
-def _divmod_1000(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a // 1000, a % 1000) of non-negative integer-valued floats < 2**52, exactly."""
-    high = np.floor(a * 1e-3)
-    high -= high * 1e3 > a  # the product may round up across an integer
-    return high, a - high * 1e3
+#: "0000" .. "9999" as one 4-byte word each: digits are looked up four at a time, by a 1-D take.
+_DIGITS4 = np.frombuffer("".join(f"{k:04d}" for k in range(10000)).encode(), np.uint32)
 
 
 def _digits(a: np.ndarray, n: int) -> np.ndarray:
-    """(..., n) ASCII digits of non-negative integer-valued floats ``a`` < 10**n, zero-padded."""
-    groups = []
-    for _ in range(-(-n // 3)):  # least significant three digits first
-        a, low = _divmod_1000(a)
-        groups.append(_DIGITS3[low.astype(np.intp)])
-    return np.concatenate(groups[::-1], axis=-1)[..., -n:]
+    """(..., n) ASCII digits of the non-negative int64 values ``a`` < 10**n, zero-padded."""
+    words = []
+    for _ in range(-(-n // 4)):  # least significant four digits first
+        a, low = np.divmod(a, 10000)
+        words.append(np.take(_DIGITS4, low))
+    return np.stack(words[::-1], axis=-1).view(np.uint8)[..., -n:]
 
 
 def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
@@ -107,46 +97,46 @@ def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
     near = np.abs(np.abs(scaled - q) - 0.5) <= np.abs(scaled) * 4.5e-16
     for i in zip(*np.nonzero(near)):
         q[i] = int(Decimal(float(x[i])).scaleb(decimals).to_integral_value(ROUND_HALF_EVEN))
-    q = np.abs(q)
-    whole = np.floor(q / 10.0**decimals)
-    whole -= whole * 10.0**decimals > q
+    whole, frac = np.divmod(np.abs(q).astype(np.int64), 10**decimals)  # exact: q < 2**50
     n_int = len(str(int(whole.max())))
     width = 1 + n_int + (decimals + 1 if decimals else 0) + 1  # sign, digits, '.', separator
-    out = np.empty((n, c, width), dtype=np.uint8)
-    keep = np.ones((n, c, width), dtype=bool)
+    head = len(prefix)
+    line = np.empty((n, head + c * width), dtype=np.uint8)  # fixed-width fields, then compacted
+    keep = np.ones(line.shape, dtype=bool)
+    line[:, :head] = np.frombuffer(prefix, dtype=np.uint8)
+    out = line[:, head:].reshape(n, c, width)
+    kept = keep[:, head:].reshape(n, c, width)
     negative = np.signbit(x)
     out[..., 0] = np.where(negative, ord("-"), ord(" "))
-    keep[..., 0] = negative
+    kept[..., 0] = negative
     out[..., 1 : 1 + n_int] = _digits(whole, n_int)
     for j in range(1, n_int):  # leading zeros of the whole part dropped (its last digit kept)
-        keep[..., j] = whole >= 10.0 ** (n_int - j)
+        kept[..., j] = whole >= 10 ** (n_int - j)
     if decimals:
         out[..., 1 + n_int] = ord(".")
-        out[..., 2 + n_int : -1] = _digits(q - whole * 10.0**decimals, decimals)
+        out[..., 2 + n_int : -1] = _digits(frac, decimals)
     out[..., -1] = ord(" ")
     out[:, -1, -1] = ord("\n")
-    head = np.frombuffer(prefix, dtype=np.uint8)
-    line = np.concatenate([np.broadcast_to(head, (n, len(head))), out.reshape(n, -1)], axis=1)
-    mask = np.concatenate([np.ones((n, len(head)), bool), keep.reshape(n, -1)], axis=1)
-    return line[mask].tobytes()
+    return line[keep].tobytes()
 
 
-_BLOCKS: OrderedDict[tuple[str, tuple[int, ...], bytes], bytes] = OrderedDict()
+_BLOCKS: OrderedDict[tuple[str, str, tuple[int, ...]], tuple[np.ndarray, bytes]] = OrderedDict()
 
 
 def _table_cached(source: np.ndarray, fmt: str, rows=lambda a: a) -> bytes:
-    """:func:`_table` of ``rows(source)``, remembered for the last few ``source`` arrays: the
-    face and texture-coordinate lines of one UV layout are the same for every face written
-    (thread-safe: a race only formats twice)."""
-    source = np.ascontiguousarray(source)
-    digest = hashlib.blake2b(source.view(np.uint8).ravel(), digest_size=16).digest()
-    key = (fmt, source.dtype.str, source.shape, digest)
-    text = _BLOCKS.get(key)
-    if text is None:
-        text = _table(rows(source), fmt)
-        _BLOCKS[key] = text
-        while len(_BLOCKS) > 8:
-            _BLOCKS.popitem(last=False)
+    """:func:`_table` of ``rows(source)``, remembered for the last few ``source`` arrays (a copy
+    of each, compared element by element on every call): the face and texture-coordinate lines
+    of one UV layout are the same for every face written (thread-safe: a race only formats
+    twice)."""
+    source = np.asarray(source)
+    key = (fmt, source.dtype.str, source.shape)
+    hit = _BLOCKS.get(key)
+    if hit is not None and np.array_equal(hit[0], source):
+        return hit[1]
+    text = _table(rows(source), fmt)
+    _BLOCKS[key] = (source.copy(), text)
+    while len(_BLOCKS) > 8:
+        _BLOCKS.popitem(last=False)
     return text
 
 

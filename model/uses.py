@@ -285,13 +285,15 @@ def uv_texture(
     :func:`fill_gaps` first where the layout has gaps). Pixels outside ``face_mask`` (S, S) and,
     when given, outside ``visible`` (S, S) are 0."""
     pm = np.asarray(posmap)
-    tex = np.clip(np.rint(sample_bilinear(image, pm[..., 0], pm[..., 1])), 0, 255).astype(np.uint8)
     keep = np.ones(pm.shape[:2], dtype=bool)
     if face_mask is not None:
         keep &= np.asarray(face_mask, dtype=bool)
     if visible is not None:
         keep &= np.asarray(visible, dtype=bool)
-    tex[~keep] = 0
+    channels = np.asarray(image).shape[2] if np.ndim(image) == 3 else 1
+    tex = np.zeros((*pm.shape[:2], channels), dtype=np.uint8)
+    at = pm[keep]  # only the kept pixels are read (each pixel's value does not depend on others)
+    tex[keep] = np.clip(np.rint(sample_bilinear(image, at[:, 0], at[:, 1])), 0, 255)
     return tex
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.uses import FaceUV, dense_vertices
-from uvgen.raster import Rasterization, rasterize
+from uvgen.raster import Rasterization, rasterize, zbuffer
 
 #: Depth slack (pixels) of :func:`visible_vertices`.
 VISIBILITY_TOLERANCE = 2.0
@@ -30,8 +30,10 @@ def depth_image(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(depth (h, w) float32, mask (h, w) bool): the z (image pixels, larger = closer) of the
     front-most surface at each pixel the mesh covers; 0 and False elsewhere."""
-    if raster is None:
-        raster = render_raster(vertices, triangles, height, width)
+    if raster is None:  # the z-buffer alone: the same values as the raster's interpolation
+        v = np.asarray(vertices, dtype=np.float64)
+        depth, mask = zbuffer(v[:, :2], triangles, height, width, depth=v[:, 2])
+        return depth.astype(np.float32), mask
     z = np.asarray(vertices, dtype=np.float64)[:, 2:3]
     depth = raster.interpolate(z)[..., 0].astype(np.float32)
     return depth, raster.mask
@@ -82,7 +84,8 @@ def crop_depth(
     t = np.asarray(transform, dtype=np.float64)
     s = size / in_size
     xy = (v[:, :2] @ t[:2, :2].T + t[:2, 2] + 0.5) * s - 0.5
-    return depth_image(np.column_stack([xy, v[:, 2]]), triangles, size, size)
+    depth, mask = zbuffer(xy, triangles, size, size, depth=v[:, 2])  # = depth_image's
+    return depth.astype(np.float32), mask
 
 
 def visible_vertices(

@@ -340,9 +340,8 @@ def write_outputs(
         verts = mesh.vertices
     elif want & {"vertices", "texture", "depth"}:
         verts = dense_vertices(posmap, uv).astype(np.float32)  # = face_mesh's vertices
-    full_depth = "depth" in want and depth.size is None
-    raster = None
-    if full_depth or ("texture" in want and visible_only):
+    raster = None  # the full raster only where visibility needs it; depth alone: the z-buffer
+    if "texture" in want and visible_only:
         raster = render_raster(verts, uv.triangles, h, w)
 
     if "kpt" in want:

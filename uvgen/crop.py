@@ -20,29 +20,115 @@ def crop_sample_points(transform: np.ndarray, out_size: int) -> np.ndarray:
     return np.stack([sx, sy], axis=-1)
 
 
+def _bilinear_indices(pos: np.ndarray, length: int) -> tuple[np.ndarray, ...]:
+    """(i0, i1, frac) of finite positions ``pos`` (float64) along an axis of ``length`` pixels:
+    the two neighbours' indices into the axis padded by one zero pixel each side (indices beyond
+    the padding clamp onto it) and the float32 weight of the second."""
+    # Far-away samples all read the zero outside: clip before the integer cast (no overflow).
+    pos = np.clip(pos, -2.0, length + 1.0)
+    lo = np.floor(pos)
+    frac = (pos - lo).astype(np.float32)
+    i0 = np.clip(lo + 1, 0, length + 1).astype(np.intp)
+    i1 = np.clip(lo + 2, 0, length + 1).astype(np.intp)
+    return i0, i1, frac
+
+
+def _zero_padded(image: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, C) with a border of one zero pixel, in its own dtype (gathered values
+    are cast to float32 after the gather: the same values as casting first)."""
+    h, w, c = image.shape
+    padded = np.zeros((h + 2, w + 2, c), dtype=image.dtype)
+    padded[1:-1, 1:-1] = image
+    return padded
+
+
+def _pixel_reader(image: np.ndarray):
+    """A function: flat indices into ``image`` (H, W, C) padded by one zero pixel each side
+    (row stride W + 2) -> float32 (*index.shape, C) pixels. Up to four uint8 channels are read
+    as one 4-byte word per pixel (a plain 1-D gather, several times faster than gathering rows of
+    C bytes); the values are the same."""
+    h, w, c = image.shape
+    if image.dtype == np.uint8 and c <= 4:
+        padded = np.zeros((h + 2, w + 2, 4), dtype=np.uint8)
+        padded[1:-1, 1:-1, :c] = image
+        words = padded.view(np.uint32).reshape(-1)
+
+        def read(index: np.ndarray) -> np.ndarray:
+            px = np.take(words, np.ravel(index)).view(np.uint8).reshape(*np.shape(index), 4)
+            return px.astype(np.float32)[..., :c]
+
+        return read
+    flat = _zero_padded(image).reshape(-1, c)
+    return lambda index: flat[index].astype(np.float32)
+
+
 def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """float32 (*x.shape, C): ``image`` (H, W, C) read bilinearly at the finite pixel positions
     ``x``, ``y`` (float64; x right, y down, centres at integers); neighbours outside the image count
     as 0 (the constant-0 border), so a point more than one pixel outside reads 0."""
     h, w, c = image.shape
-    # Far-away samples all read the zero outside: clip before the integer cast (no overflow).
-    x, y = np.clip(x, -2.0, w + 1.0), np.clip(y, -2.0, h + 1.0)
-    x0 = np.floor(x)
-    y0 = np.floor(y)
-    fx = (x - x0).astype(np.float32)[..., None]
-    fy = (y - y0).astype(np.float32)[..., None]
-    # Zero border of one pixel; indices beyond it clamp onto it, so outside neighbours read 0.
-    padded = np.zeros((h + 2, w + 2, c), dtype=np.float32)
-    padded[1:-1, 1:-1] = image
-    xi0 = np.clip(x0 + 1, 0, w + 1).astype(np.intp)
-    yi0 = np.clip(y0 + 1, 0, h + 1).astype(np.intp)
-    xi1 = np.clip(x0 + 2, 0, w + 1).astype(np.intp)
-    yi1 = np.clip(y0 + 2, 0, h + 1).astype(np.intp)
-    flat = padded.reshape(-1, c)
+    xi0, xi1, fx = _bilinear_indices(x, w)
+    yi0, yi1, fy = _bilinear_indices(y, h)
+    fx, fy = fx[..., None], fy[..., None]
+    read = _pixel_reader(image)
     stride = w + 2
-    top = flat[yi0 * stride + xi0] * (1 - fx) + flat[yi0 * stride + xi1] * fx
-    bottom = flat[yi1 * stride + xi0] * (1 - fx) + flat[yi1 * stride + xi1] * fx
+    top = read(yi0 * stride + xi0) * (1 - fx) + read(yi0 * stride + xi1) * fx
+    bottom = read(yi1 * stride + xi0) * (1 - fx) + read(yi1 * stride + xi1) * fx
     return top * (1 - fy) + bottom * fy
+
+
+def sample_bilinear_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """float32 (len(y), len(x), C): :func:`sample_bilinear` at the grid of the finite positions
+    ``x`` (columns) and ``y`` (rows), equal to it bit for bit (the same float32 operations on the
+    same values) but gathering whole rows, then columns, instead of single pixels."""
+    h, w, c = image.shape
+    xi0, xi1, fx = _bilinear_indices(np.asarray(x, dtype=np.float64), w)
+    yi0, yi1, fy = _bilinear_indices(np.asarray(y, dtype=np.float64), h)
+    padded = _zero_padded(image)
+    first, last = int(min(xi0.min(), xi1.min())), int(max(xi0.max(), xi1.max())) + 1
+    band = padded[:, first:last]  # only the columns the samples read
+    # Rows of (x, channel) pairs: the column weights repeated per channel, contiguous.
+    channels = np.arange(c)
+    cols0 = ((xi0 - first)[:, None] * c + channels).ravel()
+    cols1 = ((xi1 - first)[:, None] * c + channels).ravel()
+    wx1 = np.repeat(fx, c)[None, :]
+    wx0 = np.repeat(1 - fx, c)[None, :]
+
+    def row_mix(yi: np.ndarray) -> np.ndarray:
+        rows = band[yi].reshape(len(yi), -1)  # a flat take along (x, channel): fast
+        left = np.take(rows, cols0, axis=1).astype(np.float32)
+        right = np.take(rows, cols1, axis=1).astype(np.float32)
+        left *= wx0  # in place: the same float32 products and sums as sample_bilinear
+        right *= wx1
+        left += right
+        return left
+
+    top, bottom = row_mix(yi0), row_mix(yi1)
+    top *= (1 - fy)[:, None]
+    bottom *= fy[:, None]
+    top += bottom
+    return top.reshape(len(yi0), len(xi0), c)
+
+
+def warp_float(image: np.ndarray, transform: np.ndarray, out_size: int = 256) -> np.ndarray:
+    """float32 (out, out, C) crop of ``image`` (h, w, C) under ``transform`` (3, 3, finite and
+    invertible), on the image's scale and unrounded: :func:`sample_bilinear` at
+    :func:`crop_sample_points` (PRNet's demo crop of the image / 255, times 255). An unrotated
+    transform (the crop boxes of section 4) samples a grid: :func:`sample_bilinear_grid`, the
+    same values."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[..., None]
+    inv = np.linalg.inv(np.asarray(transform, dtype=np.float64))
+    if inv[0, 1] == 0 and inv[1, 0] == 0:
+        # crop_sample_points' x = inv00 * col + inv01 * row + inv02 with inv01 = 0 is the same
+        # for every row (up to the sign of a zero, which no later step sees); y likewise.
+        k = np.arange(out_size, dtype=np.float64)
+        xs = inv[0, 0] * k + inv[0, 1] * 0.0 + inv[0, 2]
+        ys = inv[1, 0] * 0.0 + inv[1, 1] * k + inv[1, 2]
+        return sample_bilinear_grid(img, xs, ys)
+    pts = crop_sample_points(transform, out_size)
+    return sample_bilinear(img, pts[..., 0], pts[..., 1])
 
 
 def _axis_weights(start: float, step: float, count: int, length: int) -> tuple[np.ndarray, ...]:

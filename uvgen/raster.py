@@ -176,6 +176,83 @@ def _chunks(counts: np.ndarray, limit: int):
         start = stop
 
 
+@dataclass(frozen=True)
+class _Triangles:
+    """The triangles with candidate pixels (``live``, indices into the triangle list), their
+    candidate boxes [x_lo, x_hi] x [y_lo, y_hi] (int64, clipped to the image) and the terms of the
+    coverage rule (float ``dtype``), in the order of operations of the module docstring."""
+
+    live: np.ndarray
+    x_lo: np.ndarray
+    x_hi: np.ndarray
+    y_lo: np.ndarray
+    y_hi: np.ndarray
+    terms: tuple[np.ndarray, ...]  # x0, y0, v0x, v0y, v1x, v1y, dot00, dot01, dot11, inv
+
+
+def _triangle_terms(points: np.ndarray, tri: np.ndarray, h: int, w: int) -> _Triangles:
+    # One gather per coordinate: (m, 3) corner values, read as three column views.
+    xs, ys = np.take(points[:, 0], tri), np.take(points[:, 1], tri)
+    x0, x1, x2 = xs[:, 0], xs[:, 1], xs[:, 2]
+    y0, y1, y2 = ys[:, 0], ys[:, 1], ys[:, 2]
+    # Candidate box [ceil(min), floor(max)] clipped to the image (clipped before the integer cast
+    # so that far-away coordinates cannot overflow; an empty box stays empty).
+    x_lo = np.clip(np.ceil(np.minimum(np.minimum(x0, x1), x2)), 0, w).astype(np.int64)
+    x_hi = np.clip(np.floor(np.maximum(np.maximum(x0, x1), x2)), -1, w - 1).astype(np.int64)
+    y_lo = np.clip(np.ceil(np.minimum(np.minimum(y0, y1), y2)), 0, h).astype(np.int64)
+    y_hi = np.clip(np.floor(np.maximum(np.maximum(y0, y1), y2)), -1, h - 1).astype(np.int64)
+    live = np.flatnonzero((x_hi >= x_lo) & (y_hi >= y_lo))  # triangles with candidate pixels
+    x0, y0, x1, y1, x2, y2 = (a[live] for a in (x0, y0, x1, y1, x2, y2))
+    # Per-triangle terms (float `dtype`), in the exact order of operations of the rule above.
+    v0x, v0y = x2 - x0, y2 - y0
+    v1x, v1y = x1 - x0, y1 - y0
+    dot00 = v0x * v0x + v0y * v0y
+    dot01 = v0x * v1x + v0y * v1y
+    dot11 = v1x * v1x + v1y * v1y
+    denom = dot00 * dot11 - dot01 * dot01
+    inv = np.zeros_like(denom)
+    nonzero = denom != 0
+    inv[nonzero] = 1 / denom[nonzero]
+    return _Triangles(
+        live,
+        x_lo[live],
+        x_hi[live],
+        y_lo[live],
+        y_hi[live],
+        (x0, y0, v0x, v0y, v1x, v1y, dot00, dot01, dot11, inv),
+    )
+
+
+def _barycentric(
+    px: np.ndarray, py: np.ndarray, terms: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of the coverage rule at pixel centres (px, py) (float, one per candidate) for the
+    candidates' triangle terms (:class:`_Triangles`.terms, one row per candidate)."""
+    x0, y0, v0x, v0y, v1x, v1y, dot00, dot01, dot11, inv = terms
+    v2x = px - x0
+    v2y = py - y0
+    dot02 = v0x * v2x + v0y * v2y
+    dot12 = v1x * v2x + v1y * v2y
+    u = (dot11 * dot02 - dot01 * dot12) * inv
+    v = (dot00 * dot12 - dot01 * dot02) * inv
+    return u, v
+
+
+def _covers(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (u >= 0) & (v >= 0) & (u + v < 1)
+
+
+def _prepare(points_xy, triangles, height, width, depth, precision):
+    points, tri, h, w, z = _check_inputs(points_xy, triangles, height, width, depth)
+    if precision not in ("float64", "float32"):
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    dtype = np.dtype(precision)
+    points = points.astype(dtype)
+    if z is not None:
+        z = z.astype(dtype)
+    return points, tri, h, w, z, dtype
+
+
 def rasterize(
     points_xy: np.ndarray,
     triangles: np.ndarray,
@@ -201,41 +278,15 @@ def rasterize(
             coordinates and depths included. face3d's C++ works in float32; the two can differ
             where a triangle is nearly degenerate or a pixel centre lies on an edge.
     """
-    points, tri, h, w, z = _check_inputs(points_xy, triangles, height, width, depth)
-    if precision not in ("float64", "float32"):
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
-    dtype = np.dtype(precision)
-    points = points.astype(dtype)
-    if z is not None:
-        z = z.astype(dtype)
+    points, tri, h, w, z, dtype = _prepare(points_xy, triangles, height, width, depth, precision)
     border = int(border)
     if border < 0:
         raise ValueError(f"border must be >= 0, got {border}")
 
-    x0, x1, x2 = (points[:, 0][tri[:, k]] for k in range(3))
-    y0, y1, y2 = (points[:, 1][tri[:, k]] for k in range(3))
-    # Candidate box [ceil(min), floor(max)] clipped to the image (clipped before the integer cast
-    # so that far-away coordinates cannot overflow; an empty box stays empty).
-    x_lo = np.clip(np.ceil(np.minimum(np.minimum(x0, x1), x2)), 0, w).astype(np.int64)
-    x_hi = np.clip(np.floor(np.maximum(np.maximum(x0, x1), x2)), -1, w - 1).astype(np.int64)
-    y_lo = np.clip(np.ceil(np.minimum(np.minimum(y0, y1), y2)), 0, h).astype(np.int64)
-    y_hi = np.clip(np.floor(np.maximum(np.maximum(y0, y1), y2)), -1, h - 1).astype(np.int64)
-    live = np.flatnonzero((x_hi >= x_lo) & (y_hi >= y_lo))  # triangles with candidate pixels
-    x0, y0, x1, y1, x2, y2 = (a[live] for a in (x0, y0, x1, y1, x2, y2))
-    x_lo, x_hi, y_lo, y_hi = x_lo[live], x_hi[live], y_lo[live], y_hi[live]
+    tris = _triangle_terms(points, tri, h, w)
+    live, x_lo, x_hi, y_lo, y_hi = tris.live, tris.x_lo, tris.x_hi, tris.y_lo, tris.y_hi
     nx = x_hi - x_lo + 1
     counts = nx * (y_hi - y_lo + 1)
-
-    # Per-triangle terms (float `dtype`), in the exact order of operations of the rule above.
-    v0x, v0y = x2 - x0, y2 - y0
-    v1x, v1y = x1 - x0, y1 - y0
-    dot00 = v0x * v0x + v0y * v0y
-    dot01 = v0x * v1x + v0y * v1y
-    dot11 = v1x * v1x + v1y * v1y
-    denom = dot00 * dot11 - dot01 * dot01
-    inv = np.zeros_like(denom)
-    nonzero = denom != 0
-    inv[nonzero] = 1 / denom[nonzero]
 
     # Candidate pixels are indexed inside the bounding box of all candidates (bw x bh).
     gx, gy = (int(x_lo.min()), int(y_lo.min())) if len(live) else (0, 0)
@@ -253,14 +304,12 @@ def rasterize(
         row, col = np.divmod(k, np.repeat(nx[a:b], c))
         lx = np.repeat(x_lo[a:b] - gx, c) + col  # pixel position inside the candidate box
         ly = np.repeat(y_lo[a:b] - gy, c) + row
-        v2x = (lx + gx).astype(dtype) - np.repeat(x0[a:b], c)
-        v2y = (ly + gy).astype(dtype) - np.repeat(y0[a:b], c)
-        dot02 = np.repeat(v0x[a:b], c) * v2x + np.repeat(v0y[a:b], c) * v2y
-        dot12 = np.repeat(v1x[a:b], c) * v2x + np.repeat(v1y[a:b], c) * v2y
-        inv_c = np.repeat(inv[a:b], c)
-        u = (np.repeat(dot11[a:b], c) * dot02 - np.repeat(dot01[a:b], c) * dot12) * inv_c
-        v = (np.repeat(dot00[a:b], c) * dot12 - np.repeat(dot01[a:b], c) * dot02) * inv_c
-        keep = (u >= 0) & (v >= 0) & (u + v < 1)
+        u, v = _barycentric(
+            (lx + gx).astype(dtype),
+            (ly + gy).astype(dtype),
+            tuple(np.repeat(term[a:b], c) for term in tris.terms),
+        )
+        keep = _covers(u, v)
         if band is not None:
             keep |= (lx < band[0]) | (lx > band[1]) | (ly < band[2]) | (ly > band[3])
         parts.append((ly[keep] * bw + lx[keep], t[keep], u[keep], v[keep]))
@@ -298,3 +347,50 @@ def rasterize(
         vertex_ids=tri[win_tri],
         n_vertices=len(points),
     )
+
+
+def zbuffer(
+    points_xy: np.ndarray,
+    triangles: np.ndarray,
+    height: int,
+    width: int,
+    depth: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(z (height, width) float64, mask (height, width) bool): the z-buffer of
+    ``rasterize(points_xy, triangles, height, width, depth=depth)`` without its winners and
+    weights: at each covered pixel the largest interpolated depth ``w0*z0 + w1*z1 + w2*z2`` (the
+    winner's, computed as rasterize computes it), 0 elsewhere. Faster for meshes of many small
+    triangles (a face's dense mesh, whose triangles cover one pixel or none): a triangle whose
+    candidate box is at most 2 x 2 pixels is evaluated at each box offset in turn, with no
+    per-candidate copies of its terms."""
+    points, tri, h, w, z, dtype = _prepare(points_xy, triangles, height, width, depth, "float64")
+    tris = _triangle_terms(points, tri, h, w)
+    nx = tris.x_hi - tris.x_lo + 1
+    ny = tris.y_hi - tris.y_lo + 1
+    zbuf = np.full(h * w, -np.inf, dtype=dtype)
+
+    def draw(sel: np.ndarray | slice, px: np.ndarray, py: np.ndarray) -> None:
+        """Candidates (px, py) of the live triangles ``sel`` into the z-buffer."""
+        u, v = _barycentric(px.astype(dtype), py.astype(dtype), [a[sel] for a in tris.terms])
+        keep = _covers(u, v)
+        u, v, corners = u[keep], v[keep], tri[tris.live[sel][keep]]
+        zc = (1 - u - v) * z[corners[:, 0]] + v * z[corners[:, 1]] + u * z[corners[:, 2]]
+        np.maximum.at(zbuf, py[keep] * w + px[keep], zc)
+
+    small = (nx <= 2) & (ny <= 2)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        sel = np.flatnonzero(small & (nx > dx) & (ny > dy))
+        if len(sel) == len(nx):  # every live triangle (the first offset, mostly): no copies
+            sel = slice(None)
+        if len(nx) and (isinstance(sel, slice) or len(sel)):
+            draw(sel, tris.x_lo[sel] + dx, tris.y_lo[sel] + dy)
+    large = np.flatnonzero(~small)
+    counts = (nx * ny)[large]
+    for a, b in _chunks(counts, _CHUNK_CANDIDATES):  # the rest: every pixel of each box
+        c = counts[a:b]
+        sel = np.repeat(large[a:b], c)
+        k = np.arange(len(sel)) - np.repeat(np.cumsum(c) - c, c)
+        row, col = np.divmod(k, nx[sel])
+        draw(sel, tris.x_lo[sel] + col, tris.y_lo[sel] + row)
+    mask = zbuf > -np.inf
+    return np.where(mask, zbuf, 0.0).reshape(h, w), mask.reshape(h, w)

@@ -52,3 +52,9 @@ def test_obj_faces_reused_across_meshes_of_one_layout(tmp_path) -> None:
         text = (tmp_path / f"m{k}.obj").read_bytes()
         assert text.endswith(_python(tri + 1, "f %d %d %d"))
         assert _python(v, "v %.6f %.6f %.6f") in text
+    # another layout of the same shape, and the first one changed in place: never a stale cache
+    other = rng.integers(0, 50, (80, 3))
+    for k, faces in enumerate((other, tri)):
+        faces[0] = (k, k + 1, k + 2)
+        write_obj(tmp_path / "n.obj", rng.normal(0, 10, (50, 3)), faces)
+        assert (tmp_path / "n.obj").read_bytes().endswith(_python(faces + 1, "f %d %d %d"))

@@ -42,6 +42,12 @@ def test_depth_image_is_the_faces_z_buffer(setup) -> None:
     assert np.median(diff) < 0.2 and np.percentile(diff, 99) < 1.5
     # nearer = brighter
     assert png[np.unravel_index(np.argmax(np.where(mask, depth, -1)), mask.shape)] == 255
+    # drawn from a raster (the --visible-only path) or from the z-buffer alone: the same bits
+    raster = visibility.render_raster(mesh_verts, uv.triangles, SIZE, SIZE)
+    from_raster, raster_mask = visibility.depth_image(
+        mesh_verts, uv.triangles, SIZE, SIZE, raster=raster
+    )
+    assert from_raster.tobytes() == depth.tobytes() and np.array_equal(raster_mask, mask)
 
 
 def test_prnet_depth_convention_and_crop(setup) -> None:

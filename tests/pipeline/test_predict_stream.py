@@ -3,6 +3,7 @@ bytes, messages and report as one image at a time, video frames, and an interrup
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from model.checkpoint import save_weights
 from model.prnet import PRNet
-from pipeline import cli
+from pipeline import cli, predict_stream
 from uvgen.formats.bfm import save_bfm
 from uvgen.formats.matfile import atomic_save_jpeg
 from uvgen.synth.dataset import draw_sample
@@ -81,8 +82,12 @@ def test_folder_pipeline_equals_one_at_a_time(folder, tmp_path, monkeypatch, cap
         ("serial", ("--workers", "0", "--batch-size", "1")),
         ("pipelined", ("--workers", "3", "--batch-size", "3")),
         ("one_worker", ("--workers", "1", "--batch-size", "2")),
+        ("overlapped", ("--workers", "2", "--batch-size", "2")),
     ):
         out = tmp_path / label
+        # on the CPU the stages take turns; "overlapped" runs them side by side, as on a GPU
+        overlap = functools.partial(predict_stream.run_stream, overlap=label == "overlapped")
+        monkeypatch.setattr(cli, "run_stream", overlap)
         assert _run(root, [str(images)], out, "--outputs", "all", *extra) == 0
         captured = capsys.readouterr()
         runs[label] = (
@@ -104,7 +109,7 @@ def test_folder_pipeline_equals_one_at_a_time(folder, tmp_path, monkeypatch, cap
     assert [r.split(",")[2] for r in report[1:]] == ["ok"] * 3 + ["error"] * 2 + ["ok", "no_face"]
     assert len(errors) == 4 and stdout.count(" -> OUT/") == 4
     assert "img0_depth.png" in files and "img4.obj" in files
-    for label in ("pipelined", "one_worker"):
+    for label in ("pipelined", "one_worker", "overlapped"):
         assert runs[label][0].keys() == files.keys()
         for name, data in files.items():
             assert runs[label][0][name] == data, f"{label}: {name} differs"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from uvgen.raster import FACE3D_BORDER, rasterize
+from uvgen.raster import FACE3D_BORDER, rasterize, zbuffer
 
 UV_SIZE = 256
 
@@ -265,3 +265,44 @@ def test_real_uv_layout_at_other_sizes_matches_reference_in_float32(bfm_topology
     ref = reference_rasterize(points, triangles, size, size, border=FACE3D_BORDER, dtype=np.float32)
     assert_same(fast, *ref)
     assert fast.mask.all()
+
+
+def _interpolated_depth(points, triangles, h, w, depth):
+    """The depth image the long way: the full raster's winners, interpolated."""
+    r = rasterize(points, triangles, h, w, depth=depth)
+    return r.interpolate(np.asarray(depth, dtype=np.float64)[:, None])[..., 0], r.mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("scale", [0.15, 1.0, 4.0])
+def test_zbuffer_equals_the_rasters_interpolated_depth(seed, scale):
+    """zbuffer (small boxes by offsets, large ones pixel by pixel) gives the winner's depth of
+    rasterize bit for bit, on meshes whose triangles cover 0-1 pixels (scale 0.15), a few, many."""
+    rng = np.random.default_rng(seed)
+    h, w = 23, 31
+    points, triangles, depth = random_mesh(rng, h, w)
+    points = (points - [w / 2, h / 2]) * scale + [w / 2, h / 2]
+    z, mask = zbuffer(points, triangles, h, w, depth)
+    ref, ref_mask = _interpolated_depth(points, triangles, h, w, depth)
+    np.testing.assert_array_equal(mask, ref_mask)
+    assert z.tobytes() == np.where(ref_mask, ref, 0.0).tobytes()
+    assert mask.any()
+
+
+def test_zbuffer_on_a_dense_grid_mesh_of_subpixel_triangles():
+    """A 200 x 200 grid mesh (a face's UV-grid mesh) drawn at 0.37-0.9 px per cell on a dome."""
+    rng = np.random.default_rng(5)
+    n = 200
+    gx, gy = np.meshgrid(np.arange(n), np.arange(n))
+    idx = np.arange(n * n).reshape(n, n)
+    a, b = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
+    c, d = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    triangles = np.concatenate([np.stack([a, c, b], 1), np.stack([c, d, b], 1)])
+    for step in (0.37, 0.9):
+        points = np.stack([gx.ravel(), gy.ravel()], 1) * step + rng.normal(0, 0.05, (n * n, 2))
+        depth = 40 * np.cos((gx.ravel() - n / 2) / n * 2) + rng.normal(0, 0.5, n * n)
+        size = int(n * step) + 4
+        z, mask = zbuffer(points, triangles, size, size, depth)
+        ref, ref_mask = _interpolated_depth(points, triangles, size, size, depth)
+        np.testing.assert_array_equal(mask, ref_mask)
+        assert z.tobytes() == np.where(ref_mask, ref, 0.0).tobytes()

@@ -203,9 +203,7 @@ def write_uv_test_file(
         recs,
         StorageOptions(posmap_dtype="float32"),
     )
-    layout = UVData(
-        np.ones((size, size), np.uint8), np.zeros((size, size), bool), kpt_uv, face_ind
-    )
+    layout = UVData(np.ones((size, size), np.uint8), np.zeros((size, size), bool), kpt_uv, face_ind)
     path = folder / "test.h5"
     merge_shards([shard], path, layout, {"model_checksum": "x", "params": {}, "split": "test"})
     return path, maps, transforms
@@ -254,3 +252,38 @@ def figure_settings(root: Path, **changes) -> FigureSettings:
         pdf=True,
     )
     return FigureSettings(**{**base, **changes})
+
+
+def build_tiny_uv(
+    root: Path, n_vertices: int, n_train: int, n_test: int, **uvgen: object
+) -> tuple[Path, dict]:
+    """A synthetic face model and 300W-LP / AFLW2000-3D sets of 256x256 photos under ``root``,
+    built into ``root/uv/{train,test}.h5`` by the uvgen stage (in process, no dask) with the
+    default params plus ``uvgen`` overrides; returns the params file and its contents."""
+    import yaml
+
+    from pipeline import make_uv
+    from pipeline.config import DEFAULT_PARAMS
+    from uvgen.formats.bfm import save_bfm
+    from uvgen.synth.dataset import write_synthetic_set
+    from uvgen.synth.facemodel import make_face_model
+
+    save_bfm(make_face_model(n_vertices=n_vertices, seed=0), root / "model")
+    write_synthetic_set("300wlp", root / "model", root / "300W_LP", n_train, 256, seed=1)
+    write_synthetic_set("aflw2000", root / "model", root / "AFLW2000", n_test, 256, seed=2)
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw["uvgen"].update(
+        model_dir=str(root / "model"),
+        train_root=str(root / "300W_LP"),
+        test_root=str(root / "AFLW2000"),
+        train_out=str(root / "uv" / "train.h5"),
+        test_out=str(root / "uv" / "test.h5"),
+        workers=0,
+        task_size=10,
+        **uvgen,
+    )
+    params = root / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    make_uv.main(["train", "--params", str(params)])
+    make_uv.main(["test", "--params", str(params)])
+    return params, raw

@@ -16,9 +16,9 @@ import yaml
 from model.methods import registry
 from model.methods.registry import Method
 from model.train_settings import TrainCommon
-from pipeline import evaluate, make_uv, predict, train_baseline
-from pipeline.config import DEFAULT_PARAMS
+from pipeline import evaluate, predict, train_baseline
 from pipeline.typed_yaml import ConfigError
+from tests.tiny_data import build_tiny_uv
 from uvgen.h5store import PositionMapFile
 
 KIND = "toy_shrunk_mean"
@@ -66,27 +66,11 @@ def toy_method() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_params(tmp_path_factory) -> tuple[Path, dict]:
+def tiny_params(tmp_path_factory) -> Path:
     """Tiny synthetic data built into UV files by the uvgen stage, and params pointing at them."""
-    from uvgen.formats.bfm import save_bfm
-    from uvgen.synth.dataset import write_synthetic_set
-    from uvgen.synth.facemodel import make_face_model
-
     root = tmp_path_factory.mktemp("toy")
-    save_bfm(make_face_model(n_vertices=1200, seed=0), root / "model")
-    write_synthetic_set("300wlp", root / "model", root / "300W_LP", 8, 256, seed=1)
-    write_synthetic_set("aflw2000", root / "model", root / "AFLW2000", 4, 256, seed=2)
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    params, raw = build_tiny_uv(root, n_vertices=1200, n_train=8, n_test=4)
     uv = root / "uv"
-    raw["uvgen"].update(
-        model_dir=str(root / "model"),
-        train_root=str(root / "300W_LP"),
-        test_root=str(root / "AFLW2000"),
-        train_out=str(uv / "train.h5"),
-        test_out=str(uv / "test.h5"),
-        workers=0,
-        task_size=10,
-    )
     raw["train_common"].update(train_file=str(uv / "train.h5"), progress=False)
     raw["predict"].update(test_file=str(uv / "test.h5"), out_dir=str(root / "pred"), device="cpu")
     raw["evaluate"].update(
@@ -96,15 +80,12 @@ def tiny_params(tmp_path_factory) -> tuple[Path, dict]:
         predictions_dir=str(root / "pred"),
         out_dir=str(root / "eval"),
     )
-    params = root / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    make_uv.main(["train", "--params", str(params)])
-    make_uv.main(["test", "--params", str(params)])
-    return params, raw
+    return params
 
 
 def test_a_toy_method_is_trained_predicted_and_evaluated(tiny_params, toy_method, tmp_path) -> None:
-    base, raw = tiny_params
+    base = tiny_params
     root = base.parent
     raw = yaml.safe_load(base.read_text())
     # the one new key: the method's section (and its row in predict.methods)
@@ -143,7 +124,7 @@ def test_a_toy_method_is_trained_predicted_and_evaluated(tiny_params, toy_method
 
 
 def test_an_unregistered_kind_is_named(tiny_params, tmp_path) -> None:
-    base, _ = tiny_params
+    base = tiny_params
     raw = yaml.safe_load(base.read_text())
     raw["predict"]["methods"] = [{"name": "Toy", "kind": KIND, "checkpoint": "w.pt"}]
     params = tmp_path / "params.yaml"

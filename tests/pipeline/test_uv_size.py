@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from pipeline import make_uv
-from pipeline.config import DEFAULT_PARAMS, EvaluateParams, PredictParams, load_params
+from pipeline.config import EvaluateParams, PredictParams, load_params
 from pipeline.evaluate import run as run_evaluate
 from pipeline.predict import run as run_predict
+from tests.tiny_data import build_tiny_uv
 from uvgen.formats.errors import DataError
 from uvgen.h5store import PositionMapFile
 
@@ -22,30 +21,9 @@ SIZE = 128
 @pytest.fixture(scope="module")
 def uv128(tmp_path_factory) -> Path:
     """Tiny synthetic model and 300W-LP / AFLW2000-3D sets, built by the uvgen stage at 128."""
-    from uvgen.formats.bfm import save_bfm
-    from uvgen.synth.dataset import write_synthetic_set
-    from uvgen.synth.facemodel import make_face_model
-
     root = tmp_path_factory.mktemp("uv128")
-    save_bfm(make_face_model(n_vertices=1500, seed=0), root / "model")
-    write_synthetic_set("300wlp", root / "model", root / "300W_LP", 20, 256, seed=1)
-    write_synthetic_set("aflw2000", root / "model", root / "AFLW2000", 4, 256, seed=2)
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
-    raw["uvgen"].update(
-        model_dir=str(root / "model"),
-        train_root=str(root / "300W_LP"),
-        test_root=str(root / "AFLW2000"),
-        train_out=str(root / "uv" / "train.h5"),
-        test_out=str(root / "uv" / "test.h5"),
-        workers=0,
-        task_size=10,
-        uv_size=SIZE,
-    )
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump(raw))
+    params, _ = build_tiny_uv(root, n_vertices=1500, n_train=20, n_test=4, uv_size=SIZE)
     assert load_params(params).uvgen.uv_size == SIZE
-    make_uv.main(["train", "--params", str(params)])
-    make_uv.main(["test", "--params", str(params)])
     return root
 
 

@@ -53,6 +53,9 @@ __all__ = [
     "dense_vertices",
     "sample_bilinear",
     "uv_texture",
+    "vertex_samples",
+    "texture_from_samples",
+    "colors_from_samples",
     "vertex_colors",
     "FaceMesh",
     "face_mesh",
@@ -274,6 +277,11 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return crop_sampling.sample_bilinear(img, np.where(finite, x, -2.0), np.where(finite, y, -2.0))
 
 
+def _texel_values(samples: np.ndarray) -> np.ndarray:
+    """uint8 texture values of float32 image samples: rounded, clipped to 0..255."""
+    return np.clip(np.rint(samples), 0, 255).astype(np.uint8)
+
+
 def uv_texture(
     image: np.ndarray,
     posmap: np.ndarray,
@@ -293,14 +301,39 @@ def uv_texture(
     channels = np.asarray(image).shape[2] if np.ndim(image) == 3 else 1
     tex = np.zeros((*pm.shape[:2], channels), dtype=np.uint8)
     at = pm[keep]  # only the kept pixels are read (each pixel's value does not depend on others)
-    tex[keep] = np.clip(np.rint(sample_bilinear(image, at[:, 0], at[:, 1])), 0, 255)
+    tex[keep] = _texel_values(sample_bilinear(image, at[:, 0], at[:, 1]))
     return tex
+
+
+def vertex_samples(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """float32 (K, C): ``image`` read bilinearly at the vertices' (x, y) (:func:`sample_bilinear`),
+    what both the vertex colours and the texture are made of."""
+    v = np.asarray(vertices)
+    return sample_bilinear(image, v[:, 0], v[:, 1])
+
+
+def texture_from_samples(
+    samples: np.ndarray, uv: FaceUV, visible: np.ndarray | None = None
+) -> np.ndarray:
+    """(S, S, C) uint8 UV texture from :func:`vertex_samples` (K, C) of the dense vertices
+    (``uv.face_ind`` order): :func:`uv_texture` with ``uv.face_mask``, the same bytes for a
+    float32 map (its face pixels are those vertices), without reading the image again."""
+    keep = np.ones(len(uv.face_ind), dtype=bool)
+    if visible is not None:
+        keep = np.asarray(visible, dtype=bool).ravel()[uv.face_ind]
+    tex = np.zeros((uv.face_mask.size, samples.shape[1]), dtype=np.uint8)
+    tex[uv.face_ind[keep]] = _texel_values(samples[keep])
+    return tex.reshape(*uv.face_mask.shape, samples.shape[1])
+
+
+def colors_from_samples(samples: np.ndarray) -> np.ndarray:
+    """(K, 3) float32 colours in [0, 1] from uint8-image :func:`vertex_samples`."""
+    return np.clip(samples / 255.0, 0.0, 1.0).astype(np.float32)
 
 
 def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     """(K, 3) float32 colours in [0, 1]: the uint8 image read bilinearly at the vertices' (x, y)."""
-    v = np.asarray(vertices)
-    return np.clip(sample_bilinear(image, v[:, 0], v[:, 1]) / 255.0, 0.0, 1.0).astype(np.float32)
+    return colors_from_samples(vertex_samples(image, vertices))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -328,11 +361,16 @@ def to_camera_frame(points: np.ndarray, image_height: int) -> np.ndarray:
     return p
 
 
-def face_mesh(image: np.ndarray, posmap: np.ndarray, uv: FaceUV) -> FaceMesh:
+def face_mesh(
+    image: np.ndarray, posmap: np.ndarray, uv: FaceUV, samples: np.ndarray | None = None
+) -> FaceMesh:
     """The dense face vertices of ``posmap`` (image pixels), the UV-grid triangles, and each
-    vertex's colour read from ``image``."""
+    vertex's colour read from ``image`` (``samples``: its :func:`vertex_samples` at those
+    vertices, when already read)."""
     verts = dense_vertices(posmap, uv).astype(np.float32)
-    return FaceMesh(verts, uv.triangles, vertex_colors(image, verts))
+    if samples is None:
+        samples = vertex_samples(image, verts)
+    return FaceMesh(verts, uv.triangles, colors_from_samples(samples))
 
 
 def texture_coords(uv: FaceUV) -> np.ndarray:

@@ -76,7 +76,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from model.api import PRN, NoFaceError, PreparedImage, visible_texels
@@ -85,6 +84,7 @@ from model.draw import draw_landmarks
 from model.face_swap import swap_face
 from model.head_pose import face_pose
 from model.mesh_io import write_obj, write_ply
+from model.png import encode_png
 from model.uses import (
     FaceUV,
     dense_vertices,
@@ -92,7 +92,8 @@ from model.uses import (
     fill_gaps,
     landmarks,
     texture_coords,
-    uv_texture,
+    texture_from_samples,
+    vertex_samples,
 )
 from model.visibility import (
     crop_depth,
@@ -264,8 +265,6 @@ OUTPUT_SUFFIXES = {
 }
 #: The default ``--outputs``: all but the position map (``posmap`` / ``--save-posmap``).
 DEFAULT_OUTPUTS = tuple(k for k in OUTPUT_SUFFIXES if k != "posmap")
-#: zlib level of the PNGs written (1: fast, a little larger than Pillow's default 6; same pixels).
-PNG_COMPRESS_LEVEL = 1
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:
@@ -297,10 +296,9 @@ class DepthOptions:
 
 def _save_png(path: Path, array: np.ndarray) -> None:
     a = np.asarray(array)
+    data = encode_png(a if a.dtype == np.uint16 else a.astype(np.uint8))
     with atomic_output(path) as fh:
-        Image.fromarray(a if a.dtype == np.uint16 else a.astype(np.uint8)).save(
-            fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL
-        )
+        fh.write(data)
 
 
 def _save_text(path: Path, text: str) -> None:
@@ -334,12 +332,13 @@ def write_outputs(
     posmap = fill_gaps(posmap, uv)
     paths = {k: out_dir / f"{name}{suffix}" for k, suffix in OUTPUT_SUFFIXES.items() if k in want}
     kpt = landmarks(posmap, uv) if want & {"kpt", "preview"} else None
-    mesh = verts = None
+    verts = samples = mesh = None
+    if want & {"obj", "ply", "vertices", "texture", "depth"}:
+        verts = dense_vertices(posmap, uv).astype(np.float32)
+    if want & {"obj", "ply", "texture"}:  # the image at the vertices: colours and texture
+        samples = vertex_samples(image, verts)
     if want & {"obj", "ply"}:
-        mesh = face_mesh(image, posmap, uv)
-        verts = mesh.vertices
-    elif want & {"vertices", "texture", "depth"}:
-        verts = dense_vertices(posmap, uv).astype(np.float32)  # = face_mesh's vertices
+        mesh = face_mesh(image, posmap, uv, samples=samples)
     raster = None  # the full raster only where visibility needs it; depth alone: the z-buffer
     if "texture" in want and visible_only:
         raster = render_raster(verts, uv.triangles, h, w)
@@ -353,7 +352,7 @@ def write_outputs(
         visible = None
         if visible_only:
             visible = visible_texels(verts, uv, h, w, raster=raster)
-        _save_png(paths["texture"], uv_texture(image, posmap, uv.face_mask, visible))
+        _save_png(paths["texture"], texture_from_samples(samples, uv, visible))
     if mesh is not None:
         cam = mesh.camera_vertices(h)
         if "obj" in want:

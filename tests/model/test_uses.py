@@ -170,6 +170,26 @@ def test_texture_matches_the_albedo_where_visible(setup) -> None:
     assert np.median(np.abs(raw[hidden] - truth[hidden])) > 5
 
 
+def test_texture_and_colours_from_one_read_of_the_image(setup) -> None:
+    """The CLI reads the image once at the vertices for both the texture and the colours: the
+    same bytes as uv_texture and vertex_colors for a float32 map, with and without visibility."""
+    model, layout, uv = setup
+    s = draw_face(model, 0)
+    verts, posmap = filled_map(model, layout, uv, s)
+    image, _ = render_flat(model, s, verts, model.colors(s.tex_para))
+    posmap = posmap.astype(np.float32) + np.float32(0.37)  # off the pixel centres
+    vertices = uses.dense_vertices(posmap, uv)
+    samples = uses.vertex_samples(image, vertices)
+    visible = visibility.uv_visibility(posmap, uv, SIZE, SIZE)
+    for vis in (None, visible):
+        expected = uses.uv_texture(image, posmap, uv.face_mask, vis)
+        assert np.array_equal(uses.texture_from_samples(samples, uv, vis), expected)
+    assert uses.texture_from_samples(samples, uv, visible).any()
+    colours = uses.vertex_colors(image, vertices)
+    assert np.array_equal(uses.face_mesh(image, posmap, uv, samples=samples).colors, colours)
+    assert np.array_equal(uses.face_mesh(image, posmap, uv).colors, colours)
+
+
 def test_sample_bilinear_reads_between_pixels() -> None:
     img = np.arange(12, dtype=np.uint8).reshape(3, 4)
     out = uses.sample_bilinear(img, np.array([1.5, 0.0, -5.0]), np.array([1.0, 0.5, 0.0]))

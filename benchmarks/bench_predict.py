@@ -3,7 +3,7 @@
     python benchmarks/bench_predict.py [--repeats 7] [--threads 0] [--detector hog|none]
                                        [--outputs-repeats 5] [--skip-stages]
                                        [--folder-images 16] [--folder-repeats 2]
-                                       [--workers 2] [--batch-size 8]
+                                       [--workers 2] [--batch-size 8] [--new-only]
 
 The image is a rendered synthetic face (the project's embedded morphable model, 450 x 450, the
 size of 300W-LP / AFLW2000-3D images) that dlib's HOG detector finds. The network is PRNet at
@@ -69,6 +69,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="--workers of the new path")
     ap.add_argument(
         "--skip-stages", action="store_true", help="skip the per-stage timing (detection etc.)"
+    )
+    ap.add_argument(
+        "--new-only",
+        action="store_true",
+        help="folder comparison: only the pipeline's modes (not today's one-at-a-time path)",
     )
     args = ap.parse_args()
     if args.threads:
@@ -141,7 +146,13 @@ def main() -> None:
         bench_outputs(prn, image, args.outputs_repeats)
     if args.folder_images:
         bench_folder(
-            prn, face_model, args.folder_images, args.folder_repeats, args.batch_size, args.workers
+            prn,
+            face_model,
+            args.folder_images,
+            args.folder_repeats,
+            args.batch_size,
+            args.workers,
+            args.new_only,
         )
 
 
@@ -227,7 +238,13 @@ def bench_outputs(prn: PRN, image: np.ndarray, repeats: int) -> None:
 
 
 def bench_folder(
-    prn: PRN, face_model, n_images: int, repeats: int, batch: int, workers: int
+    prn: PRN,
+    face_model,
+    n_images: int,
+    repeats: int,
+    batch: int,
+    workers: int,
+    new_only: bool = False,
 ) -> None:
     """``prnet predict`` over a folder of 450x450 JPEG photos with given boxes, start-up
     excluded: today's path (``--workers 0 --batch-size 1``, one image at a time) and the
@@ -280,6 +297,8 @@ def bench_folder(
         "every today": ("kpt,vertices,obj,ply,texture,depth,pose,preview", 0, 1),
         "every new": ("kpt,vertices,obj,ply,texture,depth,pose,preview", workers, batch),
     }
+    if new_only:
+        modes = {k: v for k, v in modes.items() if v is None or k.endswith(" new")}
 
     def run(mode: str) -> float:
         """images/s of one run of ``mode`` ("floor": the forward passes at the pipeline's batch
@@ -339,7 +358,7 @@ def bench_folder(
             f"{', '.join(f'{100 * v:.0f}' for v in shares[mode])})"
         )
     for out in ("every", "depth"):
-        for path in ("today", "new"):
+        for path in ("new",) if new_only else ("today", "new"):
             ratio = statistics.median(
                 a / b for a, b in zip(shares[f"kpt {path}"], shares[f"{out} {path}"])
             )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
@@ -45,12 +46,28 @@ def _check(
         c = np.asarray(colors)
         if c.shape != v.shape:
             raise ValueError(f"colors must be {v.shape}, got {c.shape}")
-        c = (
-            c.astype(np.float64) / 255.0
-            if c.dtype == np.uint8
-            else np.clip(c.astype(np.float64), 0.0, 1.0)
-        )
+        if c.dtype != np.uint8:  # uint8 stays as it is (its text is looked up, its PLY is it)
+            c = np.clip(c.astype(np.float64), 0.0, 1.0)
     return v, t, c
+
+
+#: "%.6f " of k / 255 for k = 0..255, 9 bytes each: the text of a uint8 colour channel.
+_CHANNEL_TEXT = np.frombuffer(
+    "".join(f"{k / 255.0:.6f} " for k in range(256)).encode("ascii"), np.uint8
+).reshape(256, 9)
+
+
+def _vertex_lines(v: np.ndarray, c: np.ndarray | None) -> bytes:
+    """The ``v x y z [r g b]`` lines (``%.6f``; uint8 colours as k / 255)."""
+    if c is None:
+        return _table(v, "v %.6f %.6f %.6f")
+    if c.dtype != np.uint8:
+        return _table(np.hstack([v, c]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
+    rgb = _CHANNEL_TEXT[c].reshape(len(c), -1)  # "r g b " per row: 256 texts looked up
+    rgb[:, -1] = ord("\n")
+    if np.abs(v).max() < 2.0**50 / 1e6:
+        return _fixed_table(v, 6, b"v ", rgb)
+    return _table(np.hstack([v, c / 255.0]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
 
 
 def _table(rows: np.ndarray, fmt: str) -> bytes:
@@ -84,10 +101,13 @@ def _digits(a: np.ndarray, n: int) -> np.ndarray:
     return np.stack(words[::-1], axis=-1).view(np.uint8)[..., -n:]
 
 
-def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
+def _fixed_table(
+    rows: np.ndarray, decimals: int, prefix: bytes, suffix: np.ndarray | None = None
+) -> bytes:
     """``prefix`` then each value of a row as ``"%.{decimals}f"`` joined by spaces, a newline
     per row: Python's text (the exact binary value correctly rounded, half to even; ``-`` kept
-    on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals."""
+    on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals.
+    ``suffix`` (n, k) uint8: text that ends each row instead of the newline (after a space)."""
     x = np.asarray(rows, dtype=np.float64)
     n, c = x.shape
     scaled = x * 10.0**decimals
@@ -101,11 +121,12 @@ def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
     n_int = len(str(int(whole.max())))
     width = 1 + n_int + (decimals + 1 if decimals else 0) + 1  # sign, digits, '.', separator
     head = len(prefix)
-    line = np.empty((n, head + c * width), dtype=np.uint8)  # fixed-width fields, then compacted
+    tail = 0 if suffix is None else suffix.shape[1]
+    line = np.empty((n, head + c * width + tail), dtype=np.uint8)  # fixed-width, then compacted
     keep = np.ones(line.shape, dtype=bool)
     line[:, :head] = np.frombuffer(prefix, dtype=np.uint8)
-    out = line[:, head:].reshape(n, c, width)
-    kept = keep[:, head:].reshape(n, c, width)
+    out = line[:, head : head + c * width].reshape(n, c, width)
+    kept = keep[:, head : head + c * width].reshape(n, c, width)
     negative = np.signbit(x)
     out[..., 0] = np.where(negative, ord("-"), ord(" "))
     kept[..., 0] = negative
@@ -116,7 +137,10 @@ def _fixed_table(rows: np.ndarray, decimals: int, prefix: bytes) -> bytes:
         out[..., 1 + n_int] = ord(".")
         out[..., 2 + n_int : -1] = _digits(frac, decimals)
     out[..., -1] = ord(" ")
-    out[:, -1, -1] = ord("\n")
+    if suffix is None:
+        out[:, -1, -1] = ord("\n")
+    else:
+        line[:, head + c * width :] = suffix
     return line[keep].tobytes()
 
 
@@ -128,16 +152,30 @@ def _table_cached(source: np.ndarray, fmt: str, rows=lambda a: a) -> bytes:
     of each, compared element by element on every call): the face and texture-coordinate lines
     of one UV layout are the same for every face written (thread-safe: a race only formats
     twice)."""
+    return _per_layout(source, fmt, lambda a: _table(rows(a), fmt))
+
+
+def _per_layout(source: np.ndarray, kind: str, build: Callable[[np.ndarray], bytes]) -> bytes:
+    """``build(source)`` remembered under ``kind`` for the last few ``source`` arrays: see
+    :func:`_table_cached`."""
     source = np.asarray(source)
-    key = (fmt, source.dtype.str, source.shape)
+    key = (kind, source.dtype.str, source.shape)
     hit = _BLOCKS.get(key)
     if hit is not None and np.array_equal(hit[0], source):
         return hit[1]
-    text = _table(rows(source), fmt)
-    _BLOCKS[key] = (source.copy(), text)
+    data = build(source)
+    _BLOCKS[key] = (source.copy(), data)
     while len(_BLOCKS) > 8:
         _BLOCKS.popitem(last=False)
-    return text
+    return data
+
+
+def _ply_faces(triangles: np.ndarray) -> bytes:
+    """Binary PLY face records: uchar 3, then three little-endian int32 indices."""
+    face_rec = np.empty(len(triangles), dtype=[("n", "u1"), ("i", "<i4", (3,))])
+    face_rec["n"] = 3
+    face_rec["i"] = triangles
+    return face_rec.tobytes()
 
 
 def write_obj(
@@ -163,10 +201,7 @@ def write_obj(
         uvs = np.asarray(texcoords, dtype=np.float64)
         if uvs.shape != (len(v), 2) or not np.all(np.isfinite(uvs)):
             raise ValueError(f"texcoords must be finite ({len(v)}, 2), got {uvs.shape}")
-    if c is None:
-        vert = _table(v, "v %.6f %.6f %.6f")
-    else:
-        vert = _table(np.hstack([v, c]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
+    vert = _vertex_lines(v, c)
     head = f"# {len(v)} vertices, {len(t)} triangles\n"
     if texture is not None:
         mtl = path.with_suffix(".mtl")
@@ -213,7 +248,7 @@ def write_ply(
     if c is not None:
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header += [f"element face {len(t)}", "property list uchar int vertex_indices", "end_header"]
-    rgb = None if c is None else np.clip(np.rint(c * 255.0), 0, 255)
+    rgb = c if c is None or c.dtype == np.uint8 else np.clip(np.rint(c * 255.0), 0, 255)
     if binary:
         fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
         fields += [] if rgb is None else [("red", "u1"), ("green", "u1"), ("blue", "u1")]
@@ -223,10 +258,7 @@ def write_ply(
         if rgb is not None:
             for k, name in enumerate(("red", "green", "blue")):
                 vert_rec[name] = rgb[:, k]
-        face_rec = np.empty(len(t), dtype=[("n", "u1"), ("i", "<i4", (3,))])
-        face_rec["n"] = 3
-        face_rec["i"] = t
-        vert, faces = vert_rec.tobytes(), face_rec.tobytes()
+        vert, faces = vert_rec.tobytes(), _per_layout(t, "ply binary faces", _ply_faces)
     else:
         if rgb is None:
             vert = _table(v, "%.6f %.6f %.6f")

@@ -53,10 +53,8 @@ __all__ = [
     "dense_vertices",
     "sample_bilinear",
     "uv_texture",
-    "vertex_samples",
-    "texture_from_samples",
-    "colors_from_samples",
     "vertex_colors",
+    "texture_from_colors",
     "FaceMesh",
     "face_mesh",
     "to_camera_frame",
@@ -305,35 +303,25 @@ def uv_texture(
     return tex
 
 
-def vertex_samples(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-    """float32 (K, C): ``image`` read bilinearly at the vertices' (x, y) (:func:`sample_bilinear`),
-    what both the vertex colours and the texture are made of."""
+def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """(K, C) uint8: the image (H, W, C) read bilinearly at the vertices' (x, y), rounded to 8
+    bits: each vertex's texel value in :func:`uv_texture` (the colour both mesh files store)."""
     v = np.asarray(vertices)
-    return sample_bilinear(image, v[:, 0], v[:, 1])
+    return _texel_values(sample_bilinear(image, v[:, 0], v[:, 1]))
 
 
-def texture_from_samples(
-    samples: np.ndarray, uv: FaceUV, visible: np.ndarray | None = None
+def texture_from_colors(
+    colors: np.ndarray, uv: FaceUV, visible: np.ndarray | None = None
 ) -> np.ndarray:
-    """(S, S, C) uint8 UV texture from :func:`vertex_samples` (K, C) of the dense vertices
+    """(S, S, C) uint8 UV texture from the :func:`vertex_colors` (K, C) of the dense vertices
     (``uv.face_ind`` order): :func:`uv_texture` with ``uv.face_mask``, the same bytes for a
     float32 map (its face pixels are those vertices), without reading the image again."""
     keep = np.ones(len(uv.face_ind), dtype=bool)
     if visible is not None:
         keep = np.asarray(visible, dtype=bool).ravel()[uv.face_ind]
-    tex = np.zeros((uv.face_mask.size, samples.shape[1]), dtype=np.uint8)
-    tex[uv.face_ind[keep]] = _texel_values(samples[keep])
-    return tex.reshape(*uv.face_mask.shape, samples.shape[1])
-
-
-def colors_from_samples(samples: np.ndarray) -> np.ndarray:
-    """(K, 3) float32 colours in [0, 1] from uint8-image :func:`vertex_samples`."""
-    return np.clip(samples / 255.0, 0.0, 1.0).astype(np.float32)
-
-
-def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-    """(K, 3) float32 colours in [0, 1]: the uint8 image read bilinearly at the vertices' (x, y)."""
-    return colors_from_samples(vertex_samples(image, vertices))
+    tex = np.zeros((uv.face_mask.size, colors.shape[1]), dtype=np.uint8)
+    tex[uv.face_ind[keep]] = colors[keep]
+    return tex.reshape(*uv.face_mask.shape, colors.shape[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,7 +331,8 @@ def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class FaceMesh:
     """A coloured face mesh: ``vertices`` (K, 3) image pixels, ``triangles`` (T, 3) int64 0-based
-    (counter-clockwise in the camera frame), ``colors`` (K, 3) float32 in [0, 1]."""
+    (counter-clockwise in the camera frame), ``colors`` (K, 3) uint8 (:func:`vertex_colors`: the
+    texture's values at the vertices)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
@@ -361,16 +350,11 @@ def to_camera_frame(points: np.ndarray, image_height: int) -> np.ndarray:
     return p
 
 
-def face_mesh(
-    image: np.ndarray, posmap: np.ndarray, uv: FaceUV, samples: np.ndarray | None = None
-) -> FaceMesh:
+def face_mesh(image: np.ndarray, posmap: np.ndarray, uv: FaceUV) -> FaceMesh:
     """The dense face vertices of ``posmap`` (image pixels), the UV-grid triangles, and each
-    vertex's colour read from ``image`` (``samples``: its :func:`vertex_samples` at those
-    vertices, when already read)."""
+    vertex's colour read from ``image``."""
     verts = dense_vertices(posmap, uv).astype(np.float32)
-    if samples is None:
-        samples = vertex_samples(image, verts)
-    return FaceMesh(verts, uv.triangles, colors_from_samples(samples))
+    return FaceMesh(verts, uv.triangles, vertex_colors(image, verts))
 
 
 def texture_coords(uv: FaceUV) -> np.ndarray:

@@ -86,14 +86,14 @@ from model.head_pose import face_pose
 from model.mesh_io import write_obj, write_ply
 from model.png import encode_png
 from model.uses import (
+    FaceMesh,
     FaceUV,
     dense_vertices,
-    face_mesh,
     fill_gaps,
     landmarks,
     texture_coords,
-    texture_from_samples,
-    vertex_samples,
+    texture_from_colors,
+    vertex_colors,
 )
 from model.visibility import (
     crop_depth,
@@ -332,13 +332,13 @@ def write_outputs(
     posmap = fill_gaps(posmap, uv)
     paths = {k: out_dir / f"{name}{suffix}" for k, suffix in OUTPUT_SUFFIXES.items() if k in want}
     kpt = landmarks(posmap, uv) if want & {"kpt", "preview"} else None
-    verts = samples = mesh = None
+    verts = colors = mesh = None
     if want & {"obj", "ply", "vertices", "texture", "depth"}:
         verts = dense_vertices(posmap, uv).astype(np.float32)
-    if want & {"obj", "ply", "texture"}:  # the image at the vertices: colours and texture
-        samples = vertex_samples(image, verts)
+    if want & {"obj", "ply", "texture"}:  # the image read once: the meshes' and texture's colours
+        colors = vertex_colors(image, verts)
     if want & {"obj", "ply"}:
-        mesh = face_mesh(image, posmap, uv, samples=samples)
+        mesh = FaceMesh(verts, uv.triangles, colors)  # = face_mesh(image, posmap, uv)
     raster = None  # the full raster only where visibility needs it; depth alone: the z-buffer
     if "texture" in want and visible_only:
         raster = render_raster(verts, uv.triangles, h, w)
@@ -352,7 +352,7 @@ def write_outputs(
         visible = None
         if visible_only:
             visible = visible_texels(verts, uv, h, w, raster=raster)
-        _save_png(paths["texture"], texture_from_samples(samples, uv, visible))
+        _save_png(paths["texture"], texture_from_colors(colors, uv, visible))
     if mesh is not None:
         cam = mesh.camera_vertices(h)
         if "obj" in want:

@@ -58,3 +58,28 @@ def test_obj_faces_reused_across_meshes_of_one_layout(tmp_path) -> None:
         faces[0] = (k, k + 1, k + 2)
         write_obj(tmp_path / "n.obj", rng.normal(0, 10, (50, 3)), faces)
         assert (tmp_path / "n.obj").read_bytes().endswith(_python(faces + 1, "f %d %d %d"))
+
+
+@pytest.mark.parametrize("scale", [300.0, 1e12])  # the bulk path, and the fallback past 2**50
+def test_obj_uint8_colours_are_k_over_255(tmp_path, scale) -> None:
+    rng = np.random.default_rng(3)
+    v = rng.normal(0, scale, (400, 3))
+    c = rng.integers(0, 256, (400, 3), dtype=np.uint8)
+    c[:2] = [[0, 0, 0], [255, 255, 255]]
+    text = write_obj(tmp_path / "c.obj", v, np.zeros((0, 3), int), c).read_bytes()
+    assert text.endswith(_python(np.hstack([v, c / 255.0]), "v %.6f %.6f %.6f %.6f %.6f %.6f"))
+    assert text == write_obj(tmp_path / "f.obj", v, np.zeros((0, 3), int), c / 255.0).read_bytes()
+
+
+def test_binary_ply_faces_reused_only_for_the_same_layout(tmp_path) -> None:
+    from model.mesh_io import write_ply
+
+    rng = np.random.default_rng(4)
+    tri = rng.integers(0, 50, (80, 3))
+    other = rng.integers(0, 50, (80, 3))
+    for k, faces in enumerate((tri, other, tri, tri)):
+        if k == 3:
+            faces[0] = (7, 8, 9)  # changed in place: never a stale cache
+        data = write_ply(tmp_path / "m.ply", rng.normal(0, 10, (50, 3)), faces).read_bytes()
+        records = np.frombuffer(data[-len(faces) * 13 :], dtype=[("n", "u1"), ("i", "<i4", (3,))])
+        assert np.all(records["n"] == 3) and np.array_equal(records["i"], faces)

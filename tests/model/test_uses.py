@@ -170,24 +170,25 @@ def test_texture_matches_the_albedo_where_visible(setup) -> None:
     assert np.median(np.abs(raw[hidden] - truth[hidden])) > 5
 
 
-def test_texture_and_colours_from_one_read_of_the_image(setup) -> None:
-    """The CLI reads the image once at the vertices for both the texture and the colours: the
-    same bytes as uv_texture and vertex_colors for a float32 map, with and without visibility."""
+def test_texture_and_mesh_colours_are_one_read_of_the_image(setup) -> None:
+    """The vertex colours are the texture's texels (8-bit), and the texture made from them is
+    uv_texture's bytes for a float32 map, with and without visibility."""
     model, layout, uv = setup
     s = draw_face(model, 0)
     verts, posmap = filled_map(model, layout, uv, s)
     image, _ = render_flat(model, s, verts, model.colors(s.tex_para))
     posmap = posmap.astype(np.float32) + np.float32(0.37)  # off the pixel centres
     vertices = uses.dense_vertices(posmap, uv)
-    samples = uses.vertex_samples(image, vertices)
+    colors = uses.vertex_colors(image, vertices)
+    assert colors.dtype == np.uint8 and colors.shape == vertices.shape
     visible = visibility.uv_visibility(posmap, uv, SIZE, SIZE)
     for vis in (None, visible):
         expected = uses.uv_texture(image, posmap, uv.face_mask, vis)
-        assert np.array_equal(uses.texture_from_samples(samples, uv, vis), expected)
-    assert uses.texture_from_samples(samples, uv, visible).any()
-    colours = uses.vertex_colors(image, vertices)
-    assert np.array_equal(uses.face_mesh(image, posmap, uv, samples=samples).colors, colours)
-    assert np.array_equal(uses.face_mesh(image, posmap, uv).colors, colours)
+        assert np.array_equal(uses.texture_from_colors(colors, uv, vis), expected)
+    assert uses.texture_from_colors(colors, uv, visible).any()
+    assert not uses.texture_from_colors(colors, uv, visible)[~visible].any()
+    texels = uses.uv_texture(image, posmap, uv.face_mask).reshape(-1, 3)[uv.face_ind]
+    assert np.array_equal(uses.face_mesh(image, posmap, uv).colors, texels)
 
 
 def test_sample_bilinear_reads_between_pixels() -> None:
@@ -228,7 +229,7 @@ def test_mesh_files_parse_back(setup, tmp_path) -> None:
     _, posmap = true_map(model, layout, s)
     mesh = uses.face_mesh(s.image, posmap, uv)
     assert mesh.vertices.shape == (len(uv.face_ind), 3) and mesh.colors.shape == mesh.vertices.shape
-    assert mesh.colors.min() >= 0 and mesh.colors.max() <= 1
+    assert mesh.colors.dtype == np.uint8 and mesh.colors.max() > 100
     cam = mesh.camera_vertices(SIZE)
     assert np.allclose(cam[:, 1], SIZE - 1 - mesh.vertices[:, 1])
 
@@ -236,16 +237,14 @@ def test_mesh_files_parse_back(setup, tmp_path) -> None:
     assert v.shape == (len(cam), 6) and f.shape == mesh.triangles.shape
     assert f.min() == 1 and f.max() == len(cam), "1-based indices"
     assert np.array_equal(f - 1, mesh.triangles), "winding kept"
-    assert np.allclose(v[:, :3], cam, atol=1e-5) and np.allclose(v[:, 3:], mesh.colors, atol=1e-5)
+    assert np.allclose(v[:, :3], cam, atol=1e-5) and np.allclose(v[:, 3:] * 255, mesh.colors)
 
     props, pv, pf = _parse_ply(
         write_ply(tmp_path / "face.ply", cam, mesh.triangles, mesh.colors, binary=False)
     )
     assert props == ["x", "y", "z", "red", "green", "blue"]
     assert pv.shape == (len(cam), 6) and np.allclose(pv[:, :3], cam, atol=1e-5)
-    assert (
-        np.abs(pv[:, 3:] - np.rint(mesh.colors.astype(np.float64) * 255)).max() <= 1
-    )  # rounding at .5
+    assert np.array_equal(pv[:, 3:], mesh.colors), "the same 8-bit colours as the .obj"
     assert np.all(pf[:, 0] == 3) and np.array_equal(pf[:, 1:], mesh.triangles)
 
     _, plain = _parse_obj(write_obj(tmp_path / "plain.obj", cam[:3], np.array([[0, 1, 2]])))
@@ -318,7 +317,7 @@ def test_binary_ply_and_textured_obj_hold_the_text_files_geometry(setup, tmp_pat
     plain_obj = write_obj(tmp_path / "plain.obj", cam, mesh.triangles, mesh.colors).read_bytes()
     ref = io.StringIO()
     ref.write(f"# {len(cam)} vertices, {len(mesh.triangles)} triangles\n")
-    cols6 = np.hstack([cam, mesh.colors.astype(np.float64)])
+    cols6 = np.hstack([cam, mesh.colors / 255.0])
     np.savetxt(ref, cols6, fmt="v %.6f %.6f %.6f %.6f %.6f %.6f")
     np.savetxt(ref, mesh.triangles + 1, fmt="f %d %d %d")
     assert plain_obj == ref.getvalue().encode("ascii")

@@ -153,7 +153,7 @@ def test_outputs_chosen_are_the_only_work_and_keep_their_bytes(
     assert _predict(root, images, boxes, full, "--ply-ascii") == 0
     assert b"format ascii 1.0" in (full / "face0.ply").read_bytes()[:40]
 
-    for name in ("vertex_samples", "face_mesh", "render_raster", "draw_landmarks", "face_pose"):
+    for name in ("vertex_colors", "render_raster", "draw_landmarks", "face_pose"):
         monkeypatch.setattr(cli, name, forbidden)
     only = tmp_path / "kpt"
     assert _predict(root, images, boxes, only, "--outputs", "kpt,vertices") == 0
@@ -214,7 +214,7 @@ def test_depth_only_prnet_convention_crop_and_16bit(workspace, tmp_path, monkeyp
     mm = np.asarray(Image.open(minmax / "face1_depth.png"))
     assert mm[mask].min() == 1 and mm.max() == 255
 
-    for name in ("vertex_samples", "face_mesh", "render_raster", "landmarks", "face_pose"):
+    for name in ("vertex_colors", "render_raster", "landmarks", "face_pose"):
         monkeypatch.setattr(cli, name, forbidden)  # the dome stays
     crop = tmp_path / "crop"
     rc = _predict(

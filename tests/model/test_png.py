@@ -21,13 +21,14 @@ def _decode(data: bytes) -> np.ndarray:
     ("shape", "dtype"),
     [((37, 53), np.uint8), ((37, 53, 3), np.uint8), ((20, 9, 4), np.uint8), ((31, 17), np.uint16)],
 )
-def test_pixels_round_trip(shape, dtype):
+@pytest.mark.parametrize("compress", [True, False])
+def test_pixels_round_trip(shape, dtype, compress):
     rng = np.random.default_rng(0)
     top = np.iinfo(dtype).max
     image = rng.integers(0, top, shape, endpoint=True).astype(dtype)
     image[5:9] = image[4]  # equal rows: the Up filter's zeros
     image[0, 0], image[-1, -1] = 0, top  # both extremes (the byte differences wrap)
-    decoded = _decode(encode_png(image))
+    decoded = _decode(encode_png(image, compress))
     assert decoded.dtype == dtype
     np.testing.assert_array_equal(decoded, image)
 
@@ -57,3 +58,10 @@ def test_same_array_same_bytes_and_views_equal_copies():
 def test_refuses_what_png_cannot_hold(array, message):
     with pytest.raises(ValueError, match=message):
         encode_png(array)
+
+
+def test_uncompressed_is_larger_but_the_same_pixels():
+    photo = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8) // 16 * 16
+    packed, stored = encode_png(photo), encode_png(photo, compress=False)
+    assert len(packed) < len(stored) and len(stored) > photo.size
+    np.testing.assert_array_equal(_decode(stored), _decode(packed))

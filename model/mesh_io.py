@@ -63,7 +63,7 @@ def _vertex_lines(v: np.ndarray, c: np.ndarray | None) -> bytes:
         return _table(v, "v %.6f %.6f %.6f")
     if c.dtype != np.uint8:
         return _table(np.hstack([v, c]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
-    rgb = _CHANNEL_TEXT[c].reshape(len(c), -1)  # "r g b " per row: 256 texts looked up
+    rgb = np.take(_CHANNEL_TEXT, c, axis=0).reshape(len(c), -1)  # "r g b " per row: a lookup
     rgb[:, -1] = ord("\n")
     if np.abs(v).max() < 2.0**50 / 1e6:
         return _fixed_table(v, 6, b"v ", rgb)

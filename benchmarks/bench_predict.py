@@ -300,10 +300,23 @@ def bench_folder(
     if new_only:
         modes = {k: v for k, v in modes.items() if v is None or k.endswith(" new")}
 
+    network_s = [0.0]  # seconds inside the predictor's forward passes during a mode's run
+    forward = prn.predictor.predict_maps
+
+    def timed_forward(crops_in):
+        t = time.perf_counter()
+        try:
+            return forward(crops_in)
+        finally:
+            network_s[0] += time.perf_counter() - t
+
+    outside: dict[str, list[float]] = {k: [] for k in modes}  # ms per image outside the network
+
     def run(mode: str) -> float:
         """images/s of one run of ``mode`` ("floor": the forward passes at the pipeline's batch
-        size)."""
+        size); a mode's ms per image outside the network go to ``outside``."""
         spec = modes.get(mode)
+        network_s[0] = 0.0
         t0 = time.perf_counter()
         if spec is None:  # the floor: forward passes alone, float32, same crops
             prn.predictor.batch_size = 1 if mode == "floor b=1" else batch
@@ -315,19 +328,25 @@ def bench_folder(
             prn.predictor.batch_size = b
             out = Path(tempfile.mkdtemp(dir=tmp))  # a new folder, as a fresh --out
             quiet = io.StringIO()
-            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-                rows = predict_images(prn, specs, args, out)
+            prn.predictor.predict_maps = timed_forward
+            try:
+                with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                    rows = predict_images(prn, specs, args, out)
+            finally:
+                del prn.predictor.predict_maps  # the class's method again
             assert all(r[2] == "ok" for r in rows), rows
-        rate = len(specs) / (time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
         if spec is not None:
             shutil.rmtree(out)
-        return rate
+            outside[mode].append(1e3 * (wall - network_s[0]) / len(specs))
+        return len(specs) / wall
 
     # Each round: the floor, then each mode followed by the floor again. A mode's share of the
     # floor is taken against the mean of the floors just before and after it, so that a machine
     # whose speed drifts (other jobs, a shared host) is compared with itself.
     rates: dict[str, list[float]] = {k: [] for k in ("floor", *modes)}
     shares: dict[str, list[float]] = {k: [] for k in modes}
+    floor_ms: list[float] = []  # per round: ms per image of the batch floor, mean of its runs
     try:
         for k in range(repeats + 1):
             before = run("floor")
@@ -342,6 +361,10 @@ def bench_folder(
                 before = after
             if k:
                 rates["floor"] += floors
+                floor_ms.append(1e3 * statistics.mean(1 / f for f in floors))
+            else:
+                for values in outside.values():
+                    values.clear()
     finally:
         PRNClass.finish = finish
     print(
@@ -352,17 +375,27 @@ def bench_folder(
     print(f"  {'floor':12s} {statistics.median(rates['floor']):7.2f} images/s")
     for mode in modes:
         share = 100 * statistics.median(shares[mode])
-        print(
+        line = (
             f"  {mode:12s} {statistics.median(rates[mode]):7.2f} images/s   "
             f"{share:5.1f} % of the floor (per round: "
             f"{', '.join(f'{100 * v:.0f}' for v in shares[mode])})"
         )
+        if outside[mode]:
+            line += f"; outside the network {statistics.median(outside[mode]):.1f} ms/image"
+        print(line)
     for out in ("every", "depth"):
         for path in ("new",) if new_only else ("today", "new"):
             ratio = statistics.median(
                 a / b for a, b in zip(shares[f"kpt {path}"], shares[f"{out} {path}"])
             )
             print(f"  {out} / kpt time, {path}: {ratio:.2f}x")
+    # The network's own time swings with the host's load from run to run; with every mode given
+    # the floor's network time (the round's floor at the pipeline's batch size) and its own time
+    # outside the network, the ratios compare only the work each mode adds.
+    for out in ("every", "depth"):
+        pairs = zip(floor_ms, outside[f"{out} new"], outside["kpt new"])
+        ratio = statistics.median((f + o) / (f + k) for f, o, k in pairs)
+        print(f"  {out} / kpt time, new, the network's time equalised to the floor: {ratio:.2f}x")
     print(f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -38,7 +38,7 @@ def _check(
         t = t.reshape(0, 3).astype(np.int64)
     if t.ndim != 2 or t.shape[1] != 3 or not np.issubdtype(t.dtype, np.integer):
         raise ValueError(f"triangles must be an (m, 3) integer array, got {t.dtype} {t.shape}")
-    t = t.astype(np.int64)
+    t = t.astype(np.int64, copy=False)
     if t.size and (t.min() < 0 or t.max() >= len(v)):
         raise ValueError(f"triangle indices must lie in [0, {len(v)})")
     c = None

@@ -40,7 +40,8 @@ only what they need is computed, e.g. ``--outputs kpt`` draws no mesh):
 * ``NAME_texture.png``: the UV texture map (256 x 256, face mask applied; ``--visible-only``
   also blanks the pixels the camera does not see, and those whose colour would mix in the
   background at the silhouette);
-* ``NAME.obj`` / ``NAME.ply``: the face mesh with vertex colours, in the camera frame
+* ``NAME.obj`` / ``NAME.ply``: the face mesh with vertex colours (the texture's 8-bit values at
+  the vertices; ``k / 255`` in the ``.obj``), in the camera frame
   ``(x, h - 1 - y, z)`` (y up, z towards the viewer; counter-clockwise front faces); the ``.ply``
   binary little-endian (``--ply-ascii``: text); with the texture output the ``.obj`` also has
   ``vt`` coordinates into ``NAME_texture.png`` and a ``NAME.mtl`` naming it;
@@ -51,7 +52,7 @@ only what they need is computed, e.g. ``--outputs kpt`` draws no mesh):
   mesh x 255 (``--depth-16bit``: x 65535, 16-bit PNG); ``--depth-norm minmax``: 1 (farthest) ..
   255 (nearest) on the face. The whole image, or with ``--depth-size N`` the face's crop square
   (the network's input square) drawn at N x N;
-* ``NAME_preview.png``: the image with the landmarks drawn;
+* ``NAME_preview.png``: the image with the landmarks drawn (a quick look: stored uncompressed);
 * ``NAME_swap.png`` with ``--swap``: the face of SRC_IMAGE (whose face is found the same way)
   pasted onto this face; ``NAME_posmap.npy`` (output ``posmap``, or ``--save-posmap``): the map
   (256, 256, 3) in image pixels.

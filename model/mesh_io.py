@@ -65,7 +65,7 @@ def _vertex_lines(v: np.ndarray, c: np.ndarray | None) -> bytes:
         return _table(np.hstack([v, c]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
     rgb = np.take(_CHANNEL_TEXT, c, axis=0).reshape(len(c), -1)  # "r g b " per row: a lookup
     rgb[:, -1] = ord("\n")
-    if np.abs(v).max() < 2.0**50 / 1e6:
+    if _fits_fixed(v, 6):
         return _fixed_table(v, 6, b"v ", rgb)
     return _table(np.hstack([v, c / 255.0]), "v %.6f %.6f %.6f %.6f %.6f %.6f")
 
@@ -80,7 +80,7 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
     fixed = _FIXED_ROW.fullmatch(fmt)
     if fixed and fmt.count("%") == rows.shape[1] and rows.dtype.kind == "f":
         decimals = int(fixed.group(2))
-        if np.abs(rows).max() < 2.0**50 / 10.0**decimals:
+        if _fits_fixed(rows, decimals):
             return _fixed_table(rows, decimals, fixed.group(1).encode("ascii"))
     values = rows.ravel().tolist()  # Python floats / ints, as savetxt formats them
     return ((fmt + "\n") * len(rows) % tuple(values)).encode("ascii")
@@ -90,6 +90,11 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
 _FIXED_ROW = re.compile(r"([^%]*)%\.(\d)f(?: %\.\2f)*")
 #: "0000" .. "9999" as one 4-byte word each: digits are looked up four at a time, by a 1-D take.
 _DIGITS4 = np.frombuffer("".join(f"{k:04d}" for k in range(10000)).encode(), np.uint32)
+
+
+def _fits_fixed(rows: np.ndarray, decimals: int) -> bool:
+    """Whether :func:`_fixed_table` formats ``rows`` exactly (every |value| < 2**50 / 10**d)."""
+    return bool(np.abs(rows).max() < 2.0**50 / 10.0**decimals)
 
 
 def _digits(a: np.ndarray, n: int) -> np.ndarray:

@@ -297,7 +297,7 @@ class DepthOptions:
 
 def _save_png(path: Path, array: np.ndarray, compress: bool = True) -> None:
     a = np.asarray(array)
-    data = encode_png(a if a.dtype == np.uint16 else a.astype(np.uint8), compress)
+    data = encode_png(a if a.dtype == np.uint16 else a.astype(np.uint8, copy=False), compress)
     with atomic_output(path) as fh:
         fh.write(data)
 

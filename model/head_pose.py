@@ -87,6 +87,11 @@ def estimate_pose(
     return HeadPose(pitch, yaw, roll, s, rotation_matrix(pitch, yaw, roll), t)
 
 
-def face_pose(posmap: np.ndarray, uv: FaceUV, image_height: int) -> HeadPose:
-    """:func:`estimate_pose` of a map (image pixels), fitted on the rigid upper face."""
-    return estimate_pose(dense_vertices(posmap, uv), uv.canonical, image_height, select=uv.rigid)
+def face_pose(
+    posmap: np.ndarray, uv: FaceUV, image_height: int, vertices: np.ndarray | None = None
+) -> HeadPose:
+    """:func:`estimate_pose` of a map (image pixels), fitted on the rigid upper face.
+    ``vertices``: the map's :func:`~model.uses.dense_vertices`, where already computed."""
+    if vertices is None:
+        vertices = dense_vertices(posmap, uv)
+    return estimate_pose(vertices, uv.canonical, image_height, select=uv.rigid)

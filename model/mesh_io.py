@@ -90,6 +90,13 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
 _FIXED_ROW = re.compile(r"([^%]*)%\.(\d)f(?: %\.\2f)*")
 #: "0000" .. "9999" as one 4-byte word each: digits are looked up four at a time, by a 1-D take.
 _DIGITS4 = np.frombuffer("".join(f"{k:04d}" for k in range(10000)).encode(), np.uint32)
+#: The same words with leading zeros as NUL bytes ("%4d", spaces as NUL): the lowest word of a
+#: number with nothing above it; and again with 0 as four NULs: a higher word with nothing above.
+_LEADING4 = np.frombuffer(
+    "".join(f"{k:4d}" for k in range(10000)).replace(" ", "\0").encode(), np.uint32
+)
+_WORDS = np.concatenate([_DIGITS4, _LEADING4, _LEADING4])
+_WORDS[20000] = 0
 
 
 def _fits_fixed(rows: np.ndarray, decimals: int) -> bool:
@@ -97,12 +104,15 @@ def _fits_fixed(rows: np.ndarray, decimals: int) -> bool:
     return bool(np.abs(rows).max() < 2.0**50 / 10.0**decimals)
 
 
-def _digits(a: np.ndarray, n: int) -> np.ndarray:
-    """(..., n) ASCII digits of the non-negative int64 values ``a`` < 10**n, zero-padded."""
+def _digits(a: np.ndarray, n: int, drop_leading: bool = False) -> np.ndarray:
+    """(..., n) ASCII digits of the non-negative int64 values ``a`` < 10**n, zero-padded, or with
+    ``drop_leading`` the leading zeros as NUL bytes (a value's last digit always kept)."""
     words = []
-    for _ in range(-(-n // 4)):  # least significant four digits first
+    for k in range(-(-n // 4)):  # least significant four digits first
         a, low = np.divmod(a, 10000)
-        words.append(np.take(_DIGITS4, low))
+        if drop_leading:  # nothing above this word: the NUL-padded tables
+            low += np.where(a > 0, 0, 10000 if k == 0 else 20000)
+        words.append(np.take(_WORDS, low))
     return np.stack(words[::-1], axis=-1).view(np.uint8)[..., -n:]
 
 
@@ -112,7 +122,8 @@ def _fixed_table(
     """``prefix`` then each value of a row as ``"%.{decimals}f"`` joined by spaces, a newline
     per row: Python's text (the exact binary value correctly rounded, half to even; ``-`` kept
     on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals.
-    ``suffix`` (n, k) uint8: text that ends each row instead of the newline (after a space)."""
+    ``prefix`` and ``suffix`` (n, k) uint8, text that ends each row instead of the newline (after
+    a space), must not hold NUL bytes."""
     x = np.asarray(rows, dtype=np.float64)
     n, c = x.shape
     scaled = x * 10.0**decimals
@@ -127,26 +138,25 @@ def _fixed_table(
     width = 1 + n_int + (decimals + 1 if decimals else 0) + 1  # sign, digits, '.', separator
     head = len(prefix)
     tail = 0 if suffix is None else suffix.shape[1]
-    line = np.empty((n, head + c * width + tail), dtype=np.uint8)  # fixed-width, then compacted
-    keep = np.ones(line.shape, dtype=bool)
-    line[:, :head] = np.frombuffer(prefix, dtype=np.uint8)
-    out = line[:, head : head + c * width].reshape(n, c, width)
-    kept = keep[:, head : head + c * width].reshape(n, c, width)
-    negative = np.signbit(x)
-    out[..., 0] = np.where(negative, ord("-"), ord(" "))
-    kept[..., 0] = negative
-    out[..., 1 : 1 + n_int] = _digits(whole, n_int)
-    for j in range(1, n_int):  # leading zeros of the whole part dropped (its last digit kept)
-        kept[..., j] = whole >= 10 ** (n_int - j)
+    # Fixed-width rows in which every byte to drop (a plus sign, leading zeros) is NUL, then one
+    # bytes.replace deletes them: about twice as fast as a boolean mask over the same bytes.
+    slot = np.zeros(width, dtype=np.uint8)  # one value: sign, whole part, '.', fraction, ' '
     if decimals:
-        out[..., 1 + n_int] = ord(".")
-        out[..., 2 + n_int : -1] = _digits(frac, decimals)
-    out[..., -1] = ord(" ")
+        slot[1 + n_int] = ord(".")
+    slot[-1] = ord(" ")
+    row = np.concatenate([np.frombuffer(prefix, dtype=np.uint8), np.tile(slot, c)])
     if suffix is None:
-        out[:, -1, -1] = ord("\n")
-    else:
+        row[-1] = ord("\n")
+    line = np.empty((n, head + c * width + tail), dtype=np.uint8)
+    line[:, : head + c * width] = row  # the constant bytes, one broadcast copy
+    out = line[:, head : head + c * width].reshape(n, c, width)
+    out[..., 0] = np.signbit(x) * np.uint8(ord("-"))
+    out[..., 1 : 1 + n_int] = _digits(whole, n_int, drop_leading=True)
+    if decimals:
+        out[..., 2 + n_int : -1] = _digits(frac, decimals)
+    if suffix is not None:
         line[:, head + c * width :] = suffix
-    return line[keep].tobytes()
+    return line.tobytes().replace(b"\0", b"")
 
 
 _BLOCKS: OrderedDict[tuple[str, str, tuple[int, ...]], tuple[np.ndarray, bytes]] = OrderedDict()

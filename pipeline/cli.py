@@ -334,7 +334,7 @@ def write_outputs(
     paths = {k: out_dir / f"{name}{suffix}" for k, suffix in OUTPUT_SUFFIXES.items() if k in want}
     kpt = landmarks(posmap, uv) if want & {"kpt", "preview"} else None
     verts = colors = mesh = None
-    if want & {"obj", "ply", "vertices", "texture", "depth"}:
+    if want & {"obj", "ply", "vertices", "texture", "depth", "pose"}:
         verts = dense_vertices(posmap, uv).astype(np.float32)
     if want & {"obj", "ply", "texture"}:  # the image read once: the meshes' and texture's colours
         colors = vertex_colors(image, verts)
@@ -369,7 +369,8 @@ def write_outputs(
         if "ply" in want:
             write_ply(paths["ply"], cam, mesh.triangles, mesh.colors, binary=ply_binary)
     if "pose" in want:
-        _save_text(paths["pose"], json.dumps(face_pose(posmap, uv, h).to_dict(), indent=2) + "\n")
+        pose = face_pose(posmap, uv, h, vertices=verts)
+        _save_text(paths["pose"], json.dumps(pose.to_dict(), indent=2) + "\n")
     if "depth" in want:
         _save_png(paths["depth"], _depth_png(verts, uv, h, w, raster, depth, transform))
     if "preview" in want:

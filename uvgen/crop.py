@@ -33,33 +33,50 @@ def _bilinear_indices(pos: np.ndarray, length: int) -> tuple[np.ndarray, ...]:
     return i0, i1, frac
 
 
+def _padded_window(
+    image: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], channels: int
+) -> np.ndarray:
+    """Rows [r0, r1) and columns [c0, c1) of ``image`` (H, W, C) padded by one zero pixel each
+    side (padded index p is image index p - 1), in its own dtype, with ``channels`` >= C channels
+    (the extra ones 0). Gathered values are cast to float32 after the gather: the same values as
+    casting first."""
+    h, w, c = image.shape
+    (r0, r1), (c0, c1) = rows, cols
+    window = np.zeros((r1 - r0, c1 - c0, channels), dtype=image.dtype)
+    ir0, ir1 = max(r0 - 1, 0), min(r1 - 1, h)  # the image rows and columns inside the window
+    ic0, ic1 = max(c0 - 1, 0), min(c1 - 1, w)
+    if ir1 > ir0 and ic1 > ic0:
+        window[ir0 + 1 - r0 : ir1 + 1 - r0, ic0 + 1 - c0 : ic1 + 1 - c0, :c] = image[
+            ir0:ir1, ic0:ic1
+        ]
+    return window
+
+
 def _zero_padded(image: np.ndarray) -> np.ndarray:
-    """``image`` (H, W, C) with a border of one zero pixel, in its own dtype (gathered values
-    are cast to float32 after the gather: the same values as casting first)."""
+    """``image`` (H, W, C) with a border of one zero pixel, in its own dtype."""
     h, w, c = image.shape
-    padded = np.zeros((h + 2, w + 2, c), dtype=image.dtype)
-    padded[1:-1, 1:-1] = image
-    return padded
+    return _padded_window(image, (0, h + 2), (0, w + 2), c)
 
 
-def _pixel_reader(image: np.ndarray):
-    """A function: flat indices into ``image`` (H, W, C) padded by one zero pixel each side
-    (row stride W + 2) -> float32 (*index.shape, C) pixels. Up to four uint8 channels are read
-    as one 4-byte word per pixel (a plain 1-D gather, several times faster than gathering rows of
-    C bytes); the values are the same."""
-    h, w, c = image.shape
+def _pixel_reader(image: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]):
+    """A function: flat indices into the :func:`_padded_window` ``rows`` x ``cols`` of ``image``
+    (H, W, C) (row stride ``cols[1] - cols[0]``) -> float32 (C, *index.shape) pixels, channel
+    first (the arithmetic after it runs over long contiguous rows). Up to four uint8 channels are
+    read as one 4-byte word per pixel (a plain 1-D gather, several times faster than gathering
+    rows of C bytes); the values are the same."""
+    c = image.shape[2]
     if image.dtype == np.uint8 and c <= 4:
-        padded = np.zeros((h + 2, w + 2, 4), dtype=np.uint8)
-        padded[1:-1, 1:-1, :c] = image
-        words = padded.view(np.uint32).reshape(-1)
+        words = _padded_window(image, rows, cols, 4).view(np.uint32).reshape(-1)
 
         def read(index: np.ndarray) -> np.ndarray:
-            px = np.take(words, np.ravel(index)).view(np.uint8).reshape(*np.shape(index), 4)
-            return px.astype(np.float32)[..., :c]
+            px = np.take(words, np.ravel(index)).view(np.uint8).reshape(-1, 4)
+            return px.T[:c].astype(np.float32, order="C").reshape(c, *np.shape(index))
 
         return read
-    flat = _zero_padded(image).reshape(-1, c)
-    return lambda index: flat[index].astype(np.float32)
+    flat = _padded_window(image, rows, cols, c).reshape(-1, c)
+    return lambda index: (
+        flat[np.ravel(index)].T.astype(np.float32, order="C").reshape(c, *np.shape(index))
+    )
 
 
 def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -67,14 +84,20 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     ``x``, ``y`` (float64; x right, y down, centres at integers); neighbours outside the image count
     as 0 (the constant-0 border), so a point more than one pixel outside reads 0."""
     h, w, c = image.shape
+    if np.size(x) == 0:
+        return np.zeros((*np.shape(x), c), dtype=np.float32)
     xi0, xi1, fx = _bilinear_indices(x, w)
     yi0, yi1, fy = _bilinear_indices(y, h)
-    fx, fy = fx[..., None], fy[..., None]
-    read = _pixel_reader(image)
-    stride = w + 2
-    top = read(yi0 * stride + xi0) * (1 - fx) + read(yi0 * stride + xi1) * fx
-    bottom = read(yi1 * stride + xi0) * (1 - fx) + read(yi1 * stride + xi1) * fx
-    return top * (1 - fy) + bottom * fy
+    # Only the window of the padded image that the samples read (i1 >= i0 on both axes).
+    r0, c0 = int(yi0.min()), int(xi0.min())
+    stride = int(xi1.max()) + 1 - c0
+    read = _pixel_reader(image, (r0, int(yi1.max()) + 1), (c0, c0 + stride))
+    x0, x1 = xi0 - c0, xi1 - c0
+    y0, y1 = (yi0 - r0) * stride, (yi1 - r0) * stride
+    gx, gy = 1 - fx, 1 - fy
+    top = read(y0 + x0) * gx + read(y0 + x1) * fx
+    bottom = read(y1 + x0) * gx + read(y1 + x1) * fx
+    return np.ascontiguousarray(np.moveaxis(top * gy + bottom * fy, 0, -1))
 
 
 def sample_bilinear_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

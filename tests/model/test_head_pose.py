@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from model import head_pose
+from model.uses import dense_vertices
 from tests.model.face_maps import (
     SIZE,
     draw_face,
@@ -47,6 +48,13 @@ def test_pose_of_the_mean_face_is_exact(setup, angles) -> None:
     posmap, pose = mean_pose_map(model, layout, angles)
     est = head_pose.face_pose(posmap, uv, SIZE)
     assert np.allclose(est.degrees, angles, atol=0.01)
+    # the map's vertices handed over (prnet predict computes them once per face): the same pose;
+    # other vertices: the pose of those
+    given = head_pose.face_pose(posmap, uv, SIZE, vertices=dense_vertices(posmap, uv))
+    assert given.degrees == est.degrees and np.array_equal(given.translation, est.translation)
+    shifted = dense_vertices(posmap, uv) + np.float32([5, 0, 0])
+    moved = head_pose.face_pose(posmap, uv, SIZE, vertices=shifted)
+    assert moved.translation[0] == pytest.approx(est.translation[0] + 5, abs=1e-3)
     assert est.scale == pytest.approx(pose[6], rel=1e-4)
     assert np.allclose(est.translation[:2], pose[3:5], atol=0.05)
 

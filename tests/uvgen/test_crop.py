@@ -113,3 +113,39 @@ def test_uint8_pixels_read_as_words_equal_the_float_path(channels):
     plain = sample_bilinear(image.astype(np.float32), x, y)
     assert words.shape == (17, 13, channels) and words.dtype == np.float32
     assert words.tobytes() == plain.tobytes()
+
+
+def _pointwise(image, x, y):
+    """float64 (n, C) bilinear reads with 0 outside: the plain rule, one point at a time."""
+    h, w, c = image.shape
+
+    def pixel(r, col):
+        return image[r, col].astype(np.float64) if 0 <= r < h and 0 <= col < w else np.zeros(c)
+
+    out = []
+    for sx, sy in zip(x, y):
+        c0, r0 = int(np.floor(sx)), int(np.floor(sy))
+        dx, dy = sx - c0, sy - r0
+        top = (1 - dx) * pixel(r0, c0) + dx * pixel(r0, c0 + 1)
+        bottom = (1 - dx) * pixel(r0 + 1, c0) + dx * pixel(r0 + 1, c0 + 1)
+        out.append((1 - dy) * top + dy * bottom)
+    return np.array(out).reshape(len(x), c)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize(
+    "region",
+    [(10, 14, 20, 23), (-3, 2, -2, 1), (44, 49, 58, 63), (-40, -30, 5, 9), (0, 46, 0, 60)],
+)
+def test_sample_bilinear_reads_only_the_window_it_needs(dtype, region):
+    """Samples in a small region (inside, across a corner, past the far edges, wholly outside,
+    everywhere) read the image padded only where they fall: the values of the plain rule."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, size=(61, 47, 3)).astype(dtype)
+    x0, x1, y0, y1 = region
+    x, y = rng.uniform(x0, x1, 300), rng.uniform(y0, y1, 300)
+    x[:2], y[:2] = (x0, x1), (y0, y1)  # the region's corners on integers: whole-pixel reads
+    out = sample_bilinear(image, x, y)
+    assert out.shape == (300, 3) and out.dtype == np.float32 and out.flags.c_contiguous
+    assert np.allclose(out, _pointwise(image, x, y), rtol=0, atol=1e-3)
+    assert sample_bilinear(image, x[:0], y[:0]).shape == (0, 3)

@@ -124,15 +124,21 @@ def _fixed_table(
     on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals.
     ``prefix`` and ``suffix`` (n, k) uint8, text that ends each row instead of the newline (after
     a space), must not hold NUL bytes."""
-    x = np.asarray(rows, dtype=np.float64)
+    x = np.asarray(rows)
+    # A float32 value (24-bit significand) times 10**d = 2**d * 5**d (5**12 < 2**28) needs at
+    # most 52 bits: exact in float64 for d <= 12, so rint rounds the exact value (half to even).
+    exact = x.dtype == np.float32 and decimals <= 12
+    x = x.astype(np.float64, copy=False)
     n, c = x.shape
     scaled = x * 10.0**decimals
     q = np.rint(scaled)
-    # Rounding the exact binary value may differ from rounding the (rounded) product only where
-    # the product lies within its rounding error (<= 2**-53 of it) of a half: those few exactly.
-    near = np.abs(np.abs(scaled - q) - 0.5) <= np.abs(scaled) * 4.5e-16
-    for i in zip(*np.nonzero(near)):
-        q[i] = int(Decimal(float(x[i])).scaleb(decimals).to_integral_value(ROUND_HALF_EVEN))
+    if not exact:
+        # Rounding the exact binary value may differ from rounding the (rounded) product only
+        # where the product lies within its rounding error (<= 2**-53 of it) of a half: those
+        # few exactly.
+        near = np.abs(np.abs(scaled - q) - 0.5) <= np.abs(scaled) * 4.5e-16
+        for i in zip(*np.nonzero(near)):
+            q[i] = int(Decimal(float(x[i])).scaleb(decimals).to_integral_value(ROUND_HALF_EVEN))
     whole, frac = np.divmod(np.abs(q).astype(np.int64), 10**decimals)  # exact: q < 2**50
     n_int = len(str(int(whole.max())))
     width = 1 + n_int + (decimals + 1 if decimals else 0) + 1  # sign, digits, '.', separator
@@ -210,6 +216,8 @@ def write_obj(
     (``mtllib`` / ``usemtl``).
     """
     v, t, c = _check(vertices, triangles, colors)
+    if np.asarray(vertices).dtype == np.float32:
+        v = v.astype(np.float32)  # the same values; their text skips a rounding check
     path = Path(path)
     uvs = None
     if texcoords is not None:

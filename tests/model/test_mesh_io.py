@@ -35,6 +35,25 @@ def test_float_rows_are_pythons_text(decimals, prefix) -> None:
         assert _table(rows, fmt) == _python(rows, fmt)
 
 
+@pytest.mark.parametrize("decimals", [0, 3, 6, 12])
+def test_float32_rows_are_pythons_text(decimals) -> None:
+    """float32 rows skip the near-half check (their scaled value is exact in float64): the text
+    of every value, exact halves (dyadic, so representable) and the extremes included."""
+    rng = np.random.default_rng(decimals)
+    halves = (2 * rng.integers(0, 50, 200) + 1) * 5**decimals / 2.0 / 10.0**decimals
+    cases = [
+        EDGES[np.abs(EDGES) < 1e9].astype(np.float32).reshape(-1, 1),
+        rng.normal(200, 100, (5000, 3)).astype(np.float32),
+        np.concatenate([halves, -halves]).astype(np.float32).reshape(-1, 2),
+        (rng.uniform(-1, 1, (2000, 3)) * 10.0 ** -min(decimals, 6)).astype(np.float32),
+        np.float32([[np.finfo(np.float32).tiny, -np.finfo(np.float32).eps, 2.0**24]]),
+    ]
+    for rows in cases:
+        assert np.array_equal(halves.astype(np.float32), halves)  # the halves are exact
+        fmt = "v " + " ".join([f"%.{decimals}f"] * rows.shape[1])
+        assert _table(rows, fmt) == _python(rows.astype(np.float64), fmt)
+
+
 def test_mixed_and_integer_rows_are_pythons_text() -> None:
     rng = np.random.default_rng(1)
     ints = rng.integers(-5, 100000, (2000, 6))

@@ -90,11 +90,13 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
 _FIXED_ROW = re.compile(r"([^%]*)%\.(\d)f(?: %\.\2f)*")
 #: "0000" .. "9999" as one 4-byte word each: digits are looked up four at a time, by a 1-D take.
 _DIGITS4 = np.frombuffer("".join(f"{k:04d}" for k in range(10000)).encode(), np.uint32)
-#: The same words with leading zeros as NUL bytes ("%4d", spaces as NUL): the lowest word of a
-#: number with nothing above it; and again with 0 as four NULs: a higher word with nothing above.
+#: The same words with leading zeros as NUL bytes ("%4d", spaces as NUL), for a word with no
+#: non-zero digit above it: the lowest word of a number (0 -> "\0\0\00").
 _LEADING4 = np.frombuffer(
     "".join(f"{k:4d}" for k in range(10000)).replace(" ", "\0").encode(), np.uint32
 )
+#: Three tables of 10,000 words in one: zero-padded, leading NULs for the lowest word, and
+#: leading NULs for a higher word (whose 0 is four NULs).
 _WORDS = np.concatenate([_DIGITS4, _LEADING4, _LEADING4])
 _WORDS[20000] = 0
 
@@ -122,8 +124,8 @@ def _fixed_table(
     """``prefix`` then each value of a row as ``"%.{decimals}f"`` joined by spaces, a newline
     per row: Python's text (the exact binary value correctly rounded, half to even; ``-`` kept
     on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals.
-    ``prefix`` and ``suffix`` (n, k) uint8, text that ends each row instead of the newline (after
-    a space), must not hold NUL bytes."""
+    ``suffix`` (n, k) uint8: text that ends each row instead of the newline (after a space).
+    Neither ``prefix`` nor ``suffix`` may hold a NUL byte (NULs mark the bytes to drop)."""
     x = np.asarray(rows)
     # A float32 value (24-bit significand) times 10**d = 2**d * 5**d (5**12 < 2**28) needs at
     # most 52 bits: exact in float64 for d <= 12, so rint rounds the exact value (half to even).

@@ -57,8 +57,9 @@ _CHANNEL_TEXT = np.frombuffer(
 ).reshape(256, 9)
 
 
-def _vertex_lines(v: np.ndarray, c: np.ndarray | None) -> bytes:
-    """The ``v x y z [r g b]`` lines (``%.6f``; uint8 colours as k / 255)."""
+def _vertex_lines(v: np.ndarray, c: np.ndarray | None) -> bytes | np.ndarray:
+    """The ``v x y z [r g b]`` lines (``%.6f``; uint8 colours as k / 255): bytes, or a 1-D uint8
+    array of them (a file's ``write`` takes either)."""
     if c is None:
         return _table(v, "v %.6f %.6f %.6f")
     if c.dtype != np.uint8:
@@ -81,7 +82,7 @@ def _table(rows: np.ndarray, fmt: str) -> bytes:
     if fixed and fmt.count("%") == rows.shape[1] and rows.dtype.kind == "f":
         decimals = int(fixed.group(2))
         if _fits_fixed(rows, decimals):
-            return _fixed_table(rows, decimals, fixed.group(1).encode("ascii"))
+            return _fixed_table(rows, decimals, fixed.group(1).encode("ascii")).tobytes()
     values = rows.ravel().tolist()  # Python floats / ints, as savetxt formats them
     return ((fmt + "\n") * len(rows) % tuple(values)).encode("ascii")
 
@@ -120,10 +121,11 @@ def _digits(a: np.ndarray, n: int, drop_leading: bool = False) -> np.ndarray:
 
 def _fixed_table(
     rows: np.ndarray, decimals: int, prefix: bytes, suffix: np.ndarray | None = None
-) -> bytes:
-    """``prefix`` then each value of a row as ``"%.{decimals}f"`` joined by spaces, a newline
-    per row: Python's text (the exact binary value correctly rounded, half to even; ``-`` kept
-    on -0.0 and on what rounds to zero) for finite values under 2**50 / 10**decimals.
+) -> np.ndarray:
+    """The bytes (1-D uint8) of ``prefix`` then each value of a row as ``"%.{decimals}f"``
+    joined by spaces, a newline per row: Python's text (the exact binary value correctly
+    rounded, half to even; ``-`` kept on -0.0 and on what rounds to zero) for finite values
+    under 2**50 / 10**decimals.
     ``suffix`` (n, k) uint8: text that ends each row instead of the newline (after a space).
     Neither ``prefix`` nor ``suffix`` may hold a NUL byte (NULs mark the bytes to drop)."""
     x = np.asarray(rows)
@@ -146,8 +148,10 @@ def _fixed_table(
     width = 1 + n_int + (decimals + 1 if decimals else 0) + 1  # sign, digits, '.', separator
     head = len(prefix)
     tail = 0 if suffix is None else suffix.shape[1]
-    # Fixed-width rows in which every byte to drop (a plus sign, leading zeros) is NUL, then one
-    # bytes.replace deletes them: about twice as fast as a boolean mask over the same bytes.
+    # Fixed-width rows in which every byte to drop (a plus sign, leading zeros) is NUL, dropped by
+    # one mask at the end. numpy compacts without the GIL, so two writer threads overlap
+    # (bytes.replace, about 1 ms faster alone for a face's mesh, holds the GIL and was slower on
+    # two threads); the array is written as it is, without a copy to bytes.
     slot = np.zeros(width, dtype=np.uint8)  # one value: sign, whole part, '.', fraction, ' '
     if decimals:
         slot[1 + n_int] = ord(".")
@@ -164,7 +168,7 @@ def _fixed_table(
         out[..., 2 + n_int : -1] = _digits(frac, decimals)
     if suffix is not None:
         line[:, head + c * width :] = suffix
-    return line.tobytes().replace(b"\0", b"")
+    return line[line != 0]
 
 
 _BLOCKS: OrderedDict[tuple[str, str, tuple[int, ...]], tuple[np.ndarray, bytes]] = OrderedDict()

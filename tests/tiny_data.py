@@ -254,6 +254,20 @@ def figure_settings(root: Path, **changes) -> FigureSettings:
     return FigureSettings(**{**base, **changes})
 
 
+def tiny_uvgen_params(root: Path, model_dir: Path) -> dict:
+    """``uvgen`` parameters for the tiny sets under ``root`` (``300W_LP``, ``AFLW2000``; maps to
+    ``root/uv``) and the model in ``model_dir``: in-process, small tasks."""
+    return dict(
+        model_dir=str(model_dir),
+        train_root=str(root / "300W_LP"),
+        test_root=str(root / "AFLW2000"),
+        train_out=str(root / "uv" / "train.h5"),
+        test_out=str(root / "uv" / "test.h5"),
+        workers=0,
+        task_size=10,
+    )
+
+
 def build_tiny_uv(
     root: Path, n_vertices: int, n_train: int, n_test: int, **uvgen: object
 ) -> tuple[Path, dict]:
@@ -272,16 +286,7 @@ def build_tiny_uv(
     write_synthetic_set("300wlp", root / "model", root / "300W_LP", n_train, 256, seed=1)
     write_synthetic_set("aflw2000", root / "model", root / "AFLW2000", n_test, 256, seed=2)
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
-    raw["uvgen"].update(
-        model_dir=str(root / "model"),
-        train_root=str(root / "300W_LP"),
-        test_root=str(root / "AFLW2000"),
-        train_out=str(root / "uv" / "train.h5"),
-        test_out=str(root / "uv" / "test.h5"),
-        workers=0,
-        task_size=10,
-        **uvgen,
-    )
+    raw["uvgen"].update(tiny_uvgen_params(root, root / "model"), **uvgen)
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     make_uv.main(["train", "--params", str(params)])

@@ -24,6 +24,7 @@ import yaml
 
 from pipeline.config import DEFAULT_PARAMS
 from pipeline.stage import run
+from tests.tiny_data import tiny_uvgen_params
 
 ROOT = Path(__file__).resolve().parents[2]
 TQDM_LINE = re.compile(r"\d+%\|")
@@ -76,16 +77,7 @@ def tiny(tmp_path_factory) -> dict:
     write_synthetic_set("aflw2000", model_dir, root / "AFLW2000", 2, 160, 0, workers=1)
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     raw["face_model"].update(out_dir=str(model_dir), n_vertices=900)
-    raw["uvgen"].update(
-        model_dir=str(model_dir),
-        train_root=str(root / "300W_LP"),
-        test_root=str(root / "AFLW2000"),
-        train_out=str(root / "uv" / "train.h5"),
-        test_out=str(root / "uv" / "test.h5"),
-        workers=0,
-        task_size=10,
-        on_bad_sample="fail",
-    )
+    raw["uvgen"].update(tiny_uvgen_params(root, model_dir), on_bad_sample="fail")
     for section in ("synth_300wlp", "synth_aflw2000"):
         raw[section].update(out_dir=str(root / section), count=1, image_size=64, workers=1)
     raw["train_common"].update(train_file=str(root / "uv" / "train.h5"), progress=False)

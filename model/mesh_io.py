@@ -33,6 +33,8 @@ def _check(
     vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     v = finite_points(vertices, 3, "vertices")
+    if np.asarray(vertices).dtype == np.float32:
+        v = np.asarray(vertices)  # checked; kept float32: the same values, a faster exact text
     t = np.asarray(triangles)
     if t.size == 0:
         t = t.reshape(0, 3).astype(np.int64)
@@ -222,8 +224,6 @@ def write_obj(
     (``mtllib`` / ``usemtl``).
     """
     v, t, c = _check(vertices, triangles, colors)
-    if np.asarray(vertices).dtype == np.float32:
-        v = v.astype(np.float32)  # the same values; their text skips a rounding check
     path = Path(path)
     uvs = None
     if texcoords is not None:

@@ -335,7 +335,7 @@ def write_outputs(
     kpt = landmarks(posmap, uv) if want & {"kpt", "preview"} else None
     verts = colors = mesh = None
     if want & {"obj", "ply", "vertices", "texture", "depth", "pose"}:
-        verts = dense_vertices(posmap, uv).astype(np.float32)
+        verts = dense_vertices(posmap, uv).astype(np.float32, copy=False)
     if want & {"obj", "ply", "texture"}:  # the image read once: the meshes' and texture's colours
         colors = vertex_colors(image, verts)
     if want & {"obj", "ply"}:
@@ -348,7 +348,7 @@ def write_outputs(
         buf = [f"{x:.3f} {y:.3f} {z:.3f}" for x, y, z in kpt]
         _save_text(paths["kpt"], "\n".join(buf) + "\n")
     if "vertices" in want:
-        _save_npy(paths["vertices"], verts.astype(np.float32))
+        _save_npy(paths["vertices"], verts)
     if "texture" in want:
         visible = None
         if visible_only:
